@@ -4,17 +4,38 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.data.errors import ProtocolError
+
+from . import run, tools
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyi2p", description="An I2P node in Python.")
-    parser.add_subparsers(dest="command", required=True)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    run.add_parser(subparsers)
+    tools.add_parsers(subparsers)
+    for name in ("testnet", "status"):
+        try:
+            module = __import__(f"pyi2p.{name}", fromlist=["add_parser"])
+        except ImportError:
+            continue
+        if hasattr(module, "add_parser"):
+            module.add_parser(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return args.func(args) if hasattr(args, "func") else 0
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ProtocolError as exc:
+        print(f"pyi2p: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"pyi2p: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

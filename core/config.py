@@ -1,0 +1,134 @@
+"""Router settings: embedded defaults, then DATADIR/config.toml, then command-line flags."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.data.errors import ProtocolError
+from core.fsutil import atomic_write_text
+
+DEFAULT_DATADIR = Path("~/.pyi2p").expanduser()
+REAL_NETID = 2
+PORT_RANGE = (9000, 31000)
+
+
+class ConfigError(ProtocolError):
+    """config.toml or a flag holds a value the router cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouterConfig:
+    datadir: Path = DEFAULT_DATADIR
+    host: str | None = None          # None: bind all, publish no address (outbound only)
+    port: int = 0                    # 0: chosen at first run and kept in config.toml
+    netid: int = REAL_NETID
+    reseed_file: str | None = None
+    floodfill: bool = False
+    bandwidth: str = "O"             # caps letter: K L M N O P X
+    max_connections: int = 256
+    control_host: str = "127.0.0.1"
+    control_port: int = 7650
+    log_level: str = "INFO"
+
+    @property
+    def config_path(self) -> Path:
+        return self.datadir / "config.toml"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RouterConfig)}
+_TYPES = {"datadir": Path, "host": str, "port": int, "netid": int, "reseed_file": str, "floodfill": bool,
+          "bandwidth": str, "max_connections": int, "control_host": str, "control_port": int, "log_level": str}
+
+_TEMPLATE = """\
+# pyi2p router settings. Command-line flags override these for one run.
+
+# NTCP2 port, chosen at random on first start and kept.
+port = {port}
+
+# Address to bind and publish. Unset: listen on all addresses and publish no
+# address, so peers cannot dial us (we still dial them).
+# host = "198.18.0.100"
+
+# Network id: 2 is the real I2P network; a private testnet uses its own (e.g. 42).
+netid = {netid}
+
+# A reseed bundle read at start: an .su3 file, a zip of routerInfo-*.dat, or a folder of them.
+# reseed_file = "/path/to/seed.zip"
+
+# Act as a floodfill (store and answer network database entries).
+floodfill = false
+
+# Bandwidth class published in our caps: K L M N O P X.
+bandwidth = "O"
+
+# I2PControl JSON-RPC (loopback only by default).
+control_host = "127.0.0.1"
+control_port = 7650
+"""
+
+
+def _coerce(name: str, value):
+    kind = _TYPES[name]
+    if value is None:
+        return None
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, not {value!r}", structure="config")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name} must be a whole number, not {value!r}", structure="config")
+        return value
+    if kind is Path:
+        return Path(str(value)).expanduser()
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, not {value!r}", structure="config")
+    return value
+
+
+def _validate(config: RouterConfig) -> RouterConfig:
+    if not (0 <= config.port <= 65535):
+        raise ConfigError(f"port {config.port} is out of range", structure="config")
+    if not (0 <= config.netid <= 255):
+        raise ConfigError(f"netid {config.netid} is out of range 0-255", structure="config")
+    if config.bandwidth not in ("K", "L", "M", "N", "O", "P", "X"):
+        raise ConfigError(f"bandwidth {config.bandwidth!r} is not one of K L M N O P X", structure="config")
+    if config.max_connections < 1:
+        raise ConfigError("max_connections must be at least 1", structure="config")
+    return config
+
+
+def load_config(datadir: str | os.PathLike | None = None, overrides: dict | None = None, rng=os.urandom) -> RouterConfig:
+    """Read DATADIR/config.toml (writing it with a fresh random port on first start), then apply overrides."""
+    base = Path(datadir).expanduser() if datadir else DEFAULT_DATADIR
+    path = base / "config.toml"
+    values: dict = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: {exc}", structure="config") from None
+        for name, value in raw.items():
+            if name not in _TYPES or name == "datadir":
+                raise ConfigError(f"{path}: unknown setting {name!r}", structure="config")
+            values[name] = _coerce(name, value)
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = _coerce(name, value)
+    config = _validate(RouterConfig(datadir=base, **values))
+    if not path.exists():
+        port = config.port or _random_port(rng)
+        atomic_write_text(path, _TEMPLATE.format(port=port, netid=REAL_NETID))
+        if not config.port:
+            config = dataclasses.replace(config, port=port)
+    elif not config.port:
+        raise ConfigError(f"{path}: no port set", structure="config")
+    return config
+
+
+def _random_port(rng) -> int:
+    low, high = PORT_RANGE
+    return low + int.from_bytes(rng(4), "big") % (high - low + 1)
