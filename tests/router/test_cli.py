@@ -1,0 +1,74 @@
+"""The command-line tools: real files in, JSON or addresses out, clear errors without tracebacks."""
+import json
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from core.data.privatekeys import PrivateKeys
+from pyi2p.cli import main
+
+
+def test_keygen_then_keyinfo(tmp_path, capsys):
+    path = tmp_path / "dest.dat"
+    assert main(["keygen", str(path)]) == 0
+    b32 = capsys.readouterr().out.strip()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    keys = PrivateKeys.load(path)
+    assert keys.destination.b32_address == b32 and b32.endswith(".b32.i2p")
+    assert main(["keyinfo", "--json", str(path)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["b32"] == b32 and info["destination"] == keys.destination.b64
+    assert info["signature_type"] == "EdDSA_SHA512_Ed25519" and info["crypto_type"] == "X25519"
+    assert main(["keygen", str(path)]) == 1   # refuses to overwrite keys
+
+
+def test_routerinfo_prints_fields_of_our_own_router_info(tmp_path, capsys):
+    from core.config import load_config
+    from core.router import Router
+    import asyncio
+
+    async def boot():
+        router = Router(load_config(tmp_path, {"netid": 42, "host": "198.18.0.9", "port": 2000}))
+        await router.start()
+        await router.stop()
+        return router
+    router = asyncio.run(boot())
+    assert main(["routerinfo", str(tmp_path / "router.info")]) == 0
+    fields = json.loads(capsys.readouterr().out)
+    from core.data.encoding import b64encode
+    assert fields["hash"] == b64encode(router.hash)
+    assert fields["signature_valid"] is True and fields["netid"] == 42
+    assert fields["addresses"][0]["options"]["host"] == "198.18.0.9"
+
+
+@pytest.mark.parametrize("command", ["routerinfo", "keyinfo"])
+def test_garbage_file_gives_message_and_nonzero_exit_without_traceback(tmp_path, command):
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\x01\x02\x03" * 50)
+    result = subprocess.run([sys.executable, "-m", "pyi2p", command, str(junk)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "truncated" in result.stderr or "offset" in result.stderr
+
+
+def test_missing_file_is_a_clear_error(tmp_path, capsys):
+    assert main(["routerinfo", str(tmp_path / "nope")]) == 2
+    assert "No such file" in capsys.readouterr().err
+
+
+def test_run_on_fresh_datadir_without_network_says_no_peers_and_keeps_running(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "pyi2p", "run", "--datadir", str(tmp_path), "--netid", "42"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "running" in line
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "no peers yet" in err
+    assert (tmp_path / "router.info").exists()

@@ -1,0 +1,62 @@
+"""The router's identity and data dir: created once, 0600, reloaded the same, RouterInfo signed."""
+import stat
+
+import pytest
+
+from core.clock import FakeClock
+from core.config import ConfigError, load_config
+from core.data.routerinfo import RouterInfo
+from core.router import Router
+
+
+async def start_router(datadir, **overrides):
+    router = Router(load_config(datadir, overrides), clock=FakeClock())
+    await router.start()
+    await router.stop()
+    return router
+
+
+async def test_first_start_creates_private_files_0600_and_reload_keeps_identity(tmp_path):
+    first = await start_router(tmp_path, netid=42)
+    for name in ("router.keys", "ntcp2.keys"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+    second = await start_router(tmp_path, netid=42)
+    assert second.hash == first.hash
+    assert second.keys.ntcp2_static.public_bytes == first.keys.ntcp2_static.public_bytes
+
+
+async def test_router_info_on_disk_is_signed_and_announces_ntcp2(tmp_path):
+    router = await start_router(tmp_path, netid=42, host="198.18.0.50", port=12345)
+    ri = RouterInfo.parse((tmp_path / "router.info").read_bytes())
+    assert ri.verify()
+    assert ri.hash == router.hash
+    assert ri.netid == 42
+    (address,) = ri.addresses_of("NTCP2")
+    assert address.host == "198.18.0.50" and address.port == 12345
+    assert address.s == router.keys.ntcp2_static.public_bytes
+    assert address.i == router.keys.ntcp2_iv
+    assert "R" in ri.caps
+
+
+async def test_without_host_the_address_is_unpublished(tmp_path):
+    await start_router(tmp_path)
+    ri = RouterInfo.parse((tmp_path / "router.info").read_bytes())
+    (address,) = ri.addresses_of("NTCP2")
+    assert address.host is None and address.s is not None
+    assert "U" in ri.caps and ri.netid == 2
+
+
+def test_port_is_chosen_once_and_kept(tmp_path):
+    port = load_config(tmp_path).port
+    assert 9000 <= port <= 31000
+    assert load_config(tmp_path).port == port
+    assert load_config(tmp_path, {"port": 4567}).port == 4567
+    assert load_config(tmp_path).port == port
+
+
+@pytest.mark.parametrize("text", ["port = 'x'\n", "netid = 999\n", "bogus = 1\n", "port = [\n",
+                                  "bandwidth = 'Q'\n"])
+def test_bad_config_is_a_clear_error(tmp_path, text):
+    (tmp_path / "config.toml").write_text(text)
+    with pytest.raises(ConfigError):
+        load_config(tmp_path)
