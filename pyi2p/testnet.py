@@ -1,0 +1,956 @@
+"""A private I2P testnet on one machine: real i2pd routers (and pyi2p routers) in a network namespace.
+
+i2pd 2.45.1 refuses peers at reserved addresses (127/8 included), so the routers live on
+198.18.0.x (RFC 2544) on the `lo` of a namespace that has no other interface: nothing can
+leave the machine. Every client of the testnet must run inside that namespace
+(`ip netns exec NS ...`, or `Testnet.in_netns()` in-process). The facts behind each
+choice are in docs/testnet.md.
+
+    pyi2p testnet up [-n 5] [-m 0] [--base DIR] [--wait 120]   # idempotent
+    pyi2p testnet status [--base DIR]
+    pyi2p testnet down [--base DIR]                             # idempotent
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import ctypes.util
+import dataclasses
+import http.client
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.data.encoding import b64encode
+from core.data.errors import ProtocolError
+from core.data.identity import RouterIdentity
+from core.data.reader import Reader
+from core.fsutil import atomic_write, atomic_write_text
+
+log = logging.getLogger("pyi2p.testnet")
+
+STATE_FILE = "testnet.json"
+SEED_FILE = "seed.zip"
+DEFAULT_BASE = "/tmp/pyi2p-testnet"
+DEFAULT_NETNS = "pyi2p-testnet"
+DEFAULT_FIRST_PORT = 20000
+PORT_STRIDE = 10                      # router k uses ports P..P+4, P = first_port + 10*(k-1)
+PYI2P_HOST_OFFSET = 100               # pyi2p router j lives on PREFIX.(100+j)
+EXTRA_HOST_OFFSET = 200               # in-process routers of tests get PREFIX.(200+i)
+RI_REFRESH_AGE_S = 24 * 3600          # README: i2pd wipes its netDb when most seeded RIs are > 270 h old
+IDENTITY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0                 # SIGTERM, then SIGKILL (SIGINT would wait up to 10 min)
+CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
+NETNS_DIR = "/run/netns"
+
+
+class TestnetError(Exception):
+    """The testnet cannot be brought up, inspected or torn down as asked."""
+
+
+# ---------------------------------------------------------------- RouterInfo files
+
+def router_hash_b64(router_info: bytes) -> str:
+    """I2P-base64 SHA-256 of the RouterIdentity that opens a RouterInfo: its netDb and reseed file name."""
+    return b64encode(RouterIdentity.read(Reader(router_info, "RouterInfo")).hash)
+
+
+def netdb_file(datadir: str | os.PathLike, ident_b64: str) -> Path:
+    """i2pd's layout: netDb/r<first char>/routerInfo-<b64>.dat."""
+    return Path(datadir) / "netDb" / f"r{ident_b64[0]}" / f"routerInfo-{ident_b64}.dat"
+
+
+def netdb_hashes(datadir: str | os.PathLike) -> set[str]:
+    """Router hashes (b64) of the RouterInfo files in an i2pd netDb."""
+    names = Path(datadir).glob("netDb/r*/routerInfo-*.dat")
+    return {n.name[len("routerInfo-"):-len(".dat")] for n in names}
+
+
+def build_reseed_zip(router_infos: dict[str, bytes]) -> bytes:
+    """A reseed bundle: a plain zip of routerInfo-<b64>.dat entries (ident b64 -> RI bytes)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for ident_b64, ri in sorted(router_infos.items()):
+            z.writestr(f"routerInfo-{ident_b64}.dat", ri)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- network namespace
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+@contextlib.contextmanager
+def in_netns(netns: str) -> Iterator[None]:
+    """Run the calling thread in network namespace `netns`; sockets made here stay in it afterwards."""
+    try:
+        target = os.open(os.path.join(NETNS_DIR, netns), os.O_RDONLY)
+    except FileNotFoundError:
+        raise TestnetError(f"network namespace {netns!r} does not exist") from None
+    try:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            _setns(target)
+            try:
+                yield
+            finally:
+                _setns(home)
+        finally:
+            os.close(home)
+    finally:
+        os.close(target)
+
+
+def _ip(*args: str, check: bool = True) -> str:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20)
+    if check and proc.returncode != 0:
+        raise TestnetError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def netns_exists(netns: str) -> bool:
+    return os.path.exists(os.path.join(NETNS_DIR, netns))
+
+
+def netns_pids(netns: str) -> list[int]:
+    if not netns_exists(netns):
+        return []
+    return [int(p) for p in _ip("netns", "pids", netns, check=False).split()]
+
+
+def unavailable_reason() -> str | None:
+    """Why a testnet cannot run on this machine, or None when it can."""
+    if os.geteuid() != 0:
+        return "the testnet needs root (it creates a network namespace)"
+    if shutil.which("ip") is None:
+        return "the `ip` command (iproute2) is not installed"
+    if i2pd_binary() is None:
+        return "i2pd is not installed (apt-get install i2pd)"
+    return None
+
+
+def i2pd_binary() -> str | None:
+    found = shutil.which("i2pd")
+    if found:
+        return found
+    return "/usr/sbin/i2pd" if os.access("/usr/sbin/i2pd", os.X_OK) else None
+
+
+# ---------------------------------------------------------------- routers
+
+@dataclass
+class Router:
+    """One router of the testnet; ports are inside the namespace (services on 127.0.0.1)."""
+
+    name: str                         # r1..rN (i2pd), p1..pM (pyi2p)
+    kind: str                         # "i2pd" or "pyi2p"
+    datadir: str
+    address: str                      # NTCP2 and SSU2 bind and publish address
+    port: int                         # NTCP2 (TCP) and SSU2 (UDP)
+    console: int | None = None
+    sam: int | None = None
+    http_proxy: int | None = None
+    i2cp: int | None = None
+    floodfill: bool = False
+    pid: int | None = None
+    ident_hash: str = ""              # I2P-base64 SHA-256 of the RouterIdentity
+
+    @property
+    def router_info_path(self) -> Path:
+        return Path(self.datadir) / "router.info"
+
+    def command(self, netid: int, seed_file: str) -> list[str]:
+        if self.kind == "i2pd":
+            d = self.datadir
+            return [i2pd_binary() or "i2pd", "--datadir", d, "--conf", f"{d}/i2pd.conf",
+                    "--tunconf", f"{d}/tunnels.conf", "--tunnelsdir", f"{d}/tunnels.d",
+                    "--certsdir", f"{d}/certificates"]
+        return [sys.executable, "-m", "pyi2p", "run", "--datadir", self.datadir, "--host", self.address,
+                "--port", str(self.port), "--netid", str(netid), "--reseed-file", seed_file]
+
+    def owns_process(self, pid: int | None) -> bool:
+        """True when `pid` runs the command we start for this router (guards against PID reuse)."""
+        if not pid:
+            return False
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().decode("utf-8", "replace").split("\0")
+        except OSError:
+            return False
+        if self.kind == "i2pd":
+            return bool(argv) and argv[0].endswith("i2pd") and f"{self.datadir}/i2pd.conf" in argv
+        return "run" in argv and self.datadir in argv and "--datadir" in argv
+
+    @property
+    def running(self) -> bool:
+        return self.owns_process(self.pid)
+
+
+@dataclass
+class RouterStatus:
+    """What one router's web console says (pyi2p routers: only whether the process runs)."""
+
+    name: str
+    running: bool
+    known_routers: int | None = None  # netDb RouterInfos, counting itself (i2pd stores its own RI)
+    floodfills: int | None = None
+    ntcp2_sessions: int | None = None
+    ssu2_sessions: int | None = None
+    exploratory_in: int | None = None  # established exploratory tunnels of >= 1 hop
+    exploratory_out: int | None = None
+    network_status: str | None = None
+    error: str | None = None
+
+    def ready(self, total_routers: int) -> bool:
+        if not self.running:
+            return False
+        if self.known_routers is None:    # no console to ask (pyi2p): running is all we know
+            return self.error is None
+        return (self.known_routers >= total_routers and (self.ntcp2_sessions or 0) + (self.ssu2_sessions or 0) > 0
+                and (self.exploratory_in or 0) > 0 and (self.exploratory_out or 0) > 0)
+
+
+def i2pd_config(router: Router, *, netid: int, seed_file: str, hops: int) -> str:
+    """i2pd.conf for one testnet router, from scratch; /etc/i2pd is never read."""
+    d = router.datadir
+    on = {True: "true", False: "false"}
+    return f"""\
+# pyi2p testnet router {router.name}; written by `pyi2p testnet up`, rewritten at every up
+log = file
+logfile = {d}/i2pd.log
+loglevel = info
+pidfile = {d}/i2pd.pid
+daemon = false
+# private network: peers with another netId (the real I2P is 2) are refused both ways
+netid = {netid}
+ipv4 = true
+ipv6 = false
+host = {router.address}
+address4 = {router.address}
+port = {router.port}
+# not behind NAT: no periodic SSU2 peer tests
+nat = false
+reservedrange = false
+floodfill = {on[router.floodfill]}
+# X = high bandwidth; client tunnel pools pick such peers first
+bandwidth = X
+# a handful of routers must all carry transit tunnels
+notransit = false
+
+[limits]
+transittunnels = 10000
+
+[ntcp2]
+enabled = true
+published = true
+port = {router.port}
+
+[ssu2]
+enabled = true
+published = true
+port = {router.port}
+
+[http]
+enabled = true
+address = 127.0.0.1
+port = {router.console}
+strictheaders = false
+
+[httpproxy]
+enabled = true
+address = 127.0.0.1
+port = {router.http_proxy}
+inbound.length = {hops}
+outbound.length = {hops}
+inbound.quantity = 2
+outbound.quantity = 2
+
+[socksproxy]
+enabled = false
+
+[sam]
+enabled = true
+address = 127.0.0.1
+port = {router.sam}
+
+[i2cp]
+enabled = true
+address = 127.0.0.1
+port = {router.i2cp}
+
+[bob]
+enabled = false
+
+[i2pcontrol]
+enabled = false
+
+[upnp]
+enabled = false
+
+[nettime]
+enabled = false
+frompeers = false
+
+# i2pd reseeds at every start while it knows < 5 floodfills: give it the local zip, never URLs
+[reseed]
+verify = false
+threshold = 0
+urls =
+yggurls =
+zipfile = {seed_file}
+
+# must stay enabled (SAM STREAM CONNECT crashes 2.45.1 without it); no subscriptions/defaulturl
+# keys at all (an empty one aborts i2pd after 3 min): hosts.txt and subscriptions.txt are files
+[addressbook]
+enabled = true
+
+[exploratory]
+inbound.length = {hops}
+outbound.length = {hops}
+inbound.quantity = 2
+outbound.quantity = 2
+
+[persist]
+profiles = false
+addressbook = false
+
+[precomputation]
+elgamal = false
+
+[meshnets]
+yggdrasil = false
+"""
+
+
+# ---------------------------------------------------------------- console scraping (i2pd 2.45.1 HTML)
+
+_TAG = re.compile(r"<[^>]+>")
+_COUNTERS = {
+    "known_routers": r"Routers:\s*(\d+)",
+    "floodfills": r"Floodfills:\s*(\d+)",
+}
+_ARROW = "&#8658;"
+
+
+def parse_main_page(html: str) -> dict[str, object]:
+    text = _TAG.sub(" ", html)
+    found: dict[str, object] = {}
+    for key, pattern in _COUNTERS.items():
+        m = re.search(pattern, text)
+        found[key] = int(m.group(1)) if m else None
+    m = re.search(r"Network status:\s*([^\n\r]+?)\s*(?:Tunnel|Network status v6|\n|$)", text)
+    found["network_status"] = m.group(1).strip() if m else None
+    return found
+
+
+def parse_tunnels_page(html: str) -> tuple[int, int]:
+    """Established exploratory tunnels (inbound, outbound) with at least one hop.
+
+    Zero-hop tunnels also show as "established (exploratory)"; they have a single arrow.
+    """
+    inbound, _, outbound = html.partition("Outbound tunnels")
+
+    def count(section: str) -> int:
+        items = re.findall(r'<div class="listitem">(.*?)</div>', section, re.S)
+        return sum(1 for it in items if "established (exploratory)" in it and it.count(_ARROW) >= 2)
+    return count(inbound), count(outbound)
+
+
+@dataclass(frozen=True, slots=True)
+class TransportSession:
+    """One established session on an i2pd's transports page; the console shows only 4 hash characters."""
+
+    transport: str                    # "NTCP2" or "SSU2" ("NTCP2v6"... with IPv6)
+    hash_prefix: str
+    address: str
+    port: int
+    outbound: bool
+
+
+_SESSION_ITEM = re.compile(
+    r'<div class="listitem">\s*(&#8658;)?\s*([A-Za-z0-9~-]{1,44}):\s*\[?([0-9A-Fa-f.:]+?)\]?:(\d+)')
+
+
+def parse_transports_page(html: str) -> list[TransportSession]:
+    sessions: list[TransportSession] = []
+    parts = re.split(r"<b>((?:NTCP2|SSU2)(?:v6)?)</b>", html)
+    # re.split keeps the captured names: [before, name, body, name, body, ...]
+    for i in range(1, len(parts) - 1, 2):
+        for m in _SESSION_ITEM.finditer(parts[i + 1]):
+            sessions.append(TransportSession(parts[i], m.group(2), m.group(3), int(m.group(4)), bool(m.group(1))))
+    return sessions
+
+
+# ---------------------------------------------------------------- the testnet
+
+class Testnet:
+    """N i2pd routers and M pyi2p routers in one network namespace, with state in `base`/testnet.json."""
+
+    def __init__(self, base: str | os.PathLike = DEFAULT_BASE, *, i2pd_count: int = 5, pyi2p_count: int = 0,
+                 floodfills: int = 2, netid: int = 42, netns: str = DEFAULT_NETNS,
+                 address_prefix: str = "198.18.0", first_port: int = DEFAULT_FIRST_PORT, hops: int = 1,
+                 die_with_parent: bool = False):
+        if not 1 <= i2pd_count < PYI2P_HOST_OFFSET:
+            raise TestnetError(f"i2pd_count must be 1..{PYI2P_HOST_OFFSET - 1}")
+        if not 0 <= pyi2p_count < EXTRA_HOST_OFFSET - PYI2P_HOST_OFFSET:
+            raise TestnetError("pyi2p_count must be 0..99")
+        if not 0 <= floodfills <= i2pd_count:
+            raise TestnetError("floodfills must be between 0 and the number of i2pd routers")
+        if not 1024 <= first_port <= 65535 - PORT_STRIDE * (i2pd_count + pyi2p_count):
+            raise TestnetError("first_port leaves no room for the routers' ports")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,30}", netns):
+            raise TestnetError(f"bad namespace name {netns!r}")
+        self.base = Path(base).absolute()
+        self.netns = netns
+        self.netid = netid
+        self.address_prefix = address_prefix
+        self.first_port = first_port
+        self.floodfills = floodfills
+        self.hops = hops
+        self.die_with_parent = die_with_parent
+        self.extra_addresses: list[str] = []
+        self.ready_after_s: float | None = None
+        self._children: dict[int, subprocess.Popen] = {}
+        self.routers: list[Router] = []
+        for k in range(1, i2pd_count + 1):
+            p = first_port + PORT_STRIDE * (k - 1)
+            self.routers.append(Router(
+                name=f"r{k}", kind="i2pd", datadir=str(self.base / f"r{k}"), address=f"{address_prefix}.{k}",
+                port=p, console=p + 1, sam=p + 2, http_proxy=p + 3, i2cp=p + 4, floodfill=k <= floodfills))
+        for j in range(1, pyi2p_count + 1):
+            p = first_port + PORT_STRIDE * (i2pd_count + j - 1)
+            self.routers.append(Router(
+                name=f"p{j}", kind="pyi2p", datadir=str(self.base / f"p{j}"),
+                address=f"{address_prefix}.{PYI2P_HOST_OFFSET + j}", port=p))
+
+    # ----- state
+
+    @property
+    def seed_file(self) -> Path:
+        return self.base / SEED_FILE
+
+    @property
+    def i2pd_routers(self) -> list[Router]:
+        return [r for r in self.routers if r.kind == "i2pd"]
+
+    @property
+    def pyi2p_routers(self) -> list[Router]:
+        return [r for r in self.routers if r.kind == "pyi2p"]
+
+    def router(self, name: str | Router) -> Router:
+        if isinstance(name, Router):
+            return name
+        for r in self.routers:
+            if r.name == name:
+                return r
+        raise TestnetError(f"no router {name!r} in this testnet")
+
+    def _layout(self) -> dict[str, object]:
+        return {"netns": self.netns, "netid": self.netid, "address_prefix": self.address_prefix,
+                "first_port": self.first_port, "floodfills": self.floodfills, "hops": self.hops,
+                "routers": [(r.name, r.kind, r.address, r.port) for r in self.routers]}
+
+    def to_json(self) -> dict[str, object]:
+        return {"version": 1, "base": str(self.base), "netns": self.netns, "netid": self.netid,
+                "address_prefix": self.address_prefix, "first_port": self.first_port,
+                "floodfills": self.floodfills, "hops": self.hops, "i2pd_version": _i2pd_version(),
+                "ready_after_s": self.ready_after_s, "extra_addresses": self.extra_addresses,
+                "routers": [dataclasses.asdict(r) for r in self.routers]}
+
+    def save(self) -> None:
+        atomic_write_text(self.base / STATE_FILE, json.dumps(self.to_json(), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, base: str | os.PathLike = DEFAULT_BASE) -> Testnet | None:
+        """The testnet recorded in `base`, or None when there is none."""
+        path = Path(base).absolute() / STATE_FILE
+        try:
+            state = json.loads(path.read_text())
+            routers = [Router(**r) for r in state["routers"]]
+            net = cls(state["base"], i2pd_count=sum(r.kind == "i2pd" for r in routers),
+                      pyi2p_count=sum(r.kind == "pyi2p" for r in routers), floodfills=state["floodfills"],
+                      netid=state["netid"], netns=state["netns"], address_prefix=state["address_prefix"],
+                      first_port=state["first_port"], hops=state["hops"])
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TestnetError(f"{path}: unreadable testnet state ({exc})") from None
+        net.routers = routers
+        net.extra_addresses = list(state.get("extra_addresses", []))
+        net.ready_after_s = state.get("ready_after_s")
+        return net
+
+    # ----- up
+
+    def up(self, wait: float = 120.0) -> list[RouterStatus]:
+        """Create what is missing and start every router that is not running; wait (bounded) until ready.
+
+        Idempotent: routers still running are kept, stopped ones restart with their identities.
+        """
+        reason = unavailable_reason()
+        if reason:
+            raise TestnetError(reason)
+        started = time.monotonic()
+        self.base.mkdir(parents=True, exist_ok=True)
+        self._adopt_previous()
+        self._setup_netns()
+        self._write_files()
+        self.save()
+        self._make_identities(self.i2pd_routers)
+        self._seed()
+        self._make_identities(self.pyi2p_routers)
+        self._seed()
+        for r in self.routers:
+            if not r.running:
+                self._launch(r)
+                log.info("started %s (%s) pid %d", r.name, r.kind, r.pid)
+        self.save()
+        if wait <= 0:
+            return []
+        statuses = self.wait_ready(wait)
+        self.ready_after_s = round(time.monotonic() - started, 1)
+        self.save()
+        log.info("ready after %.1f s", self.ready_after_s)
+        return statuses
+
+    def _adopt_previous(self) -> None:
+        previous = Testnet.load(self.base)
+        if previous is None:
+            return
+        if not any(r.running for r in previous.routers):
+            return
+        if previous._layout() != self._layout():
+            raise TestnetError(f"a testnet with other parameters runs in {self.base}: `testnet down` it first")
+        self.routers = previous.routers
+        self.extra_addresses = previous.extra_addresses
+
+    def _setup_netns(self) -> None:
+        if not netns_exists(self.netns):
+            _ip("netns", "add", self.netns)
+            log.info("created network namespace %s", self.netns)
+        _ip("-n", self.netns, "link", "set", "lo", "up")
+        present = set(re.findall(r"inet (\d+\.\d+\.\d+\.\d+)/", _ip("-n", self.netns, "-4", "addr", "show", "dev", "lo")))
+        for address in [r.address for r in self.routers] + self.extra_addresses:
+            if address not in present:
+                _ip("-n", self.netns, "addr", "add", f"{address}/32", "dev", "lo")
+
+    def _write_files(self) -> None:
+        for r in self.routers:
+            d = Path(r.datadir)
+            d.mkdir(parents=True, exist_ok=True)
+            if r.kind != "i2pd":
+                continue
+            (d / "tunnels.d").mkdir(exist_ok=True)
+            (d / "certificates").mkdir(exist_ok=True)
+            atomic_write_text(d / "i2pd.conf", i2pd_config(r, netid=self.netid, seed_file=str(self.seed_file),
+                                                           hops=self.hops))
+            atomic_write_text(d / "tunnels.conf", "# no client tunnels\n")
+            # a loaded book (hosts.txt) with zero subscriptions: no download timer, no abort
+            atomic_write_text(d / "hosts.txt", "# testnet: no names; use .b32.i2p or base64 destinations\n")
+            atomic_write_text(d / "subscriptions.txt", "# testnet: no subscriptions\n")
+
+    def _make_identities(self, routers: list[Router]) -> None:
+        """Start each router that lacks a fresh router.info until it writes one, then stop it."""
+        now = time.time()
+
+        def needs_start(r: Router) -> bool:
+            try:
+                return now - r.router_info_path.stat().st_mtime > RI_REFRESH_AGE_S
+            except FileNotFoundError:
+                return True
+        todo = [r for r in routers if not r.running and needs_start(r)]
+        if not todo:
+            return
+        log.info("making identities for %s", ", ".join(r.name for r in todo))
+        launched_at = time.time() - 1.0
+        for r in todo:
+            self._launch(r)
+
+        def written(r: Router) -> bool:
+            try:
+                return r.router_info_path.stat().st_mtime >= launched_at
+            except FileNotFoundError:
+                return False
+        deadline = time.monotonic() + IDENTITY_TIMEOUT_S
+        pending = list(todo)
+        while pending and time.monotonic() < deadline:
+            pending = [r for r in pending if not written(r)]
+            dead = [r for r in pending if not r.running]
+            if dead:
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)                       # key files are written around router.info; let them settle
+        self._stop(todo)
+        failed = [r for r in todo if not written(r)]
+        if failed:
+            hints = "; ".join(f"{r.name}: see {self._log_path(r)}" + self._log_tail(r) for r in failed)
+            what = "pyi2p run" if failed[0].kind == "pyi2p" else "i2pd"
+            raise TestnetError(f"{what} wrote no router.info within {IDENTITY_TIMEOUT_S:.0f} s ({hints})")
+
+    def _seed(self) -> None:
+        """Put every router's RouterInfo into every other i2pd's netDb and into seed.zip."""
+        infos: dict[str, bytes] = {}
+        for r in self.routers:
+            try:
+                ri = r.router_info_path.read_bytes()
+            except FileNotFoundError:
+                continue
+            try:
+                r.ident_hash = router_hash_b64(ri)
+            except ProtocolError as exc:
+                raise TestnetError(f"{r.router_info_path}: {exc}") from None
+            infos[r.ident_hash] = ri
+        atomic_write(self.seed_file, build_reseed_zip(infos))
+        for r in self.i2pd_routers:
+            for other in self.routers:
+                if other is r or other.ident_hash not in infos:
+                    continue
+                target = netdb_file(r.datadir, other.ident_hash)
+                source_mtime = other.router_info_path.stat().st_mtime
+                if not target.exists() or target.stat().st_mtime < source_mtime:
+                    atomic_write(target, infos[other.ident_hash])
+        self.save()
+
+    def _launch(self, r: Router) -> None:
+        command = ["ip", "netns", "exec", self.netns, *r.command(self.netid, str(self.seed_file))]
+        with open(self._log_path(r, stdout=True), "ab") as out:
+            # `ip netns exec` exec()s the router, so this PID is the router's own
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True, cwd=r.datadir,
+                                    preexec_fn=_die_with_parent if self.die_with_parent else None)
+        r.pid = proc.pid
+        self._children[proc.pid] = proc
+
+    def _log_path(self, r: Router, stdout: bool = False) -> Path:
+        if r.kind == "i2pd" and not stdout:
+            return Path(r.datadir) / "i2pd.log"
+        return Path(r.datadir) / ("stdout.log" if r.kind == "i2pd" else "pyi2p.log")
+
+    def _log_tail(self, r: Router, lines: int = 3) -> str:
+        try:
+            tail = self._log_path(r).read_text(errors="replace").strip().splitlines()[-lines:]
+        except OSError:
+            return ""
+        return (": " + " | ".join(tail)) if tail else ""
+
+    def _reap(self, pid: int) -> None:
+        proc = self._children.get(pid)
+        if proc is not None and proc.poll() is not None:
+            del self._children[pid]
+
+    def _stop(self, routers: list[Router]) -> None:
+        """SIGTERM every router we own (all at once), SIGKILL whatever still runs after STOP_TIMEOUT_S."""
+        for r in routers:
+            if r.running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(r.pid, signal.SIGTERM)     # i2pd: immediate stop; SIGINT = 10-minute drain
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            for r in routers:
+                if r.pid:
+                    self._reap(r.pid)
+            if not any(r.running for r in routers):
+                break
+            time.sleep(0.1)
+        for r in routers:
+            if r.running:
+                log.warning("%s did not stop within %.0f s: SIGKILL", r.name, STOP_TIMEOUT_S)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(r.pid, signal.SIGKILL)
+        kill_deadline = time.monotonic() + 5.0
+        while any(r.running for r in routers) and time.monotonic() < kill_deadline:
+            for r in routers:
+                if r.pid:
+                    self._reap(r.pid)
+            time.sleep(0.05)
+        for r in routers:
+            if r.pid:
+                self._reap(r.pid)
+            if not r.running:
+                r.pid = None
+
+    # ----- status
+
+    def status(self) -> list[RouterStatus]:
+        return [self.router_status(r) for r in self.routers]
+
+    def router_status(self, router: str | Router) -> RouterStatus:
+        r = self.router(router)
+        st = RouterStatus(name=r.name, running=r.running)
+        if not st.running or r.kind != "i2pd":
+            return st
+        try:
+            main = parse_main_page(self.http_get(r, "/"))
+            tunnels = parse_tunnels_page(self.http_get(r, "/?page=tunnels"))
+            transports = parse_transports_page(self.http_get(r, "/?page=transports"))
+        except (OSError, http.client.HTTPException, TestnetError) as exc:
+            st.error = f"console: {exc}"[:120]
+            return st
+        st.known_routers = main["known_routers"]
+        st.floodfills = main["floodfills"]
+        st.network_status = main["network_status"]
+        st.exploratory_in, st.exploratory_out = tunnels
+        st.ntcp2_sessions = sum(t.transport == "NTCP2" for t in transports)
+        st.ssu2_sessions = sum(t.transport == "SSU2" for t in transports)
+        return st
+
+    def wait_ready(self, timeout: float = 120.0) -> list[RouterStatus]:
+        """Poll until every i2pd knows all routers, has a session and >= 1-hop exploratory tunnels."""
+        total = len(self.routers)
+        deadline = time.monotonic() + timeout
+        log.info("waiting up to %.0f s until every i2pd knows all %d routers, has sessions and tunnels",
+                 timeout, total)
+        while True:
+            statuses = self.status()
+            dead = [s.name for s in statuses if not s.running]
+            if dead:
+                raise TestnetError(f"router(s) stopped: {', '.join(dead)} "
+                                   f"(logs: {', '.join(str(self._log_path(self.router(n))) for n in dead)})")
+            if all(s.ready(total) for s in statuses):
+                return statuses
+            if time.monotonic() >= deadline:
+                raise TestnetError(f"not ready after {timeout:.0f} s (routers keep running):\n"
+                                   + self.format_table(statuses))
+            time.sleep(1.0)
+
+    def format_table(self, statuses: list[RouterStatus] | None = None) -> str:
+        by_name = {s.name: s for s in statuses or []}
+        lines = [f"testnet in {self.base}  netns {self.netns}  netid {self.netid}  "
+                 f"(clients: ip netns exec {self.netns} <command>)",
+                 f"{'name':4} {'kind':5} {'pid':>7} {'NTCP2/SSU2':20} {'console':>7} {'SAM':>5} {'proxy':>5} "
+                 f"{'ff':2} router hash"]
+        for r in self.routers:
+            def port(p: int | None) -> str:
+                return str(p) if p else "-"
+            line = (f"{r.name:4} {r.kind:5} {r.pid if r.running else '-':>7} {f'{r.address}:{r.port}':20} "
+                    f"{port(r.console):>7} {port(r.sam):>5} {port(r.http_proxy):>5} "
+                    f"{'ff' if r.floodfill else '':2} {r.ident_hash or '?'}")
+            s = by_name.get(r.name)
+            if s is not None and s.known_routers is not None:
+                line += (f"\n     routers={s.known_routers} floodfills={s.floodfills} ntcp2={s.ntcp2_sessions} "
+                         f"ssu2={s.ssu2_sessions} exploratory={s.exploratory_in}/{s.exploratory_out} "
+                         f"status={s.network_status}")
+            elif s is not None and s.error:
+                line += f"\n     {s.error}"
+            lines.append(line)
+        return "\n".join(lines)
+
+    # ----- down
+
+    def down(self) -> list[int]:
+        """Stop our routers (by recorded PID only) and delete the namespace; idempotent.
+
+        Returns the PIDs of foreign processes that kept the namespace alive (then it is left in place).
+        """
+        running = [r for r in self.routers if r.running]
+        for r in running:
+            log.info("stopping %s pid %d", r.name, r.pid)
+        self._stop(self.routers)
+        for r in self.routers:
+            r.pid = None
+        if self.base.exists():
+            self.save()
+        others = netns_pids(self.netns)
+        if others:
+            log.warning("namespace %s still has processes %s that we did not start: left in place",
+                        self.netns, others)
+            return others
+        if netns_exists(self.netns):
+            _ip("netns", "del", self.netns)
+            log.info("deleted network namespace %s", self.netns)
+        return []
+
+    # ----- helpers for tests and clients
+
+    def in_netns(self) -> contextlib.AbstractContextManager[None]:
+        """Move the calling thread into the testnet's namespace (and back); sockets made there stay there."""
+        return in_netns(self.netns)
+
+    def http_get(self, router: str | Router, path: str = "/", timeout: float = 5.0) -> str:
+        """GET `path` from an i2pd's web console (inside the namespace); the body as text."""
+        r = self.router(router)
+        if r.console is None:
+            raise TestnetError(f"{r.name} has no web console")
+        conn = http.client.HTTPConnection("127.0.0.1", r.console, timeout=timeout)
+        try:
+            with self.in_netns():
+                conn.connect()
+            conn.request("GET", path)
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise TestnetError(f"{r.name} console {path}: HTTP {response.status}")
+            return body.decode("utf-8", "replace")
+        finally:
+            conn.close()
+
+    def i2pd_peers(self, router: str | Router) -> set[str]:
+        """Router hashes (I2P base64) with which this i2pd has an established NTCP2 session.
+
+        The console prints 4 hash characters; they are completed from the router's own netDb files.
+        A prefix that names no single netDb entry is returned as it is.
+        """
+        r = self.router(router)
+        sessions = parse_transports_page(self.http_get(r, "/?page=transports"))
+        known = netdb_hashes(r.datadir)
+        peers = set()
+        for s in sessions:
+            if s.transport != "NTCP2":
+                continue
+            matches = [h for h in known if h.startswith(s.hash_prefix)]
+            peers.add(matches[0] if len(matches) == 1 else s.hash_prefix)
+        return peers
+
+    def known_routers(self, router: str | Router) -> int | None:
+        """RouterInfos in this i2pd's netDb, itself included (console main page)."""
+        return parse_main_page(self.http_get(router, "/"))["known_routers"]  # type: ignore[return-value]
+
+    def sam_port(self, router: str | Router) -> int:
+        r = self.router(router)
+        if r.sam is None:
+            raise TestnetError(f"{r.name} has no SAM bridge")
+        return r.sam
+
+    def add_pyi2p_address(self) -> str:
+        """A fresh PREFIX.(200+i) address on the namespace's lo, for an in-process router of the tests."""
+        used = set(self.extra_addresses)
+        for i in range(1, 256 - EXTRA_HOST_OFFSET):
+            address = f"{self.address_prefix}.{EXTRA_HOST_OFFSET + i}"
+            if address not in used:
+                _ip("-n", self.netns, "addr", "add", f"{address}/32", "dev", "lo")
+                self.extra_addresses.append(address)
+                self.save()
+                return address
+        raise TestnetError("no free extra address left in the namespace")
+
+
+def _die_with_parent() -> None:
+    # child side of fork: the router gets SIGTERM when the thread that started it ends
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+_version_cache: list[str] = []
+
+
+def _i2pd_version() -> str:
+    if not _version_cache:
+        binary = i2pd_binary()
+        text = ""
+        if binary:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                text = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+        _version_cache.append(text.splitlines()[0] if text else "unknown")
+    return _version_cache[0]
+
+
+# ---------------------------------------------------------------- CLI
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register `testnet up|status|down` on the `pyi2p` command's subparsers."""
+    parser = subparsers.add_parser("testnet", help="a private testnet of i2pd (and pyi2p) routers",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = parser.add_subparsers(dest="testnet_command", required=True)
+    up = actions.add_parser("up", help="create and start the testnet (idempotent), wait until ready")
+    up.add_argument("-n", type=int, default=5, dest="i2pd_count", help="i2pd routers (default 5)")
+    up.add_argument("-m", type=int, default=0, dest="pyi2p_count", help="pyi2p routers (default 0)")
+    up.add_argument("--netid", type=int, default=42, help="private network id (default 42)")
+    up.add_argument("--floodfills", type=int, default=2, help="the first F i2pd routers are floodfills (default 2)")
+    up.add_argument("--first-port", type=int, default=DEFAULT_FIRST_PORT,
+                    help=f"router k uses ports P..P+4, P = first + 10*(k-1) (default {DEFAULT_FIRST_PORT})")
+    up.add_argument("--netns", default=DEFAULT_NETNS, help=f"network namespace (default {DEFAULT_NETNS})")
+    up.add_argument("--wait", type=float, default=120.0, help="seconds to wait until ready; 0: don't (default 120)")
+    up.set_defaults(func=_cmd_up)
+    status = actions.add_parser("status", help="per-router state from the consoles")
+    status.set_defaults(func=_cmd_status)
+    down = actions.add_parser("down", help="stop every router and delete the namespace (idempotent)")
+    down.set_defaults(func=_cmd_down)
+    for p in (up, status, down):
+        p.add_argument("--base", default=DEFAULT_BASE, help=f"state and data dir (default {DEFAULT_BASE})")
+    return parser
+
+
+def _setup_cli_logging() -> None:
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[testnet] %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    _setup_cli_logging()
+    try:
+        net = Testnet(args.base, i2pd_count=args.i2pd_count, pyi2p_count=args.pyi2p_count,
+                      floodfills=args.floodfills, netid=args.netid, netns=args.netns, first_port=args.first_port)
+        statuses = net.up(wait=args.wait)
+    except TestnetError as exc:
+        print(f"testnet up: {exc}", file=sys.stderr)
+        return 1
+    print(net.format_table(statuses))
+    if net.ready_after_s is not None and statuses:
+        print(f"READY after {net.ready_after_s:.1f} s")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    try:
+        net = Testnet.load(args.base)
+        if net is None:
+            print(f"testnet status: no testnet in {args.base}", file=sys.stderr)
+            return 1
+        statuses = net.status()
+    except TestnetError as exc:
+        print(f"testnet status: {exc}", file=sys.stderr)
+        return 1
+    print(net.format_table(statuses))
+    ready = all(s.ready(len(net.routers)) for s in statuses)
+    print("READY" if ready else "NOT READY")
+    return 0 if ready else 1
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    _setup_cli_logging()
+    try:
+        net = Testnet.load(args.base)
+        if net is None:
+            print(f"testnet down: nothing recorded in {args.base}")
+            return 0
+        leftover = net.down()
+    except TestnetError as exc:
+        print(f"testnet down: {exc}", file=sys.stderr)
+        return 1
+    if leftover:
+        print(f"namespace {net.netns} kept: processes {leftover} still run in it", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pyi2p.testnet up|status|down`: the same subcommands without the rest of `pyi2p`."""
+    parser = argparse.ArgumentParser(prog="pyi2p")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["testnet", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
