@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar, Self
 
+from ..data.certificate import NULL_CERTIFICATE, Certificate
 from ..data.reader import Reader
 from .header import I2NPMessage, encode_short, encode_standard, read_short, read_standard
 
 HASH_SIZE = 32
 SESSION_KEY_SIZE = 32
-NULL_CERTIFICATE = b"\x00\x00\x00"
 GARLIC_CLOVE_BLOCK = 11  # ecies.rst payload block type
 MAX_BLOCK_DATA = 65516  # ecies.rst "Payload": maximum single block data size
 
@@ -124,19 +124,6 @@ class GarlicCloveDeliveryInstructions:
         return b"".join(parts)
 
 
-def _read_certificate(r: Reader) -> bytes:
-    """A Certificate kept as raw bytes: type, 2-byte length, payload (common-structures.rst "Certificate")."""
-    start = r.pos
-    r.u8()
-    r.take(r.u16())
-    return r.buf[start:r.pos]
-
-
-def _check_certificate(certificate: bytes) -> None:
-    if len(certificate) < 3 or int.from_bytes(certificate[1:3], "big") != len(certificate) - 3:
-        raise ValueError("certificate must be type, 2-byte length and that many bytes")
-
-
 @dataclass(frozen=True, slots=True)
 class GarlicClove:
     """i2np.rst "GarlicClove": the clove of ElGamal/AES garlic; its message uses the standard 16-byte header."""
@@ -145,14 +132,13 @@ class GarlicClove:
     message: I2NPMessage
     clove_id: int
     expiration_ms: int
-    certificate: bytes = NULL_CERTIFICATE
+    certificate: Certificate = NULL_CERTIFICATE  # "always NULL in the current implementation"
 
     def __post_init__(self) -> None:
         if not 0 <= self.clove_id <= _U32_MAX:
             raise ValueError(f"clove id {self.clove_id} out of range")
         if not 0 <= self.expiration_ms <= _U64_MAX:
             raise ValueError(f"expiration {self.expiration_ms} out of range")
-        _check_certificate(self.certificate)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -160,7 +146,7 @@ class GarlicClove:
         message = read_standard(r)
         clove_id = r.u32()
         expiration_ms = r.u64()
-        return cls(instructions, message, clove_id, expiration_ms, _read_certificate(r))
+        return cls(instructions, message, clove_id, expiration_ms, Certificate.read(r))
 
     @classmethod
     def parse(cls, data: bytes) -> Self:
@@ -172,7 +158,7 @@ class GarlicClove:
     def to_bytes(self) -> bytes:
         return b"".join((self.delivery_instructions.to_bytes(), encode_standard(self.message),
                          self.clove_id.to_bytes(4, "big"), self.expiration_ms.to_bytes(8, "big"),
-                         self.certificate))
+                         self.certificate.to_bytes()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +168,7 @@ class GarlicCloveSet:
     cloves: tuple[GarlicClove, ...]
     message_id: int
     expiration_ms: int
-    certificate: bytes = NULL_CERTIFICATE
+    certificate: Certificate = NULL_CERTIFICATE  # "always NULL in the current implementation"
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.cloves) <= 0xFF:
@@ -191,7 +177,6 @@ class GarlicCloveSet:
             raise ValueError(f"message id {self.message_id} out of range")
         if not 0 <= self.expiration_ms <= _U64_MAX:
             raise ValueError(f"expiration {self.expiration_ms} out of range")
-        _check_certificate(self.certificate)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -200,7 +185,7 @@ class GarlicCloveSet:
         if count == 0:
             raise r.error("clove set without cloves", count_offset)
         cloves = tuple(GarlicClove.read(r) for _ in range(count))
-        certificate = _read_certificate(r)
+        certificate = Certificate.read(r)
         return cls(cloves, r.u32(), r.u64(), certificate)
 
     @classmethod
@@ -211,8 +196,9 @@ class GarlicCloveSet:
         return clove_set
 
     def to_bytes(self) -> bytes:
-        return b"".join((bytes((len(self.cloves),)), *(c.to_bytes() for c in self.cloves), self.certificate,
-                         self.message_id.to_bytes(4, "big"), self.expiration_ms.to_bytes(8, "big")))
+        return b"".join((bytes((len(self.cloves),)), *(c.to_bytes() for c in self.cloves),
+                         self.certificate.to_bytes(), self.message_id.to_bytes(4, "big"),
+                         self.expiration_ms.to_bytes(8, "big")))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,8 @@
 """Hypothesis strategies producing valid I2NP structures."""
 from hypothesis import strategies as st
 
+from core.data.certificate import NULL_CERTIFICATE, Certificate
+
 from core.i2np import (Data, DatabaseLookup, DatabaseSearchReply, DatabaseStore, DeliveryStatus, DeliveryType, Garlic,
                        GarlicClove, GarlicCloveBlock, GarlicCloveDeliveryInstructions, GarlicCloveSet, I2NPMessage,
                        LookupType, OutboundTunnelBuildReply, ReplyEncryption, ShortTunnelBuild, StoreType,
@@ -90,8 +92,8 @@ def delivery_instructions(draw):
                                            draw(st.none() | u32))
 
 
-certificates = st.one_of(st.just(b"\x00\x00\x00"), st.builds(
-    lambda t, p: bytes((t,)) + len(p).to_bytes(2, "big") + p, st.integers(0, 255), st.binary(max_size=40)))
+certificates = st.one_of(st.just(NULL_CERTIFICATE),
+                         st.builds(Certificate, st.sampled_from([1, 4, 6, 200]), st.binary(max_size=40)))
 
 garlic_cloves = st.builds(GarlicClove, delivery_instructions(), i2np_messages(), u32, u64, certificates)
 garlic_clove_sets = st.builds(GarlicCloveSet, st.lists(garlic_cloves, min_size=1, max_size=4).map(tuple), u32, u64,

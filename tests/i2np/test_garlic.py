@@ -17,7 +17,8 @@ def test_delivery_instruction_lengths_and_flags():
     assert GarlicCloveDeliveryInstructions.local().to_bytes() == b"\x00"
     assert GarlicCloveDeliveryInstructions.to_destination(HASH).to_bytes() == b"\x20" + HASH
     assert GarlicCloveDeliveryInstructions.to_router(HASH).to_bytes() == b"\x40" + HASH
-    assert GarlicCloveDeliveryInstructions.to_tunnel(HASH, 0x01020304).to_bytes() == b"\x60" + HASH + b"\x01\x02\x03\x04"
+    tunnel = GarlicCloveDeliveryInstructions.to_tunnel(HASH, 0x01020304)
+    assert tunnel.to_bytes() == b"\x60" + HASH + b"\x01\x02\x03\x04"
 
 
 def test_delivery_instruction_optional_fields_order():
@@ -88,8 +89,8 @@ def test_clove_set_errors():
         GarlicCloveSet.parse(good + b"\x00")
     with pytest.raises(ValueError):
         GarlicCloveSet((), 7, 8)
-    with pytest.raises(ValueError):
-        GarlicClove(GarlicCloveDeliveryInstructions.local(), I2NPMessage(20, 1, 2, b""), 3, 4, b"\x00\x00\x01")
+    with pytest.raises(ParseError):  # a NULL certificate with a payload
+        GarlicClove.parse(b"\x00" + encode_standard(I2NPMessage(20, 1, 2, b"")) + bytes(12) + b"\x00\x00\x01\x00")
 
 
 def test_clove_block_layout():
