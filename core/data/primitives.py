@@ -114,23 +114,40 @@ class Mapping:
     @classmethod
     def read(cls, r: Reader, *, allow_duplicates: bool = False) -> Self:
         """Parse at r's position; duplicate keys are rejected unless allowed (they break signatures)."""
+        start = r.pos
         size = r.u16()
         body = r.sub(size, "Mapping")
+        buf, pos, end = body.buf, body.pos, body.end
         items = []
         seen = set()
-        while body.remaining:
-            start = body.pos
-            key = read_string(body)
-            if body.u8() != 0x3D:
-                raise body.error("expected '=' after key", body.pos - 1)
-            value = read_string(body)
-            if body.u8() != 0x3B:
-                raise body.error("expected ';' after value", body.pos - 1)
+        # a tight loop over the buffer: mappings dominate RouterInfo parsing
+        while pos < end:
+            entry = pos
+            key_end = pos + 1 + buf[pos]
+            if key_end + 2 > end:
+                raise body.error("truncated key", entry)
+            if buf[key_end] != 0x3D:
+                raise body.error("expected '=' after key", key_end)
+            value_end = key_end + 2 + buf[key_end + 1]
+            if value_end + 1 > end:
+                raise body.error("truncated value", key_end + 1)
+            if buf[value_end] != 0x3B:
+                raise body.error("expected ';' after value", value_end)
+            try:
+                key = buf[pos + 1:key_end].decode("utf-8")
+                value = buf[key_end + 2:value_end].decode("utf-8")
+            except UnicodeDecodeError:
+                raise body.error("String is not valid UTF-8", entry) from None
             if key in seen and not allow_duplicates:
-                raise body.error(f"duplicate key {key!r}", start)
+                raise body.error(f"duplicate key {key!r}", entry)
             seen.add(key)
             items.append((key, value))
-        return cls(tuple(items))
+            pos = value_end + 1
+        # everything __post_init__ checks holds by construction here, so skip re-encoding
+        mapping = object.__new__(cls)
+        object.__setattr__(mapping, "items", tuple(items))
+        object.__setattr__(mapping, "_encoded", r.buf[start:r.pos])
+        return mapping
 
     @classmethod
     def parse(cls, data: bytes, *, allow_duplicates: bool = False) -> Self:

@@ -143,11 +143,15 @@ class RouterInfo:
         addresses = tuple(RouterAddress.read(r) for _ in range(r.u8()))
         peer_hashes = tuple(r.take(HASH_LEN) for _ in range(r.u8()))
         options = Mapping.read(r)
+        signed_end = r.pos
         signature = r.take(identity.signature_len)
-        try:
-            return cls(identity, published, addresses, peer_hashes, options, signature)
-        except ParseError as exc:
-            raise r.error(exc.reason, start) from None
+        # counts, hash and signature lengths hold by construction: skip __post_init__'s rebuild
+        info = object.__new__(cls)
+        for name, value in (("identity", identity), ("published", published), ("addresses", addresses),
+                            ("peer_hashes", peer_hashes), ("options", options), ("signature", signature),
+                            ("_signed", r.buf[start:signed_end])):
+            object.__setattr__(info, name, value)
+        return info
 
     @classmethod
     def parse(cls, data: bytes) -> Self:
