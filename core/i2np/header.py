@@ -69,7 +69,7 @@ class I2NPMessage:
 
     @classmethod
     def build(cls, payload: MessagePayload, msg_id: int, expiration_ms: int) -> Self:
-        return cls(payload.TYPE, msg_id, expiration_ms, payload.to_bytes())
+        return cls(int(payload.TYPE), msg_id, expiration_ms, payload.to_bytes())
 
     @property
     def expiration_seconds(self) -> int:

@@ -33,8 +33,7 @@ def database_stores(draw):
 @st.composite
 def database_lookups(draw):
     encryption = draw(st.sampled_from(list(ReplyEncryption)))
-    key = tags = None
-    tags = ()
+    key, tags = None, ()
     if encryption == ReplyEncryption.ECIES:
         key, tags = draw(hashes), (draw(st.binary(min_size=8, max_size=8)),)
     elif encryption == ReplyEncryption.ELGAMAL:

@@ -2,6 +2,7 @@
 import gzip
 import os
 import zlib
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from core.data.errors import ParseError
 from core.data.reader import Reader
+from core.data.routerinfo import RouterInfo
 from core.i2np import (MAX_ROUTER_INFO_SIZE, MESSAGE_CLASSES, Data, DatabaseLookup, DatabaseSearchReply,
                        DatabaseStore, DeliveryStatus, Garlic, I2NPMessage, LookupType, MessageType,
                        OutboundTunnelBuildReply, ReplyEncryption, ShortTunnelBuild, StoreType, TunnelBuild,
@@ -357,3 +359,14 @@ def test_fixed_tunnel_build(cls):
 @pytest.mark.parametrize("cls", list(ALL_MESSAGES))
 def test_type_codes_match_spec_names(cls):
     assert MessageType(cls.TYPE).name.replace("_", "") == cls.__name__.upper()
+
+
+def test_database_store_of_an_i2pd_router_info():
+    raw = (Path(__file__).parent.parent / "data" / "fixtures" / "i2pd-router.info").read_bytes()
+    info = RouterInfo.parse(raw)
+    dsm = DatabaseStore.for_router_info(info.hash, raw, reply_token=7, reply_gateway=GATEWAY)
+    enveloped = I2NPMessage.build(dsm, 1, 2)
+    received = parse_payload(decode_standard(encode_standard(enveloped)))
+    assert received.key == info.hash
+    assert RouterInfo.parse(received.router_info_bytes()) == info
+    assert received.router_info_bytes() == raw
