@@ -97,3 +97,11 @@ def test_certificate_random_bytes(data):
         KeyCertificate.from_certificate(cert)
     except ProtocolError:
         pass
+
+
+@given(st.sampled_from(sorted(SIG_TYPES)), st.sampled_from([0, 4, 5, 6, 7]), st.binary(min_size=400, max_size=400))
+def test_key_certificate_round_trip(sig_type, crypto_type, filler):
+    layout = key_layout(sig_type, crypto_type)
+    key_cert = KeyCertificate(sig_type, crypto_type, filler[:layout.excess_signing], b"")
+    cert = Certificate.parse(key_cert.to_certificate().to_bytes())
+    assert KeyCertificate.from_certificate(cert) == key_cert
