@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hmac
+import inspect
 import math
 import os
 from collections import Counter, OrderedDict
@@ -206,7 +207,7 @@ class ControlService:
             raise RpcError(INVALID_PARAMS, "Parameters are given by name (a JSON object).")
         self.tokens.check(params.get("Token"))
         result = handler(params)
-        return await result if hasattr(result, "__await__") else result
+        return await result if inspect.isawaitable(result) else result
 
     # -- API v1 --
 
