@@ -8,6 +8,7 @@ from enum import IntEnum
 from typing import ClassVar, Self
 
 from ..data.errors import ParseError
+from ..data.leaseset import AnyLeaseSet, parse_leaseset, store_type
 from ..data.reader import Reader
 from .header import STANDARD_HEADER_SIZE, I2NPMessage, MessageType, encode_standard, read_standard
 
@@ -134,6 +135,17 @@ class DatabaseStore:
         if not self.is_router_info:
             raise ParseError(f"store type {self.store_type} is not a RouterInfo", structure="DatabaseStore")
         return decompress_router_info(self.data, max_size)
+
+    @classmethod
+    def for_lease_set(cls, lease_set: AnyLeaseSet, *, reply_token: int = 0, reply_tunnel_id: int = 0,
+                      reply_gateway: bytes | None = None) -> Self:
+        """A store of any LeaseSet variant under its destination hash, with the matching store type."""
+        return cls(lease_set.hash, StoreType(store_type(lease_set)), lease_set.to_bytes(), reply_token,
+                   reply_tunnel_id, reply_gateway)
+
+    def lease_set(self) -> AnyLeaseSet:
+        """The parsed LeaseSet, LeaseSet2, EncryptedLeaseSet or MetaLeaseSet; ParseError for a RouterInfo store."""
+        return parse_leaseset(self.store_type, self.data)
 
     @classmethod
     def read(cls, r: Reader) -> Self:

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from core.data.errors import ParseError
 from core.data.reader import Reader
+from core.data.leaseset import Lease2, LeaseSet2
+from core.data.privatekeys import PrivateKeys
 from core.data.routerinfo import RouterInfo
 from core.i2np import (MAX_ROUTER_INFO_SIZE, MESSAGE_CLASSES, Data, DatabaseLookup, DatabaseSearchReply,
                        DatabaseStore, DeliveryStatus, Garlic, I2NPMessage, LookupType, MessageType,
@@ -370,3 +372,17 @@ def test_database_store_of_an_i2pd_router_info():
     assert received.key == info.hash
     assert RouterInfo.parse(received.router_info_bytes()) == info
     assert received.router_info_bytes() == raw
+
+
+def test_database_store_of_a_lease_set2():
+    keys = PrivateKeys.generate()
+    ls2 = LeaseSet2.create(keys, published=1_750_000_000, expires_offset=600, encryption_keys=[(4, bytes(range(32)))],
+                           leases=[Lease2(GATEWAY, 42, 1_750_000_600)])
+    dsm = DatabaseStore.for_lease_set(ls2, reply_token=9, reply_tunnel_id=3, reply_gateway=GATEWAY)
+    wire = dsm.to_bytes()
+    assert wire[:33] == keys.destination.hash + b"\x03"
+    received = DatabaseStore.parse(wire)
+    assert received.store_type == StoreType.LEASE_SET2
+    assert received.lease_set() == ls2
+    with pytest.raises(ParseError):
+        DatabaseStore.for_router_info(KEY, b"ri").lease_set()
