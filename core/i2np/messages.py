@@ -10,6 +10,7 @@ from typing import ClassVar, Self
 from ..data.errors import ParseError
 from ..data.leaseset import AnyLeaseSet, parse_leaseset, store_type
 from ..data.reader import Reader
+from ..data.routerinfo import RouterInfo
 from .header import STANDARD_HEADER_SIZE, I2NPMessage, MessageType, encode_standard, read_standard
 
 HASH_SIZE = 32
@@ -135,6 +136,10 @@ class DatabaseStore:
         if not self.is_router_info:
             raise ParseError(f"store type {self.store_type} is not a RouterInfo", structure="DatabaseStore")
         return decompress_router_info(self.data, max_size)
+
+    def router_info(self, max_size: int = MAX_ROUTER_INFO_SIZE) -> RouterInfo:
+        """The decompressed and parsed RouterInfo (its signature is not checked here)."""
+        return RouterInfo.parse(self.router_info_bytes(max_size))
 
     @classmethod
     def for_lease_set(cls, lease_set: AnyLeaseSet, *, reply_token: int = 0, reply_tunnel_id: int = 0,

@@ -372,6 +372,7 @@ def test_database_store_of_an_i2pd_router_info():
     assert received.key == info.hash
     assert RouterInfo.parse(received.router_info_bytes()) == info
     assert received.router_info_bytes() == raw
+    assert received.router_info() == info
 
 
 def test_database_store_of_a_lease_set2():
