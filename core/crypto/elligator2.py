@@ -43,10 +43,15 @@ def encode(public_key: bytes, tweak: int) -> bytes | None:
     if len(public_key) != 32:
         raise CryptoError("X25519 public key must be 32 bytes")
     u = int.from_bytes(public_key, "little")
-    if u == 0 or u >= P or u == P - A:
+    if u >= P or pow((u * u % P + A * u + 1) * u % P, _HALF_P, P) != 1:
+        return None  # a twist point's representatives would decode to -A - u
+    return _encode_curve_point(u, tweak)
+
+
+def _encode_curve_point(u: int, tweak: int) -> bytes | None:
+    """encode() for a u known to be on the curve (as every X25519 public key made by keygen is)."""
+    if u == 0 or u == P - A:
         return None
-    if pow((u * u % P + A * u + 1) * u % P, _HALF_P, P) != 1:
-        return None  # on the twist: its representatives would decode to -A - u
     if tweak & 1:
         r = _sqrt_ratio(-(u + A), 2 * u)
     else:
@@ -77,7 +82,7 @@ def generate_keypair(rng=os.urandom) -> tuple[bytes, bytes, bytes]:
     for _ in range(_MAX_KEYGEN_TRIES):
         private_key = rng(32)
         public_key = x25519.public_from_private(private_key)
-        representative = encode(public_key, rng(1)[0])
+        representative = _encode_curve_point(int.from_bytes(public_key, "little"), rng(1)[0])
         if representative is not None:
             return private_key, public_key, representative
     raise CryptoError(f"RNG gave no Elligator2-encodable key in {_MAX_KEYGEN_TRIES} tries")
