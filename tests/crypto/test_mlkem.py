@@ -2,6 +2,7 @@
 import random
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from core.crypto import mlkem
 from core.data.errors import CryptoError
@@ -64,3 +65,24 @@ def test_malformed_input_is_crypto_error(params):
         mlkem.keygen_from_seed(params, bytes(63))
     with pytest.raises(CryptoError):
         mlkem.Decapsulator(params, bytes(65))
+
+
+_KEYS = {p.name: mlkem.keygen(p, seeded_rng(7)) for p in PARAMS}
+
+
+@settings(max_examples=40, deadline=None)
+@given(params=st.sampled_from(PARAMS), position=st.integers(min_value=0), value=st.integers(0, 255),
+       cut=st.integers(min_value=0, max_value=3))
+def test_mutated_inputs_give_only_crypto_errors(params, position, value, cut):
+    encap_key, decap_key = _KEYS[params.name]
+    mutated = bytearray(encap_key)
+    mutated[position % len(mutated)] = value
+    mutated = bytes(mutated[:len(mutated) - cut])
+    try:
+        ciphertext, shared_key = mlkem.encapsulate(params, mutated)
+    except CryptoError:
+        return
+    assert cut == 0 and len(shared_key) == 32
+    mutated_ciphertext = bytearray(ciphertext)
+    mutated_ciphertext[position % len(ciphertext)] = value
+    assert len(mlkem.decapsulate(params, decap_key, bytes(mutated_ciphertext))) == 32
