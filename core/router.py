@@ -14,14 +14,22 @@ from core.data.errors import ProtocolError
 from core.data.routerinfo import RouterAddress, RouterInfo
 from core.fsutil import atomic_write
 from core.identity_store import RouterKeys, load_or_create_router_keys
+from core.control.api import (DestinationRecord, NetStatus, PeerRecord, RouterSnapshot, SettingError,
+                              TunnelRecord)
+from core.i2np.header import I2NPMessage
+from core.i2np.messages import DatabaseStore
+from core.i2np.registry import parse_payload
 from core.netdb.reseed import read_reseed_file
 from core.netdb.store import NetDb
+from core.transport.manager import TransportManager
 from core.version import ROUTER_VERSION
 
 log = logging.getLogger(__name__)
 
 ROUTER_INFO_FILE = "router.info"
 REPUBLISH_INTERVAL_S = 30 * 60   # re-sign our RouterInfo so its published time stays fresh
+FLOODFILLS_TO_PUBLISH = 3
+MESSAGE_EXPIRATION_MS = 60_000
 
 
 class Router:
@@ -35,8 +43,13 @@ class Router:
         self.netdb: NetDb | None = None
         self.router_info: RouterInfo | None = None
         self.started_at: float | None = None
+        self.transports: TransportManager | None = None
+        self.control = None
+        self.status_text = "Starting"
+        self.unhandled_messages = 0
         self._tasks: list[asyncio.Task] = []
         self._stopped = asyncio.Event()
+        self._stop_requested = asyncio.Event()
 
     # --- identity and our RouterInfo
 
@@ -86,10 +99,27 @@ class Router:
             self.reseed_from_file(self.config.reseed_file)
         log.info("netDb: %d routers known (%d loaded from disk)", len(self.netdb), loaded)
         self.refresh_router_info()
+        self.transports = TransportManager(
+            router_hash=self.keys.hash, static_key=self.keys.ntcp2_static, iv=self.keys.ntcp2_iv,
+            netid=self.config.netid, router_info=lambda: self.router_info.to_bytes(),
+            lookup_router_info=self.netdb.get_router_info, on_message=self.handle_message,
+            on_router_info=self.handle_router_info, clock=self.clock, rng=self.rng)
+        await self.transports.start(self.config.host, self.config.port)
+        await self._start_control()
         self.started_at = time.monotonic()
+        self.status_text = "Running"
         if len(self.netdb) == 0:
             log.warning("no peers yet: the netDb is empty; give a reseed file (--reseed-file) to join a network")
         self._tasks.append(asyncio.create_task(self._republish_loop(), name="republish"))
+
+    async def _start_control(self) -> None:
+        from core.control.server import start_control_server   # aiohttp is loaded only when the API runs
+        try:
+            self.control = await start_control_server(self, self.config.datadir, address=self.config.control_host,
+                                                      port=self.config.control_port, rng=self.rng)
+        except OSError as exc:
+            log.error("I2PControl not started on %s:%d: %s", self.config.control_host, self.config.control_port,
+                      exc.strerror or exc)
 
     def reseed_from_file(self, path: str) -> int:
         assert self.netdb is not None
@@ -104,15 +134,58 @@ class Router:
 
     async def _republish_loop(self) -> None:
         while True:
+            self.publish_router_info()
             await asyncio.sleep(REPUBLISH_INTERVAL_S)
             self.refresh_router_info()
 
+    def publish_router_info(self) -> int:
+        """Send our RouterInfo in a DatabaseStore to floodfills (network-database.md "RouterInfo Storage")."""
+        assert self.netdb is not None and self.transports is not None and self.router_info is not None
+        floodfills = [ri for ri in self.netdb.floodfills() if ri.hash != self.hash]
+        floodfills.sort(key=lambda ri: bytes(a ^ b for a, b in zip(ri.hash, self.hash)))
+        store = DatabaseStore.for_router_info(self.hash, self.router_info.to_bytes())
+        sent = 0
+        for ri in floodfills[:FLOODFILLS_TO_PUBLISH]:
+            sent += self.transports.send(ri.hash, self.new_message(store))
+        return sent
+
+    def new_message(self, payload) -> I2NPMessage:
+        msg_id = int.from_bytes(self.rng(4), "big")
+        return I2NPMessage.build(payload, msg_id, int(self.clock.time() * 1000) + MESSAGE_EXPIRATION_MS)
+
+    # --- inbound traffic
+
+    def handle_router_info(self, peer_hash: bytes, data: bytes) -> None:
+        assert self.netdb is not None
+        self.netdb.add_router_info(data)
+
+    def handle_message(self, peer_hash: bytes, message: I2NPMessage) -> None:
+        """Dispatch one I2NP message from a directly connected peer. Parse errors are ProtocolErrors."""
+        assert self.netdb is not None
+        payload = parse_payload(message)
+        if isinstance(payload, DatabaseStore) and payload.is_router_info:
+            self.netdb.add_router_info(payload.router_info_bytes())
+        else:
+            self.unhandled_messages += 1
+            log.debug("no handler yet for I2NP %s from %s", type(payload).__name__, b64encode(peer_hash)[:8])
+
     async def stop(self) -> None:
+        self.status_text = "Shutting down"
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.control is not None:
+            await self.control.stop()
+        if self.transports is not None:
+            await self.transports.stop()
         self._stopped.set()
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+
+    async def wait_stop_requested(self) -> None:
+        await self._stop_requested.wait()
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
@@ -120,3 +193,60 @@ class Router:
     @property
     def uptime_s(self) -> float:
         return 0.0 if self.started_at is None else time.monotonic() - self.started_at
+
+    # --- core.control.api.ControlledRouter
+
+    def snapshot(self) -> RouterSnapshot:
+        netdb, transports = self.netdb, self.transports
+        peers = len(transports.sessions) if transports else 0
+        if peers:
+            net_status = NetStatus.OK if self.config.host else NetStatus.FIREWALLED
+        else:
+            net_status = NetStatus.ERROR_NO_ACTIVE_PEERS_CHECK_CONNECTION_AND_FIREWALL
+        return RouterSnapshot(
+            router_hash=self.hash, version=ROUTER_VERSION, uptime_s=self.uptime_s, status_text=self.status_text,
+            net_status=net_status, known_routers=len(netdb) if netdb else 0,
+            floodfills=len(netdb.floodfills()) if netdb else 0, leasesets=0, active_peers=peers, fast_peers=0,
+            high_capacity_peers=0, is_reseeding=False, participating_tunnels=0, build_success_ratio=0.0,
+            bw_in_1s=0.0, bw_in_15s=0.0, bw_out_1s=0.0, bw_out_15s=0.0,
+            bytes_received=transports.bytes_received if transports else 0,
+            bytes_sent=transports.bytes_sent if transports else 0)
+
+    def peers(self) -> list[PeerRecord]:
+        records = []
+        for peer_hash, conn in (self.transports.sessions.items() if self.transports else ()):
+            ri = self.netdb.get_router_info(peer_hash) if self.netdb else None
+            host, port = (conn.peername or ("?", 0))[:2]
+            records.append(PeerRecord(peer_hash, "NTCP2", conn.inbound, ri.caps if ri else "", f"{host}:{port}",
+                                      conn.established_at))
+        return records
+
+    def tunnels(self) -> list[TunnelRecord]:
+        return []
+
+    def destinations(self) -> list[DestinationRecord]:
+        return []
+
+    def network_settings(self) -> dict[str, str]:
+        return {"i2p.router.net.ntcp.port": str(self.config.port),
+                "i2p.router.net.ntcp.hostname": self.config.host or "",
+                "i2p.router.net.ntcp.autoip": "false"}
+
+    def apply_network_settings(self, changes) -> bool:
+        raise SettingError("changing network settings over I2PControl is not supported yet; edit config.toml")
+
+    async def shutdown(self) -> None:
+        self.request_stop()
+
+    async def shutdown_graceful(self) -> None:
+        self.request_stop()
+
+    async def restart(self) -> None:
+        raise SettingError("restart is not supported; stop the router and start it again")
+
+    async def restart_graceful(self) -> None:
+        await self.restart()
+
+    async def reseed(self) -> None:
+        if self.config.reseed_file:
+            self.reseed_from_file(self.config.reseed_file)

@@ -20,11 +20,13 @@ def add_router_options(parser) -> None:
     parser.add_argument("--reseed-file", help="reseed bundle read at start: .su3, zip of routerInfo-*.dat, or folder")
     parser.add_argument("--floodfill", action="store_true", default=None, help="act as a floodfill")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument("--control-port", type=int, help="I2PControl port on 127.0.0.1 (default 7650)")
 
 
 def config_from_args(args):
     overrides = {"host": args.host, "port": args.port, "netid": args.netid, "reseed_file": args.reseed_file,
-                 "floodfill": args.floodfill, "log_level": args.log_level}
+                 "floodfill": args.floodfill, "log_level": args.log_level,
+                 "control_port": args.control_port}
     return load_config(args.datadir, overrides)
 
 
@@ -38,7 +40,11 @@ async def run_router(config) -> int:
     print(f"pyi2p router {b64encode(router.hash)} running (netid {config.netid}, data in {config.datadir})",
           flush=True)
     try:
-        await stop.wait()
+        stopper = asyncio.create_task(router.wait_stop_requested())
+        signalled = asyncio.create_task(stop.wait())
+        await asyncio.wait({stopper, signalled}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        signalled.cancel()
     finally:
         print("pyi2p: stopping", flush=True)
         await router.stop()

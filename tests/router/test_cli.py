@@ -24,13 +24,14 @@ def test_keygen_then_keyinfo(tmp_path, capsys):
     assert main(["keygen", str(path)]) == 1   # refuses to overwrite keys
 
 
-def test_routerinfo_prints_fields_of_our_own_router_info(tmp_path, capsys):
+def test_routerinfo_prints_fields_of_our_own_router_info(tmp_path, capsys, free_port):
     from core.config import load_config
     from core.router import Router
     import asyncio
 
     async def boot():
-        router = Router(load_config(tmp_path, {"netid": 42, "host": "198.18.0.9", "port": 2000}))
+        router = Router(load_config(tmp_path, {"netid": 42, "host": "127.0.0.1", "port": free_port,
+                                                  "control_port": 0}))
         await router.start()
         await router.stop()
         return router
@@ -40,7 +41,7 @@ def test_routerinfo_prints_fields_of_our_own_router_info(tmp_path, capsys):
     from core.data.encoding import b64encode
     assert fields["hash"] == b64encode(router.hash)
     assert fields["signature_valid"] is True and fields["netid"] == 42
-    assert fields["addresses"][0]["options"]["host"] == "198.18.0.9"
+    assert fields["addresses"][0]["options"]["host"] == "127.0.0.1"
 
 
 @pytest.mark.parametrize("command", ["routerinfo", "keyinfo"])
@@ -60,7 +61,8 @@ def test_missing_file_is_a_clear_error(tmp_path, capsys):
 
 
 def test_run_on_fresh_datadir_without_network_says_no_peers_and_keeps_running(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "pyi2p", "run", "--datadir", str(tmp_path), "--netid", "42"],
+    proc = subprocess.Popen([sys.executable, "-m", "pyi2p", "run", "--datadir", str(tmp_path), "--netid", "42",
+                             "--control-port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()

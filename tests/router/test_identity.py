@@ -10,6 +10,7 @@ from core.router import Router
 
 
 async def start_router(datadir, **overrides):
+    overrides.setdefault("control_port", 0)
     router = Router(load_config(datadir, overrides), clock=FakeClock())
     await router.start()
     await router.stop()
@@ -25,14 +26,14 @@ async def test_first_start_creates_private_files_0600_and_reload_keeps_identity(
     assert second.keys.ntcp2_static.public_bytes == first.keys.ntcp2_static.public_bytes
 
 
-async def test_router_info_on_disk_is_signed_and_announces_ntcp2(tmp_path):
-    router = await start_router(tmp_path, netid=42, host="198.18.0.50", port=12345)
+async def test_router_info_on_disk_is_signed_and_announces_ntcp2(tmp_path, free_port):
+    router = await start_router(tmp_path, netid=42, host="127.0.0.1", port=free_port)
     ri = RouterInfo.parse((tmp_path / "router.info").read_bytes())
     assert ri.verify()
     assert ri.hash == router.hash
     assert ri.netid == 42
     (address,) = ri.addresses_of("NTCP2")
-    assert address.host == "198.18.0.50" and address.port == 12345
+    assert address.host == "127.0.0.1" and address.port == free_port
     assert address.s == router.keys.ntcp2_static.public_bytes
     assert address.i == router.keys.ntcp2_iv
     assert "R" in ri.caps

@@ -1,0 +1,267 @@
+"""Transport manager: one NTCP2 session per peer, both roles, bounded queues and connection count."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+from core.clock import Clock, Rng
+from core.data.encoding import b64encode
+from core.data.errors import ProtocolError
+from core.data.routerinfo import RouterInfo
+from core.i2np.header import I2NPMessage
+from core.transport.ntcp2.blocks import (DateTimeBlock, I2NPBlock, RouterInfoBlock, TerminationBlock,
+                                         TerminationReason)
+from core.transport.ntcp2.driver import ConnectionClosed, DriverSettings, NTCP2Connection, NTCP2Listener, connect
+from core.transport.ntcp2.handshake import ReplayCache
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[bytes, I2NPMessage], None]
+RouterInfoHandler = Callable[[bytes, bytes], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TransportSettings:
+    max_connections: int = 256
+    max_queued_per_peer: int = 256          # messages waiting for a session; older ones are dropped
+    max_concurrent_dials: int = 16
+    idle_timeout_s: float = 600.0           # close a session with no I2NP either way for this long
+    keepalive_s: float = 50.0               # i2pd ends sessions silent for 120 s; a DateTime block keeps ours
+    housekeeping_s: float = 10.0
+    dial_failure_backoff_s: float = 60.0
+
+
+@dataclass(slots=True)
+class _PeerState:
+    queue: deque
+    dial: asyncio.Task | None = None
+    last_failure: float = -1e9
+
+
+class TransportManager:
+    """Owns every NTCP2 session of one router; upper layers only call send() and get callbacks."""
+
+    def __init__(self, *, router_hash: bytes, static_key, iv: bytes, netid: int,
+                 router_info: Callable[[], bytes], lookup_router_info: Callable[[bytes], RouterInfo | None],
+                 on_message: MessageHandler, on_router_info: RouterInfoHandler,
+                 clock: Clock, rng: Rng = os.urandom, settings: TransportSettings = TransportSettings(),
+                 driver_settings: DriverSettings = DriverSettings()):
+        self.router_hash = router_hash
+        self._static_key = static_key
+        self._iv = iv
+        self.netid = netid
+        self._router_info = router_info
+        self._lookup = lookup_router_info
+        self._on_message = on_message
+        self._on_router_info = on_router_info
+        self.clock = clock
+        self.rng = rng
+        self.settings = settings
+        self.driver_settings = driver_settings
+        self.replay_cache = ReplayCache(clock)
+        self.sessions: dict[bytes, NTCP2Connection] = {}
+        self._peers: dict[bytes, _PeerState] = {}
+        self._listener: NTCP2Listener | None = None
+        self._dial_slots = asyncio.Semaphore(settings.max_concurrent_dials)
+        self._tasks: set[asyncio.Task] = set()
+        self._last_i2np: dict[bytes, float] = {}
+        self.listen_port: int | None = None
+        self.bytes_sent_closed = 0
+        self.bytes_received_closed = 0
+        self.dropped_messages = 0
+
+    # --- lifecycle
+
+    async def start(self, host: str | None, port: int) -> None:
+        if host:
+            self._listener = NTCP2Listener(static_key=self._static_key, router_hash=self.router_hash, iv=self._iv,
+                                           netid=self.netid, on_connection=self._inbound, clock=self.clock,
+                                           rng=self.rng, replay_cache=self.replay_cache,
+                                           router_info=self._router_info, settings=self.driver_settings)
+            await self._listener.start(host, port)
+            self.listen_port = self._listener.port
+            log.info("NTCP2 listening on %s:%d", host, self.listen_port)
+        self._spawn(self._housekeeping(), "transport-housekeeping")
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            await self._listener.stop()
+        for conn in list(self.sessions.values()):
+            await conn.close(TerminationReason.ROUTER_SHUTDOWN)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    def _spawn(self, coro, name: str) -> asyncio.Task:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- sending
+
+    def send(self, peer_hash: bytes, message: I2NPMessage) -> bool:
+        """Queue `message` for `peer_hash`, dialling if needed; False if it had to be dropped."""
+        if peer_hash == self.router_hash:
+            return False
+        conn = self.sessions.get(peer_hash)
+        if conn is not None and not conn.closed:
+            self._last_i2np[peer_hash] = self.clock.monotonic()
+            self._spawn(self._send_now(conn, [message]), "ntcp2-send")
+            return True
+        state = self._peers.get(peer_hash)
+        if state is None:
+            if len(self._peers) >= self.settings.max_connections * 2:
+                self.dropped_messages += 1
+                return False
+            state = self._peers[peer_hash] = _PeerState(deque(maxlen=self.settings.max_queued_per_peer))
+        if len(state.queue) == state.queue.maxlen:
+            self.dropped_messages += 1
+        state.queue.append(message)
+        if state.dial is None:
+            if self.clock.monotonic() - state.last_failure < self.settings.dial_failure_backoff_s:
+                state.queue.clear()
+                self.dropped_messages += 1
+                return False
+            state.dial = self._spawn(self._dial(peer_hash), "ntcp2-dial")
+        return True
+
+    async def connect(self, peer_hash: bytes) -> NTCP2Connection | None:
+        """An established session to `peer_hash`, dialling if there is none; None if that fails."""
+        conn = self.sessions.get(peer_hash)
+        if conn is not None and not conn.closed:
+            return conn
+        state = self._peers.setdefault(peer_hash, _PeerState(deque(maxlen=self.settings.max_queued_per_peer)))
+        if state.dial is None:
+            state.dial = self._spawn(self._dial(peer_hash), "ntcp2-dial")
+        await asyncio.shield(state.dial)
+        return self.sessions.get(peer_hash)
+
+    async def _send_now(self, conn: NTCP2Connection, messages) -> None:
+        try:
+            await conn.send([I2NPBlock.from_message(m) for m in messages])
+        except ConnectionClosed:
+            self.dropped_messages += len(messages)
+
+    async def _dial(self, peer_hash: bytes) -> None:
+        state = self._peers[peer_hash]
+        try:
+            ri = self._lookup(peer_hash)
+            address = _dialable_ntcp2(ri) if ri is not None else None
+            if address is None:
+                log.debug("NTCP2: no dialable address for %s", b64encode(peer_hash)[:8])
+                raise LookupError("no address")
+            if len(self.sessions) >= self.settings.max_connections:
+                raise LookupError("connection limit")
+            async with self._dial_slots:
+                conn = await connect(address.host, address.port, static_key=self._static_key,
+                                     router_info=self._router_info(), peer_router_hash=peer_hash,
+                                     peer_static_key=address.s, peer_iv=address.i, netid=self.netid,
+                                     clock=self.clock, rng=self.rng, settings=self.driver_settings)
+            log.info("NTCP2: connected to %s at %s:%d", b64encode(peer_hash)[:8], address.host, address.port)
+            self._register(conn)
+        except (ProtocolError, OSError, TimeoutError, LookupError) as exc:
+            state.last_failure = self.clock.monotonic()
+            self.dropped_messages += len(state.queue)
+            state.queue.clear()
+            if not isinstance(exc, LookupError):
+                log.info("NTCP2: dial %s failed: %s", b64encode(peer_hash)[:8], exc)
+        finally:
+            state.dial = None
+            if not state.queue and peer_hash not in self.sessions:
+                self._peers.pop(peer_hash, None)
+
+    # --- sessions
+
+    def _inbound(self, conn: NTCP2Connection) -> None:
+        if len(self.sessions) >= self.settings.max_connections and conn.peer_router_hash not in self.sessions:
+            self._spawn(conn.close(TerminationReason.NORMAL_CLOSE), "ntcp2-refuse")   # no "limits" code in ntcp2.rst
+            return
+        log.info("NTCP2: inbound session from %s", b64encode(conn.peer_router_hash)[:8])
+        self._register(conn)
+
+    def _register(self, conn: NTCP2Connection) -> None:
+        peer = conn.peer_router_hash
+        old = self.sessions.get(peer)
+        if old is not None and old is not conn and not old.closed:
+            # the peer dialled again (restart, or a race); the newest session wins
+            self._spawn(old.close(TerminationReason.NORMAL_CLOSE), "ntcp2-replace")
+        self.sessions[peer] = conn
+        self._last_i2np[peer] = self.clock.monotonic()
+        conn.add_close_callback(self._closed)
+        if conn.peer_router_info:
+            self._on_router_info(peer, conn.peer_router_info)
+        self._spawn(self._receive(conn), f"ntcp2-recv-{b64encode(peer)[:8]}")
+        state = self._peers.pop(peer, None)
+        if state is not None and state.queue:
+            self._spawn(self._send_now(conn, list(state.queue)), "ntcp2-flush")
+
+    def _closed(self, conn: NTCP2Connection) -> None:
+        self.bytes_sent_closed += conn.bytes_sent
+        self.bytes_received_closed += conn.bytes_received
+        if self.sessions.get(conn.peer_router_hash) is conn:
+            del self.sessions[conn.peer_router_hash]
+            self._last_i2np.pop(conn.peer_router_hash, None)
+            log.info("NTCP2: session with %s closed (reason %s)", b64encode(conn.peer_router_hash)[:8],
+                     conn.close_reason)
+
+    async def _receive(self, conn: NTCP2Connection) -> None:
+        peer = conn.peer_router_hash
+        async for block in conn:
+            if isinstance(block, I2NPBlock):
+                self._last_i2np[peer] = self.clock.monotonic()
+                try:
+                    message = I2NPMessage(block.msg_type, block.msg_id, block.expiration * 1000, block.body)
+                    self._on_message(peer, message)
+                except ProtocolError as exc:
+                    log.debug("NTCP2: bad I2NP message from %s: %s", b64encode(peer)[:8], exc)
+                except Exception:
+                    log.exception("I2NP handler failed on a message from %s", b64encode(peer)[:8])
+            elif isinstance(block, RouterInfoBlock):
+                self._on_router_info(peer, block.router_info)
+            elif isinstance(block, TerminationBlock):
+                log.info("NTCP2: %s terminated the session (reason %d)", b64encode(peer)[:8], block.reason)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.housekeeping_s)
+            now = self.clock.monotonic()
+            for peer, conn in list(self.sessions.items()):
+                if conn.closed:
+                    continue
+                if now - self._last_i2np.get(peer, now) > self.settings.idle_timeout_s:
+                    self._spawn(conn.close(TerminationReason.IDLE_TIMEOUT), "ntcp2-idle")
+                elif now - conn.last_sent > self.settings.keepalive_s:
+                    self._spawn(self._keepalive(conn), "ntcp2-keepalive")
+
+    async def _keepalive(self, conn: NTCP2Connection) -> None:
+        try:
+            await conn.send(DateTimeBlock.now(self.clock.time()))
+        except ConnectionClosed:
+            pass
+
+    # --- figures
+
+    @property
+    def bytes_sent(self) -> int:
+        return self.bytes_sent_closed + sum(c.bytes_sent for c in self.sessions.values())
+
+    @property
+    def bytes_received(self) -> int:
+        return self.bytes_received_closed + sum(c.bytes_received for c in self.sessions.values())
+
+
+def _dialable_ntcp2(ri: RouterInfo):
+    """The first NTCP2 address with host, port, s, i and v=2 (ntcp2.rst "Published Router Info")."""
+    for address in ri.addresses_of("NTCP2"):
+        try:
+            if address.host and address.port and address.s and address.i and "2" in (address.v or "").split(","):
+                return address
+        except ProtocolError:
+            continue
+    return None

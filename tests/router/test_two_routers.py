@@ -1,0 +1,43 @@
+"""Two pyi2p routers on loopback: one dials the other from a reseed, both learn each other's RouterInfo."""
+import asyncio
+import shutil
+import socket
+
+from core.config import load_config
+from core.router import Router
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_for(predicate, timeout=15.0):
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+
+async def test_dial_publish_and_learn(tmp_path):
+    a = Router(load_config(tmp_path / "a", {"netid": 42, "host": "127.0.0.1", "port": free_port(),
+                                            "floodfill": True, "control_port": 0}))
+    await a.start()
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    shutil.copy(tmp_path / "a" / "router.info", seed / "routerInfo-a.dat")
+    b = Router(load_config(tmp_path / "b", {"netid": 42, "reseed_file": str(seed), "control_port": 0}))
+    try:
+        await b.start()
+        assert b.netdb.get_router_info(a.hash) is not None
+        await wait_for(lambda: b.hash in a.transports.sessions and a.netdb.get_router_info(b.hash) is not None)
+        assert a.hash in b.transports.sessions
+        assert a.netdb.get_router_info(b.hash).to_bytes() == b.router_info.to_bytes()
+        (peer,) = a.peers()
+        assert peer.router_hash == b.hash and peer.inbound and peer.transport == "NTCP2"
+        snapshot = b.snapshot()
+        assert snapshot.active_peers == 1 and snapshot.known_routers == 1 and snapshot.floodfills == 1
+    finally:
+        await b.stop()
+        await a.stop()
+    assert not a.transports.sessions and not b.transports.sessions
