@@ -43,10 +43,10 @@ META_ENTRY_LEASESET2 = 3
 META_ENTRY_META_LEASESET = 5
 
 
-def _require(condition: bool, message: str) -> None:
-    """Guards constructor arguments from our own code (not wire input, which raises ParseError)."""
+def _require(value: object, condition: bool, message: str) -> None:
+    """Constructor checks; ParseError like the parsers, so values built from peer input fail the same way."""
     if not condition:
-        raise ValueError(message)
+        raise ParseError(message, structure=type(value).__name__)
 
 
 def _sig_type(r: Reader, code: int, what: str):
@@ -76,9 +76,9 @@ class Lease:
     SIZE: ClassVar[int] = 44
 
     def __post_init__(self) -> None:
-        _require(len(self.gateway) == HASH_LEN, "gateway must be a 32-byte hash")
-        _require(0 <= self.tunnel_id < 1 << 32, "tunnel id must fit 4 bytes")
-        _require(0 <= self.end_date < 1 << 64, "end date must fit 8 bytes")
+        _require(self, len(self.gateway) == HASH_LEN, "gateway must be a 32-byte hash")
+        _require(self, 0 <= self.tunnel_id < 1 << 32, "tunnel id must fit 4 bytes")
+        _require(self, 0 <= self.end_date < 1 << 64, "end date must fit 8 bytes")
 
     @property
     def end_date_ms(self) -> int:
@@ -108,9 +108,9 @@ class Lease2:
     SIZE: ClassVar[int] = 40
 
     def __post_init__(self) -> None:
-        _require(len(self.gateway) == HASH_LEN, "gateway must be a 32-byte hash")
-        _require(0 <= self.tunnel_id < 1 << 32, "tunnel id must fit 4 bytes")
-        _require(0 <= self.end_date < 1 << 32, "end date must fit 4 bytes")
+        _require(self, len(self.gateway) == HASH_LEN, "gateway must be a 32-byte hash")
+        _require(self, 0 <= self.tunnel_id < 1 << 32, "tunnel id must fit 4 bytes")
+        _require(self, 0 <= self.end_date < 1 << 32, "end date must fit 4 bytes")
 
     @property
     def end_date_ms(self) -> int:
@@ -131,7 +131,7 @@ class Lease2:
 
 @dataclass(frozen=True, slots=True)
 class MetaLease:
-    """common-structures.rst "MetaLease": gateway (or another MetaLeaseSet's hash), 3-byte flags, cost, end in seconds."""
+    """common-structures.rst "MetaLease": gateway (or a MetaLeaseSet's hash), 3-byte flags, cost, end in seconds."""
 
     gateway: bytes
     flags: int
@@ -141,10 +141,10 @@ class MetaLease:
     SIZE: ClassVar[int] = 40
 
     def __post_init__(self) -> None:
-        _require(len(self.gateway) == HASH_LEN, "gateway must be a 32-byte hash")
-        _require(0 <= self.flags < 1 << 24, "flags must fit 3 bytes")
-        _require(0 <= self.cost < 256, "cost must fit 1 byte")
-        _require(0 <= self.end_date < 1 << 32, "end date must fit 4 bytes")
+        _require(self, len(self.gateway) == HASH_LEN, "gateway must be a 32-byte hash")
+        _require(self, 0 <= self.flags < 1 << 24, "flags must fit 3 bytes")
+        _require(self, 0 <= self.cost < 256, "cost must fit 1 byte")
+        _require(self, 0 <= self.end_date < 1 << 32, "end date must fit 4 bytes")
 
     @property
     def entry_type(self) -> int:
@@ -185,10 +185,11 @@ class OfflineSignature:
     signature: bytes
 
     def __post_init__(self) -> None:
-        _require(0 <= self.expires < 1 << 32, "expires must fit 4 bytes")
+        _require(self, 0 <= self.expires < 1 << 32, "expires must fit 4 bytes")
         spec = SIG_TYPES.get(self.transient_sig_type)
-        _require(spec is not None, f"unknown transient signing type {self.transient_sig_type}")
-        _require(len(self.transient_public_key) == spec.public_key_len, "transient key length does not match its type")
+        _require(self, spec is not None, f"unknown transient signing type {self.transient_sig_type}")
+        _require(self, len(self.transient_public_key) == spec.public_key_len,
+                 "transient key length does not match its type")
 
     @classmethod
     def read(cls, r: Reader, signer_sig_type: int) -> OfflineSignature:
@@ -256,9 +257,9 @@ class LeaseSet:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "leases", tuple(self.leases))
-        _require(len(self.encryption_key) == ELGAMAL_PUBLIC_KEY_LEN, "encryption key must be 256 bytes")
-        _require(len(self.signing_key) == self.signing_key_len(self.destination), "signing key length")
-        _require(len(self.leases) <= MAX_LEASES, "at most 16 leases")
+        _require(self, len(self.encryption_key) == ELGAMAL_PUBLIC_KEY_LEN, "encryption key must be 256 bytes")
+        _require(self, len(self.signing_key) == self.signing_key_len(self.destination), "signing key length")
+        _require(self, len(self.leases) <= MAX_LEASES, "at most 16 leases")
 
     @staticmethod
     def signing_key_len(destination: Destination) -> int:
@@ -331,10 +332,10 @@ class LeaseSet2Header:
     offline_signature: OfflineSignature | None = None
 
     def __post_init__(self) -> None:
-        _require(0 <= self.published < 1 << 32, "published must fit 4 bytes")
-        _require(0 <= self.expires_offset < 1 << 16, "expires offset must fit 2 bytes")
-        _require(0 <= self.flags < 1 << 16, "flags must fit 2 bytes")
-        _require(bool(self.flags & FLAG_OFFLINE_KEYS) == (self.offline_signature is not None),
+        _require(self, 0 <= self.published < 1 << 32, "published must fit 4 bytes")
+        _require(self, 0 <= self.expires_offset < 1 << 16, "expires offset must fit 2 bytes")
+        _require(self, 0 <= self.flags < 1 << 16, "flags must fit 2 bytes")
+        _require(self, bool(self.flags & FLAG_OFFLINE_KEYS) == (self.offline_signature is not None),
                  "offline keys flag and offline signature disagree")
 
     @classmethod
@@ -461,12 +462,12 @@ class LeaseSet2(_HeaderedLeaseSet):
     def __post_init__(self) -> None:
         object.__setattr__(self, "encryption_keys", tuple((t, k) for t, k in self.encryption_keys))
         object.__setattr__(self, "leases", tuple(self.leases))
-        _require(1 <= len(self.encryption_keys) <= MAX_ENCRYPTION_KEYS, "1 to 8 encryption keys")
+        _require(self, 1 <= len(self.encryption_keys) <= MAX_ENCRYPTION_KEYS, "1 to 8 encryption keys")
         for crypto_type, key in self.encryption_keys:
             spec = CRYPTO_TYPES.get(crypto_type)
-            _require(0 <= crypto_type < 1 << 16 and len(key) < 1 << 16, "encryption key type/length out of range")
-            _require(spec is None or len(key) == spec.public_key_len, f"key length for crypto type {crypto_type}")
-        _require(len(self.leases) <= MAX_LEASES, "at most 16 leases")
+            _require(self, 0 <= crypto_type < 1 << 16 and len(key) < 1 << 16, "encryption key type/length out of range")
+            _require(self, spec is None or len(key) == spec.public_key_len, f"key length for crypto type {crypto_type}")
+        _require(self, len(self.leases) <= MAX_LEASES, "at most 16 leases")
 
     @classmethod
     def read(cls, r: Reader) -> LeaseSet2:
@@ -495,7 +496,7 @@ class LeaseSet2(_HeaderedLeaseSet):
     def create(cls, keys: PrivateKeys, *, published: int, expires_offset: int,
                encryption_keys: Iterable[tuple[int, bytes]], leases: Iterable[Lease2],
                options: Mapping | None = None, unpublished: bool = False, blinded: bool = False) -> LeaseSet2:
-        """Signed by `keys`: with the destination key, or with its transient key (and the offline block) when offline."""
+        """Signed by `keys`: the destination key, or its transient key (with the offline block) when offline."""
         header = LeaseSet2Header.create(keys, published=published, expires_offset=expires_offset,
                                         unpublished=unpublished, blinded=blinded)
         unsigned = cls(header, options if options is not None else Mapping(),
@@ -549,9 +550,9 @@ class MetaLeaseSet(_HeaderedLeaseSet):
     def __post_init__(self) -> None:
         object.__setattr__(self, "leases", tuple(self.leases))
         object.__setattr__(self, "revocations", tuple(self.revocations))
-        _require(1 <= len(self.leases) <= 255, "1 to 255 meta leases")
-        _require(len(self.revocations) <= 255, "at most 255 revocations")
-        _require(all(len(h) == HASH_LEN for h in self.revocations), "revocations are 32-byte hashes")
+        _require(self, 1 <= len(self.leases) <= 255, "1 to 255 meta leases")
+        _require(self, len(self.revocations) <= 255, "at most 255 revocations")
+        _require(self, all(len(h) == HASH_LEN for h in self.revocations), "revocations are 32-byte hashes")
 
     @classmethod
     def read(cls, r: Reader) -> MetaLeaseSet:
@@ -605,14 +606,15 @@ class EncryptedLeaseSet:
 
     def __post_init__(self) -> None:
         spec = SIG_TYPES.get(self.blinded_sig_type)
-        _require(spec is not None, f"unknown blinded signing type {self.blinded_sig_type}")
-        _require(len(self.blinded_public_key) == spec.public_key_len, "blinded key length does not match its type")
-        _require(0 <= self.published < 1 << 32, "published must fit 4 bytes")
-        _require(0 <= self.expires_offset < 1 << 16, "expires offset must fit 2 bytes")
-        _require(0 <= self.flags < 1 << 16, "flags must fit 2 bytes")
-        _require(bool(self.flags & FLAG_OFFLINE_KEYS) == (self.offline_signature is not None),
+        _require(self, spec is not None, f"unknown blinded signing type {self.blinded_sig_type}")
+        _require(self, len(self.blinded_public_key) == spec.public_key_len,
+                 "blinded key length does not match its type")
+        _require(self, 0 <= self.published < 1 << 32, "published must fit 4 bytes")
+        _require(self, 0 <= self.expires_offset < 1 << 16, "expires offset must fit 2 bytes")
+        _require(self, 0 <= self.flags < 1 << 16, "flags must fit 2 bytes")
+        _require(self, bool(self.flags & FLAG_OFFLINE_KEYS) == (self.offline_signature is not None),
                  "offline keys flag and offline signature disagree")
-        _require(1 <= len(self.encrypted_data) < 1 << 16, "encrypted data must be 1 to 65535 bytes")
+        _require(self, 1 <= len(self.encrypted_data) < 1 << 16, "encrypted data must be 1 to 65535 bytes")
 
     @classmethod
     def read(cls, r: Reader) -> EncryptedLeaseSet:

@@ -426,3 +426,20 @@ def test_header_reader_position():
     header = LeaseSet2Header.read(r)
     assert header == ls.header and r.pos == len(ls.header.to_bytes())
     assert header.expires == NOW + 600
+
+
+def test_constructors_reject_bad_values_with_parse_error():
+    with pytest.raises(ParseError, match="Lease"):
+        Lease(b"\x00" * 31, 1, 1)
+    with pytest.raises(ParseError):
+        Lease2(b"\x00" * 32, 1 << 32, 1)
+    with pytest.raises(ParseError, match="disagree"):
+        LeaseSet2Header(KEYS.destination, NOW, 600, FLAG_OFFLINE_KEYS, None)
+    with pytest.raises(ParseError, match="key length"):
+        make_ls2(encryption_keys=[(4, b"\x00" * 31)])
+    with pytest.raises(ParseError, match="1 to 8"):
+        make_ls2(encryption_keys=[])
+    with pytest.raises(ParseError, match="unknown transient"):
+        OfflineSignature(NOW, 99, b"", b"")
+    with pytest.raises(ParseError, match="1 to 65535"):
+        make_encrypted(encrypted_data=b"")
