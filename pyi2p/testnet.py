@@ -60,6 +60,8 @@ NETNS_DIR = "/run/netns"
 class TestnetError(Exception):
     """The testnet cannot be brought up, inspected or torn down as asked."""
 
+    __test__ = False                  # not a pytest test class, despite the name
+
 
 # ---------------------------------------------------------------- RouterInfo files
 
@@ -137,6 +139,19 @@ def netns_pids(netns: str) -> list[int]:
     return [int(p) for p in _ip("netns", "pids", netns, check=False).split()]
 
 
+def list_netns() -> list[str]:
+    try:
+        return sorted(os.listdir(NETNS_DIR))
+    except FileNotFoundError:
+        return []
+
+
+def delete_netns(netns: str) -> None:
+    if netns_exists(netns):
+        _ip("netns", "del", netns)
+        log.info("deleted network namespace %s", netns)
+
+
 def unavailable_reason() -> str | None:
     """Why a testnet cannot run on this machine, or None when it can."""
     if os.geteuid() != 0:
@@ -196,9 +211,10 @@ class Router:
                 argv = f.read().decode("utf-8", "replace").split("\0")
         except OSError:
             return False
-        if self.kind == "i2pd":
-            return bool(argv) and argv[0].endswith("i2pd") and f"{self.datadir}/i2pd.conf" in argv
-        return "run" in argv and self.datadir in argv and "--datadir" in argv
+        # also true for the `ip netns exec NS ...` that is about to exec the router
+        marker = ["--conf", f"{self.datadir}/i2pd.conf"] if self.kind == "i2pd" else ["--datadir", self.datadir]
+        pairs = zip(argv, argv[1:])
+        return tuple(marker) in pairs and (self.kind == "i2pd" or "run" in argv)
 
     @property
     def running(self) -> bool:
@@ -218,6 +234,7 @@ class RouterStatus:
     exploratory_in: int | None = None  # established exploratory tunnels of >= 1 hop
     exploratory_out: int | None = None
     network_status: str | None = None
+    router_ident: str | None = None   # as the console shows it
     error: str | None = None
 
     def ready(self, total_routers: int) -> bool:
@@ -344,22 +361,30 @@ yggdrasil = false
 # ---------------------------------------------------------------- console scraping (i2pd 2.45.1 HTML)
 
 _TAG = re.compile(r"<[^>]+>")
-_COUNTERS = {
-    "known_routers": r"Routers:\s*(\d+)",
-    "floodfills": r"Floodfills:\s*(\d+)",
-}
 _ARROW = "&#8658;"
 
 
-def parse_main_page(html: str) -> dict[str, object]:
+@dataclass(frozen=True, slots=True)
+class ConsoleSummary:
+    """The figures on an i2pd console's main page."""
+
+    known_routers: int | None         # counts the router itself: i2pd keeps its own RI in its netDb
+    floodfills: int | None
+    network_status: str | None
+    router_ident: str | None
+
+
+def parse_main_page(html: str) -> ConsoleSummary:
     text = _TAG.sub(" ", html)
-    found: dict[str, object] = {}
-    for key, pattern in _COUNTERS.items():
-        m = re.search(pattern, text)
-        found[key] = int(m.group(1)) if m else None
-    m = re.search(r"Network status:\s*([^\n\r]+?)\s*(?:Tunnel|Network status v6|\n|$)", text)
-    found["network_status"] = m.group(1).strip() if m else None
-    return found
+
+    def number(label: str) -> int | None:
+        m = re.search(label + r":\s*(\d+)", text)
+        return int(m.group(1)) if m else None
+    status = re.search(r"Network status:[ \t]*([^\n\r]*?)[ \t]*(?:\r|\n|$)", text)
+    ident = re.search(r"Router Ident:\s*([A-Za-z0-9~=-]{44})", text)
+    return ConsoleSummary(known_routers=number("Routers"), floodfills=number("Floodfills"),
+                          network_status=status.group(1) if status else None,
+                          router_ident=ident.group(1) if ident else None)
 
 
 def parse_tunnels_page(html: str) -> tuple[int, int]:
@@ -404,6 +429,8 @@ def parse_transports_page(html: str) -> list[TransportSession]:
 
 class Testnet:
     """N i2pd routers and M pyi2p routers in one network namespace, with state in `base`/testnet.json."""
+
+    __test__ = False
 
     def __init__(self, base: str | os.PathLike = DEFAULT_BASE, *, i2pd_count: int = 5, pyi2p_count: int = 0,
                  floodfills: int = 2, netid: int = 42, netns: str = DEFAULT_NETNS,
@@ -639,6 +666,9 @@ class Testnet:
                                     preexec_fn=_die_with_parent if self.die_with_parent else None)
         r.pid = proc.pid
         self._children[proc.pid] = proc
+        deadline = time.monotonic() + 5.0     # until exec, /proc/PID/cmdline is empty or still ours
+        while not r.running and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def _log_path(self, r: Router, stdout: bool = False) -> Path:
         if r.kind == "i2pd" and not stdout:
@@ -705,9 +735,10 @@ class Testnet:
         except (OSError, http.client.HTTPException, TestnetError) as exc:
             st.error = f"console: {exc}"[:120]
             return st
-        st.known_routers = main["known_routers"]
-        st.floodfills = main["floodfills"]
-        st.network_status = main["network_status"]
+        st.known_routers = main.known_routers
+        st.floodfills = main.floodfills
+        st.network_status = main.network_status
+        st.router_ident = main.router_ident
         st.exploratory_in, st.exploratory_out = tunnels
         st.ntcp2_sessions = sum(t.transport == "NTCP2" for t in transports)
         st.ssu2_sessions = sum(t.transport == "SSU2" for t in transports)
@@ -774,9 +805,7 @@ class Testnet:
             log.warning("namespace %s still has processes %s that we did not start: left in place",
                         self.netns, others)
             return others
-        if netns_exists(self.netns):
-            _ip("netns", "del", self.netns)
-            log.info("deleted network namespace %s", self.netns)
+        delete_netns(self.netns)
         return []
 
     # ----- helpers for tests and clients
@@ -822,7 +851,7 @@ class Testnet:
 
     def known_routers(self, router: str | Router) -> int | None:
         """RouterInfos in this i2pd's netDb, itself included (console main page)."""
-        return parse_main_page(self.http_get(router, "/"))["known_routers"]  # type: ignore[return-value]
+        return parse_main_page(self.http_get(router, "/")).known_routers
 
     def sam_port(self, router: str | Router) -> int:
         r = self.router(router)

@@ -1,0 +1,47 @@
+"""The private testnet interop tests share: one per test run, started by the first test that asks for it."""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from pyi2p.testnet import Testnet, delete_netns, list_netns, netns_pids, unavailable_reason
+
+TEST_NETNS_PREFIX = "pyi2p-t"         # + the pytest PID, so parallel runs never share a namespace
+TESTNET_WAIT_S = 100.0
+
+
+def remove_stale_test_namespaces() -> None:
+    """Delete namespaces left by earlier test runs that were killed: their PID is gone and nothing runs there."""
+    for name in list_netns():
+        m = re.fullmatch(re.escape(TEST_NETNS_PREFIX) + r"(\d+)|pyi2p-d(\d+)", name)
+        if not m:
+            continue
+        owner = int(m.group(1) or m.group(2))
+        if owner != os.getpid() and not os.path.exists(f"/proc/{owner}") and not netns_pids(name):
+            delete_netns(name)
+
+
+@pytest.fixture(scope="session")
+def testnet_requirements() -> None:
+    """Skips (with the reason) where a testnet cannot run: not root, no `ip`, no i2pd."""
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(f"private testnet unavailable: {reason}")
+    remove_stale_test_namespaces()
+
+
+@pytest.fixture(scope="session")
+def testnet(testnet_requirements: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
+    """5 i2pd routers (r1, r2 floodfills), ready: each knows all, has sessions and exploratory tunnels."""
+    net = Testnet(tmp_path_factory.mktemp("testnet"), netns=f"{TEST_NETNS_PREFIX}{os.getpid()}",
+                  die_with_parent=True)
+    try:
+        net.up(wait=TESTNET_WAIT_S)
+    except BaseException:
+        net.down()
+        raise
+    yield net
+    net.down()
