@@ -211,3 +211,19 @@ def test_mutated_frames_into_receiver(data):
     # no error: a corrupted length is still waiting for bytes; nothing corrupted was delivered
     assert frames in ([], [ALL_BLOCKS[:3]]) and bob.buffered > 0
     assert (frames == []) == (index < len(first))
+
+
+@settings(max_examples=60)
+@given(st.lists(st.sampled_from(ALL_BLOCKS), min_size=1, max_size=12), st.integers(100, 3000),
+       st.lists(st.integers(1, 700), min_size=1, max_size=40))
+def test_random_packing_and_chunking(blocks, frame_target, chunks):
+    alice, bob = pair(frame_target=frame_target)
+    wire = alice.pack(blocks) + alice.pack([b.DateTimeBlock(3)])
+    received, pos, i = [], 0, 0
+    while pos < len(wire):
+        step = chunks[i % len(chunks)]
+        for frame in bob.feed(wire[pos:pos + step]):
+            received += [blk for blk in frame if not isinstance(blk, b.PaddingBlock)]
+        pos, i = pos + step, i + 1
+    assert received == list(blocks) + [b.DateTimeBlock(3)]
+    assert bob.buffered == 0 and bob.frames_received == alice.frames_sent
