@@ -4,6 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.data.errors import ParseError, ProtocolError
+from core.i2np.header import I2NPMessage, encode_short
 from core.transport.ntcp2 import blocks as b
 
 
@@ -31,11 +32,12 @@ def test_i2np_layout_short_header():
     assert block.to_bytes() == bytes.fromhex("03000d" "14" "aabbccdd" "11223344") + b"body"
 
 
-def test_i2np_from_message_rounds_expiration_to_seconds():
-    class Message:
-        type, msg_id, expiration_ms, body = 11, 7, 1_700_000_000_600, b"garlic"
-    block = b.I2NPBlock.from_message(Message)
+def test_i2np_message_conversion_rounds_expiration_to_seconds():
+    message = I2NPMessage(11, 7, 1_700_000_000_600, b"garlic")
+    block = b.I2NPBlock.from_message(message)
     assert (block.msg_type, block.msg_id, block.expiration, block.body) == (11, 7, 1_700_000_001, b"garlic")
+    assert block.to_message() == I2NPMessage(11, 7, 1_700_000_001_000, b"garlic")
+    assert block.to_bytes()[3:] == encode_short(message)
 
 
 def test_termination_layout_and_reasons():

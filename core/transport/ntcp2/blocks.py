@@ -7,6 +7,7 @@ from typing import ClassVar, Iterable, Self, Union
 
 from core.data.errors import ParseError
 from core.data.reader import Reader
+from core.i2np.header import I2NPMessage
 
 BLOCK_HEADER_SIZE = 3
 MAX_FRAME_PAYLOAD = 65519           # 65535-byte ChaChaPoly frame minus the 16-byte MAC
@@ -175,9 +176,12 @@ class I2NPBlock:
             raise ValueError("I2NP short expiration out of range")
 
     @classmethod
-    def from_message(cls, msg) -> Self:
-        """From any I2NP message object with type, msg_id, expiration_ms and body (core.i2np.I2NPMessage)."""
-        return cls(msg.type, msg.msg_id, ((msg.expiration_ms + 500) // 1000) & _U32, msg.body)
+    def from_message(cls, msg: I2NPMessage) -> Self:
+        return cls(msg.type, msg.msg_id, msg.expiration_seconds, msg.body)
+
+    def to_message(self) -> I2NPMessage:
+        """The message with the expiration back in milliseconds (whole seconds, as the short header keeps it)."""
+        return I2NPMessage(self.msg_type, self.msg_id, self.expiration * 1000, self.body)
 
     @classmethod
     def read_data(cls, r: Reader) -> Self:

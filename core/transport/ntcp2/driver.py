@@ -14,6 +14,7 @@ from typing import Any
 from core.clock import Clock, Rng, SystemClock
 from core.crypto.x25519 import X25519Keypair
 from core.data.errors import ProtocolError
+from core.i2np.header import I2NPMessage
 
 from .blocks import (Block, DateTimeBlock, I2NPBlock, OptionsBlock, PaddingBlock, RouterInfoBlock,
                      TerminationBlock, TerminationReason, UnknownBlock)
@@ -89,12 +90,12 @@ async def _probe_resistant_close(reader: asyncio.StreamReader, writer: asyncio.S
     _abort(writer)
 
 
-def _as_block(item: Any) -> Block:
+def _as_block(item: Block | I2NPMessage) -> Block:
     if isinstance(item, (I2NPBlock, DateTimeBlock, OptionsBlock, RouterInfoBlock, PaddingBlock, UnknownBlock,
                          TerminationBlock)):
         return item
-    if hasattr(item, "expiration_ms") and hasattr(item, "body"):
-        return I2NPBlock.from_message(item)   # a core.i2np.I2NPMessage
+    if isinstance(item, I2NPMessage):
+        return I2NPBlock.from_message(item)
     raise TypeError(f"cannot send {type(item).__name__} over NTCP2")
 
 
@@ -108,7 +109,7 @@ class NTCP2Connection:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, result: HandshakeResult,
                  *, inbound: bool, clock: Clock, rng: Rng, settings: DriverSettings, bytes_sent: int,
-                 bytes_received: int, peer_router_info: bytes | None = None):
+                 bytes_received: int):
         self._reader = reader
         self._writer = writer
         self._clock = clock
@@ -117,7 +118,8 @@ class NTCP2Connection:
         self.inbound = inbound
         self.peer_router_hash: bytes = result.peer_router_hash
         self.peer_static_key: bytes = result.peer_static_key
-        self.peer_router_info: bytes | None = result.peer_router_info or peer_router_info
+        # Bob: Alice's RI from SessionConfirmed; Alice: Bob's RI once he sends a RouterInfo block
+        self.peer_router_info: bytes | None = result.peer_router_info
         self.peer_options: OptionsBlock | None = result.peer_options
         self.clock_skew = result.clock_skew
         self.handshake = result
@@ -159,7 +161,7 @@ class NTCP2Connection:
         self.bytes_sent += len(data)
         self.last_sent = self._clock.monotonic()
 
-    async def send(self, items: Block | Any | Iterable[Block | Any]) -> None:
+    async def send(self, items: Block | I2NPMessage | Iterable[Block | I2NPMessage]) -> None:
         """Send blocks or I2NP messages (core.i2np.I2NPMessage or I2NPBlock), packed into as few frames as fit."""
         if self._closed:
             raise ConnectionClosed(self.close_reason)
