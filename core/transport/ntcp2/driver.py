@@ -9,7 +9,6 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from core.clock import Clock, Rng, SystemClock
 from core.crypto.x25519 import X25519Keypair
