@@ -1,0 +1,83 @@
+"""NTCP2 against real i2pd 2.45.1 on the private testnet: both directions, RouterInfo exchange, idle survival."""
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from core.config import load_config
+from core.data.encoding import b64encode
+from core.data.routerinfo import RouterInfo
+from core.i2np.messages import DatabaseStore
+from core.i2np.registry import parse_payload
+from core.router import Router
+
+pytestmark = pytest.mark.interop
+
+IDLE_S = float(os.environ.get("PYI2P_IDLE_TEST_S", "130"))   # i2pd ends sessions silent for 120 s
+
+
+async def wait_for(predicate, timeout: float, step: float = 0.2):
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(step)
+
+
+def i2pd_hashes(testnet) -> dict[bytes, str]:
+    from core.data.encoding import b64decode
+    return {b64decode(r.ident_hash): r.name for r in testnet.i2pd_routers}
+
+
+async def test_ntcp2_both_directions_with_i2pd(testnet, tmp_path):
+    """pyi2p dials the i2pd floodfills, then an i2pd router dials pyi2p; RouterInfos cross both ways."""
+    i2pd = i2pd_hashes(testnet)
+    address = testnet.add_pyi2p_address()
+    with testnet.in_netns():
+        config = load_config(tmp_path / "p", {"netid": testnet.netid, "host": address, "port": 24000,
+                                              "reseed_file": str(testnet.seed_file), "control_port": 0})
+        router = Router(config)
+        received: list[tuple[bytes, bytes]] = []   # (peer, RouterInfo bytes) from RouterInfo blocks and stores
+        on_router_info, on_message = router.handle_router_info, router.handle_message
+
+        def record_block(peer, data):
+            received.append((peer, data))
+            on_router_info(peer, data)
+
+        def record_store(peer, message):
+            payload = parse_payload(message)
+            if isinstance(payload, DatabaseStore) and payload.is_router_info:
+                received.append((peer, payload.router_info_bytes()))
+            on_message(peer, message)
+        router.handle_router_info, router.handle_message = record_block, record_store
+        await router.start()
+        try:
+            assert set(i2pd) <= set(router.netdb.router_infos)
+            # outbound: publishing our RouterInfo dials the closest floodfills
+            await wait_for(lambda: any(not c.inbound for c in router.transports.sessions.values()), 30)
+            outbound = [h for h, c in router.transports.sessions.items() if not c.inbound]
+            assert all(h in i2pd for h in outbound)
+            # the first frames carry the peer's RouterInfo, and it verifies
+            await wait_for(lambda: any(peer in outbound for peer, _ in received), 15)
+            for peer, data in received:
+                ri = RouterInfo.parse(data)
+                assert ri.verify() and ri.netid == testnet.netid
+            # i2pd shows us as an established NTCP2 peer
+            me = b64encode(router.hash)
+            name = i2pd[outbound[0]]
+            await wait_for(lambda: any(me.startswith(p) for p in testnet.i2pd_peers(name)), 15, step=1.0)
+
+            # inbound: a floodfill that stored our RouterInfo lets the others find us; ask one i2pd to dial us
+            # by making it build tunnels (it picks known routers, we are one); wait for any inbound session
+            await wait_for(lambda: any(c.inbound for c in router.transports.sessions.values()), 120, step=1.0)
+            inbound = [h for h, c in router.transports.sessions.items() if c.inbound]
+            assert all(h in i2pd for h in inbound)
+
+            # sessions survive two minutes without I2NP traffic
+            watched = dict(router.transports.sessions)
+            await asyncio.sleep(IDLE_S)
+            still = [h for h, c in watched.items() if not c.closed]
+            assert still, "every NTCP2 session closed while idle"
+            assert any(me.startswith(p) for p in testnet.i2pd_peers(i2pd[still[0]]))
+        finally:
+            await router.stop()
