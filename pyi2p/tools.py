@@ -10,6 +10,8 @@ from pathlib import Path
 from core.data.encoding import b64encode
 from core.data.keytypes import CRYPTO_TYPES, SIG_ED25519, SIG_TYPES
 from core.data.privatekeys import PrivateKeys
+from core.data.errors import ParseError, ProtocolError
+from core.data.leaseset import LEASESET_TYPES, parse_leaseset
 from core.data.routerinfo import RouterInfo
 
 
@@ -84,6 +86,48 @@ def cmd_routerinfo(args) -> int:
     return 0
 
 
+def read_leaseset_file(data: bytes, store_type: int | None):
+    """A LeaseSet file: bare (type given or guessed, newest types first) or led by its store-type byte."""
+    if store_type is not None:
+        return parse_leaseset(store_type, data)
+    attempts: list[tuple[int, bytes]] = [(t, data) for t in (3, 7, 5, 1)]
+    if data and data[0] in LEASESET_TYPES:
+        attempts.insert(0, (data[0], data[1:]))
+    errors = []
+    for kind, body in attempts:
+        try:
+            return parse_leaseset(kind, body)
+        except ProtocolError as exc:
+            errors.append(f"type {kind}: {exc}")
+    raise ParseError("not a LeaseSet of any type (" + "; ".join(errors) + ")", structure="LeaseSet")
+
+
+def leaseset_fields(ls, now: float) -> dict:
+    fields = {"type": type(ls).__name__, "store_type": ls.STORE_TYPE, "hash": b64encode(ls.hash),
+              "signature_valid": ls.verify(now),
+              "published": _iso(ls.published_ms) if ls.published_ms else None, "expires": _iso(ls.expires)}
+    dest = getattr(ls, "destination", None) or getattr(getattr(ls, "header", None), "destination", None)
+    if dest is not None:
+        fields["destination"] = dest.b64
+        fields["b32"] = dest.b32_address
+        fields["signature_type"] = SIG_TYPES[dest.sig_type].name
+    if hasattr(ls, "encryption_keys"):
+        fields["encryption_keys"] = [{"type": CRYPTO_TYPES[t].name if t in CRYPTO_TYPES else t, "key": b64encode(k)}
+                                     for t, k in ls.encryption_keys]
+    if hasattr(ls, "options"):
+        fields["options"] = ls.options.as_dict()
+    fields["leases"] = [{"gateway": b64encode(lease.gateway), "tunnel_id": lease.tunnel_id,
+                         "end": _iso(lease.end_date_ms)} for lease in getattr(ls, "leases", ())]
+    return fields
+
+
+def cmd_leaseset(args) -> int:
+    import time
+    ls = read_leaseset_file(Path(args.file).read_bytes(), args.type)
+    print(json.dumps(leaseset_fields(ls, time.time()), indent=2))
+    return 0
+
+
 def add_parsers(subparsers) -> None:
     p = subparsers.add_parser("keygen", help="write a new destination's private keys (Ed25519 + X25519)")
     p.add_argument("file")
@@ -100,3 +144,8 @@ def add_parsers(subparsers) -> None:
     p = subparsers.add_parser("routerinfo", help="decode a RouterInfo file and print its fields as JSON")
     p.add_argument("file")
     p.set_defaults(func=cmd_routerinfo)
+
+    p = subparsers.add_parser("leaseset", help="decode a LeaseSet file (any type) and print its fields as JSON")
+    p.add_argument("file")
+    p.add_argument("--type", type=int, choices=sorted(LEASESET_TYPES), help="store type (default: detect)")
+    p.set_defaults(func=cmd_leaseset)

@@ -74,3 +74,42 @@ def test_run_on_fresh_datadir_without_network_says_no_peers_and_keeps_running(tm
     assert proc.returncode == 0
     assert "no peers yet" in err
     assert (tmp_path / "router.info").exists()
+
+
+def make_leaseset2(now: int):
+    from core.data.leaseset import Lease2, LeaseSet2
+    keys = PrivateKeys.generate()
+    leases = [Lease2(bytes(range(32)), 1234, now + 600)]
+    return LeaseSet2.create(keys, published=now, expires_offset=600, encryption_keys=[(4, bytes(32))],
+                            leases=leases)
+
+
+@pytest.mark.parametrize("prefixed", [False, True])
+def test_leaseset_decodes_a_leaseset2_file(tmp_path, capsys, prefixed):
+    import time
+    ls = make_leaseset2(int(time.time()))
+    path = tmp_path / "ls.dat"
+    path.write_bytes((b"\x03" if prefixed else b"") + ls.to_bytes())
+    assert main(["leaseset", str(path)]) == 0
+    fields = json.loads(capsys.readouterr().out)
+    assert fields["type"] == "LeaseSet2" and fields["signature_valid"] is True
+    assert fields["b32"] == ls.header.destination.b32_address
+    assert fields["leases"][0]["tunnel_id"] == 1234
+    assert fields["encryption_keys"][0]["type"] == "X25519"
+
+
+def test_leaseset_with_forged_signature_reports_invalid(tmp_path, capsys):
+    import time
+    data = bytearray(make_leaseset2(int(time.time())).to_bytes())
+    data[-1] ^= 1
+    path = tmp_path / "ls.dat"
+    path.write_bytes(bytes(data))
+    assert main(["leaseset", "--type", "3", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["signature_valid"] is False
+
+
+def test_leaseset_garbage_is_a_clear_error(tmp_path, capsys):
+    path = tmp_path / "junk"
+    path.write_bytes(b"\x07" * 40)
+    assert main(["leaseset", str(path)]) == 2
+    assert "not a LeaseSet" in capsys.readouterr().err
