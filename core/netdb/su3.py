@@ -369,9 +369,10 @@ def verify_with_certificates(su3: Su3File, cert_dirs: Iterable[Path], *, content
 def make_signer_certificate(signing_key: SigningKey, signer_id: str, *, now: float,
                             days: int = 3650) -> x509.Certificate:
     """A self-signed certificate whose subject and issuer CN is the signer id, as reseed signers publish."""
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "I2P Anonymous Network"),
-                      x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "I2P"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, signer_id)])
+    # CN only: i2pd reads the signer id out of a 100-byte one-line rendering of the issuer name
+    if not 0 < len(signer_id) <= 64 or "/" in signer_id or "\x00" in signer_id:
+        raise ParseError(f"signer id {signer_id!r} must be 1-64 characters without '/'", structure="certificate")
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, signer_id)])
     start = datetime.datetime.fromtimestamp(now, datetime.timezone.utc) - datetime.timedelta(days=1)
     algorithm = None if isinstance(signing_key, ed25519.Ed25519PrivateKey) else hashes.SHA512()
     serial = int.from_bytes(hashlib.sha256(signer_id.encode() + str(now).encode()).digest()[:16], "big") >> 1

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from core.data.errors import ParseError, ProtocolError, SignatureError
 from core.data.keytypes import SIG_TYPES
 from core.netdb.su3 import (MAX_CONTENT_BYTES, ContentType, FileType, Su3File, certificate_file_name,
-                            find_signer_certificate, verify_with_certificates)
+                            find_signer_certificate, make_signer_certificate, verify_with_certificates)
 
 from .test_reseed_support import NOW, SIGNER, ec_key, ed_key, rsa_key, write_cert
 
@@ -279,3 +279,15 @@ def test_garbage_certificate_file_is_a_signature_error(tmp_path):
     (tmp_path / certificate_file_name(SIGNER)).write_bytes(b"-----BEGIN CERTIFICATE-----\nnope\n")
     with pytest.raises(SignatureError):
         find_signer_certificate(SIGNER, [tmp_path])
+
+
+@pytest.mark.parametrize("signer", ["", "x" * 65, "a/b@mail.i2p"])
+def test_certificates_are_not_made_for_unusable_signer_ids(signer):
+    with pytest.raises(ParseError, match="signer id"):
+        make_signer_certificate(ed_key(), signer, now=NOW)
+
+
+def test_made_certificate_names_only_the_signer_and_is_self_signed():
+    cert = make_signer_certificate(rsa_key(2048), SIGNER, now=NOW)
+    assert cert.subject == cert.issuer and cert.subject.rfc4514_string() == f"CN={SIGNER}"
+    cert.verify_directly_issued_by(cert)
