@@ -17,9 +17,10 @@ from core.identity_store import RouterKeys, load_or_create_router_keys
 from core.control.api import (DestinationRecord, NetStatus, PeerRecord, RouterSnapshot, SettingError,
                               TunnelRecord)
 from core.i2np.header import I2NPMessage
-from core.i2np.messages import DatabaseStore
 from core.i2np.registry import parse_payload
+from core.netdb.profiles import ProfileStore, Tier
 from core.netdb.reseed import read_reseed_file
+from core.netdb.service import NetDbService
 from core.netdb.store import NetDb
 from core.transport.manager import TransportManager
 from core.version import ROUTER_VERSION
@@ -28,7 +29,6 @@ log = logging.getLogger(__name__)
 
 ROUTER_INFO_FILE = "router.info"
 REPUBLISH_INTERVAL_S = 30 * 60   # re-sign our RouterInfo so its published time stays fresh
-FLOODFILLS_TO_PUBLISH = 3
 MESSAGE_EXPIRATION_MS = 60_000
 
 
@@ -41,6 +41,8 @@ class Router:
         self.rng = rng
         self.keys: RouterKeys | None = None
         self.netdb: NetDb | None = None
+        self.profiles: ProfileStore | None = None
+        self.netdb_service: NetDbService | None = None
         self.router_info: RouterInfo | None = None
         self.started_at: float | None = None
         self.transports: TransportManager | None = None
@@ -76,6 +78,10 @@ class Router:
     def build_router_info(self) -> RouterInfo:
         assert self.keys is not None
         options = {"caps": self.caps(), "netId": str(self.config.netid), "router.version": ROUTER_VERSION}
+        if self.config.floodfill and self.netdb is not None:
+            # network-database.md "Additional Options": floodfills include these in every RouterInfo
+            options.update({"netdb.knownLeaseSets": str(len(self.netdb.leasesets)),
+                            "netdb.knownRouters": str(len(self.netdb))})
         published = int(self.clock.time() * 1000)
         if self.router_info is not None and published <= self.router_info.published:
             published = self.router_info.published + 1
@@ -95,6 +101,8 @@ class Router:
         log.info("%s router identity %s", "created" if created else "loaded", b64encode(self.keys.hash))
         self.netdb = NetDb(datadir / "netDb", self.config.netid, self.clock, own_hash=self.keys.hash)
         loaded = self.netdb.load()
+        self.profiles = ProfileStore(datadir / "peerProfiles", self.clock, self.rng)
+        self.profiles.load()
         if self.config.reseed_file:
             self.reseed_from_file(self.config.reseed_file)
         log.info("netDb: %d routers known (%d loaded from disk)", len(self.netdb), loaded)
@@ -104,7 +112,12 @@ class Router:
             netid=self.config.netid, router_info=lambda: self.router_info.to_bytes(),
             lookup_router_info=self.netdb.get_router_info, on_message=self.handle_message,
             on_router_info=self.handle_router_info, clock=self.clock, rng=self.rng)
+        self.netdb_service = NetDbService(
+            self.netdb, self.profiles, own_hash=self.keys.hash, own_router_info=lambda: self.router_info,
+            send=self.transports.send, clock=self.clock, rng=self.rng, floodfill=self.config.floodfill,
+            uptime=lambda: self.uptime_s)
         await self.transports.start(self.config.host, self.config.port)
+        await self.netdb_service.start()
         await self._start_control()
         self.started_at = time.monotonic()
         self.status_text = "Running"
@@ -139,15 +152,10 @@ class Router:
             self.refresh_router_info()
 
     def publish_router_info(self) -> int:
-        """Send our RouterInfo in a DatabaseStore to floodfills (network-database.md "RouterInfo Storage")."""
-        assert self.netdb is not None and self.transports is not None and self.router_info is not None
-        floodfills = [ri for ri in self.netdb.floodfills() if ri.hash != self.hash]
-        floodfills.sort(key=lambda ri: bytes(a ^ b for a, b in zip(ri.hash, self.hash)))
-        store = DatabaseStore.for_router_info(self.hash, self.router_info.to_bytes())
-        sent = 0
-        for ri in floodfills[:FLOODFILLS_TO_PUBLISH]:
-            sent += self.transports.send(ri.hash, self.new_message(store))
-        return sent
+        """Store our RouterInfo at the floodfills closest to its routing key, with reply tokens; how many were sent."""
+        assert self.netdb_service is not None
+        store_round = self.netdb_service.publish_router_info()
+        return len(store_round.tried) if store_round else 0
 
     def new_message(self, payload) -> I2NPMessage:
         msg_id = int.from_bytes(self.rng(4), "big")
@@ -156,16 +164,15 @@ class Router:
     # --- inbound traffic
 
     def handle_router_info(self, peer_hash: bytes, data: bytes) -> None:
-        assert self.netdb is not None
-        self.netdb.add_router_info(data)
+        assert self.netdb_service is not None and self.profiles is not None
+        self.profiles.record_connect_success(peer_hash)
+        self.netdb_service.handle_router_info(peer_hash, data)
 
     def handle_message(self, peer_hash: bytes, message: I2NPMessage) -> None:
         """Dispatch one I2NP message from a directly connected peer. Parse errors are ProtocolErrors."""
-        assert self.netdb is not None
+        assert self.netdb_service is not None
         payload = parse_payload(message)
-        if isinstance(payload, DatabaseStore) and payload.is_router_info:
-            self.netdb.add_router_info(payload.router_info_bytes())
-        else:
+        if not self.netdb_service.handle(peer_hash, payload):
             self.unhandled_messages += 1
             log.debug("no handler yet for I2NP %s from %s", type(payload).__name__, b64encode(peer_hash)[:8])
 
@@ -175,6 +182,8 @@ class Router:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.netdb_service is not None:
+            await self.netdb_service.stop()
         if self.control is not None:
             await self.control.stop()
         if self.transports is not None:
@@ -203,11 +212,17 @@ class Router:
             net_status = NetStatus.OK if self.config.host else NetStatus.FIREWALLED
         else:
             net_status = NetStatus.ERROR_NO_ACTIVE_PEERS_CHECK_CONNECTION_AND_FIREWALL
+        tiers = self.profiles.counts() if self.profiles else {}
+        reseeder = getattr(self, "reseed_service", None)
         return RouterSnapshot(
             router_hash=self.hash, version=ROUTER_VERSION, uptime_s=self.uptime_s, status_text=self.status_text,
             net_status=net_status, known_routers=len(netdb) if netdb else 0,
-            floodfills=len(netdb.floodfills()) if netdb else 0, leasesets=0, active_peers=peers, fast_peers=0,
-            high_capacity_peers=0, is_reseeding=False, participating_tunnels=0, build_success_ratio=0.0,
+            floodfills=len(netdb.floodfills()) if netdb else 0, leasesets=len(netdb.leasesets) if netdb else 0,
+            active_peers=peers, fast_peers=tiers.get(Tier.FAST, 0),
+            # Java counts the fast peers among the high-capacity ones
+            high_capacity_peers=tiers.get(Tier.FAST, 0) + tiers.get(Tier.HIGH_CAPACITY, 0),
+            is_reseeding=bool(reseeder is not None and reseeder.is_reseeding),
+            participating_tunnels=0, build_success_ratio=0.0,
             bw_in_1s=0.0, bw_in_15s=0.0, bw_out_1s=0.0, bw_out_15s=0.0,
             bytes_received=transports.bytes_received if transports else 0,
             bytes_sent=transports.bytes_sent if transports else 0)

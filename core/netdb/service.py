@@ -1,0 +1,641 @@
+"""The netDb service: stores, lookups, exploration, publishing and the floodfill role around one NetDb.
+
+Message handlers and `periodic()` are synchronous and read only the injected clock, so a whole
+network of services can run in one process; `start()`/`stop()` add the asyncio task that calls
+`periodic()`, and the `lookup_*`/`store_leaseset` coroutines wrap lookups in futures.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from core.clock import Clock, Rng
+from core.data.encoding import b64encode
+from core.data.errors import ProtocolError
+from core.data.leaseset import AnyLeaseSet
+from core.data.routerinfo import RouterInfo
+from core.i2np.header import I2NPMessage
+from core.i2np.messages import (DatabaseLookup, DatabaseSearchReply, DatabaseStore, DeliveryStatus, LookupType,
+                                ReplyEncryption, TunnelGateway)
+
+from .floodfill import answer_lookup, flood_targets, may_flood_leaseset, may_flood_router_info
+from .kademlia import RoutingKeys, closest
+from .lookup import Lookup, LookupSettings, LookupState
+from .profiles import ProfileStore
+from .store import NetDb
+
+log = logging.getLogger(__name__)
+
+Sender = Callable[[bytes, I2NPMessage], bool]
+TunnelReplySender = Callable[[bytes, int, I2NPMessage], bool]
+ReplyWrapper = Callable[[DatabaseLookup, I2NPMessage], "I2NPMessage | None"]
+LookupCallback = Callable[[Lookup], None]
+
+
+@dataclass(frozen=True, slots=True)
+class NetDbSettings:
+    lookup: LookupSettings = LookupSettings()
+    exploration: LookupSettings = LookupSettings(parallelism=2, max_queries=4, total_timeout_s=15.0)
+    referral_fetch: LookupSettings = LookupSettings(parallelism=2, max_queries=4, total_timeout_s=15.0)
+    max_lookups: int = 64                   # concurrent searches, referral fetches included
+    max_referral_fetches_per_reply: int = 16
+    max_pending_stores: int = 256
+    store_reply_timeout_s: float = 10.0     # "waits about 10 seconds" for the DeliveryStatus
+    publish_redundancy: int = 2             # confirmed stores of our RouterInfo we want per round
+    publish_attempts: int = 5               # floodfills tried per round
+    message_expiration_s: float = 60.0
+    tick_s: float = 0.5
+    first_exploration_s: float = 1.0
+    exploration_min_s: float = 10.0         # while the netDb is small, and after a round found something new
+    exploration_max_s: float = 300.0        # interval doubles up to this when rounds find nothing new
+    small_netdb: int = 100                  # below this many routers, explore at the minimum interval
+    few_floodfills: int = 10                # below this, also search a random key to meet more floodfills
+    exploration_excluded: int = 500         # known routers listed so the floodfill names new ones
+    expiry_s: float = 60.0
+    profile_save_s: float = 300.0
+    lookups_per_minute_per_peer: int = 60   # what a floodfill answers one requester; beyond: dropped
+    max_tracked_requesters: int = 1000
+
+
+@dataclass
+class _Search:
+    lookup: Lookup
+    follow_referrals: bool
+    callbacks: list[LookupCallback] = field(default_factory=list)
+
+
+@dataclass
+class _PendingStore:
+    peer: bytes
+    key: bytes
+    sent_at: float
+    round: "_StoreRound | None"
+
+
+@dataclass
+class _StoreRound:
+    """Storing one entry to floodfills until `redundancy` confirm (DeliveryStatus) or `attempts` run out."""
+
+    key: bytes
+    build: Callable[[int], DatabaseStore]
+    targets: list[bytes]
+    redundancy: int
+    attempts: int
+    tried: list[bytes] = field(default_factory=list)
+    confirmed: list[bytes] = field(default_factory=list)
+    outstanding: int = 0
+    callbacks: list[Callable[["_StoreRound"], None]] = field(default_factory=list)
+    finished: bool = False
+
+
+class NetDbService:
+    def __init__(self, db: NetDb, profiles: ProfileStore, *, own_hash: bytes,
+                 own_router_info: Callable[[], RouterInfo | None], send: Sender, clock: Clock,
+                 rng: Rng = os.urandom, floodfill: bool = False, uptime: Callable[[], float] = lambda: 0.0,
+                 settings: NetDbSettings = NetDbSettings()):
+        self.db = db
+        self.profiles = profiles
+        self.own_hash = own_hash
+        self.own_router_info = own_router_info
+        self._send = send
+        self.clock = clock
+        self.rng = rng
+        self.floodfill = floodfill
+        self.uptime = uptime
+        self.settings = settings
+        self.routing_keys = RoutingKeys()
+        self.stats: Counter[str] = Counter()
+        self.dropped: Counter[str] = Counter()
+        # tunnel and garlic layers plug in here; until then tunnel replies go as TunnelGateway to the gateway
+        self.reply_via_tunnel: TunnelReplySender = self._reply_via_tunnel_gateway
+        self.wrap_encrypted_reply: ReplyWrapper | None = None   # TODO(garlic): encrypt replies that ask for it
+        self._searches: dict[tuple[bytes, LookupType], _Search] = {}
+        self._referrals: dict[bytes, set[tuple[bytes, LookupType]]] = {}
+        self._pending_stores: dict[int, _PendingStore] = {}
+        self._publish_round: _StoreRound | None = None
+        self._requesters: dict[bytes, tuple[float, int]] = {}
+        now = clock.monotonic()
+        self._next_explore = now + settings.first_exploration_s
+        self._explore_interval = settings.exploration_min_s
+        self._next_expiry = now + settings.expiry_s
+        self._next_profile_save = now + settings.profile_save_s
+        self._exploration_known_before = 0
+        self._task: asyncio.Task | None = None
+
+    # --- lifecycle
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="netdb")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        for search in list(self._searches.values()):
+            search.lookup.state = LookupState.FAILED
+            self._complete(search)
+        self.profiles.save()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                self.periodic()
+            except Exception:
+                log.exception("netDb: periodic work failed")
+            await asyncio.sleep(self.settings.tick_s)
+
+    def periodic(self) -> None:
+        """Timeouts, then whatever is due: exploration, expiry, saving profiles."""
+        now = self.clock.monotonic()
+        self.tick(now)
+        if now >= self._next_explore:
+            self.explore()
+            self._next_explore = now + self._explore_interval
+        if now >= self._next_expiry:
+            self.expire()
+            self._next_expiry = now + self.settings.expiry_s
+        if now >= self._next_profile_save:
+            self.profiles.save()
+            self._next_profile_save = now + self.settings.profile_save_s
+
+    def expire(self) -> tuple[int, int]:
+        routers = self.db.expire_router_infos(self.uptime(), floodfill=self.floodfill)
+        leasesets = self.db.expire_leasesets()
+        if routers or leasesets:
+            log.debug("netDb: expired %d RouterInfos, %d leasesets", routers, leasesets)
+        return routers, leasesets
+
+    # --- sending
+
+    def _message(self, payload) -> I2NPMessage:
+        msg_id = int.from_bytes(self.rng(4), "big")
+        expiration = int((self.clock.time() + self.settings.message_expiration_s) * 1000)
+        return I2NPMessage.build(payload, msg_id, expiration)
+
+    def send(self, peer: bytes, payload) -> bool:
+        if peer == self.own_hash:
+            return False
+        return self._send(peer, self._message(payload))
+
+    def _reply_via_tunnel_gateway(self, gateway: bytes, tunnel_id: int, message: I2NPMessage) -> bool:
+        # i2np.rst "TunnelGateway": the gateway puts it into its inbound tunnel; TODO(tunnels): send via our outbound
+        return self._send(gateway, self._message(TunnelGateway(tunnel_id, message)))
+
+    def _reply(self, gateway: bytes, tunnel_id: int | None, payload) -> bool:
+        message = self._message(payload)
+        if not tunnel_id:
+            return self._send(gateway, message)
+        return self.reply_via_tunnel(gateway, tunnel_id, message)
+
+    def _new_token(self) -> int:
+        while True:
+            token = int.from_bytes(self.rng(4), "big")
+            if token and token not in self._pending_stores:
+                return token
+
+    def routing_key(self, key: bytes) -> bytes:
+        return self.routing_keys.get(key, self.clock.time())
+
+    # --- inbound messages (from directly connected peers)
+
+    def handle(self, peer: bytes, payload) -> bool:
+        """Dispatch one netDb message; False if the payload is not one of ours."""
+        if isinstance(payload, DatabaseStore):
+            self.handle_store(peer, payload)
+        elif isinstance(payload, DatabaseLookup):
+            self.handle_lookup(peer, payload)
+        elif isinstance(payload, DatabaseSearchReply):
+            self.handle_search_reply(peer, payload)
+        elif isinstance(payload, DeliveryStatus):
+            return self.handle_delivery_status(peer, payload)
+        else:
+            return False
+        return True
+
+    def handle_router_info(self, peer: bytes, data: bytes) -> RouterInfo | None:
+        """A RouterInfo a transport delivered (NTCP2 RouterInfo block)."""
+        ri = self.db.add_router_info(data)
+        if ri is not None:
+            self._router_info_arrived(ri, peer)
+        return ri
+
+    def handle_store(self, peer: bytes, store: DatabaseStore) -> None:
+        now = self.clock.monotonic()
+        self.stats["stores_received"] += 1
+        rejected_before = sum(self.db.rejected.values())
+        entry = None
+        if store.is_router_info:
+            try:
+                data = store.router_info_bytes()
+            except ProtocolError as exc:
+                self._drop("bad RouterInfo store", exc)
+                return
+            entry = self.db.add_router_info(data, key=store.key)
+        else:
+            as_reply = self._is_awaited(store.key, peer, (LookupType.LEASE_SET, LookupType.ANY))
+            if not (self.floodfill or as_reply):
+                self._drop("unsolicited leaseset store to a non-floodfill", None)
+                return
+            entry = self.db.add_leaseset(store.key, store.store_type, store.data, as_reply=as_reply)
+        if sum(self.db.rejected.values()) != rejected_before:
+            self.dropped["invalid entry"] += 1
+            return
+        if store.reply_token:
+            # network-database.md "RouterInfo Storage to Floodfills": DeliveryStatus with the token as msg id
+            self._reply(store.reply_gateway, store.reply_tunnel_id,
+                        DeliveryStatus(store.reply_token, int(self.clock.time() * 1000)))
+            if self.floodfill and entry is not None:
+                self._flood(store, peer)
+        if entry is None:
+            return
+        if isinstance(entry, RouterInfo):
+            self._router_info_arrived(entry, peer)
+        else:
+            for lookup_type in (LookupType.LEASE_SET, LookupType.ANY):
+                self._found(store.key, lookup_type, peer, now)
+
+    def _flood(self, store: DatabaseStore, sender: bytes) -> None:
+        """"Flooding": to the 3 floodfills closest to the routing key, with a zero reply token, never stale entries."""
+        now_ms = int(self.clock.time() * 1000)
+        if store.is_router_info:
+            ri = self.db.get_router_info(store.key)
+            if ri is None or not may_flood_router_info(ri, now_ms):
+                return
+        else:
+            stored = self.db.leasesets.get(store.key)
+            if stored is None or not may_flood_leaseset(stored.leaseset, now_ms):
+                return
+        flooded = DatabaseStore(store.key, store.store_type, store.data)
+        for peer in flood_targets(self.db, self.routing_key(store.key), {self.own_hash, store.key, sender}):
+            if self.send(peer, flooded):
+                self.stats["flooded"] += 1
+
+    def handle_lookup(self, peer: bytes, lookup: DatabaseLookup) -> None:
+        self.stats["lookups_received"] += 1
+        if lookup.key == bytes(32):
+            self._drop("lookup for the zero key", None)
+            return
+        if lookup.from_hash == self.own_hash:
+            self._drop("lookup claiming to be from us", None)
+            return
+        if not self._allow_requester(lookup.from_hash):
+            self._drop("lookup rate limit", None)
+            return
+        reply = answer_lookup(self.db, lookup, own_hash=self.own_hash, routing_key=self.routing_key(lookup.key),
+                              floodfill=self.floodfill, own_router_info=self.own_router_info())
+        self.stats["lookups_answered_store" if isinstance(reply, DatabaseStore) else "lookups_answered_reply"] += 1
+        message = self._message(reply)
+        if lookup.reply_tunnel_id is None:
+            # direct replies are never encrypted, as i2pd does
+            self._send(lookup.from_hash, message)
+            return
+        if lookup.reply_encryption != ReplyEncryption.NONE:
+            wrapped = self.wrap_encrypted_reply(lookup, message) if self.wrap_encrypted_reply else None
+            if wrapped is None:
+                self._drop("encrypted lookup reply (needs the garlic layer)", None)
+                return
+            message = wrapped
+        self.reply_via_tunnel(lookup.from_hash, lookup.reply_tunnel_id, message)
+
+    def _allow_requester(self, requester: bytes) -> bool:
+        now = self.clock.monotonic()
+        start, count = self._requesters.get(requester, (now, 0))
+        if now - start >= 60.0:
+            start, count = now, 0
+        if count >= self.settings.lookups_per_minute_per_peer:
+            return False
+        if requester not in self._requesters and len(self._requesters) >= self.settings.max_tracked_requesters:
+            self._requesters = {k: v for k, v in self._requesters.items() if now - v[0] < 60.0}
+            if len(self._requesters) >= self.settings.max_tracked_requesters:
+                return False
+        self._requesters[requester] = (start, count + 1)
+        return True
+
+    def handle_search_reply(self, peer: bytes, reply: DatabaseSearchReply) -> None:
+        now = self.clock.monotonic()
+        searches = [s for (key, _), s in self._searches.items() if key == reply.key]
+        if not searches:
+            self._drop("unsolicited search reply", None)
+            return
+        for search in searches:
+            lookup = search.lookup
+            latency = lookup.latency(reply.from_hash, now)
+            new = lookup.on_search_reply(now, reply.from_hash, reply.peer_hashes)
+            if latency is not None and reply.from_hash in lookup.replied:
+                self.profiles.record_lookup_reply(reply.from_hash, latency * 1000)
+            if lookup.is_exploration:
+                self._fetch_unknown(new, reply.from_hash, parent=None)
+            else:
+                self._follow(search, new, reply.from_hash)
+            self._pump(search)
+
+    def handle_delivery_status(self, peer: bytes, status: DeliveryStatus) -> bool:
+        pending = self._pending_stores.pop(status.msg_id, None)
+        if pending is None:
+            return False
+        self.stats["stores_confirmed"] += 1
+        self.profiles.record_store_verified(pending.peer)
+        if pending.round is not None:
+            pending.round.outstanding -= 1
+            pending.round.confirmed.append(pending.peer)
+            self._advance_round(pending.round)
+        return True
+
+    def _drop(self, reason: str, exc: Exception | None) -> None:
+        self.dropped[reason] += 1
+        log.debug("netDb: dropped (%s)%s", reason, f": {exc}" if exc else "")
+
+    # --- lookups
+
+    def start_lookup(self, key: bytes, lookup_type: LookupType, *, on_done: LookupCallback | None = None,
+                     preferred: tuple[bytes, ...] = (), follow_referrals: bool = True,
+                     extra_excluded: tuple[bytes, ...] = (), settings: LookupSettings | None = None) -> Lookup | None:
+        """Begin (or join) an iterative search; None when too many run (on_done then sees nothing)."""
+        search = self._searches.get((key, lookup_type))
+        if search is not None:
+            if on_done is not None:
+                search.callbacks.append(on_done)
+            search.lookup.preferred.update(preferred)
+            search.lookup.add_candidates(preferred)
+            self._pump(search)
+            return search.lookup
+        if len(self._searches) >= self.settings.max_lookups:
+            self._drop("too many lookups", None)
+            return None
+        now = self.clock.monotonic()
+        if settings is None:
+            settings = self.settings.exploration if lookup_type == LookupType.EXPLORATION else self.settings.lookup
+        lookup = Lookup(key, lookup_type, self.routing_key(key), now, settings, extra_excluded=extra_excluded,
+                        preferred=set(preferred))
+        floodfills = [ri.hash for ri in self.db.floodfills() if ri.hash != self.own_hash]
+        wall = self.clock.time()
+        bad = [h for h in floodfills if (p := self.profiles.get(h)) is not None and p.is_bad_floodfill(wall)]
+        lookup.add_candidates([*preferred, *floodfills], bad=bad)
+        search = _Search(lookup, follow_referrals, [on_done] if on_done else [])
+        self._searches[(key, lookup_type)] = search
+        self.stats["lookups_started"] += 1
+        self._pump(search)
+        return lookup
+
+    def _pump(self, search: _Search) -> None:
+        lookup = search.lookup
+        now = self.clock.monotonic()
+        for _ in range(lookup.settings.max_queries + 1):
+            peers = lookup.next_queries(now)
+            if not peers:
+                break
+            excluded = lookup.excluded_peers()
+            for peer in peers:
+                query = DatabaseLookup(lookup.key, self.own_hash, lookup.lookup_type, None, excluded)
+                if not self.send(peer, query):
+                    lookup.on_send_failed(peer, now)
+        if lookup.done:
+            self._complete(search)
+
+    def _complete(self, search: _Search) -> None:
+        lookup = search.lookup
+        if self._searches.get((lookup.key, lookup.lookup_type)) is not search:
+            return
+        del self._searches[(lookup.key, lookup.lookup_type)]
+        self.stats[f"lookups_{lookup.state.value}"] += 1
+        for referral in lookup.discovered:
+            parents = self._referrals.get(referral)
+            if parents is not None:
+                parents.discard((lookup.key, lookup.lookup_type))
+                if not parents:
+                    del self._referrals[referral]
+        if lookup.lookup_type == LookupType.ROUTER_INFO:
+            self._referral_done(lookup.key, self.db.get_router_info(lookup.key))
+        if lookup.is_exploration:
+            self.stats["exploration_discovered"] += len(lookup.discovered)
+        callbacks, search.callbacks = search.callbacks, []
+        for callback in callbacks:
+            try:
+                callback(lookup)
+            except Exception:
+                log.exception("netDb: lookup callback failed")
+
+    def tick(self, now: float | None = None) -> None:
+        """Query and store timeouts."""
+        now = self.clock.monotonic() if now is None else now
+        for search in list(self._searches.values()):
+            for peer in search.lookup.tick(now):
+                self.profiles.record_lookup_timeout(peer)
+                self.stats["lookup_query_timeouts"] += 1
+            self._pump(search)
+        for token, pending in list(self._pending_stores.items()):
+            if now - pending.sent_at >= self.settings.store_reply_timeout_s:
+                del self._pending_stores[token]
+                self.profiles.record_store_failed(pending.peer)
+                self.stats["store_timeouts"] += 1
+                if pending.round is not None:
+                    pending.round.outstanding -= 1
+                    self._advance_round(pending.round)
+
+    def _is_awaited(self, key: bytes, peer: bytes, types: tuple[LookupType, ...]) -> bool:
+        for lookup_type in types:
+            search = self._searches.get((key, lookup_type))
+            if search is not None and peer in search.lookup.sent_at:
+                return True
+        return False
+
+    def _found(self, key: bytes, lookup_type: LookupType, peer: bytes | None, now: float) -> None:
+        search = self._searches.get((key, lookup_type))
+        if search is None:
+            return
+        latency = search.lookup.latency(peer, now) if peer is not None else None
+        if latency is not None:
+            self.profiles.record_lookup_reply(peer, latency * 1000)
+        search.lookup.on_store(now, peer if latency is not None else None)
+        self._complete(search)
+
+    def _router_info_arrived(self, ri: RouterInfo, peer: bytes | None) -> None:
+        now = self.clock.monotonic()
+        for lookup_type in (LookupType.ROUTER_INFO, LookupType.ANY):
+            self._found(ri.hash, lookup_type, peer, now)
+        self._referral_done(ri.hash, ri)
+
+    def _referral_done(self, referral: bytes, ri: RouterInfo | None) -> None:
+        """A referred peer's RouterInfo arrived (or could not be found): its searches may ask it now."""
+        for parent_key in self._referrals.pop(referral, ()):
+            search = self._searches.get(parent_key)
+            if search is None:
+                continue
+            if ri is not None and ri.is_floodfill:
+                search.lookup.add_candidates([referral])
+            else:
+                search.lookup.drop_referral(referral)
+            self._pump(search)
+
+    def _follow(self, search: _Search, referrals: list[bytes], referrer: bytes) -> None:
+        """DatabaseSearchReply peers: known floodfills join the search; unknown ones are fetched first."""
+        lookup = search.lookup
+        known, unknown = [], []
+        for peer in referrals:
+            if peer == self.own_hash:
+                continue
+            ri = self.db.get_router_info(peer)
+            if ri is None:
+                unknown.append(peer)
+            elif ri.is_floodfill:
+                known.append(peer)
+        lookup.add_candidates(known)
+        if search.follow_referrals:
+            self._fetch_unknown(unknown, referrer, parent=search)
+
+    def _fetch_unknown(self, peers: list[bytes], referrer: bytes, parent: _Search | None) -> None:
+        fetched = 0
+        for peer in peers:
+            if peer == self.own_hash or self.db.get_router_info(peer) is not None:
+                continue
+            if fetched >= self.settings.max_referral_fetches_per_reply:
+                break
+            lookup = self.start_lookup(peer, LookupType.ROUTER_INFO, preferred=(referrer,), follow_referrals=False,
+                                       settings=self.settings.referral_fetch)
+            if lookup is None:
+                break
+            fetched += 1
+            if parent is not None and not lookup.done:
+                parent.lookup.await_referral(peer)
+                self._referrals.setdefault(peer, set()).add((parent.lookup.key, parent.lookup.lookup_type))
+
+    # --- exploration ("Exploration")
+
+    def explore(self) -> Lookup | None:
+        """One exploratory search for a random key, listing the routers we know so the answer names new ones."""
+        known = len(self.db)
+        discovered_something = known > self._exploration_known_before
+        self._exploration_known_before = known
+        if known < self.settings.small_netdb or discovered_something:
+            self._explore_interval = self.settings.exploration_min_s
+        else:
+            self._explore_interval = min(self._explore_interval * 2, self.settings.exploration_max_s)
+        if not any(ri.hash != self.own_hash for ri in self.db.floodfills()):
+            return None
+        key = self.rng(32)
+        routing_key = self.routing_key(key)
+        others = [h for h, ri in self.db.router_infos.items() if not ri.is_floodfill and h != self.own_hash]
+        excluded = (self.own_hash, *closest(routing_key, others, self.settings.exploration_excluded - 1))
+        self.stats["explorations"] += 1
+        lookup = self.start_lookup(key, LookupType.EXPLORATION, extra_excluded=excluded)
+        if len(self.db.floodfills()) < self.settings.few_floodfills:
+            # exploration names only non-floodfills; a normal search for a random key meets floodfills
+            self.start_lookup(self.rng(32), LookupType.ROUTER_INFO)
+        return lookup
+
+    # --- storing to floodfills
+
+    def _store_round(self, key: bytes, build: Callable[[int], DatabaseStore], redundancy: int,
+                     attempts: int) -> _StoreRound:
+        wall = self.clock.time()
+        floodfills = [ri.hash for ri in self.db.floodfills() if ri.hash not in (self.own_hash, key)]
+        ordered = closest(self.routing_key(key), floodfills, len(floodfills))
+        ordered.sort(key=lambda h: (p := self.profiles.get(h)) is not None and p.is_bad_floodfill(wall))
+        store_round = _StoreRound(key, build, ordered, redundancy, attempts)
+        self._advance_round(store_round)
+        return store_round
+
+    def _advance_round(self, store_round: _StoreRound) -> None:
+        if store_round.finished:
+            return
+        now = self.clock.monotonic()
+        while (len(store_round.confirmed) + store_round.outstanding < store_round.redundancy
+               and len(store_round.tried) < store_round.attempts
+               and len(store_round.tried) < len(store_round.targets)
+               and len(self._pending_stores) < self.settings.max_pending_stores):
+            peer = store_round.targets[len(store_round.tried)]
+            store_round.tried.append(peer)
+            token = self._new_token()
+            # reply directly to us: tunnel 0, gateway = our hash (i2np.rst "DatabaseStore" reply fields)
+            if self.send(peer, store_round.build(token)):
+                self._pending_stores[token] = _PendingStore(peer, store_round.key, now, store_round)
+                store_round.outstanding += 1
+        if store_round.outstanding == 0 and (len(store_round.confirmed) >= store_round.redundancy
+                                             or len(store_round.tried) >= min(store_round.attempts,
+                                                                               len(store_round.targets))):
+            store_round.finished = True
+            callbacks, store_round.callbacks = store_round.callbacks, []
+            for callback in callbacks:
+                callback(store_round)
+
+    def publish_router_info(self) -> _StoreRound | None:
+        """Send our RouterInfo to the floodfills closest to its routing key, each with a reply token."""
+        ri = self.own_router_info()
+        if ri is None:
+            return None
+        data = ri.to_bytes()
+        self.stats["publications"] += 1
+        self._publish_round = self._store_round(
+            self.own_hash,
+            lambda token: DatabaseStore.for_router_info(self.own_hash, data, reply_token=token,
+                                                        reply_gateway=self.own_hash),
+            self.settings.publish_redundancy, self.settings.publish_attempts)
+        log.info("netDb: publishing our RouterInfo to %s",
+                 ", ".join(b64encode(h)[:4] for h in self._publish_round.tried) or "no floodfill")
+        return self._publish_round
+
+    @property
+    def published_to(self) -> list[bytes]:
+        """Floodfills that confirmed our latest RouterInfo publication."""
+        return list(self._publish_round.confirmed) if self._publish_round else []
+
+    # --- public async API for the layers above
+
+    async def _await_lookup(self, key: bytes, lookup_type: LookupType) -> Lookup | None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Lookup | None] = loop.create_future()
+
+        def done(lookup: Lookup) -> None:
+            if not future.done():
+                future.set_result(lookup)
+        if self.start_lookup(key, lookup_type, on_done=done) is None:
+            return None
+        return await future
+
+    async def lookup_router_info(self, router_hash: bytes) -> RouterInfo | None:
+        """The RouterInfo for `router_hash`, from the netDb or an iterative search (None if not found)."""
+        ri = self.db.get_router_info(router_hash)
+        if ri is not None:
+            return ri
+        await self._await_lookup(router_hash, LookupType.ROUTER_INFO)
+        return self.db.get_router_info(router_hash)
+
+    async def lookup_leaseset(self, key: bytes) -> AnyLeaseSet | None:
+        """The leaseset under `key` (destination hash, or blinded key hash for an EncryptedLeaseSet)."""
+        ls = self.db.get_leaseset(key)
+        if ls is not None:
+            return ls
+        # TODO(tunnels, garlic): send through exploratory tunnels with encrypted replies; direct for now
+        await self._await_lookup(key, LookupType.LEASE_SET)
+        return self.db.get_leaseset(key)
+
+    async def store_leaseset(self, ls: AnyLeaseSet) -> int:
+        """Publish `ls` to the closest floodfills; returns how many confirmed it.
+
+        TODO(tunnels, garlic): network-database.md "LeaseSet Storage to Floodfills" wants an outbound
+        client tunnel and garlic; this stores directly.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        store_round = self._store_round(
+            ls.hash, lambda token: DatabaseStore.for_lease_set(ls, reply_token=token, reply_gateway=self.own_hash),
+            self.settings.publish_redundancy, self.settings.publish_attempts)
+        if store_round.finished:
+            return len(store_round.confirmed)
+        store_round.callbacks.append(lambda r: future.done() or future.set_result(len(r.confirmed)))
+        return await future
+
+    def select_peers(self, tier, count: int, exclude=()) -> list[bytes]:
+        """Peers for tunnels from the profile tiers; unprofiled routers of the netDb count as standard."""
+        known = self.db.router_infos
+        excluded = {self.own_hash, *exclude, *(p for p in self.profiles.profiles if p not in known)}
+        return self.profiles.select_peers(tier, count, excluded, candidates=known.keys())
+
+    @property
+    def active_lookups(self) -> int:
+        return len(self._searches)
