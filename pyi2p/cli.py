@@ -14,7 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     run.add_parser(subparsers)
     tools.add_parsers(subparsers)
-    for name in ("testnet", "status"):
+    for name in ("testnet", "status", "reseed"):
         try:
             module = __import__(f"pyi2p.{name}", fromlist=["add_parser"])
         except ImportError:
