@@ -6,21 +6,17 @@ import sys
 
 from core.data.errors import ProtocolError
 
-from . import run, tools
+from . import reseed, run, status, testnet, tools
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyi2p", description="An I2P node in Python.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     run.add_parser(subparsers)
+    status.add_parser(subparsers)
     tools.add_parsers(subparsers)
-    for name in ("testnet", "status", "reseed"):
-        try:
-            module = __import__(f"pyi2p.{name}", fromlist=["add_parser"])
-        except ImportError:
-            continue
-        if hasattr(module, "add_parser"):
-            module.add_parser(subparsers)
+    reseed.add_parser(subparsers)
+    testnet.add_parser(subparsers)
     return parser
 
 
