@@ -113,3 +113,15 @@ def test_leaseset_garbage_is_a_clear_error(tmp_path, capsys):
     path.write_bytes(b"\x07" * 40)
     assert main(["leaseset", str(path)]) == 2
     assert "not a LeaseSet" in capsys.readouterr().err
+
+
+def test_routerinfo_on_a_router_info_written_by_i2pd(capsys):
+    from pathlib import Path
+    fixture = Path(__file__).parents[1] / "data" / "fixtures" / "i2pd-router.info"
+    assert main(["routerinfo", str(fixture)]) == 0
+    fields = json.loads(capsys.readouterr().out)
+    # the name i2pd gives this router's netDb file: routerInfo-<b64 of SHA-256(RouterIdentity)>.dat
+    assert fields["hash"] == "riB9o9rZXkYhZfC0HrojNLBOBFx7W~wqNjnrgXiA~Fg="
+    assert fields["signature_valid"] is True and fields["netid"] == 42
+    assert fields["version"] == "0.9.57"
+    assert {a["transport"] for a in fields["addresses"]} >= {"NTCP2"}
