@@ -95,7 +95,7 @@ class InboundTagSet(_TagChains):
     """
 
     __slots__ = ("index", "owner", "purpose", "min_window", "max_window", "created", "expires_at",
-                 "_tags", "_keys", "_key_next", "_generated", "_low", "_spare_tag", "highest_received")
+                 "_tags", "_keys", "_key_next", "_generated", "_low", "_spare_tag", "_last_allowed", "highest_received")
 
     def __init__(self, root_key: bytes, k: bytes, *, tagset_id: int, index: TagIndex, owner: Any, purpose: Any,
                  min_window: int, max_window: int, created: float, expires_at: float | None = None):
@@ -113,6 +113,7 @@ class InboundTagSet(_TagChains):
         self._generated = 0
         self._low = 0
         self._spare_tag: bytes | None = None
+        self._last_allowed = MAX_TAG_INDEX
         self.highest_received = -1
         self._extend_to(min_window - 1)
 
@@ -121,7 +122,7 @@ class InboundTagSet(_TagChains):
         return len(self._tags)
 
     def _extend_to(self, last: int) -> None:
-        last = min(last, MAX_TAG_INDEX)
+        last = min(last, self._last_allowed)
         while self._generated <= last:
             tag = self._spare_tag or self._next_tag()
             self._spare_tag = None
@@ -168,8 +169,7 @@ class InboundTagSet(_TagChains):
         for i in [i for i in self._tags if i > n]:
             self.index.remove(self._tags.pop(i), self)
             self._keys.pop(i, None)
-        self.max_window = 0
-        self.min_window = 0
+        self._last_allowed = min(self._last_allowed, n)
 
     def discard(self) -> None:
         for tag in self._tags.values():
