@@ -437,6 +437,14 @@ class PendingBuild:
         return MessageType.OUTBOUND_TUNNEL_BUILD_REPLY if self.short else MessageType.VARIABLE_TUNNEL_BUILD_REPLY
 
     @property
+    def reply_garlic(self) -> tuple[bytes, bytes] | None:
+        """(key, 8-byte tag) the outbound endpoint wraps its short reply with, for the garlic layer to accept."""
+        keys = self.hops[-1].keys
+        if self.inbound or keys.garlic_reply_key is None:
+            return None
+        return keys.garlic_reply_key, keys.garlic_reply_tag  # type: ignore[return-value]
+
+    @property
     def layer_keys(self) -> tuple[tuple[bytes, bytes], ...]:
         """(layer key, IV key) per hop in hop order, for core.tunnel.crypto."""
         return tuple((hop.keys.layer_key, hop.keys.iv_key) for hop in self.hops)

@@ -338,3 +338,14 @@ def test_randbelow_and_shuffled(n, seed):
     assert 0 <= randbelow(rng, n) < n
     items = list(range(n % 20))
     assert sorted(shuffled(items, rng)) == items
+
+
+@given(st.lists(st.binary(min_size=SHORT_RECORD_SIZE, max_size=SHORT_RECORD_SIZE), min_size=4, max_size=4))
+def test_random_reply_records_give_no_success(records):
+    hops = routers(3)
+    request = create_build([r.identity for r in hops[1:]], inbound=False, our_hash=hops[0].hash, clock=FakeClock(),
+                           rng=seeded_rng(14), reply_gateway=b"\x01" * 32, reply_tunnel_id=9)
+    result = request.pending.process_reply(records)
+    assert result.statuses == (None, None) and not result.success
+    assert request.pending.reply_garlic == (request.pending.hops[-1].keys.garlic_reply_key,
+                                            request.pending.hops[-1].keys.garlic_reply_tag)
