@@ -188,7 +188,7 @@ class TransitPolicy:
 
 def _kbps_option(options: Mapping, key: str) -> int | None:
     value = options.get(key)
-    if value is None or not value.isdigit() or len(value) > 9:
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 9:
         return None
     return int(value)
 

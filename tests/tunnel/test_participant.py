@@ -142,6 +142,9 @@ def test_policy_bandwidth_share_and_options():
     assert decision.status == 0 and decision.reply_options.as_dict() == {"b": "50"}
     decision = TransitPolicy().decide(request({"r": "70"}), None, idle, 0)
     assert decision.reply_options.as_dict() == {"b": "70"}
+    for junk in ("\u00b2", "-5", "1e3", "9" * 12, ""):
+        assert TransitPolicy().decide(request({"m": junk}), None, idle, 0) == TransitPolicy().decide(
+            request({}), None, idle, 0)
 
 
 def test_options_reach_the_policy_and_reply_options_reach_the_creator():
