@@ -337,10 +337,6 @@ def block_type(block: Block) -> int:
     return block.block_type if isinstance(block, UnknownBlock) else block.BLOCK_TYPE
 
 
-def encode_block(block: Block) -> bytes:
-    return block.to_block()
-
-
 def encode_payload(blocks: list[Block] | tuple[Block, ...]) -> bytes:
     data = b"".join(b.to_block() for b in blocks)
     if len(data) > MAX_PAYLOAD:
@@ -362,7 +358,7 @@ def parse_payload(data: bytes, kind: PayloadKind) -> tuple[Block, ...]:
         size = r.u16()
         sub = r.sub(size, _block_name(kind_byte))
         if blocks and isinstance(blocks[-1], Padding):
-            raise r.error("Padding must be the last block", start - 0)
+            raise r.error("Padding must be the last block", start)
         reader = _READERS.get(kind_byte)  # type: ignore[call-overload]
         if reader is None:
             block: Block = UnknownBlock(kind_byte, sub.rest())

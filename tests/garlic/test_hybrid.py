@@ -50,3 +50,22 @@ def test_tampered_kem_ciphertext_fails_the_reply():
     nsr[50] ^= 1
     assert p.alice.decrypt(bytes(nsr)) is None
     assert not p.alice.session(p.b_key(MLKEM768)).established
+
+
+def test_leaseset2_key_choice_picks_hybrid_only_when_both_ends_offer_it():
+    from core.data.leaseset import Lease2, LeaseSet2
+    from core.data.privatekeys import PrivateKeys
+
+    from .helpers import CountingRng
+
+    p = Pair(alice_types=(4, MLKEM768), bob_types=(4, MLKEM768))
+    keys = PrivateKeys.generate(rng=CountingRng(b"bob-dest"))
+    ls = LeaseSet2.create(keys, published=1_750_000_000, expires_offset=600,
+                          encryption_keys=[(MLKEM768, p.b_key(MLKEM768)), (4, p.b_key(4))],
+                          leases=[Lease2(bytes(32), 1, 1_750_000_600)])
+    crypto_type, key = ls.select_encryption_key(p.alice.crypto_types)
+    assert crypto_type == MLKEM768
+    ns = p.alice.encrypt(key, [clove(b"pq")], crypto_type=crypto_type)
+    assert p.bob.decrypt(ns.data).session.crypto_type == MLKEM768
+    x25519_only = Pair(alice_types=(4,), bob_types=(4, MLKEM768))
+    assert ls.select_encryption_key(x25519_only.alice.crypto_types)[0] == 4

@@ -321,3 +321,20 @@ def test_ack_block_round_trips_through_sessions():
         p.bob.decrypt(m.data)
     got = p.alice.decrypt(p.bob.encrypt(p.a_key(), []).data)
     assert [b for b in got.blocks if isinstance(b, Ack)][0].acks == tuple(m.ack_id for m in ids)
+
+
+def test_message_number_trims_the_previous_tag_set():
+    from core.garlic.blocks import MessageNumber
+    p = Pair()
+    p.handshake()
+    for _ in range(5):
+        p.bob.decrypt(p.alice.encrypt(p.b_key(), []).data)    # indexes 1-5 of tag set 0
+    p.alice.session(p.b_key()).start_ratchet()
+    p.bob.decrypt(p.alice.encrypt(p.b_key(), []).data)        # index 6 carries the Next Key
+    p.alice.decrypt(p.bob.encrypt(p.a_key(), []).data)        # reverse key: Alice moves to tag set 1
+    previous = p.bob.session(p.a_key()).receive_tagsets[0]
+    assert previous.tag_count > 0
+    m = p.alice.encrypt(p.b_key(), [MessageNumber(6)])
+    assert m.ack_id == (1, 0)
+    p.bob.decrypt(m.data)
+    assert previous.tag_count == 0                          # nothing above PN 6 will come; 0-6 were received
