@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 RTT_ALPHA = 0.125   # RFC 6298, streaming-api.md "Other Parameters"
 RTT_BETA = 0.25
 RTO_K = 4
-UNCHOKE_REPEATS = 3
 REORDER_FACTOR = 1.25
 
 
@@ -117,7 +116,7 @@ class Connection:
         self._ack_now = False
         self._ack_deadline: float | None = None
         self._choking = False
-        self._unchoke_acks = 0
+        self._unchoke_pending = False
         # lifecycle
         self._state_terminated: State | None = None
         self._linger_deadline: float | None = None
@@ -280,7 +279,7 @@ class Connection:
         if not packet.flags & pk.NO_ACK and self._syn_sent:
             self._process_ack(packet, now)
         if packet.delay_requested is not None:
-            self._process_delay(packet.delay_requested, now)
+            self._process_delay(packet.delay_requested, now, answer=not packet.is_plain_ack)
         if packet.is_plain_ack:
             return
         if self._state_terminated is not None:
@@ -295,7 +294,7 @@ class Connection:
             return vouched or not self.config.require_signatures
         return packet.verify(self.remote, now=self.clock.time())
 
-    def _process_delay(self, delay: int, now: float) -> None:
+    def _process_delay(self, delay: int, now: float, *, answer: bool) -> None:
         if delay > pk.MAX_DELAY:
             if not self._peer_choked:
                 self.stats["choked_by_peer"] += 1
@@ -306,6 +305,8 @@ class Connection:
             oldest = next(iter(self._unacked.values()), None)
             if oldest is not None:
                 self._retransmit(oldest, now)
+        if not answer:
+            return  # plain ACKs are never acknowledged
         if delay == 0:
             self._ack_now = True
         elif self._ack_deadline is None:
@@ -324,9 +325,13 @@ class Connection:
             self.stats["duplicates_received"] += 1
             return
         size = len(packet.payload)
-        if self._recv_bytes + self._ooo_bytes + size > self.config.inbound_buffer_size:
+        limit = self.config.inbound_buffer_size
+        if seq != self._recv_next:
+            limit -= self.mtu  # room kept for the packet that unblocks delivery; acked data is never dropped
+        if self._recv_bytes + self._ooo_bytes + size > limit:
             self.stats["dropped_buffer_full"] += 1
-            self._choke()
+            if self._recv_bytes > limit // 2:
+                self._choke()
             return
         self._received_any = True
         if seq > self._highest_received:
@@ -341,9 +346,9 @@ class Connection:
             queued = self._ooo.pop(self._recv_next)
             self._ooo_bytes -= len(queued.payload)
             self._deliver(queued)
-        self._unchoke_acks = 0
-        if self._recv_bytes + self._ooo_bytes > self.config.inbound_buffer_size // 2:
-            self._choke()
+        self._unchoke_pending = False
+        if self._recv_bytes > self.config.inbound_buffer_size // 2:
+            self._choke()  # only unread data: out-of-order data waits on the network, not the reader
 
     def _deliver(self, packet: Packet) -> None:
         self._recv_next = packet.sequence_num + 1
@@ -372,12 +377,12 @@ class Connection:
         if not self._choking:
             self._choking = True
             self.stats["chokes_sent"] += 1
-        self._ack_now = True
+            self._ack_now = True
 
     def _check_unchoke(self) -> None:
-        if self._choking and self._recv_bytes + self._ooo_bytes <= self.config.inbound_buffer_size // 4:
+        if self._choking and self._recv_bytes <= self.config.inbound_buffer_size // 4:
             self._choking = False
-            self._unchoke_acks = UNCHOKE_REPEATS
+            self._unchoke_pending = True
             self._ack_now = True
 
     def _process_ack(self, packet: Packet, now: float) -> None:
@@ -408,7 +413,7 @@ class Connection:
             self._rto_deadline = now + self.rto if self._unacked else None
         for seq in nacks:
             sent = self._unacked.get(seq)
-            if sent is None or sent.nacks < self.config.fast_retransmit_nacks:
+            if sent is None or sent.nacks < self.config.fast_retransmit_nacks or self._peer_choked:
                 continue
             # a NACK soon after sending is more likely reordering than loss (as RACK, RFC 8985)
             if now - sent.last_sent >= (self.srtt or 0.0) * REORDER_FACTOR and (
@@ -559,6 +564,8 @@ class Connection:
             return False
         if not self.outbound and not self._syn_sent:
             return False
+        if self._unacked and self._next_seq - next(iter(self._unacked)) >= self.config.max_window_size:
+            return False  # selectively acked packets still fill the receiver's buffer
         return len(self._unacked) < max(int(self.cwnd), self.config.min_window_size)
 
     def _send_new(self, now: float, flags: int) -> None:
@@ -607,9 +614,8 @@ class Connection:
     def _delay_option(self) -> int | None:
         if self._choking:
             return pk.CHOKE_DELAY
-        if self._unchoke_acks:
-            self._unchoke_acks -= 1
-            return 0
+        if self._unchoke_pending:
+            return 0  # until data flows again (streaming-api.md "Choking")
         return None
 
     def _resend_delay(self) -> int:
@@ -653,10 +659,11 @@ class Connection:
     def _check_finished(self) -> None:
         if self.is_terminated:
             return
-        if self._fin_acked and self._remote_fin:
+        local_done = self._fin_acked and not self._unacked  # a NACKed packet before our CLOSE still counts
+        if local_done and self._remote_fin:
             linger = min(max(2 * self.rto, 1.0), self.config.linger)
             self._terminate(State.CLOSED, None, linger=True, linger_time=linger)
-        elif self._fin_acked and self._close_deadline is None:
+        elif local_done and self._close_deadline is None:
             self._close_deadline = self.clock.monotonic() + self.config.close_timeout
 
     def _terminate(self, state: State, reason: str | None, *, linger: bool, linger_time: float = 0.0) -> None:
