@@ -36,6 +36,7 @@ from pathlib import Path
 from core.data.encoding import b64encode
 from core.data.errors import ProtocolError
 from core.data.identity import RouterIdentity
+from core.data.routerinfo import RouterInfo
 from core.data.reader import Reader
 from core.fsutil import atomic_write, atomic_write_text
 
@@ -68,6 +69,15 @@ class TestnetError(Exception):
 def router_hash_b64(router_info: bytes) -> str:
     """I2P-base64 SHA-256 of the RouterIdentity that opens a RouterInfo: its netDb and reseed file name."""
     return b64encode(RouterIdentity.read(Reader(router_info, "RouterInfo")).hash)
+
+
+def read_signed_router_info(path: str | os.PathLike) -> bytes | None:
+    """The file's bytes if they are a whole RouterInfo its router signed; None while missing or half-written."""
+    try:
+        data = Path(path).read_bytes()
+        return data if RouterInfo.parse(data).verify() else None
+    except (OSError, ProtocolError):
+        return None
 
 
 def netdb_file(datadir: str | os.PathLike, ident_b64: str) -> Path:
@@ -564,6 +574,8 @@ class Testnet:
         if previous is None:
             return
         if not any(r.running for r in previous.routers):
+            if previous.netns != self.netns and not netns_pids(previous.netns):
+                delete_netns(previous.netns)  # the last run here used another name: don't leave it behind
             return
         if previous._layout() != self._layout():
             raise TestnetError(f"a testnet with other parameters runs in {self.base}: `testnet down` it first")
@@ -601,9 +613,10 @@ class Testnet:
 
         def needs_start(r: Router) -> bool:
             try:
-                return now - r.router_info_path.stat().st_mtime > RI_REFRESH_AGE_S
+                stale = now - r.router_info_path.stat().st_mtime > RI_REFRESH_AGE_S
             except FileNotFoundError:
                 return True
+            return stale or read_signed_router_info(r.router_info_path) is None
         todo = [r for r in routers if not r.running and needs_start(r)]
         if not todo:
             return
@@ -611,23 +624,30 @@ class Testnet:
         launched_at = time.time() - 1.0
         for r in todo:
             self._launch(r)
+        written: dict[str, bytes] = {}        # name -> the first complete, freshly signed router.info
 
-        def written(r: Router) -> bool:
-            try:
-                return r.router_info_path.stat().st_mtime >= launched_at
-            except FileNotFoundError:
-                return False
+        def check(r: Router) -> bool:
+            with contextlib.suppress(FileNotFoundError):
+                if r.router_info_path.stat().st_mtime >= launched_at:
+                    data = read_signed_router_info(r.router_info_path)
+                    if data is not None:
+                        written[r.name] = data
+            return r.name in written
         deadline = time.monotonic() + IDENTITY_TIMEOUT_S
         pending = list(todo)
         while pending and time.monotonic() < deadline:
-            pending = [r for r in pending if not written(r)]
-            dead = [r for r in pending if not r.running]
-            if dead:
+            pending = [r for r in pending if not check(r)]
+            if any(not r.running for r in pending):
                 break
             time.sleep(0.1)
         time.sleep(0.5)                       # key files are written around router.info; let them settle
         self._stop(todo)
-        failed = [r for r in todo if not written(r)]
+        for r in todo:
+            # a stop can land in the middle of a rewrite: keep the complete copy seen before
+            if r.name in written and read_signed_router_info(r.router_info_path) is None:
+                log.info("%s: router.info was left incomplete at stop; restoring the signed copy", r.name)
+                atomic_write(r.router_info_path, written[r.name])
+        failed = [r for r in todo if r.name not in written]
         if failed:
             hints = "; ".join(f"{r.name}: see {self._log_path(r)}" + self._log_tail(r) for r in failed)
             what = "pyi2p run" if failed[0].kind == "pyi2p" else "i2pd"
@@ -637,14 +657,17 @@ class Testnet:
         """Put every router's RouterInfo into every other i2pd's netDb and into seed.zip."""
         infos: dict[str, bytes] = {}
         for r in self.routers:
-            try:
-                ri = r.router_info_path.read_bytes()
-            except FileNotFoundError:
+            if not r.router_info_path.exists():
                 continue
-            try:
-                r.ident_hash = router_hash_b64(ri)
-            except ProtocolError as exc:
-                raise TestnetError(f"{r.router_info_path}: {exc}") from None
+            ri = read_signed_router_info(r.router_info_path)
+            for _ in range(20):               # a running router may be rewriting it just now
+                if ri is not None:
+                    break
+                time.sleep(0.1)
+                ri = read_signed_router_info(r.router_info_path)
+            if ri is None:
+                raise TestnetError(f"{r.router_info_path} is not a complete signed RouterInfo")
+            r.ident_hash = router_hash_b64(ri)
             infos[r.ident_hash] = ri
         atomic_write(self.seed_file, build_reseed_zip(infos))
         for r in self.i2pd_routers:

@@ -111,6 +111,41 @@ def test_router_hash_of_garbage_raises_only_protocol_errors(data):
         pass
 
 
+@given(st.integers(0, 1000), st.binary(min_size=1, max_size=8), st.integers(300, 1000))
+def test_router_hash_of_mutated_router_info_raises_only_protocol_errors(position, patch, length):
+    ri = bytearray(FIXTURE_RI.read_bytes())
+    position %= len(ri)
+    ri[position:position + len(patch)] = patch
+    try:
+        assert len(tn.router_hash_b64(bytes(ri[:length]))) == 44
+    except ProtocolError:
+        pass
+
+
+def test_unavailable_reason_names_what_is_missing(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert "root" in tn.unavailable_reason()
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    real_which = tn.shutil.which
+    monkeypatch.setattr(tn.shutil, "which", lambda name: None if name == "ip" else real_which(name))
+    assert "`ip`" in tn.unavailable_reason()
+    monkeypatch.setattr(tn, "i2pd_binary", lambda: None)
+    monkeypatch.setattr(tn.shutil, "which", lambda name: "/usr/sbin/ip")
+    assert "i2pd" in tn.unavailable_reason()
+
+
+def test_only_whole_signed_router_infos_are_read(tmp_path):
+    ri = FIXTURE_RI.read_bytes()
+    path = tmp_path / "router.info"
+    assert tn.read_signed_router_info(path) is None          # not there yet
+    path.write_bytes(ri[:-10])
+    assert tn.read_signed_router_info(path) is None          # half-written
+    path.write_bytes(ri[:-1] + bytes([ri[-1] ^ 1]))
+    assert tn.read_signed_router_info(path) is None          # signature does not verify
+    path.write_bytes(ri)
+    assert tn.read_signed_router_info(path) == ri
+
+
 def test_reseed_zip_holds_every_router_info_under_its_netdb_name():
     infos = {"AAAA~": b"one", "B-bb=": b"two" * 100}
     with zipfile.ZipFile(io.BytesIO(tn.build_reseed_zip(infos))) as z:
