@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.clock import Clock
+from core.data.errors import ProtocolError
 
 from . import packet as pk
 from .config import MIN_MESSAGE_SIZE, PROFILE_INTERACTIVE, StreamConfig
@@ -292,7 +293,10 @@ class Connection:
     def _authentic(self, packet: Packet, vouched: bool) -> bool:
         if packet.signature is None:
             return vouched or not self.config.require_signatures
-        return packet.verify(self.remote, now=self.clock.time())
+        try:
+            return packet.verify(self.remote, now=self.clock.time())
+        except ProtocolError:
+            return False  # a signing type we cannot check
 
     def _process_delay(self, delay: int, now: float, *, answer: bool) -> None:
         if delay > pk.MAX_DELAY:

@@ -196,7 +196,7 @@ class StreamManager:
             if not self.config.answer_pings or packet.from_destination is None:
                 self.stats["pings_ignored"] += 1
                 return
-            if not self._take_syn_token() or not packet.verify(now=self.clock.time()):
+            if not self._take_syn_token() or not self._verifies(packet):
                 self.stats["pings_ignored"] += 1
                 return
             pong = Packet(0, packet.send_stream_id, flags=pk.ECHO, payload=packet.payload[:MAX_PING_PAYLOAD])
@@ -230,11 +230,7 @@ class StreamManager:
                 self.stats["dropped_bad_signature"] += 1
                 return
         else:
-            try:
-                valid = packet.verify(now=self.clock.time())
-            except ProtocolError:
-                valid = False
-            if not valid:
+            if not self._verifies(packet):
                 self.stats["dropped_bad_signature"] += 1
                 return
         now = self.clock.monotonic()
@@ -262,6 +258,12 @@ class StreamManager:
                 self.stats["dropped_malformed"] += 1
                 continue
             self._deliver(conn, early, held_sender)
+
+    def _verifies(self, packet: Packet) -> bool:
+        try:
+            return packet.verify(now=self.clock.time())
+        except ProtocolError:
+            return False  # a signing type we cannot check
 
     def _refusal(self, peer: bytes, dst_port: int, now: float) -> str | None:
         limits = self.limits
