@@ -223,9 +223,10 @@ class TunnelPool:
         return [t for t in self._tunnels.values() if t.expires_at > now]
 
     def _healthy(self, now: float) -> int:
-        """Tunnels that will not need replacing soon."""
+        """Tunnels that will not need replacing soon; a zero-hop fallback counts only in a zero-length pool."""
         horizon = now + self.config.rebuild_before_expiry
-        return sum(1 for t in self._tunnels.values() if t.expires_at > horizon)
+        zero_counts = self.config.length == 0
+        return sum(1 for t in self._tunnels.values() if t.expires_at > horizon and (t.hops or zero_counts))
 
     # --- building
 
