@@ -52,8 +52,10 @@ class NetDbSettings:
     first_exploration_s: float = 1.0
     exploration_min_s: float = 10.0         # while the netDb is small, and after a round found something new
     exploration_max_s: float = 300.0        # interval doubles up to this when rounds find nothing new
+    exploration_followup_s: float = 2.0     # after a reply named new routers, while the netDb is small
     small_netdb: int = 100                  # below this many routers, explore at the minimum interval
-    few_floodfills: int = 10                # below this, also search a random key to meet more floodfills
+    few_floodfills: int = 10                # below this, also search random keys to meet more floodfills
+    floodfill_searches: int = 3             # i2pd names only floodfills closer to the key than itself
     exploration_excluded: int = 500         # known routers listed so the floodfill names new ones
     expiry_s: float = 60.0
     profile_save_s: float = 300.0
@@ -229,6 +231,9 @@ class NetDbService:
         self.stats["stores_received"] += 1
         rejected_before = sum(self.db.rejected.values())
         entry = None
+        if store.key == self.own_hash:
+            self._own_entry_returned(peer, store, now)
+            return
         if store.is_router_info:
             try:
                 data = store.router_info_bytes()
@@ -258,6 +263,27 @@ class NetDbService:
         else:
             for lookup_type in (LookupType.LEASE_SET, LookupType.ANY):
                 self._found(store.key, lookup_type, peer, now)
+
+    def _own_entry_returned(self, peer: bytes, store: DatabaseStore, now: float) -> None:
+        """Our own RouterInfo, as the answer to verify_router_info(): never stored (as i2pd), only checked."""
+        search = self._searches.get((self.own_hash, LookupType.ROUTER_INFO))
+        own = self.own_router_info()
+        try:
+            returned = store.router_info_bytes() if store.is_router_info else None
+        except ProtocolError:
+            returned = None
+        if search is None or own is None or returned != own.to_bytes() or peer not in search.lookup.sent_at:
+            self._drop("store of our own RouterInfo", None)
+            return
+        self._found(self.own_hash, LookupType.ROUTER_INFO, peer, now)
+
+    def verify_router_info(self, floodfill: bytes, on_done: LookupCallback | None = None) -> Lookup | None:
+        """Ask `floodfill` for our own RouterInfo ("RouterInfo Storage Verification"; Java no longer does it
+        routinely, but it proves a floodfill holds our current copy)."""
+        lookup = self.start_lookup(self.own_hash, LookupType.ROUTER_INFO, on_done=on_done, preferred=(floodfill,),
+                                   follow_referrals=False,
+                                   settings=LookupSettings(parallelism=1, max_queries=1, total_timeout_s=10.0))
+        return lookup
 
     def _flood(self, store: DatabaseStore, sender: bytes) -> None:
         """"Flooding": to the 3 floodfills closest to the routing key, with a zero reply token, never stale entries."""
@@ -413,6 +439,10 @@ class NetDbService:
             self._referral_done(lookup.key, self.db.get_router_info(lookup.key))
         if lookup.is_exploration:
             self.stats["exploration_discovered"] += len(lookup.discovered)
+            new = [h for h in lookup.discovered if h not in self.db.router_infos]
+            if new and len(self.db) < self.settings.small_netdb:
+                # the reply named routers we did not know: there may be more, ask again soon
+                self._next_explore = min(self._next_explore, self.clock.monotonic() + self.settings.exploration_followup_s)
         callbacks, search.callbacks = search.callbacks, []
         for callback in callbacks:
             try:
@@ -524,8 +554,9 @@ class NetDbService:
         self.stats["explorations"] += 1
         lookup = self.start_lookup(key, LookupType.EXPLORATION, extra_excluded=excluded)
         if len(self.db.floodfills()) < self.settings.few_floodfills:
-            # exploration names only non-floodfills; a normal search for a random key meets floodfills
-            self.start_lookup(self.rng(32), LookupType.ROUTER_INFO)
+            # exploration names only non-floodfills; normal searches for random keys meet floodfills
+            for _ in range(self.settings.floodfill_searches):
+                self.start_lookup(self.rng(32), LookupType.ROUTER_INFO)
         return lookup
 
     # --- storing to floodfills
