@@ -256,11 +256,12 @@ class NetDbService:
                         DeliveryStatus(store.reply_token, int(self.clock.time() * 1000)))
             if self.floodfill and entry is not None:
                 self._flood(store, peer)
-        if entry is None:
-            return
-        if isinstance(entry, RouterInfo):
-            self._router_info_arrived(entry, peer)
-        else:
+        # a copy no newer than ours still answers a lookup
+        if store.is_router_info:
+            ri = entry or self.db.get_router_info(store.key)
+            if ri is not None:
+                self._router_info_arrived(ri, peer)
+        elif store.key in self.db.leasesets:
             for lookup_type in (LookupType.LEASE_SET, LookupType.ANY):
                 self._found(store.key, lookup_type, peer, now)
 

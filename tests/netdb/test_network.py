@@ -149,3 +149,14 @@ def test_flooded_store_reaches_all_floodfills_from_one():
                                                                  reply_gateway=client.hash))
     net.run()
     assert all(len(ff.db.leasesets) == 1 for ff in ffs)
+
+
+def test_an_answer_no_newer_than_our_copy_still_completes_the_lookup():
+    net = MemNet()
+    ff, target, client = net.add(1, floodfill=True), net.add(50), net.add(60)
+    client.knows(ff)
+    ff.knows(target)
+    client.knows(target)
+    lookup = client.service.start_lookup(target.hash, LookupType.ROUTER_INFO)
+    net.run()
+    assert lookup.state == LookupState.FOUND and lookup.found_from == ff.hash
