@@ -1,0 +1,175 @@
+"""The netDb against real i2pd 2.45.1 on the private testnet: exploration, publication, pyi2p as the floodfill."""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from core.config import load_config
+from core.data.encoding import b64decode, b64encode
+from core.data.errors import ProtocolError
+from core.data.routerinfo import RouterInfo
+from core.netdb.lookup import LookupState
+from core.router import Router
+from pyi2p.testnet import Testnet, netdb_file
+
+pytestmark = pytest.mark.interop
+
+
+async def wait_for(predicate, timeout: float, step: float = 0.2):
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(step)
+
+
+def i2pd_hashes(testnet) -> dict[bytes, str]:
+    return {b64decode(r.ident_hash): r.name for r in testnet.i2pd_routers}
+
+
+def one_router_seed(testnet, tmp_path: Path, name: str) -> Path:
+    """A reseed folder holding one router's RouterInfo only."""
+    seed = tmp_path / f"seed-{name}"
+    seed.mkdir()
+    router = testnet.router(name)
+    shutil.copy(router.router_info_path, seed / f"routerInfo-{router.ident_hash}.dat")
+    return seed
+
+
+def new_router(testnet, datadir: Path, address: str, port: int, seed: Path, floodfill: bool = False) -> Router:
+    return Router(load_config(datadir, {"netid": testnet.netid, "host": address, "port": port,
+                                        "reseed_file": str(seed), "floodfill": floodfill, "control_port": 0}))
+
+
+async def test_exploration_from_one_floodfill_finds_every_router(testnet, tmp_path):
+    """Seeded with r1 alone, exploration (and searches that meet floodfills) finds every i2pd router."""
+    i2pd = i2pd_hashes(testnet)
+    address = testnet.add_pyi2p_address()
+    with testnet.in_netns():
+        router = new_router(testnet, tmp_path / "explorer", address, 24100, one_router_seed(testnet, tmp_path, "r1"))
+        started = time.monotonic()
+        await router.start()
+        try:
+            assert set(router.netdb.router_infos) == {b64decode(testnet.router("r1").ident_hash)}
+            seen: dict[str, float] = {}
+
+            def progress() -> bool:
+                for h in router.netdb.router_infos:
+                    if h in i2pd:
+                        seen.setdefault(i2pd[h], round(time.monotonic() - started, 1))
+                return set(i2pd) <= set(router.netdb.router_infos)
+            await wait_for(progress, 50)
+            elapsed = time.monotonic() - started
+            print(f"\nknew all {len(i2pd)} i2pd routers {elapsed:.1f} s after start "
+                  f"({router.netdb_service.stats['explorations']} explorations; {seen})")
+            assert router.netdb_service.stats["explorations"] >= 1
+            assert all(ri.verify() for ri in router.netdb.router_infos.values())
+        finally:
+            await router.stop()
+
+
+async def test_our_router_info_reaches_the_i2pd_floodfills(testnet, tmp_path):
+    """Published with reply tokens: both floodfills confirm, answer a lookup with our RouterInfo, and save it."""
+    i2pd = i2pd_hashes(testnet)
+    floodfills = {b64decode(r.ident_hash) for r in testnet.i2pd_routers if r.floodfill}
+    address = testnet.add_pyi2p_address()
+    with testnet.in_netns():
+        router = new_router(testnet, tmp_path / "publisher", address, 24110, testnet.seed_file)
+        await router.start()
+        try:
+            service = router.netdb_service
+            await wait_for(lambda: set(service.published_to) == floodfills, 30)
+            for floodfill in floodfills:
+                lookup = service.verify_router_info(floodfill)
+                await wait_for(lambda: lookup.done, 15)
+                assert lookup.state == LookupState.FOUND and lookup.found_from == floodfill, i2pd[floodfill]
+            # i2pd writes updated RouterInfos to its netDb folder once a minute
+            me = b64encode(router.hash)
+            paths = [netdb_file(r.datadir, me) for r in testnet.i2pd_routers if r.floodfill]
+            await wait_for(lambda: all(p.exists() for p in paths), 80, step=1.0)
+            for path in paths:
+                saved = RouterInfo.parse(path.read_bytes())
+                assert saved.hash == router.hash and saved.verify()
+        finally:
+            await router.stop()
+
+
+def floodfill_config(datadir: Path, port: int, netid: int) -> None:
+    """`pyi2p run` reads config.toml from its data dir: this makes the harness's p1 a floodfill."""
+    datadir.mkdir(parents=True, exist_ok=True)
+    (datadir / "config.toml").write_text(f"port = {port}\nnetid = {netid}\nfloodfill = true\n")
+
+
+@pytest.fixture(scope="module")
+def pyi2p_floodfill_net(testnet_requirements, tmp_path_factory):
+    """3 i2pd routers and one pyi2p router, the only floodfill; the i2pd routers restart once it runs,
+    so their first publication (i2pd publishes at start, and does not retry with a single floodfill) finds it."""
+    base = tmp_path_factory.mktemp("ffnet")
+    net = Testnet(base, i2pd_count=3, pyi2p_count=1, floodfills=0, netns=f"pyi2p-f{os.getpid()}",
+                  first_port=21000, address_prefix="198.18.1", die_with_parent=True)
+    p1 = net.router("p1")
+    floodfill_config(Path(p1.datadir), p1.port, net.netid)
+    try:
+        net.up(wait=0)
+        for r in net.i2pd_routers:
+            if r.running:
+                os.kill(r.pid, 15)
+        deadline = time.monotonic() + 20
+        while any(r.running for r in net.i2pd_routers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        net.up(wait=100)
+    except BaseException:
+        net.down()
+        raise
+    yield net
+    net.down()
+
+
+def seeded_published(net: Testnet, name: str) -> int:
+    with zipfile.ZipFile(net.seed_file) as z:
+        return RouterInfo.parse(z.read(f"routerInfo-{net.router(name).ident_hash}.dat")).published
+
+
+def p1_has_newer_copy(net: Testnet, name: str, seeded: int) -> bool:
+    """p1 stored a newer RouterInfo of `name` than the harness seeded: the router published it to p1."""
+    path = netdb_file(net.router("p1").datadir, net.router(name).ident_hash)
+    try:
+        return RouterInfo.parse(path.read_bytes()).published > seeded
+    except (OSError, ProtocolError):
+        return False
+
+
+async def test_i2pd_publishes_to_and_looks_up_through_a_pyi2p_floodfill(pyi2p_floodfill_net, tmp_path):
+    net = pyi2p_floodfill_net
+    names = [r.name for r in net.i2pd_routers]
+    seeded = {name: seeded_published(net, name) for name in names}
+    # every i2pd router published its RouterInfo to p1 (a newer copy than the seed) and got the DeliveryStatus
+    await wait_for(lambda: all(p1_has_newer_copy(net, name, seeded[name]) for name in names), 40, step=1.0)
+    for r in net.i2pd_routers:
+        assert "Publishing confirmed" in (Path(r.datadir) / "i2pd.log").read_text(errors="replace"), r.name
+    # a second floodfill that only p1 knows: i2pd's periodic searches (direct, as it is connected to p1) get
+    # its hash in p1's search replies, and i2pd looks its RouterInfo up at p1
+    before = {name: net.known_routers(name) for name in names}
+    address = net.add_pyi2p_address()
+    p1_hash = b64decode(net.router("p1").ident_hash)
+    with net.in_netns():
+        newcomer = new_router(net, tmp_path / "newcomer", address, 21500, one_router_seed(net, tmp_path, "p1"),
+                              floodfill=True)
+        await newcomer.start()
+        try:
+            await wait_for(lambda: newcomer.netdb_service.published_to == [p1_hash], 20)
+            await wait_for(lambda: all(net.known_routers(name) > before[name] for name in names), 75, step=2.0)
+            # the newcomer never dialled an i2pd router, so they learned of it through p1
+            assert all(c.inbound for h, c in newcomer.transports.sessions.items() if h != p1_hash)
+            # and lookups from pyi2p through p1 find the i2pd routers
+            for r in net.i2pd_routers:
+                key = b64decode(r.ident_hash)
+                newcomer.netdb.remove_router_info(key)
+                ri = await asyncio.wait_for(newcomer.netdb_service.lookup_router_info(key), 20)
+                assert ri is not None and ri.hash == key
+        finally:
+            await newcomer.stop()
