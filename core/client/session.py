@@ -1,0 +1,694 @@
+"""One local destination: its keys, garlic sessions, tunnels, LeaseSet2, and end-to-end messages.
+
+Sending (garlic-routing.md, ecies.rst): the payload goes gzip-framed (payload.py) into an I2NP Data
+message, that into a Garlic Clove block with DESTINATION delivery, the blocks into an ECIES-ratchet
+message for the remote's LeaseSet2 key, and the Garlic message out one of our outbound tunnels to the
+inbound gateway of one of the remote's leases. Our LeaseSet2 rides along (a DatabaseStore clove) in
+New Session messages and, with an ack request, after it changes. Receiving is the reverse, from our
+inbound tunnels. Destinations of the same ClientAPI talk directly, without tunnels or garlic.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+
+from core.clock import Clock, Rng
+from core.crypto import x25519
+from core.data.errors import ProtocolError
+from core.data.identity import Destination
+from core.data.keytypes import CRYPTO_X25519
+from core.data.leaseset import AnyLeaseSet, Lease2, LeaseSet2, STORE_LEASESET2
+from core.data.privatekeys import PrivateKeys
+from core.datagram import (PROTO_DATAGRAM, PROTO_DATAGRAM2, PROTO_DATAGRAM3, PROTO_RAW, Datagram1, Datagram2,
+                           Datagram3, RawDatagram, parse_datagram)
+from core.garlic.manager import SessionKeyManager
+from core.garlic.session import SUPPORTED_CRYPTO_TYPES, MessageKind, ReceivedGarlic, SessionNotReady
+from core.i2np import (Data, DatabaseStore, DeliveryType, Garlic, GarlicCloveBlock, GarlicCloveDeliveryInstructions,
+                       I2NPMessage, MessageType)
+
+from .payload import ClientPayload
+
+if TYPE_CHECKING:
+    from .api import ClientAPI
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.5
+REPLY_AFTER_S = 0.5               # ecies.rst "Protocol-layer responses": answer NS/NSR/ack requests within ~1 s
+MESSAGE_LIFETIME_MS = 60_000
+LEASESET_MAX_LIFETIME_S = 660     # leases last 10 minutes; floodfills refuse much longer
+LEASESET_REFRESH_S = 300.0        # re-sign and republish even when the leases stay the same
+LEASE_MARGIN_S = 10.0             # a lease ending sooner than this is not used
+LOOKUP_TIMEOUT_S = 30.0
+FAILED_LOOKUP_HOLD_S = 10.0       # a destination not found is not searched again this soon
+LS_ACK_TIMEOUT_S = 60.0           # resend our LeaseSet when its ack has not come by then
+
+
+class ClientNetwork(Protocol):
+    """What a session needs from the router: client tunnels and the netDb."""
+
+    def open_pools(self, name: str, options: Mapping[str, str], on_message: Callable[[I2NPMessage], None]) -> Any:
+        """Inbound and outbound tunnel pools for one destination; returns a handle for the calls below."""
+
+    def close_pools(self, handle: Any) -> None: ...
+
+    def leases(self, handle: Any) -> list[tuple[bytes, int, float]]:
+        """(gateway hash, tunnel id, wall-clock end in seconds) of the usable inbound tunnels."""
+
+    def send(self, handle: Any, message: I2NPMessage, gateway: bytes, tunnel_id: int) -> bool:
+        """Out one of our outbound tunnels into the tunnel `tunnel_id` at `gateway`."""
+
+    async def lookup_leaseset(self, handle: Any, dest_hash: bytes) -> AnyLeaseSet | None: ...
+
+    async def publish_leaseset(self, handle: Any, leaseset: LeaseSet2) -> int:
+        """Store at the closest floodfills; how many confirmed."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    """The I2CP options a session reads (i2cp-overview.md "Options"); the rest go to the tunnel pools."""
+
+    crypto_types: tuple[int, ...] = (CRYPTO_X25519,)
+    gzip: bool = True
+    publish_leaseset: bool = True
+    receive_queue: int = 1024
+    max_pending_per_destination: int = 64
+    max_pending_destinations: int = 256
+    max_remote_leasesets: int = 1024
+    max_peers: int = 4096
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> "SessionOptions":
+        types: list[int] = []
+        for item in str(options.get("i2cp.leaseSetEncType", CRYPTO_X25519)).split(","):
+            try:
+                code = int(item.strip())
+            except ValueError:
+                continue
+            if code in SUPPORTED_CRYPTO_TYPES and code not in types:
+                types.append(code)
+        if not types:
+            raise ValueError(f"i2cp.leaseSetEncType: none of {options.get('i2cp.leaseSetEncType')!r} is "
+                             f"supported (supported: {sorted(SUPPORTED_CRYPTO_TYPES)})")
+        return cls(crypto_types=tuple(types),
+                   gzip=str(options.get("i2cp.gzip", "true")).lower() == "true",
+                   publish_leaseset=str(options.get("i2cp.dontPublishLeaseSet", "false")).lower() != "true")
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMessage:
+    """An end-to-end message for this destination.
+
+    `sender_hash` is set only when the garlic session (or local delivery) vouches for the sender;
+    `sender` is its Destination when known too.
+    """
+
+    payload: bytes
+    protocol: int
+    src_port: int
+    dst_port: int
+    sender: Destination | None = None
+    sender_hash: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedDatagram:
+    """A datagram (datagrams.rst). `sender` is the signer for the repliable formats 17 and 19;
+    `sender_hash` is the claimed hash for 20 and the vouched one when the transport knows it."""
+
+    payload: bytes
+    protocol: int
+    src_port: int
+    dst_port: int
+    sender: Destination | None = None
+    sender_hash: bytes | None = None
+
+    @property
+    def repliable(self) -> bool:
+        return self.sender_hash is not None
+
+
+MessageHandler = Callable[[ReceivedMessage], None]
+DATAGRAM_PROTOCOLS = frozenset((PROTO_DATAGRAM, PROTO_RAW, PROTO_DATAGRAM2, PROTO_DATAGRAM3))
+
+
+@dataclass(slots=True)
+class _Peer:
+    """What we know of one remote destination we talk to."""
+
+    leaseset_sent: int = -1                  # published time of our LeaseSet the peer confirmed
+    leaseset_ack: tuple[tuple[int, int], int, float] | None = None   # (ack id, published, sent at)
+    lease: Lease2 | None = None
+
+
+@dataclass(slots=True)
+class _PendingLookup:
+    messages: deque = field(default_factory=deque)
+    task: asyncio.Task | None = None
+
+
+class ClientSession:
+    """A destination hosted in this process; see the module docstring. Created by ClientAPI.open_session()."""
+
+    def __init__(self, api: "ClientAPI", keys: PrivateKeys, options: Mapping[str, str], name: str, *,
+                 network: ClientNetwork | None, clock: Clock, rng: Rng = os.urandom):
+        self.api = api
+        self.keys = keys
+        self.name = name
+        self.raw_options = dict(options)
+        self.options = SessionOptions.from_options(options)
+        self.network = network
+        self.clock = clock
+        self.rng = rng
+        self.stats: Counter[str] = Counter()
+        self.skm = SessionKeyManager(self._static_keys(), clock=clock, rng=rng)
+        self.leaseset: LeaseSet2 | None = None
+        self.leaseset_published_at: float | None = None   # monotonic time a floodfill first confirmed it
+        self.opened_at = clock.monotonic()
+        self._handle: Any = None
+        self._lease_key: frozenset | None = None
+        self._leaseset_signed_at = 0.0
+        self._publish_task: asyncio.Task | None = None
+        self._handlers: dict[int, MessageHandler] = {}
+        self._messages: asyncio.Queue[ReceivedMessage] = asyncio.Queue(self.options.receive_queue)
+        self._datagrams: asyncio.Queue[ReceivedDatagram] = asyncio.Queue(self.options.receive_queue)
+        self._remote: OrderedDict[bytes, LeaseSet2] = OrderedDict()
+        self._by_static_key: OrderedDict[bytes, bytes] = OrderedDict()
+        self._peers: OrderedDict[bytes, _Peer] = OrderedDict()
+        self._pending: dict[bytes, _PendingLookup] = {}
+        self._failed_lookups: OrderedDict[bytes, float] = OrderedDict()
+        self._task: asyncio.Task | None = None
+        self._leaseset_waiters: list[asyncio.Future] = []
+        self.closed = False
+
+    def _static_keys(self) -> dict[int, bytes]:
+        """Our LeaseSet2 encryption keys: the destination's own X25519 key for type 4, fresh ones otherwise."""
+        keys = {}
+        for crypto_type in self.options.crypto_types:
+            if crypto_type == CRYPTO_X25519 and self.keys.destination.crypto_type == CRYPTO_X25519:
+                keys[crypto_type] = self.keys.private_key
+            else:
+                keys[crypto_type] = x25519.generate_private(self.rng)
+        return keys
+
+    # ------------------------------------------------------------------ identity
+
+    @property
+    def destination(self) -> Destination:
+        return self.keys.destination
+
+    @property
+    def hash(self) -> bytes:
+        return self.keys.destination.hash
+
+    @property
+    def b32_address(self) -> str:
+        return self.keys.destination.b32_address
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self.network is not None:
+            self._handle = self.network.open_pools(self.name, self.raw_options, self._on_tunnel_message)
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"client:{self.name}")
+
+    async def close(self) -> None:
+        """Stop: no more sends or receipts; tunnels are released and pending lookups cancelled."""
+        if self.closed:
+            return
+        self.closed = True
+        self.api._unregister(self)
+        tasks = [t for t in (self._task, self._publish_task) if t is not None]
+        tasks += [p.task for p in self._pending.values() if p.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._pending.clear()
+        if self.network is not None and self._handle is not None:
+            self.network.close_pools(self._handle)
+        for future in self._leaseset_waiters:
+            if not future.done():
+                future.cancel()
+
+    async def __aenter__(self) -> "ClientSession":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def wait_published(self, timeout: float | None = None) -> LeaseSet2:
+        """Our LeaseSet2 once a floodfill confirmed it (at once when already published)."""
+        if self.leaseset_published_at is not None and self.leaseset is not None:
+            return self.leaseset
+        future = asyncio.get_running_loop().create_future()
+        self._leaseset_waiters.append(future)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            if future in self._leaseset_waiters:
+                self._leaseset_waiters.remove(future)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                self.tick()
+            except Exception:
+                log.exception("client %s: periodic work failed", self.name)
+            await asyncio.sleep(TICK_S)
+
+    def tick(self) -> None:
+        """Keep the LeaseSet current, answer what the ratchet layer owes, expire caches."""
+        self._maintain_leaseset()
+        for session in self.skm.sessions_wanting_reply(REPLY_AFTER_S):
+            dest_hash = self._by_static_key.get(session.remote_static_key)
+            leaseset = self._remote_leaseset(dest_hash) if dest_hash is not None else None
+            if leaseset is None:
+                continue
+            self.stats["empty_replies"] += 1
+            self._send_garlic(leaseset, [])
+        wall = self.clock.time()
+        for dest_hash in [h for h, ls in self._remote.items() if ls.expires <= wall * 1000]:
+            self._forget_remote(dest_hash)
+
+    # ------------------------------------------------------------------ our LeaseSet2
+
+    def _maintain_leaseset(self) -> None:
+        if self.network is None:
+            return
+        now_wall = self.clock.time()
+        leases = [(gw, tid, end) for gw, tid, end in self.network.leases(self._handle) if end > now_wall + 1]
+        key = frozenset((gw, tid) for gw, tid, _ in leases)
+        if not leases:
+            return
+        if key == self._lease_key and self.clock.monotonic() - self._leaseset_signed_at < LEASESET_REFRESH_S:
+            return
+        self._lease_key = key
+        self._leaseset_signed_at = self.clock.monotonic()
+        self.leaseset = self.build_leaseset(leases)
+        self.stats["leasesets_signed"] += 1
+        if self.options.publish_leaseset:
+            if self._publish_task is not None and not self._publish_task.done():
+                self._publish_task.cancel()
+            self._publish_task = asyncio.get_running_loop().create_task(self._publish(self.leaseset))
+
+    def build_leaseset(self, leases: list[tuple[bytes, int, float]]) -> LeaseSet2:
+        """common-structures.rst "LeaseSet2": our keys in preference order, the newest 16 leases, signed."""
+        published = int(self.clock.time())
+        if self.leaseset is not None and published <= self.leaseset.header.published:
+            published = self.leaseset.header.published + 1   # a store must be newer to replace the old one
+        chosen = sorted(leases, key=lambda lease: -lease[2])[:16]
+        lease2s = [Lease2(gw, tid, min(int(end), published + LEASESET_MAX_LIFETIME_S)) for gw, tid, end in chosen]
+        expires = max(1, min(max(lease.end_date for lease in lease2s) - published, LEASESET_MAX_LIFETIME_S))
+        encryption_keys = [(t, self.skm.public_key(t)) for t in self.options.crypto_types]
+        return LeaseSet2.create(self.keys, published=published, expires_offset=expires,
+                                encryption_keys=encryption_keys, leases=lease2s)
+
+    async def _publish(self, leaseset: LeaseSet2) -> None:
+        try:
+            confirmed = await self.network.publish_leaseset(self._handle, leaseset)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("client %s: publishing the LeaseSet failed", self.name)
+            return
+        self.stats["leaseset_publications"] += 1
+        if confirmed <= 0:
+            self.stats["leaseset_unconfirmed"] += 1
+            self._leaseset_signed_at = -LEASESET_REFRESH_S   # try again at the next tick
+            return
+        if self.leaseset_published_at is None:
+            self.leaseset_published_at = self.clock.monotonic()
+            log.info("client %s: LeaseSet published %.1f s after opening (%d floodfills)", self.name,
+                     self.leaseset_published_at - self.opened_at, confirmed)
+        waiters, self._leaseset_waiters = self._leaseset_waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(leaseset)
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, to: Destination | bytes, payload: bytes, *, protocol: int = 0, src_port: int = 0,
+             dst_port: int = 0) -> None:
+        """Send one message; best effort, like I2CP: it may wait for a LeaseSet lookup or be lost."""
+        if self.closed:
+            raise RuntimeError("session is closed")
+        message = ClientPayload(payload, protocol, src_port, dst_port)
+        dest_hash = to if isinstance(to, bytes) else to.hash
+        local = self.api.local_session(dest_hash)
+        if local is not None:
+            self.stats["sent_local"] += 1
+            asyncio.get_running_loop().call_soon(local._dispatch, message, self.destination, self.hash)
+            return
+        if self.network is None:
+            self.stats["dropped_no_network"] += 1
+            return
+        data = message.to_bytes(compress=self.options.gzip)
+        leaseset = self._remote_leaseset(dest_hash)
+        if leaseset is not None:
+            self._send_data(leaseset, data)
+        else:
+            self._queue_for_lookup(dest_hash, data)
+
+    def send_datagram(self, to: Destination | bytes, payload: bytes, *, protocol: int = PROTO_DATAGRAM,
+                      src_port: int = 0, dst_port: int = 0) -> None:
+        """A datagram (datagrams.rst) of the given format: 17 repliable, 18 raw, 19 Datagram2, 20 Datagram3."""
+        dest_hash = to if isinstance(to, bytes) else to.hash
+        if protocol == PROTO_RAW:
+            body = RawDatagram(payload).to_bytes()
+        elif protocol == PROTO_DATAGRAM:
+            body = Datagram1.create(self.keys, payload).to_bytes()
+        elif protocol == PROTO_DATAGRAM2:
+            body = Datagram2.create(self.keys, payload, dest_hash).to_bytes()
+        elif protocol == PROTO_DATAGRAM3:
+            body = Datagram3(self.hash, payload).to_bytes()
+        else:
+            raise ValueError(f"protocol {protocol} is not a datagram protocol")
+        self.send(to, body, protocol=protocol, src_port=src_port, dst_port=dst_port)
+
+    def _queue_for_lookup(self, dest_hash: bytes, data: bytes) -> None:
+        failed_at = self._failed_lookups.get(dest_hash)
+        if failed_at is not None and self.clock.monotonic() - failed_at < FAILED_LOOKUP_HOLD_S:
+            self.stats["dropped_not_found"] += 1
+            return
+        pending = self._pending.get(dest_hash)
+        if pending is None:
+            if len(self._pending) >= self.options.max_pending_destinations:
+                self.stats["dropped_too_many_lookups"] += 1
+                return
+            pending = self._pending[dest_hash] = _PendingLookup()
+            pending.task = asyncio.get_running_loop().create_task(self._lookup(dest_hash))
+        if len(pending.messages) >= self.options.max_pending_per_destination:
+            pending.messages.popleft()
+            self.stats["dropped_pending_full"] += 1
+        pending.messages.append(data)
+
+    async def _lookup(self, dest_hash: bytes) -> None:
+        self.stats["lookups"] += 1
+        try:
+            found = await asyncio.wait_for(self.network.lookup_leaseset(self._handle, dest_hash), LOOKUP_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            found = None
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("client %s: LeaseSet lookup failed", self.name)
+            found = None
+        pending = self._pending.pop(dest_hash, None)
+        leaseset = self._accept_leaseset(dest_hash, found) if found is not None else None
+        if leaseset is None:
+            leaseset = self._remote_leaseset(dest_hash)   # it may have come bundled meanwhile
+        if leaseset is None:
+            self.stats["lookups_failed"] += 1
+            self._failed_lookups[dest_hash] = self.clock.monotonic()
+            while len(self._failed_lookups) > self.options.max_pending_destinations:
+                self._failed_lookups.popitem(last=False)
+            if pending is not None:
+                self.stats["dropped_not_found"] += len(pending.messages)
+            return
+        self._failed_lookups.pop(dest_hash, None)
+        for data in pending.messages if pending is not None else ():
+            self._send_data(leaseset, data)
+
+    def _send_data(self, leaseset: LeaseSet2, data: bytes) -> None:
+        clove = GarlicCloveBlock(GarlicCloveDeliveryInstructions.to_destination(leaseset.hash),
+                                 self._message(Data(data)))
+        self._send_garlic(leaseset, [clove])
+
+    def _message(self, payload) -> I2NPMessage:
+        msg_id = int.from_bytes(self.rng(4), "big")
+        return I2NPMessage.build(payload, msg_id, int(self.clock.time() * 1000) + MESSAGE_LIFETIME_MS)
+
+    def _send_garlic(self, leaseset: LeaseSet2, cloves: list[GarlicCloveBlock]) -> bool:
+        """Encrypt `cloves` (plus our LeaseSet when the peer needs it) and send them to one of its leases."""
+        selected = leaseset.select_encryption_key(self.skm.crypto_types)
+        if selected is None:
+            self.stats["dropped_no_common_crypto"] += 1
+            return False
+        crypto_type, static_key = selected
+        dest_hash = leaseset.hash
+        peer = self._peer(dest_hash)
+        lease = self._pick_lease(peer, leaseset)
+        if lease is None:
+            self.stats["dropped_no_lease"] += 1
+            return False
+        session = self.skm.session(static_key)
+        new_session = session is None or not session.established
+        now = self.clock.monotonic()
+        blocks: list = list(cloves)
+        ack_request = False
+        ours = self.leaseset
+        if ours is not None and peer.leaseset_sent != ours.header.published:
+            waiting = peer.leaseset_ack
+            if new_session or waiting is None or waiting[1] != ours.header.published \
+                    or now - waiting[2] > LS_ACK_TIMEOUT_S:
+                blocks.insert(0, GarlicCloveBlock(GarlicCloveDeliveryInstructions.local(),
+                                                  self._message(DatabaseStore.for_lease_set(ours))))
+                ack_request = not new_session
+        try:
+            sent = self.skm.encrypt(static_key, blocks, crypto_type=crypto_type, ack_request=ack_request)
+        except (SessionNotReady, ValueError) as exc:
+            self.stats["dropped_encrypt"] += 1
+            log.debug("client %s: cannot encrypt to %s: %s", self.name, dest_hash.hex()[:8], exc)
+            return False
+        if ack_request and sent.ack_id is not None and ours is not None:
+            peer.leaseset_ack = (sent.ack_id, ours.header.published, now)
+        self._by_static_key[static_key] = dest_hash
+        message = self._message(Garlic(sent.data))
+        if not self.network.send(self._handle, message, lease.gateway, lease.tunnel_id):
+            self.stats["dropped_no_tunnel"] += 1
+            peer.lease = None
+            return False
+        self.stats[f"sent_{sent.kind.name.lower()}"] += 1
+        return True
+
+    def _pick_lease(self, peer: _Peer, leaseset: LeaseSet2) -> Lease2 | None:
+        """Keep one lease per peer while it lasts (a stable path), else a random unexpiring one."""
+        horizon = self.clock.time() + LEASE_MARGIN_S
+        if peer.lease is not None and peer.lease.end_date > horizon and peer.lease in leaseset.leases:
+            return peer.lease
+        usable = [lease for lease in leaseset.leases if lease.end_date > horizon]
+        if not usable:
+            return None
+        peer.lease = usable[int.from_bytes(self.rng(2), "big") % len(usable)]
+        return peer.lease
+
+    def _peer(self, dest_hash: bytes) -> _Peer:
+        peer = self._peers.get(dest_hash)
+        if peer is None:
+            peer = self._peers[dest_hash] = _Peer()
+            while len(self._peers) > self.options.max_peers:
+                self._peers.popitem(last=False)
+        else:
+            self._peers.move_to_end(dest_hash)
+        return peer
+
+    # ------------------------------------------------------------------ remote LeaseSets
+
+    def _remote_leaseset(self, dest_hash: bytes) -> LeaseSet2 | None:
+        leaseset = self._remote.get(dest_hash)
+        if leaseset is None:
+            return None
+        if leaseset.expires <= self.clock.time() * 1000:
+            self._forget_remote(dest_hash)
+            return None
+        return leaseset
+
+    def _forget_remote(self, dest_hash: bytes) -> None:
+        leaseset = self._remote.pop(dest_hash, None)
+        if leaseset is None:
+            return
+        for _, key in leaseset.encryption_keys:
+            if self._by_static_key.get(key) == dest_hash:
+                del self._by_static_key[key]
+
+    def _accept_leaseset(self, dest_hash: bytes, leaseset: AnyLeaseSet) -> LeaseSet2 | None:
+        """Cache a remote LeaseSet2 only when it is for `dest_hash`, validly signed, current and usable."""
+        now = self.clock.time()
+        if not isinstance(leaseset, LeaseSet2):
+            self.stats["leaseset_unsupported"] += 1
+            return None
+        if leaseset.hash != dest_hash:
+            self.stats["leaseset_bad"] += 1
+            return None
+        if leaseset.expires <= now * 1000 or leaseset.published_ms > (now + 120) * 1000:
+            self.stats["leaseset_stale"] += 1
+            return None
+        try:
+            valid = leaseset.verify(now)
+        except ProtocolError:
+            valid = False
+        if not valid:
+            self.stats["leaseset_bad_signature"] += 1
+            return None
+        current = self._remote.get(dest_hash)
+        if current is not None and current.header.published > leaseset.header.published:
+            return current
+        if current is not None:
+            self._forget_remote(dest_hash)
+        self._remote[dest_hash] = leaseset
+        while len(self._remote) > self.options.max_remote_leasesets:
+            self._forget_remote(next(iter(self._remote)))
+        for _, key in leaseset.encryption_keys:
+            self._by_static_key[key] = dest_hash
+        self.stats["leasesets_stored"] += 1
+        return leaseset
+
+    def remote_leaseset(self, dest_hash: bytes) -> LeaseSet2 | None:
+        """The cached LeaseSet2 of a remote destination, if current."""
+        return self._remote_leaseset(dest_hash)
+
+    # ------------------------------------------------------------------ receiving
+
+    def set_protocol_handler(self, protocol: int, handler: MessageHandler | None) -> None:
+        """Route messages of `protocol` to `handler` instead of the receive queues."""
+        if handler is None:
+            self._handlers.pop(protocol, None)
+        else:
+            self._handlers[protocol] = handler
+
+    async def receive(self) -> ReceivedMessage:
+        """The next message of a protocol that has no handler and is not a datagram protocol."""
+        return await self._messages.get()
+
+    async def receive_datagram(self) -> ReceivedDatagram:
+        """The next datagram (protocols 17-20) whose signature, if it has one, verified."""
+        return await self._datagrams.get()
+
+    def _on_tunnel_message(self, message: I2NPMessage) -> None:
+        """A message out of one of our inbound tunnels."""
+        if self.closed:
+            return
+        if message.type != MessageType.GARLIC:
+            self.stats["inbound_not_garlic"] += 1
+            return
+        try:
+            data = Garlic.parse(message.body).data
+        except ProtocolError:
+            self.stats["garlic_malformed"] += 1
+            return
+        received = self.skm.decrypt(data)
+        if received is None:
+            self.stats["garlic_undecryptable"] += 1
+            return
+        self.stats["garlic_received"] += 1
+        self.handle_garlic(received)
+
+    def handle_garlic(self, received: ReceivedGarlic) -> None:
+        """Cloves of a decrypted message: our LeaseSet's ack, bundled LeaseSets, then the data."""
+        static_key = received.remote_static_key
+        sender_hash = self._by_static_key.get(static_key) if static_key is not None else None
+        if sender_hash is not None:
+            self._confirm_leaseset(sender_hash, received)
+        payloads: list[bytes] = []
+        for clove in received.cloves:
+            instructions = clove.delivery_instructions
+            if instructions.delivery_type == DeliveryType.DESTINATION:
+                if instructions.to_hash != self.hash:
+                    self.stats["clove_wrong_destination"] += 1
+                    continue
+            elif instructions.delivery_type != DeliveryType.LOCAL:
+                self.stats["clove_not_local"] += 1   # we route nothing onward for others
+                continue
+            inner = clove.message
+            try:
+                if inner.type == MessageType.DATA:
+                    payloads.append(Data.parse(inner.body).payload)
+                elif inner.type == MessageType.DATABASE_STORE:
+                    bound = self._store_bundled(DatabaseStore.parse(inner.body), static_key)
+                    if bound is not None and sender_hash is None:
+                        sender_hash = bound
+                        self._confirm_leaseset(sender_hash, received)
+                elif inner.type == MessageType.DELIVERY_STATUS:
+                    self.stats["delivery_status"] += 1
+                else:
+                    self.stats["clove_unexpected_type"] += 1
+            except ProtocolError:
+                self.stats["clove_malformed"] += 1
+        sender = None
+        if sender_hash is not None:
+            leaseset = self._remote.get(sender_hash)
+            sender = leaseset.destination if leaseset is not None else None
+        for data in payloads:
+            try:
+                message = ClientPayload.parse(data)
+            except ProtocolError:
+                self.stats["payload_malformed"] += 1
+                continue
+            self._dispatch(message, sender, sender_hash)
+
+    def _confirm_leaseset(self, dest_hash: bytes, received: ReceivedGarlic) -> None:
+        """An NSR to our NS (which carried our LeaseSet) or an Ack of the ES that did."""
+        peer = self._peers.get(dest_hash)
+        if peer is None:
+            return
+        if received.kind is MessageKind.NEW_SESSION_REPLY and self.leaseset is not None \
+                and peer.leaseset_ack is None:
+            peer.leaseset_sent = self.leaseset.header.published
+        waiting = peer.leaseset_ack
+        if waiting is not None and (waiting[0] in received.acks or received.kind is MessageKind.NEW_SESSION_REPLY):
+            peer.leaseset_sent = waiting[1]
+            peer.leaseset_ack = None
+
+    def _store_bundled(self, store: DatabaseStore, static_key: bytes | None) -> bytes | None:
+        """A LeaseSet in a clove: cached when valid; the destination it binds the session to, if its keys match."""
+        if store.store_type != STORE_LEASESET2:
+            self.stats["bundled_not_leaseset2"] += 1
+            return None
+        leaseset = self._accept_leaseset(store.key, store.lease_set())
+        if leaseset is None:
+            return None
+        if static_key is not None and any(key == static_key for _, key in leaseset.encryption_keys):
+            return leaseset.hash   # ecies.rst "NS Binding For NSR"
+        return None
+
+    def _dispatch(self, message: ClientPayload, sender: Destination | None, sender_hash: bytes | None) -> None:
+        if self.closed:
+            return
+        self.stats["received"] += 1
+        received = ReceivedMessage(message.data, message.protocol, message.src_port, message.dst_port,
+                                   sender, sender_hash)
+        handler = self._handlers.get(message.protocol)
+        if handler is not None:
+            handler(received)
+        elif message.protocol in DATAGRAM_PROTOCOLS:
+            datagram = self._open_datagram(received)
+            if datagram is not None:
+                self._enqueue(self._datagrams, datagram)
+        else:
+            self._enqueue(self._messages, received)
+
+    def _enqueue(self, queue: asyncio.Queue, item) -> None:
+        try:
+            queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.stats["dropped_receive_queue_full"] += 1
+
+    def _open_datagram(self, message: ReceivedMessage) -> ReceivedDatagram | None:
+        try:
+            datagram = parse_datagram(message.protocol, message.payload)
+        except ProtocolError:
+            self.stats["datagram_malformed"] += 1
+            return None
+        sender, sender_hash = message.sender, message.sender_hash
+        if isinstance(datagram, Datagram1):
+            if not datagram.verify():
+                self.stats["datagram_bad_signature"] += 1
+                return None
+            sender, sender_hash = datagram.from_destination, datagram.from_destination.hash
+        elif isinstance(datagram, Datagram2):
+            if not datagram.verify(self.hash, self.clock.time()):
+                self.stats["datagram_bad_signature"] += 1
+                return None
+            sender, sender_hash = datagram.from_destination, datagram.from_destination.hash
+        elif isinstance(datagram, Datagram3):
+            if sender_hash is None:
+                sender_hash = datagram.from_hash   # claimed, not authenticated (datagrams.rst "Datagram3")
+            elif sender_hash != datagram.from_hash:
+                self.stats["datagram_sender_mismatch"] += 1
+                return None
+        return ReceivedDatagram(datagram.payload, message.protocol, message.src_port, message.dst_port,
+                                sender, sender_hash)
