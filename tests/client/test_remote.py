@@ -1,0 +1,230 @@
+"""Destinations on different 'routers' (fake tunnels and netDb): garlic, LeaseSet2 publishing, lookup,
+bundling and acks, hybrid keys, streaming, republishing."""
+import asyncio
+
+import pytest
+
+from core.client import ClientAPI, open_stream_session
+from core.clock import SystemClock
+from core.data.keytypes import CRYPTO_X25519
+from core.datagram import PROTO_DATAGRAM, PROTO_RAW
+from core.garlic.session import MessageKind
+from core.i2np import DeliveryType, MessageType
+
+from .fakes import FakeWorld
+
+HYBRID = 6
+
+
+async def _two(world, options_a=None, options_b=None):
+    api_a = ClientAPI(world.network("A"))
+    api_b = ClientAPI(world.network("B"))
+    a = await api_a.open_session(options=options_a, name="a")
+    b = await api_b.open_session(options=options_b, name="b")
+    await asyncio.wait_for(a.wait_published(), 5)
+    await asyncio.wait_for(b.wait_published(), 5)
+    return api_a, api_b, a, b
+
+
+@pytest.fixture
+def world():
+    return FakeWorld(SystemClock())
+
+
+async def test_published_leaseset(world):
+    api_a, api_b, a, b = await _two(world)
+    ls = world.netdb[a.hash]
+    now = SystemClock().time()
+    assert ls.verify(now) and ls.hash == a.hash
+    assert ls.encryption_keys == ((CRYPTO_X25519, a.skm.public_key(CRYPTO_X25519)),)
+    assert len(ls.leases) == 2 and all(lease.end_date > now + 500 for lease in ls.leases)
+    assert ls.header.expires <= ls.header.published + 660
+    assert a.leaseset_published_at is not None
+    await api_a.close()
+    await api_b.close()
+
+
+async def test_repliable_datagrams_find_and_bundle_leasesets(world):
+    api_a, api_b, a, b = await _two(world)
+    kinds = []
+    world.tap = lambda m: (kinds.append(m.type), m)[1]
+    a.send_datagram(b.hash, b"hello b", protocol=PROTO_DATAGRAM, src_port=5, dst_port=6)
+    got = await asyncio.wait_for(b.receive_datagram(), 5)
+    assert (got.payload, got.sender, got.src_port, got.dst_port) == (b"hello b", a.destination, 5, 6)
+    assert world.lookups[b.hash] == 1                       # a found b through the "floodfills"
+    assert b.remote_leaseset(a.hash) is not None            # a's LeaseSet came bundled in the NS
+    b.send_datagram(got.sender, b"hello a", protocol=PROTO_DATAGRAM)
+    back = await asyncio.wait_for(a.receive_datagram(), 5)
+    assert back.payload == b"hello a" and back.sender_hash == b.hash
+    assert world.lookups[a.hash] == 0                       # no lookup needed to reply
+    assert a.stats["sent_new_session"] == 1 and b.stats["sent_new_session_reply"] == 1
+    for i in range(3):
+        a.send_datagram(b.hash, b"more %d" % i, protocol=PROTO_RAW)
+    for i in range(3):
+        got = await asyncio.wait_for(b.receive_datagram(), 5)
+        assert got.payload == b"more %d" % i and got.sender_hash == a.hash   # vouched by the garlic session
+    assert a.stats["sent_existing_session"] == 3
+    assert set(kinds) == {MessageType.GARLIC}
+    await api_a.close()
+    await api_b.close()
+
+
+async def test_leaseset_bundled_until_confirmed_then_again_after_a_change(world):
+    api_a, api_b, a, b = await _two(world)
+    a.send_datagram(b.hash, b"1", protocol=PROTO_RAW)
+    await asyncio.wait_for(b.receive_datagram(), 5)
+    b.send_datagram(a.hash, b"r", protocol=PROTO_RAW)        # NSR: a's LeaseSet is confirmed
+    await asyncio.wait_for(a.receive_datagram(), 5)
+    peer = a._peers[b.hash]
+    assert peer.leaseset_sent == a.leaseset.header.published
+    bundled = []
+    original = b.handle_garlic
+
+    def spy(received):
+        bundled.append(any(c.message.type == MessageType.DATABASE_STORE for c in received.cloves))
+        return original(received)
+    b.handle_garlic = spy
+    a.send_datagram(b.hash, b"2", protocol=PROTO_RAW)
+    await asyncio.wait_for(b.receive_datagram(), 5)
+    assert bundled == [False]
+    # new tunnels: a re-signs, republishes and bundles the new LeaseSet with an ack request
+    old = a.leaseset
+    a.network.add_lease(a._handle)
+    a.tick()
+    assert a.leaseset.header.published > old.header.published and len(a.leaseset.leases) == 3
+    await asyncio.sleep(0.05)
+    assert world.netdb[a.hash] == a.leaseset
+    a.send_datagram(b.hash, b"3", protocol=PROTO_RAW)
+    await asyncio.wait_for(b.receive_datagram(), 5)
+    assert bundled == [False, True]
+    assert b.remote_leaseset(a.hash) == a.leaseset
+    assert peer.leaseset_ack is not None
+    # b owes an ack: its tick sends an empty ES carrying it, which confirms the LeaseSet
+    await asyncio.sleep(0.6)
+    b.tick()
+    await asyncio.sleep(0.05)
+    assert peer.leaseset_ack is None and peer.leaseset_sent == a.leaseset.header.published
+    a.send_datagram(b.hash, b"4", protocol=PROTO_RAW)
+    await asyncio.wait_for(b.receive_datagram(), 5)
+    assert bundled == [False, True, False]
+    await api_a.close()
+    await api_b.close()
+
+
+async def test_ns_without_reply_traffic_gets_an_empty_nsr(world):
+    api_a, api_b, a, b = await _two(world)
+    a.send_datagram(b.hash, b"one way", protocol=PROTO_RAW)
+    await asyncio.wait_for(b.receive_datagram(), 5)
+    session = b.skm.session(a.skm.public_key(CRYPTO_X25519))
+    assert session is not None and session.wants_reply
+    await asyncio.sleep(0.6)
+    b.tick()
+    await asyncio.sleep(0.05)
+    assert b.stats["empty_replies"] == 1
+    assert a.skm.session(b.skm.public_key(CRYPTO_X25519)).established
+    await api_a.close()
+    await api_b.close()
+
+
+@pytest.mark.parametrize("types_a, types_b, expected", [
+    ("6,4", "6,4", HYBRID),
+    ("6,4", "4", CRYPTO_X25519),
+    ("4", "6,4", CRYPTO_X25519),
+    ("6", "6", HYBRID),
+])
+async def test_hybrid_and_x25519_choose_a_common_type(world, types_a, types_b, expected):
+    api_a, api_b, a, b = await _two(world, {"i2cp.leaseSetEncType": types_a}, {"i2cp.leaseSetEncType": types_b})
+    assert [t for t, _ in world.netdb[a.hash].encryption_keys] == [int(t) for t in types_a.split(",")]
+    a.send_datagram(b.hash, b"pq", protocol=PROTO_DATAGRAM)
+    got = await asyncio.wait_for(b.receive_datagram(), 5)
+    assert got.payload == b"pq"
+    key = dict(world.netdb[b.hash].encryption_keys)[expected]
+    assert a.skm.session(key).crypto_type == expected
+    b.send_datagram(a.hash, b"back", protocol=PROTO_DATAGRAM)
+    assert (await asyncio.wait_for(a.receive_datagram(), 5)).payload == b"back"
+    await api_a.close()
+    await api_b.close()
+
+
+async def test_no_common_crypto_type_is_counted(world):
+    api_a, api_b, a, b = await _two(world, {"i2cp.leaseSetEncType": "6"}, {"i2cp.leaseSetEncType": "4"})
+    a.send_datagram(b.hash, b"x", protocol=PROTO_RAW)
+    await asyncio.sleep(0.05)
+    assert a.stats["dropped_no_common_crypto"] == 1
+    await api_a.close()
+    await api_b.close()
+
+
+async def test_streaming_across_routers(world):
+    api_a, api_b, a, b = await _two(world)
+    client, server = open_stream_session(a), open_stream_session(b)
+
+    async def echo(reader, writer):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    await server.start_server(echo, port=0)
+    reader, writer = await asyncio.wait_for(client.open_connection(b.destination, 80), 10)
+    blob = bytes(range(256)) * 800
+    writer.write(blob)
+    writer.write_eof()
+    assert await asyncio.wait_for(reader.read(-1), 20) == blob
+    writer.close()
+    await client.close()
+    await server.close()
+    assert a.stats["sent_existing_session"] > 10
+    await api_a.close()
+    await api_b.close()
+
+
+async def test_unknown_destination_lookup_fails_and_is_held(world):
+    api_a, api_b, a, b = await _two(world)
+    nowhere = b"\x42" * 32
+    a.send(nowhere, b"x")
+    a.send(nowhere, b"y")
+    await asyncio.sleep(0.05)
+    assert world.lookups[nowhere] == 1 and a.stats["lookups_failed"] == 1
+    assert a.stats["dropped_not_found"] == 2
+    a.send(nowhere, b"z")          # within the hold time: no new lookup
+    assert world.lookups[nowhere] == 1 and a.stats["dropped_not_found"] == 3
+    await api_a.close()
+    await api_b.close()
+
+
+async def test_expired_leases_are_not_used(world):
+    api_a, api_b, a, b = await _two(world)
+    ls = world.netdb[b.hash]
+    world.clock = SystemClock()
+    a.send_datagram(b.hash, b"first", protocol=PROTO_RAW)
+    await asyncio.wait_for(b.receive_datagram(), 5)
+    # pretend every lease of b ends within the margin
+    from dataclasses import replace
+    peer = a._peers[b.hash]
+    short = [replace(lease, end_date=int(SystemClock().time()) + 5) for lease in ls.leases]
+    assert a._pick_lease(peer, replace(ls, leases=tuple(short))) is None
+    await api_a.close()
+    await api_b.close()
+
+
+async def test_unconfirmed_publication_is_retried(world):
+    network = world.network("A")
+    network.publish_confirmations = 0
+    api = ClientAPI(network)
+    a = await api.open_session(name="a")
+    await asyncio.sleep(0.05)
+    assert a.stats["leaseset_unconfirmed"] == 1 and a.leaseset_published_at is None
+    network.publish_confirmations = 1
+    await asyncio.wait_for(a.wait_published(), 3)
+    assert len(world.publications) >= 2 and world.netdb[a.hash] == a.leaseset
+    await api.close()
+
+
+async def test_close_releases_tunnels(world):
+    api = ClientAPI(world.network("A"))
+    a = await api.open_session(name="a")
+    handle = a._handle
+    await a.close()
+    assert handle.closed and api.sessions == []
+    await a.close()   # idempotent
