@@ -205,10 +205,13 @@ class NetDbService:
 
     # --- inbound messages (from directly connected peers)
 
-    def handle(self, peer: bytes, payload) -> bool:
-        """Dispatch one netDb message; False if the payload is not one of ours."""
+    def handle(self, peer: bytes, payload, *, via_tunnel: bool = False) -> bool:
+        """Dispatch one netDb message; False if the payload is not one of ours.
+
+        `via_tunnel`: it came out of one of our inbound tunnels (the tunnel layer says so), not from `peer` itself.
+        """
         if isinstance(payload, DatabaseStore):
-            self.handle_store(peer, payload)
+            self.handle_store(peer, payload, via_tunnel=via_tunnel)
         elif isinstance(payload, DatabaseLookup):
             self.handle_lookup(peer, payload)
         elif isinstance(payload, DatabaseSearchReply):
@@ -226,8 +229,11 @@ class NetDbService:
             self._router_info_arrived(ri, peer)
         return ri
 
-    def handle_store(self, peer: bytes, store: DatabaseStore) -> None:
+    def handle_store(self, peer: bytes, store: DatabaseStore, *, via_tunnel: bool = False) -> None:
         now = self.clock.monotonic()
+        if via_tunnel and store.reply_token:
+            # i2np.rst "DatabaseStore" notes: reply fields are ignored if the message came down a tunnel
+            store = DatabaseStore(store.key, store.store_type, store.data)
         self.stats["stores_received"] += 1
         rejected_before = sum(self.db.rejected.values())
         entry = None
@@ -243,6 +249,9 @@ class NetDbService:
             entry = self.db.add_router_info(data, key=store.key)
         else:
             as_reply = self._is_awaited(store.key, peer, (LookupType.LEASE_SET, LookupType.ANY))
+            if not as_reply and via_tunnel:
+                self._drop("unsolicited leaseset store down a tunnel", None)   # as i2pd: stores come direct
+                return
             if not (self.floodfill or as_reply):
                 self._drop("unsolicited leaseset store to a non-floodfill", None)
                 return

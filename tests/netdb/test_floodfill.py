@@ -168,3 +168,19 @@ def test_lookups_are_answered_directly_and_abuse_is_dropped_and_counted():
         client.service.send(ff.hash, DatabaseLookup(b"\x01" * 32, client.hash, LookupType.ROUTER_INFO))
     net.run()
     assert ff.service.dropped["lookup rate limit"] == 70 - 58
+
+
+def test_stores_down_a_tunnel_get_no_reply_and_unsolicited_leasesets_are_dropped():
+    net, ffs = floodfill_net(2)
+    client = net.add(1)
+    ff = ffs[0]
+    store = DatabaseStore.for_router_info(client.hash, client.router_info.to_bytes(), reply_token=8,
+                                          reply_gateway=client.hash)
+    ff.service.handle(client.hash, store, via_tunnel=True)
+    ls_store = DatabaseStore.for_lease_set(make_ls2(81), reply_token=9, reply_gateway=client.hash)
+    ff.service.handle(client.hash, ls_store, via_tunnel=True)
+    net.run()
+    assert ff.db.get_router_info(client.hash) == client.router_info
+    assert not [p for _, p in client.received if isinstance(p, DeliveryStatus)]
+    assert ff.service.stats["flooded"] == 0 and not ff.db.leasesets
+    assert ff.service.dropped["unsolicited leaseset store down a tunnel"] == 1
