@@ -1,0 +1,155 @@
+"""A pyi2p destination and i2pd destinations (through i2pd's SAM bridge) exchange datagrams over 2-hop
+tunnels of the private testnet, each finding the other's LeaseSet through the i2pd floodfills."""
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+
+import pytest
+
+from core.config import load_config
+from core.data.encoding import b64decode
+from core.data.identity import Destination
+from core.datagram import PROTO_DATAGRAM, PROTO_RAW
+from core.router import Router
+from core.tunnel.service import TunnelSettings
+from tests.client.routers import ClientRouter, two_hop_leases, wait_for
+
+pytestmark = pytest.mark.interop
+
+OPTIONS = {"inbound.length": "2", "outbound.length": "2", "inbound.quantity": "2", "outbound.quantity": "2"}
+SETTINGS = TunnelSettings(ip_restriction=0, test_interval_s=10.0, tick_s=0.2)
+
+
+class SamDatagrams:
+    """A SAM v3.1 DATAGRAM or RAW session on i2pd, sending and receiving on its control socket."""
+
+    def __init__(self, reader, writer, style: str):
+        self.reader, self.writer, self.style = reader, writer, style
+        self.destination: Destination | None = None
+
+    @classmethod
+    async def create(cls, port: int, style: str, nickname: str) -> "SamDatagrams":
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        session = cls(reader, writer, style)
+        assert "RESULT=OK" in await session._command("HELLO VERSION MIN=3.0 MAX=3.1")
+        options = " ".join(f"{k}={v}" for k, v in OPTIONS.items())
+        # i2pd answers when the destination is ready, checking every 20 s (testnet README pitfall 6)
+        reply = await session._command(f"SESSION CREATE STYLE={style} ID={nickname} DESTINATION=TRANSIENT "
+                                       f"SIGNATURE_TYPE=7 i2cp.leaseSetEncType=4 {options}", timeout=90)
+        assert "RESULT=OK" in reply, reply
+        reply = await session._command("NAMING LOOKUP NAME=ME")
+        value = next(word for word in reply.split() if word.startswith("VALUE="))[len("VALUE="):]
+        session.destination = Destination.from_b64(value)
+        return session
+
+    async def _command(self, line: str, timeout: float = 10) -> str:
+        self.writer.write(line.encode() + b"\n")
+        await self.writer.drain()
+        return (await asyncio.wait_for(self.reader.readline(), timeout)).decode()
+
+    async def send(self, to: Destination, payload: bytes) -> None:
+        verb = "DATAGRAM" if self.style == "DATAGRAM" else "RAW"
+        self.writer.write(f"{verb} SEND DESTINATION={to.b64} SIZE={len(payload)}\n".encode() + payload)
+        await self.writer.drain()
+
+    async def receive(self, timeout: float) -> tuple[Destination | None, bytes]:
+        """DATAGRAM RECEIVED DESTINATION=... SIZE=n / RAW RECEIVED SIZE=n, then n bytes."""
+        header = (await asyncio.wait_for(self.reader.readline(), timeout)).decode()
+        fields = dict(word.split("=", 1) for word in header.split() if "=" in word)
+        assert header.startswith(("DATAGRAM RECEIVED", "RAW RECEIVED")), header
+        payload = await asyncio.wait_for(self.reader.readexactly(int(fields["SIZE"])), timeout)
+        sender = Destination.from_b64(fields["DESTINATION"]) if "DESTINATION" in fields else None
+        return sender, payload
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _send_until_received(send, receive, attempts: int = 8, wait: float = 8.0):
+    """Best-effort datagrams: repeat until one arrives (the first may wait for lookups and new sessions)."""
+    for _ in range(attempts):
+        send()
+        try:
+            return await receive(wait)
+        except (asyncio.TimeoutError, TimeoutError):
+            continue
+    raise AssertionError(f"nothing arrived after {attempts} tries")
+
+
+async def test_datagrams_with_i2pd_destinations(testnet, tmp_path):
+    address = testnet.add_pyi2p_address()
+    floodfill_consoles = [r.name for r in testnet.i2pd_routers if r.floodfill]
+    with testnet.in_netns():
+        router = Router(load_config(tmp_path / "client", {"netid": testnet.netid, "host": address, "port": 24200,
+                                                          "reseed_file": str(testnet.seed_file), "control_port": 0}))
+        node = ClientRouter(router)
+        node.attach()
+        sam_tasks = []
+        try:
+            await router.start()
+            await node.start_tunnels(SETTINGS)
+            sam_tasks = [asyncio.create_task(SamDatagrams.create(testnet.sam_port("r3"), "DATAGRAM", "dg")),
+                         asyncio.create_task(SamDatagrams.create(testnet.sam_port("r4"), "RAW", "raw"))]
+            opened = time.monotonic()
+            session = await node.api.open_session(options=OPTIONS, name="interop")
+            await asyncio.wait_for(session.wait_published(), 90)
+            published_after = time.monotonic() - opened
+            await wait_for(lambda: two_hop_leases(session), 90, interval=0.2)
+            two_hop_after = time.monotonic() - opened
+
+            # the i2pd floodfills hold our LeaseSet2, valid, under our b32 (console "LeaseSets" page)
+            b32 = session.b32_address.removesuffix(".b32.i2p")
+            pages = {name: testnet.http_get(name, "/?page=leasesets") for name in floodfill_consoles}
+            holders = [name for name, page in pages.items() if b32 in page]
+            assert holders, "no i2pd floodfill stored our LeaseSet"
+            for name in holders:
+                entry = pages[name].split(b32)[0].rsplit("listitem", 1)[-1]
+                assert "Invalid" not in entry and "expired" not in entry
+
+            # pyi2p -> i2pd repliable datagram: we look the i2pd destination up at the floodfills
+            dg, raw = await asyncio.gather(*sam_tasks)
+            message = os.urandom(300)
+            sender, payload = await _send_until_received(
+                lambda: session.send_datagram(dg.destination, message, protocol=PROTO_DATAGRAM), dg.receive)
+            assert payload == message and sender == session.destination
+            assert session.stats["lookups"] >= 1
+            # and back: i2pd answers with our bundled LeaseSet
+            await dg.send(session.destination, b"reply from i2pd")
+            got = await asyncio.wait_for(session.receive_datagram(), 30)
+            assert got.payload == b"reply from i2pd" and got.sender == dg.destination
+            assert got.protocol == PROTO_DATAGRAM
+
+            rtts = []
+            for i in range(10):
+                started = time.monotonic()
+                session.send_datagram(dg.destination, b"ping %d" % i, protocol=PROTO_DATAGRAM)
+                _, payload = await dg.receive(15)
+                await dg.send(session.destination, payload)
+                echoed = await asyncio.wait_for(session.receive_datagram(), 15)
+                assert echoed.payload == b"ping %d" % i
+                rtts.append(time.monotonic() - started)
+
+            # i2pd -> pyi2p raw: the i2pd destination finds our LeaseSet through the floodfills
+            first = await _send_until_received(
+                lambda: asyncio.ensure_future(raw.send(session.destination, b"raw from i2pd")),
+                lambda t: asyncio.wait_for(session.receive_datagram(), t))
+            assert first.payload == b"raw from i2pd" and first.protocol == PROTO_RAW
+            assert first.sender_hash == raw.destination.hash   # vouched by its garlic session and LeaseSet
+            session.send_datagram(first.sender_hash, b"raw from pyi2p", protocol=PROTO_RAW)
+            sender, payload = await raw.receive(30)
+            assert payload == b"raw from pyi2p" and sender is None
+
+            assert session.stats["garlic_undecryptable"] == 0
+            print(f"\nLeaseSet published {published_after:.1f} s after opening (2-hop leases only after "
+                  f"{two_hop_after:.1f} s); floodfills holding it: {holders}; repliable datagram round trip "
+                  f"pyi2p->i2pd->pyi2p over 2-hop tunnels: median {statistics.median(rtts) * 1000:.0f} ms, "
+                  f"min {min(rtts) * 1000:.0f} ms, max {max(rtts) * 1000:.0f} ms; stats {dict(session.stats)}")
+            dg.close()
+            raw.close()
+        finally:
+            for task in sam_tasks:
+                task.cancel()
+            await node.stop()
