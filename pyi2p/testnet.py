@@ -705,39 +705,38 @@ class Testnet:
             return ""
         return (": " + " | ".join(tail)) if tail else ""
 
-    def _reap(self, pid: int) -> None:
+    def _exited(self, pid: int) -> bool:
+        """The process is gone or a zombie: it no longer holds the namespace (a bare cmdline check is not enough:
+        /proc/PID/cmdline empties early in an exit, while the namespace is still held)."""
         proc = self._children.get(pid)
         if proc is not None and proc.poll() is not None:
             del self._children[pid]
+            return True
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                state = f.read().rpartition(b")")[2].split()[0]
+        except (OSError, IndexError):
+            return True
+        return state in (b"Z", b"X")
 
     def _stop(self, routers: list[Router]) -> None:
         """SIGTERM every router we own (all at once), SIGKILL whatever still runs after STOP_TIMEOUT_S."""
-        for r in routers:
-            if r.running:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(r.pid, signal.SIGTERM)     # i2pd: immediate stop; SIGINT = 10-minute drain
+        stopping = [r for r in routers if r.running]
+        for r in stopping:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(r.pid, signal.SIGTERM)         # i2pd: immediate stop; SIGINT = 10-minute drain
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            for r in routers:
-                if r.pid:
-                    self._reap(r.pid)
-            if not any(r.running for r in routers):
-                break
+        while any(not self._exited(r.pid) for r in stopping) and time.monotonic() < deadline:
             time.sleep(0.1)
-        for r in routers:
-            if r.running:
+        for r in stopping:
+            if not self._exited(r.pid) and r.running:
                 log.warning("%s did not stop within %.0f s: SIGKILL", r.name, STOP_TIMEOUT_S)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(r.pid, signal.SIGKILL)
-        kill_deadline = time.monotonic() + 5.0
-        while any(r.running for r in routers) and time.monotonic() < kill_deadline:
-            for r in routers:
-                if r.pid:
-                    self._reap(r.pid)
+        deadline = time.monotonic() + 5.0
+        while any(not self._exited(r.pid) for r in stopping) and time.monotonic() < deadline:
             time.sleep(0.05)
         for r in routers:
-            if r.pid:
-                self._reap(r.pid)
             if not r.running:
                 r.pid = None
 
@@ -823,7 +822,7 @@ class Testnet:
             r.pid = None
         if self.base.exists():
             self.save()
-        others = netns_pids(self.netns)
+        others = [pid for pid in netns_pids(self.netns) if pid != os.getpid()]
         if others:
             log.warning("namespace %s still has processes %s that we did not start: left in place",
                         self.netns, others)

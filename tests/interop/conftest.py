@@ -10,16 +10,17 @@ import pytest
 from pyi2p.testnet import Testnet, delete_netns, list_netns, netns_pids, unavailable_reason
 
 TEST_NETNS_PREFIX = "pyi2p-t"         # + the pytest PID, so parallel runs never share a namespace
+TEST_NETNS_NAME = re.compile(r"pyi2p-[a-z]+(\d+)")   # every test namespace: pyi2p-<letters><pytest PID>
 TESTNET_WAIT_S = 100.0
 
 
 def remove_stale_test_namespaces() -> None:
     """Delete namespaces left by earlier test runs that were killed: their PID is gone and nothing runs there."""
     for name in list_netns():
-        m = re.fullmatch(re.escape(TEST_NETNS_PREFIX) + r"(\d+)|pyi2p-d(\d+)", name)
+        m = TEST_NETNS_NAME.fullmatch(name)
         if not m:
             continue
-        owner = int(m.group(1) or m.group(2))
+        owner = int(m.group(1))
         if owner != os.getpid() and not os.path.exists(f"/proc/{owner}") and not netns_pids(name):
             delete_netns(name)
 
