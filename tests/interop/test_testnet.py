@@ -19,7 +19,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.data.encoding import b64encode
 from core.data.errors import ProtocolError
+from core.data.routerinfo import RouterInfo
 from pyi2p import testnet as tn
 from pyi2p.testnet import Router, RouterStatus, Testnet, TestnetError
 
@@ -384,6 +386,15 @@ def test_up_is_idempotent_and_down_leaves_no_process_and_no_namespace(testnet_re
         assert not any(_alive(p) for p in pids)
         assert not tn.netns_exists(netns)
         assert again.down() == []
+        # a router.info older than a day is signed afresh before it is seeded (i2pd drops stale netDbs)
+        r1, r2 = net.router("r1"), net.router("r2")
+        old = RouterInfo.parse(r1.router_info_path.read_bytes()).published
+        two_days_ago = time.time() - 2 * 86400
+        os.utime(r1.router_info_path, (two_days_ago, two_days_ago))
+        net.up(wait=0)
+        seeded = RouterInfo.parse(tn.netdb_file(r2.datadir, r1.ident_hash).read_bytes())
+        assert seeded.published > old and b64encode(seeded.hash) == r1.ident_hash
+        assert net.down() == [] and not tn.netns_exists(netns)
     finally:
         net.down()
 
