@@ -14,7 +14,7 @@ from core.clock import Clock, Rng
 from core.crypto.x25519 import X25519Keypair
 from core.data.errors import ProtocolError
 from core.data.primitives import Mapping
-from core.i2np import (I2NPMessage, MessageType, OutboundTunnelBuildReply, ShortTunnelBuild, TunnelBuild,
+from core.i2np import (STANDARD_HEADER_SIZE, I2NPMessage, MessageType, OutboundTunnelBuildReply, ShortTunnelBuild, TunnelBuild,
                        TunnelBuildReply, TunnelData, TunnelGateway, VariableTunnelBuild, VariableTunnelBuildReply,
                        decode_standard)
 
@@ -422,6 +422,7 @@ class TransitManager:
             self.stats.data_unknown_tunnel += 1
             return []
         tunnel.messages_in += 1
+        tunnel.bytes_in += STANDARD_HEADER_SIZE + len(gateway.message.body)
         try:
             tunnel.fragmenter.put_message(gateway.message, LOCAL)
         except ValueError:

@@ -12,7 +12,7 @@ import logging
 import os
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 from core.clock import Clock, Rng
 from core.control.api import TunnelRecord
@@ -35,6 +35,7 @@ from .pool import Candidate, PeerTiers, PoolConfig, TunnelPool
 log = logging.getLogger(__name__)
 
 Send = Callable[[bytes, I2NPMessage], bool]
+LookupRouterInfo = Callable[[bytes], Awaitable["RouterInfo | None"]]
 InboundHandler = Callable[[int, I2NPMessage], None]
 
 EXPLORATORY = "exploratory"
@@ -43,6 +44,9 @@ BUILD_MESSAGE_EXPIRATION_MS = 60_000
 TEST_MESSAGE_EXPIRATION_MS = 20_000
 MAX_LOCAL_STEPS = 256  # messages we pass to ourselves while handling one (bounds loops through our own hops)
 MAX_GARLIC_DEPTH = 2  # garlic inside garlic inside a tunnel: no deeper
+MAX_LOOKUPS = 64  # next hops whose RouterInfo we are looking up at once ...
+MAX_WAITING_PER_LOOKUP = 32  # ... and the messages held for each
+LOOKUP_TIMEOUT_S = 20.0
 
 _BUILD_REQUEST_TYPES = (MessageType.SHORT_TUNNEL_BUILD, MessageType.VARIABLE_TUNNEL_BUILD, MessageType.TUNNEL_BUILD)
 _BUILD_REPLY_CLASSES = {
@@ -101,7 +105,7 @@ class _Build:
     pending: PendingBuild
     hops: tuple[bytes, ...]
     started_at: float
-    waiter: asyncio.Future | None = None
+    waiter: asyncio.Future | None = None  # build_tunnel(): gets the tunnel key or None
 
 
 @dataclass(slots=True)
@@ -138,9 +142,13 @@ class TunnelService:
 
     def __init__(self, *, router_hash: bytes, static_key: X25519Keypair, send: Send, netdb: Any, clock: Clock,
                  rng: Rng = os.urandom, profiles: Any = None, settings: TunnelSettings = TunnelSettings(),
-                 transit_policy: TransitPolicy | None = None, garlic: RouterGarlicReceiver | None = None):
+                 transit_policy: TransitPolicy | None = None, garlic: RouterGarlicReceiver | None = None,
+                 lookup_router_info: LookupRouterInfo | None = None):
         self.router_hash = router_hash
         self._send = send
+        self._lookup = lookup_router_info
+        self._waiting: dict[bytes, deque[I2NPMessage]] = {}  # next hops being looked up, with their messages
+        self._lookup_tasks: set[asyncio.Task] = set()
         self._netdb = netdb
         self._profiles = profiles
         self.clock = clock
@@ -177,12 +185,15 @@ class TunnelService:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        tasks = [task] if task is not None else []
+        tasks += list(self._lookup_tasks)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._waiting.clear()
         for build in self._pending.values():
             if build.waiter is not None and not build.waiter.done():
-                build.waiter.set_result(False)
+                build.waiter.set_result(None)
 
     async def _run(self) -> None:
         while True:
@@ -360,11 +371,14 @@ class TunnelService:
         self._dispatch([SendToRouter(request.first_hop, message)])
         return build_id
 
-    async def build_tunnel(self, pool: ManagedPool, hops: Sequence[bytes]) -> bool:
-        """Build one tunnel through exactly `hops` (tunnel order) for `pool`; True once it is in the pool."""
+    async def build_tunnel(self, pool: ManagedPool, hops: Sequence[bytes]) -> int | None:
+        """Build one tunnel through exactly `hops` (tunnel order) for `pool`; its key once it is in the pool.
+
+        The key is the inbound tunnel's receive id or the outbound tunnel's first tunnel id; None on failure.
+        """
         waiter = asyncio.get_running_loop().create_future()
         if self._start_build(pool, hops, self.clock.monotonic(), waiter) is None:
-            return False
+            return None
         return await waiter
 
     def _reply_tunnel(self, pool: ManagedPool, now: float) -> InboundTunnel:
@@ -417,7 +431,7 @@ class TunnelService:
         except ProtocolError:
             self.stats["build_replies_malformed"] += 1
             pool.core.build_failed(message.msg_id, now)
-            self._resolve(build, False)
+            self._resolve(build, None)
             return True
         latency_ms = (now - build.started_at) * 1000
         for hop, status in zip(build.hops, result.statuses):
@@ -428,7 +442,7 @@ class TunnelService:
         if not result.success:
             self.stats["builds_rejected"] += 1
             pool.core.build_failed(message.msg_id, now)
-            self._resolve(build, False)
+            self._resolve(build, None)
             return True
         pending = build.pending
         if pool.is_inbound:
@@ -439,7 +453,7 @@ class TunnelService:
             key = pending.hops[0].receive_tunnel_id
         if pool.closed or pool.core.build_succeeded(message.msg_id, key, now) is None:
             self.stats["builds_late"] += 1
-            self._resolve(build, False)
+            self._resolve(build, None)
             return True
         if pool.is_inbound:
             pool.inbound[key] = inbound
@@ -449,7 +463,7 @@ class TunnelService:
         self.stats["builds_succeeded"] += 1
         log.debug("%s %s tunnel built through %d hops", pool.name, "inbound" if pool.is_inbound else "outbound",
                   len(build.hops))
-        self._resolve(build, True)
+        self._resolve(build, key)
         return True
 
     def _build_timed_out(self, build_id: int) -> None:
@@ -459,12 +473,12 @@ class TunnelService:
         self.stats["builds_timed_out"] += 1
         for hop in build.hops:
             self._profile("record_tunnel_drop", hop)
-        self._resolve(build, False)
+        self._resolve(build, None)
 
     @staticmethod
-    def _resolve(build: _Build, ok: bool) -> None:
+    def _resolve(build: _Build, key: int | None) -> None:
         if build.waiter is not None and not build.waiter.done():
-            build.waiter.set_result(ok)
+            build.waiter.set_result(key)
 
     def _profile(self, method: str, peer: bytes, *args) -> None:
         record = getattr(self._profiles, method, None) if self._profiles is not None else None
@@ -529,14 +543,18 @@ class TunnelService:
     # --- using our tunnels
 
     def send_via_outbound(self, pool: ManagedPool | None, message: I2NPMessage, *, to_router: bytes,
-                          to_tunnel: int | None = None) -> bool:
-        """Send `message` out one of `pool`'s tunnels (exploratory when None) to a router or into its tunnel."""
+                          to_tunnel: int | None = None, tunnel_key: int | None = None) -> bool:
+        """Send `message` out one of `pool`'s tunnels (exploratory when None) to a router or into its tunnel.
+
+        `tunnel_key` picks the tunnel (a key from `build_tunnel`); otherwise the pool picks one.
+        """
         pool = pool or self.exploratory_outbound
         if pool.is_inbound:
             raise ValueError("send_via_outbound needs an outbound pool")
-        now = self.clock.monotonic()
-        picked = pool.core.pick(now)
-        tunnel = pool.outbound.get(picked.key) if picked is not None else None
+        if tunnel_key is None:
+            picked = pool.core.pick(self.clock.monotonic())
+            tunnel_key = picked.key if picked is not None else None
+        tunnel = pool.outbound.get(tunnel_key) if tunnel_key is not None else None
         if tunnel is None:
             self.stats["sends_no_tunnel"] += 1
             return False
@@ -699,8 +717,7 @@ class TunnelService:
             else:
                 continue
             if target != self.router_hash:
-                if not self._send(target, message):
-                    self.stats["send_failures"] += 1
+                self._send_to(target, message)
                 continue
             steps += 1
             if steps > MAX_LOCAL_STEPS:
@@ -717,6 +734,46 @@ class TunnelService:
                 else:
                     self.stats["local_unclaimed"] += 1
             queue.extend(more)
+
+    def _send_to(self, target: bytes, message: I2NPMessage) -> None:
+        """Send to a router; one whose RouterInfo we lack is looked up first (a tunnel's next hop often is)."""
+        if self._lookup is not None and self._netdb.get_router_info(target) is None:
+            waiting = self._waiting.get(target)
+            if waiting is None:
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:
+                    loop = None
+                if loop is not None and len(self._waiting) < MAX_LOOKUPS:
+                    waiting = self._waiting[target] = deque(maxlen=MAX_WAITING_PER_LOOKUP)
+                    task = loop.create_task(self._look_up_and_send(target), name="tunnel-next-hop-lookup")
+                    self._lookup_tasks.add(task)
+                    task.add_done_callback(self._lookup_tasks.discard)
+                elif loop is not None:
+                    self.stats["lookups_full_drops"] += 1
+                    return
+            if waiting is not None:
+                if len(waiting) == waiting.maxlen:
+                    self.stats["lookup_queue_drops"] += 1
+                waiting.append(message)
+                return
+        if not self._send(target, message):
+            self.stats["send_failures"] += 1
+
+    async def _look_up_and_send(self, target: bytes) -> None:
+        assert self._lookup is not None
+        try:
+            ri = await asyncio.wait_for(self._lookup(target), LOOKUP_TIMEOUT_S)
+        except (TimeoutError, ProtocolError, OSError):
+            ri = None
+        waiting = self._waiting.pop(target, ())
+        if ri is None:
+            self.stats["next_hop_unknown_drops"] += len(waiting)
+            return
+        self.stats["next_hops_looked_up"] += 1
+        for message in waiting:
+            if not self._send(target, message):
+                self.stats["send_failures"] += 1
 
     def _build_reply_message(self, event: SendBuildReply) -> I2NPMessage:
         """An OBEP's reply into the creator's reply tunnel, garlic-wrapped under the reply key and tag

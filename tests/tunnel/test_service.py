@@ -12,6 +12,7 @@ from core.data.encoding import b64encode
 from core.data.privatekeys import PrivateKeys
 from core.data.routerinfo import RouterAddress, RouterInfo
 from core.i2np import DeliveryStatus, I2NPMessage, MessageType, TunnelGateway
+from core.tunnel.events import SendToRouter
 from core.tunnel.participant import TransitPolicy
 from core.tunnel.pool import PoolConfig
 from core.tunnel.service import EXPLORATORY, TunnelService, TunnelSettings
@@ -364,3 +365,47 @@ def test_figures_for_the_control_api():
     assert hop.participating_tunnels == len(hop.transit_records()) > 0
     summary = me.summary()
     assert summary["build_success_ratio"] == 1.0 and summary["builds_succeeded"] == 4
+
+
+class HidingNetDb(MemoryNetDb):
+    """A netDb that lacks some routers until they are looked up."""
+
+    def __init__(self, full: MemoryNetDb, hidden: set[bytes]):
+        self.full, self.hidden = full, hidden
+
+    @property
+    def router_infos(self):
+        return {h: ri for h, ri in self.full.router_infos.items() if h not in self.hidden}
+
+    def get_router_info(self, router_hash):
+        return None if router_hash in self.hidden else self.full.get_router_info(router_hash)
+
+
+async def test_unknown_next_hops_are_looked_up_before_forwarding():
+    net = MemoryNetwork(5)
+    me, hop = net.nodes[0].service, net.nodes[1].service
+    known, unknown = net.nodes[2].hash, b"\x07" * 32
+    hop._netdb = HidingNetDb(net.netdb, {known, unknown})
+    looked_up = []
+
+    async def lookup(router_hash):
+        looked_up.append(router_hash)
+        await asyncio.sleep(0)
+        hop._netdb.hidden.discard(router_hash)
+        return net.netdb.get_router_info(router_hash)
+    hop._lookup = lookup
+    task = asyncio.ensure_future(me.build_tunnel(me.exploratory_inbound, [hop.router_hash, known]))
+    for _ in range(50):
+        await asyncio.sleep(0)
+        net.run()
+        if task.done():
+            break
+    assert await asyncio.wait_for(task, 1) is not None
+    assert looked_up == [known] and hop.stats["next_hops_looked_up"] == 1
+    # a next hop nobody knows: the messages held for it are dropped and counted
+    hop._netdb.hidden.add(unknown)
+    status = I2NPMessage.build(DeliveryStatus(1, 2), 3, int(NOW * 1000) + 10_000)
+    hop._dispatch([SendToRouter(unknown, status), SendToRouter(unknown, status)])
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert hop.stats["next_hop_unknown_drops"] == 2 and not hop._waiting

@@ -1,0 +1,196 @@
+"""Tunnels with real i2pd 2.45.1 on the private testnet: our builds through i2pd hops, i2pd's through ours, mixed."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+
+import pytest
+
+from core.config import load_config
+from core.crypto.x25519 import X25519Keypair
+from core.data.encoding import b64decode
+from core.i2np import I2NPMessage, MessageType
+from core.router import Router
+from core.tunnel.service import TunnelService, TunnelSettings
+
+pytestmark = pytest.mark.interop
+
+# every testnet router shares 198.18.0.0/16, so no IP restriction; short test intervals to see results soon
+SETTINGS = TunnelSettings(ip_restriction=0, test_interval_s=5.0, build_timeout_s=15.0, tick_s=0.5)
+
+
+async def wait_for(predicate, timeout: float, step: float = 0.2) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(step)
+
+
+def i2pd_hashes(testnet) -> dict[bytes, str]:
+    return {b64decode(r.ident_hash): r.name for r in testnet.i2pd_routers}
+
+
+class PyRouter:
+    """A pyi2p router in the testnet namespace with a tunnel service wired as the router will wire it."""
+
+    def __init__(self, testnet, tmp_path, name: str, port: int, settings: TunnelSettings = SETTINGS):
+        self.address = testnet.add_pyi2p_address()
+        # caps X: i2pd's client pools prefer high-bandwidth peers
+        config = load_config(tmp_path / name, {"netid": testnet.netid, "host": self.address, "port": port,
+                                               "reseed_file": str(testnet.seed_file), "control_port": 0,
+                                               "bandwidth": "X"})
+        self.router = Router(config)
+        self.settings = settings
+        self.service: TunnelService | None = None
+        self.local: list[I2NPMessage] = []
+        dispatch = self.router.handle_message
+
+        def handle_message(peer, message):
+            if self.service is None or not self.service.handle_message(peer, message):
+                dispatch(peer, message)
+        self.router.handle_message = handle_message
+
+    async def start(self) -> TunnelService:
+        router = self.router
+        await router.start()
+        self.service = TunnelService(router_hash=router.hash, static_key=X25519Keypair(router.keys.keys.private_key),
+                                     send=router.transports.send, netdb=router.netdb, clock=router.clock,
+                                     rng=router.rng, profiles=router.profiles, settings=self.settings,
+                                     lookup_router_info=router.netdb_service.lookup_router_info)
+        self.service.on_local_message = self.local.append
+        await self.service.start()
+        return self.service
+
+    async def stop(self) -> None:
+        if self.service is not None:
+            await self.service.stop()
+        await self.router.stop()
+
+
+@contextlib.asynccontextmanager
+async def running(*routers: PyRouter):
+    started = []
+    try:
+        for r in routers:
+            await r.start()
+            started.append(r)
+        yield
+    finally:
+        for r in reversed(started):
+            await r.stop()
+
+
+async def connect(router: Router, peer: bytes, attempts: int = 5) -> bool:
+    """Dial with retries: our dials leave from the address they go to (all on the namespace's lo), and i2pd
+    refuses a second handshake from one IP while another is pending, so two of our routers can collide."""
+    for _ in range(attempts):
+        if await router.transports.connect(peer) is not None:
+            return True
+        await asyncio.sleep(1.0)
+    return False
+
+
+def multi_hop(pool, now: float, length: int | None = None) -> list:
+    return [t for t in pool.core.usable(now) if t.hops and (length is None or len(t.hops) == length)]
+
+
+def data_message(service: TunnelService, msg_id: int, size: int) -> I2NPMessage:
+    return I2NPMessage(MessageType.DATA, msg_id, int(service.clock.time() * 1000) + 60_000,
+                       (size - 4).to_bytes(4, "big") + random.randbytes(size - 4))
+
+
+async def test_pyi2p_builds_and_tests_exploratory_tunnels_through_i2pd(testnet, tmp_path):
+    """(a) 2-hop exploratory tunnels through i2pd hops (ShortTunnelBuild), tested, at >= 90% build success."""
+    i2pd = i2pd_hashes(testnet)
+    me = PyRouter(testnet, tmp_path, "a", 24100)
+    with testnet.in_netns():
+        async with running(me):
+            service = me.service
+            assert service is not None
+
+            def ready() -> bool:
+                now = service.clock.monotonic()
+                return all(len(multi_hop(pool, now, 2)) >= 2
+                           for pool in (service.exploratory_inbound, service.exploratory_outbound))
+            await wait_for(ready, 45)
+            now = service.clock.monotonic()
+            for pool in (service.exploratory_inbound, service.exploratory_outbound):
+                assert all(set(t.hops) <= set(i2pd) for t in multi_hop(pool, now))
+            # both directions tested: a DeliveryStatus out through an i2pd OBEP, in through an i2pd IBGW
+            await wait_for(lambda: all(p.core.stats.tests_passed >= 2 for p in
+                                       (service.exploratory_inbound, service.exploratory_outbound)), 30)
+            # more builds through every ordered pair of i2pd hops, both directions, for a meaningful ratio
+            pairs = [(a, b) for a in i2pd for b in i2pd if a != b]
+            random.shuffle(pairs)
+            keys = await asyncio.gather(*(service.build_tunnel(pool, pair) for pair, pool in zip(
+                pairs[:12], [service.exploratory_inbound, service.exploratory_outbound] * 6)))
+            assert sum(k is not None for k in keys) >= 11, keys
+            finished = sum(len(p.core.stats.recent) for p in service.pools)
+            assert finished >= 16 and service.build_success_ratio() >= 0.9, service.summary()
+            assert service.stats["tests_failed"] == 0, service.summary()
+            assert service.stats["garlic_opened"] >= 1  # outbound build replies came garlic-wrapped from i2pd
+
+
+async def test_i2pd_builds_tunnels_through_pyi2p(testnet, tmp_path):
+    """(b) i2pd routers pick our router as a hop once they know it; the transit tunnels carry their traffic."""
+    i2pd = i2pd_hashes(testnet)
+    me = PyRouter(testnet, tmp_path, "b", 24110)
+    with testnet.in_netns():
+        async with running(me):
+            service = me.service
+            assert service is not None
+
+            def carrying() -> bool:
+                return any(r.messages_in > 0 and r.messages_out > 0 for r in service.transit_records())
+            await wait_for(carrying, 100, step=1.0)
+            records = service.transit_records()
+            assert service.participating_tunnels == len(records) >= 1
+            assert service.transit.stats.builds_accepted >= 1
+            assert service.transit.stats.messages_forwarded >= 1 and service.transit_bytes_per_tunnel() > 0
+            # the next hops we forward to are i2pd routers (or ourselves for a tunnel's next hop)
+            assert all(r.next_hash in i2pd or r.next_hash == me.router.hash for r in records)
+            assert service.transit.stats.builds_undecryptable == 0 and service.stats["malformed"] == 0
+
+
+async def test_mixed_tunnels_of_pyi2p_and_i2pd_hops(testnet, tmp_path):
+    """(c) pyi2p and i2pd hops next to each other in both orders, in inbound and outbound tunnels."""
+    i2pd = list(i2pd_hashes(testnet))
+    me = PyRouter(testnet, tmp_path, "c1", 24120)
+    hop = PyRouter(testnet, tmp_path, "c2", 24130)
+    with testnet.in_netns():
+        async with running(hop):
+            # the pyi2p hop meets every i2pd (its RouterInfo travels in the session) before we start
+            for peer in i2pd:
+                assert await connect(hop.router, peer)
+            async with running(me):
+                await mixed_tunnels(me, hop, i2pd)
+
+
+async def mixed_tunnels(me: PyRouter, hop: PyRouter, i2pd: list[bytes]) -> None:
+    service = me.service
+    assert service is not None and hop.service is not None
+    me.router.netdb.add_router_info(hop.router.router_info)
+    await wait_for(lambda: multi_hop(service.exploratory_inbound, service.clock.monotonic()), 45)
+    x, y = random.sample(i2pd, 2)
+    b = hop.router.hash
+    inbound_pool, outbound_pool = service.exploratory_inbound, service.exploratory_outbound
+    built = await asyncio.gather(service.build_tunnel(inbound_pool, [b, x]),
+                                 service.build_tunnel(inbound_pool, [y, b]),
+                                 service.build_tunnel(outbound_pool, [b, y]),
+                                 service.build_tunnel(outbound_pool, [x, b]))
+    assert all(k is not None for k in built), (built, service.summary())
+    inbound_keys, outbound_keys = built[:2], built[2:]
+    msg_id = 1000
+    expected = []
+    for out_key in outbound_keys:
+        for in_key in inbound_keys:
+            inbound = inbound_pool.inbound[in_key]
+            for size in (200, 3000):  # one fragment and several
+                msg_id += 1
+                message = data_message(service, msg_id, size)
+                expected.append(message)
+                assert service.send_via_outbound(outbound_pool, message, to_router=inbound.gateway,
+                                                 to_tunnel=inbound.gateway_tunnel_id, tunnel_key=out_key)
+    await wait_for(lambda: all(m in me.local for m in expected), 20)
+    assert hop.service.participating_tunnels >= 4
+    assert hop.service.transit.stats.messages_forwarded >= len(expected)
