@@ -26,6 +26,7 @@ class RouterConfig:
     port: int = 0                    # 0: chosen at first run and kept in config.toml
     netid: int = REAL_NETID
     reseed_file: str | None = None
+    reseed_urls: tuple[str, ...] | None = None   # None: the real network's servers for netid 2, none otherwise
     floodfill: bool = False
     bandwidth: str = "O"             # caps letter: K L M N O P X
     max_connections: int = 256
@@ -39,7 +40,7 @@ class RouterConfig:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(RouterConfig)}
-_TYPES = {"datadir": Path, "host": str, "port": int, "netid": int, "reseed_file": str, "floodfill": bool,
+_TYPES = {"datadir": Path, "host": str, "port": int, "netid": int, "reseed_file": str, "reseed_urls": tuple, "floodfill": bool,
           "bandwidth": str, "max_connections": int, "control_host": str, "control_port": int, "log_level": str}
 
 _TEMPLATE = """\
@@ -57,6 +58,10 @@ netid = {netid}
 
 # A reseed bundle read at start: an .su3 file, a zip of routerInfo-*.dat, or a folder of them.
 # reseed_file = "/path/to/seed.zip"
+
+# Reseed servers (HTTPS), asked while fewer than 25 routers are known. Unset: the real
+# network's servers when netid is 2, none otherwise.
+# reseed_urls = ["https://reseed.example.i2p/"]
 
 # Act as a floodfill (store and answer network database entries).
 floodfill = false
@@ -84,6 +89,10 @@ def _coerce(name: str, value):
         return value
     if kind is Path:
         return Path(str(value)).expanduser()
+    if kind is tuple:
+        if not (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
+            raise ConfigError(f"{name} must be a list of strings, not {value!r}", structure="config")
+        return tuple(value)
     if not isinstance(value, str):
         raise ConfigError(f"{name} must be a string, not {value!r}", structure="config")
     return value

@@ -19,7 +19,8 @@ from core.control.api import (DestinationRecord, NetStatus, PeerRecord, RouterSn
 from core.i2np.header import I2NPMessage
 from core.i2np.registry import parse_payload
 from core.netdb.profiles import ProfileStore, Tier
-from core.netdb.reseed import read_reseed_file
+from core.netdb.reseed import (ReseedFetcher, ReseedService, default_cert_dirs, default_reseed_urls,
+                               read_reseed_file)
 from core.netdb.service import NetDbService
 from core.netdb.store import NetDb
 from core.transport.manager import TransportManager
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 ROUTER_INFO_FILE = "router.info"
 REPUBLISH_INTERVAL_S = 30 * 60   # re-sign our RouterInfo so its published time stays fresh
 MESSAGE_EXPIRATION_MS = 60_000
+RESEED_THRESHOLD = 25            # reseed from servers while we know fewer routers than this
 
 
 class Router:
@@ -43,6 +45,7 @@ class Router:
         self.netdb: NetDb | None = None
         self.profiles: ProfileStore | None = None
         self.netdb_service: NetDbService | None = None
+        self.reseed_service: ReseedService | None = None
         self.router_info: RouterInfo | None = None
         self.started_at: float | None = None
         self.transports: TransportManager | None = None
@@ -111,7 +114,8 @@ class Router:
             router_hash=self.keys.hash, static_key=self.keys.ntcp2_static, iv=self.keys.ntcp2_iv,
             netid=self.config.netid, router_info=lambda: self.router_info.to_bytes(),
             lookup_router_info=self.netdb.get_router_info, on_message=self.handle_message,
-            on_router_info=self.handle_router_info, clock=self.clock, rng=self.rng)
+            on_router_info=self.handle_router_info, clock=self.clock, rng=self.rng,
+            on_dial_failure=self.profiles.record_connect_failure)
         self.netdb_service = NetDbService(
             self.netdb, self.profiles, own_hash=self.keys.hash, own_router_info=lambda: self.router_info,
             send=self.transports.send, clock=self.clock, rng=self.rng, floodfill=self.config.floodfill,
@@ -121,9 +125,26 @@ class Router:
         await self._start_control()
         self.started_at = time.monotonic()
         self.status_text = "Running"
+        self._start_reseed_service()
         if len(self.netdb) == 0:
             log.warning("no peers yet: the netDb is empty; give a reseed file (--reseed-file) to join a network")
         self._tasks.append(asyncio.create_task(self._republish_loop(), name="republish"))
+
+    def _start_reseed_service(self) -> None:
+        """Reseed from servers, with backoff, while the netDb is small; never gives up."""
+        urls = list(self.config.reseed_urls) if self.config.reseed_urls is not None \
+            else default_reseed_urls(self.config.netid)
+        if not urls:
+            if len(self.netdb) < RESEED_THRESHOLD:
+                log.info("no reseed servers for netid %d: only reseed files and peers add routers",
+                         self.config.netid)
+            return
+        fetcher = ReseedFetcher(urls, self.config.netid, default_cert_dirs(self.config.datadir), clock=self.clock,
+                                rng=self.rng, own_hash=self.keys.hash)
+        self.reseed_service = ReseedService(fetcher, router_count=lambda: len(self.netdb),
+                                            add_router_info=self.netdb.add_router_info, clock=self.clock,
+                                            threshold=RESEED_THRESHOLD)
+        self._tasks.append(asyncio.create_task(self.reseed_service.run(), name="reseed"))
 
     async def _start_control(self) -> None:
         from core.control.server import start_control_server   # aiohttp is loaded only when the API runs
@@ -137,7 +158,7 @@ class Router:
     def reseed_from_file(self, path: str) -> int:
         assert self.netdb is not None
         try:
-            blobs = read_reseed_file(path)
+            blobs = read_reseed_file(path, datadir=self.config.datadir, clock=self.clock)
         except ProtocolError as exc:
             log.error("reseed: %s", exc)
             return 0
@@ -213,7 +234,7 @@ class Router:
         else:
             net_status = NetStatus.ERROR_NO_ACTIVE_PEERS_CHECK_CONNECTION_AND_FIREWALL
         tiers = self.profiles.counts() if self.profiles else {}
-        reseeder = getattr(self, "reseed_service", None)
+        reseeder = self.reseed_service
         return RouterSnapshot(
             router_hash=self.hash, version=ROUTER_VERSION, uptime_s=self.uptime_s, status_text=self.status_text,
             net_status=net_status, known_routers=len(netdb) if netdb else 0,
@@ -265,3 +286,5 @@ class Router:
     async def reseed(self) -> None:
         if self.config.reseed_file:
             self.reseed_from_file(self.config.reseed_file)
+        if self.reseed_service is not None:
+            self.reseed_service.request()

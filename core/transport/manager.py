@@ -48,7 +48,7 @@ class TransportManager:
     def __init__(self, *, router_hash: bytes, static_key, iv: bytes, netid: int,
                  router_info: Callable[[], bytes], lookup_router_info: Callable[[bytes], RouterInfo | None],
                  on_message: MessageHandler, on_router_info: RouterInfoHandler,
-                 clock: Clock, rng: Rng = os.urandom, settings: TransportSettings = TransportSettings(),
+                 clock: Clock, on_dial_failure: Callable[[bytes], None] | None = None, rng: Rng = os.urandom, settings: TransportSettings = TransportSettings(),
                  driver_settings: DriverSettings = DriverSettings()):
         self.router_hash = router_hash
         self._static_key = static_key
@@ -58,6 +58,7 @@ class TransportManager:
         self._lookup = lookup_router_info
         self._on_message = on_message
         self._on_router_info = on_router_info
+        self._on_dial_failure = on_dial_failure
         self.clock = clock
         self.rng = rng
         self.settings = settings
@@ -171,6 +172,8 @@ class TransportManager:
             state.queue.clear()
             if not isinstance(exc, LookupError):
                 log.info("NTCP2: dial %s failed: %s", b64encode(peer_hash)[:8], exc)
+                if self._on_dial_failure is not None:
+                    self._on_dial_failure(peer_hash)
         finally:
             state.dial = None
             if not state.queue and peer_hash not in self.sessions:

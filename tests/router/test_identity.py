@@ -40,11 +40,11 @@ async def test_router_info_on_disk_is_signed_and_announces_ntcp2(tmp_path, free_
 
 
 async def test_without_host_the_address_is_unpublished(tmp_path):
-    await start_router(tmp_path)
+    await start_router(tmp_path, netid=42)
     ri = RouterInfo.parse((tmp_path / "router.info").read_bytes())
     (address,) = ri.addresses_of("NTCP2")
     assert address.host is None and address.s is not None
-    assert "U" in ri.caps and ri.netid == 2
+    assert "U" in ri.caps and ri.netid == 42
 
 
 def test_port_is_chosen_once_and_kept(tmp_path):
@@ -61,3 +61,17 @@ def test_bad_config_is_a_clear_error(tmp_path, text):
     (tmp_path / "config.toml").write_text(text)
     with pytest.raises(ConfigError):
         load_config(tmp_path)
+
+
+async def test_reseed_servers_are_asked_while_the_netdb_is_small(tmp_path, monkeypatch):
+    """With reseed_urls set, the router runs the reseed service (here against a closed loopback port)."""
+    router = Router(load_config(tmp_path, {"netid": 42, "control_port": 0,
+                                           "reseed_urls": ("http://127.0.0.1:9/",)}), clock=FakeClock())
+    await router.start()
+    try:
+        assert router.reseed_service is not None
+        assert router.reseed_service.fetcher.urls == ["http://127.0.0.1:9/"]
+        await router.reseed()
+        assert router.reseed_service.needs_reseed()
+    finally:
+        await router.stop()

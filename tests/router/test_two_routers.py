@@ -41,3 +41,21 @@ async def test_dial_publish_and_learn(tmp_path):
         await b.stop()
         await a.stop()
     assert not a.transports.sessions and not b.transports.sessions
+
+
+async def test_failed_dial_is_recorded_in_the_peer_profile(tmp_path):
+    a = Router(load_config(tmp_path / "a", {"netid": 42, "host": "127.0.0.1", "port": free_port(),
+                                            "floodfill": True, "control_port": 0}))
+    await a.start()
+    await a.stop()                       # a's RouterInfo names a port nobody listens on any more
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    shutil.copy(tmp_path / "a" / "router.info", seed / "routerInfo-a.dat")
+    b = Router(load_config(tmp_path / "b", {"netid": 42, "reseed_file": str(seed), "control_port": 0}))
+    await b.start()
+    try:
+        await wait_for(lambda: b.profiles.get(a.hash) is not None
+                       and b.profiles.get(a.hash).connect_failures >= 1, timeout=15)
+        assert a.hash not in b.transports.sessions
+    finally:
+        await b.stop()
