@@ -23,6 +23,7 @@ from core.netdb.reseed import (ReseedFetcher, ReseedService, default_cert_dirs, 
                                read_reseed_file)
 from core.netdb.service import NetDbService
 from core.netdb.store import NetDb
+from core.stats import RateMeter
 from core.transport.manager import TransportManager
 from core.version import ROUTER_VERSION
 
@@ -52,6 +53,8 @@ class Router:
         self.control = None
         self.status_text = "Starting"
         self.unhandled_messages = 0
+        self.bandwidth_in = RateMeter()
+        self.bandwidth_out = RateMeter()
         self._tasks: list[asyncio.Task] = []
         self._stopped = asyncio.Event()
         self._stop_requested = asyncio.Event()
@@ -129,6 +132,14 @@ class Router:
         if len(self.netdb) == 0:
             log.warning("no peers yet: the netDb is empty; give a reseed file (--reseed-file) to join a network")
         self._tasks.append(asyncio.create_task(self._republish_loop(), name="republish"))
+        self._tasks.append(asyncio.create_task(self._bandwidth_loop(), name="bandwidth"))
+
+    async def _bandwidth_loop(self) -> None:
+        while True:
+            now = self.clock.monotonic()
+            self.bandwidth_in.sample(now, self.transports.bytes_received)
+            self.bandwidth_out.sample(now, self.transports.bytes_sent)
+            await asyncio.sleep(1.0)
 
     def _start_reseed_service(self) -> None:
         """Reseed from servers, with backoff, while the netDb is small; never gives up."""
@@ -244,7 +255,8 @@ class Router:
             high_capacity_peers=tiers.get(Tier.FAST, 0) + tiers.get(Tier.HIGH_CAPACITY, 0),
             is_reseeding=bool(reseeder is not None and reseeder.is_reseeding),
             participating_tunnels=0, build_success_ratio=0.0,
-            bw_in_1s=0.0, bw_in_15s=0.0, bw_out_1s=0.0, bw_out_15s=0.0,
+            bw_in_1s=self.bandwidth_in.rate(1), bw_in_15s=self.bandwidth_in.rate(15),
+            bw_out_1s=self.bandwidth_out.rate(1), bw_out_15s=self.bandwidth_out.rate(15),
             bytes_received=transports.bytes_received if transports else 0,
             bytes_sent=transports.bytes_sent if transports else 0)
 
