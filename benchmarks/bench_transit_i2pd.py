@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.config import load_config  # noqa: E402
 from core.crypto.x25519 import X25519Keypair  # noqa: E402
 from core.data.encoding import b64decode, b64encode  # noqa: E402
+from core.data.routerinfo import RouterInfo  # noqa: E402
 from core.i2np import I2NPMessage, MessageType  # noqa: E402
 from core.router import Router  # noqa: E402
 from core.tunnel.service import TunnelService, TunnelSettings  # noqa: E402
@@ -149,7 +150,6 @@ async def run(net: Testnet, workdir: Path, count: int, batch: int) -> None:
             for node in (a, e):
                 node.router.netdb.add_router_info(hop_info)
                 node.router.netdb.add_router_info((a if node is e else e).router.router_info)
-            from core.data.routerinfo import RouterInfo
             pyi2p_hop = RouterInfo.parse(hop_info).hash
             await measure(a, e, pyi2p_hop, child.pid, "pyi2p", count, batch)
             await measure(a, e, b64decode(i2pd_hop.ident_hash), i2pd_hop.pid, "i2pd", count, batch)

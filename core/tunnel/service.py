@@ -236,6 +236,10 @@ class TunnelService:
             self._inbound_ends.pop(receive_id, None)
         pool.inbound.clear()
         pool.outbound.clear()
+        for build_id in [bid for bid, build in self._pending.items() if build.pool is pool]:
+            self._resolve(self._pending.pop(build_id), None)
+        for test_id in [tid for tid, test in self._tests.items() if test.pool is pool]:
+            del self._tests[test_id]
 
     # --- the schedule
 

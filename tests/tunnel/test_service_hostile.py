@@ -185,7 +185,9 @@ def test_pool_removal_and_unknown_pools_are_harmless():
     me.remove_pool(me.exploratory_inbound)  # the exploratory pools stay
     assert me.pool("exploratory", True) is me.exploratory_inbound
     client = me.create_pool("c", PoolConfig(inbound=False, length=1))
+    assert me._start_build(client, [net.nodes[1].hash], net.clock.monotonic()) is not None
     me.remove_pool(client)
+    assert not me._pending  # its builds in flight are forgotten with it
     me.remove_pool(client)
     assert not me.send_via_outbound(client, _message(MessageType.DATA, b"\x00\x00\x00\x00"), to_router=b"\x01" * 32)
 
