@@ -27,8 +27,7 @@ from core.data.encoding import b32decode, b64decode, b64encode
 from core.data.errors import ParseError, ProtocolError
 from core.data.identity import Destination
 from core.data.privatekeys import PrivateKeys
-from core.datagram import (PROTO_DATAGRAM, PROTO_DATAGRAM2, PROTO_DATAGRAM3, PROTO_STREAMING, Datagram1, Datagram2,
-                           Datagram3)
+from core.datagram import PROTO_STREAMING, Datagram1, Datagram2, Datagram3
 
 from .backend import AddressBook, Backend, BackendError, IncomingStream, PeerNotFound, ReceivedDatagram
 from .parser import (CANT_REACH_PEER, I2P_ERROR, INVALID_ID, INVALID_KEY, KEY_NOT_FOUND, LEASESET_NOT_FOUND, MAX_LINE,
@@ -946,9 +945,9 @@ class _Client:
             raise SamError(I2P_ERROR, "a subsession uses the PRIMARY session's destination")
         style = parse_style(command.get("STYLE"), allow_primary=False)
         spec = subsession_spec(command, style, is_add=True)
-        primary.check_add(spec)
         bridge.registry.reserve(spec.nickname)
         try:
+            primary.check_add(spec)
             sub = Subsession(spec, primary)
             sub.udp_target = await bridge._udp_target(spec, self.peer_host)
         except BaseException:

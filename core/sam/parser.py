@@ -276,7 +276,7 @@ def parse_datagram_header(packet: bytes) -> tuple[DatagramHeader, bytes]:
     except UnicodeDecodeError as exc:
         raise ParseError("header not UTF-8", structure="SAM datagram", offset=exc.start) from None
     tokens = tokenize(line.rstrip("\r"))
-    if len(tokens) < 3 or any(eq >= 0 for _, eq in tokens[:3]):
+    if len(tokens) < 3 or any(eq >= 0 for _, eq in tokens[:2]):   # a base64 destination may end in "="
         raise ParseError("header needs version, nickname and destination", structure="SAM datagram")
     version = tokens[0][0]
     if version != "3" and not (version.startswith("3.") and version[2:].isascii() and version[2:].isdigit()):

@@ -5,11 +5,7 @@ import asyncio
 import datetime
 import ssl
 
-import pytest
-
 from core.data.identity import Destination
-from core.sam.memory_backend import MemoryBackend
-from core.sam.parser import parse_line
 
 from .helpers import TIMEOUT, Sam, running_bridge, session
 
