@@ -939,20 +939,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def _setup_cli_logging() -> None:
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("[testnet] %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
+@contextlib.contextmanager
+def _progress_to_stderr() -> Iterator[None]:
+    """Show the harness's progress on stderr for the length of one command."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[testnet] %(message)s"))
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    _setup_cli_logging()
     try:
         net = Testnet(args.base, i2pd_count=args.i2pd_count, pyi2p_count=args.pyi2p_count,
                       floodfills=args.floodfills, netid=args.netid, netns=args.netns, first_port=args.first_port)
-        statuses = net.up(wait=args.wait)
+        with _progress_to_stderr():
+            statuses = net.up(wait=args.wait)
     except TestnetError as exc:
         print(f"testnet up: {exc}", file=sys.stderr)
         return 1
@@ -979,13 +986,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_down(args: argparse.Namespace) -> int:
-    _setup_cli_logging()
     try:
         net = Testnet.load(args.base)
         if net is None:
             print(f"testnet down: nothing recorded in {args.base}")
             return 0
-        leftover = net.down()
+        with _progress_to_stderr():
+            leftover = net.down()
     except TestnetError as exc:
         print(f"testnet down: {exc}", file=sys.stderr)
         return 1

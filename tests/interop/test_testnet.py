@@ -301,6 +301,7 @@ def test_cli_without_a_testnet(tmp_path, capsys):
     assert tn.main(["status", "--base", str(tmp_path)]) == 1
     assert "no testnet" in capsys.readouterr().err
     assert tn.main(["down", "--base", str(tmp_path)]) == 0
+    assert not tn.log.handlers                            # progress output ends with the command
 
 
 # ---------------------------------------------------------------- the real testnet
