@@ -13,7 +13,8 @@ from core.data.keytypes import SIG_TYPES
 
 MAX_LINE = 64 * 1024
 SUPPORTED_VERSIONS = ((3, 0), (3, 1), (3, 2), (3, 3))
-_QUOTE_NEEDED = frozenset(' \t"\\=')
+_QUOTE_NEEDED = frozenset(' \t"\\')   # '=' needs no quotes: base64 values end in it
+_BAD_KEY_CHARS = frozenset(' \t"\\=')
 
 # samv3.md "RESULT Values"
 OK = "OK"
@@ -135,7 +136,7 @@ def parse_line(line: str | bytes) -> Command:
             key, value = text, ""            # "KEY" alone: an empty value (3.2)
         else:
             key, value = text[:eq], text[eq + 1:]
-        if not key or any(ch in _QUOTE_NEEDED for ch in key):
+        if not key or any(ch in _BAD_KEY_CHARS for ch in key):
             raise ParseError(f"bad option key in {text!r}", structure="SAM line")
         options[key] = value                 # a repeated key: the last one wins, as in Java
     return Command(verb_text.upper(), action, options)

@@ -67,6 +67,7 @@ def test_format_line_quotes_what_needs_it():
                        MESSAGE="done")
     assert line == b'NAMING REPLY RESULT=OK NAME="a b" EMPTY="" Q="x\\"y" FLAG=true MESSAGE="done"\n'
     assert format_line("PONG") == b"PONG\n"
+    assert format_line("DEST", "REPLY", PUB="ab~-==") == b"DEST REPLY PUB=ab~-==\n"   # base64 goes bare
     assert format_line("A", "B", MESSAGE="two\nlines") == b'A B MESSAGE="two lines"\n'
 
 
