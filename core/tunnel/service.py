@@ -643,6 +643,9 @@ class TunnelService:
                 self.stats["cloves_not_local"] += 1  # forwarding cloves is for the garlic layer, not tunnels
                 continue
             inner = clove.message
+            if inner.type == MessageType.GARLIC:
+                self.stats["nested_garlic_dropped"] += 1  # garlic in a clove to us: no one sends it, depth bomb
+                continue
             if inner.type in _TUNNEL_TYPES:
                 try:
                     events += self._handle(peer, inner, depth)[1]
@@ -664,6 +667,9 @@ class TunnelService:
                 if kind in _BUILD_REPLY_CLASSES and self._finish_build(message):
                     continue
                 if kind == MessageType.DELIVERY_STATUS and self._test_reply(message):
+                    continue
+                if kind in _TUNNEL_TYPES:
+                    self.stats["tunnel_message_in_tunnel_dropped"] += 1  # no tunnel traffic out of a tunnel
                     continue
                 if kind == MessageType.GARLIC and depth < MAX_GARLIC_DEPTH:
                     exploratory = pool is None or pool.config.exploratory

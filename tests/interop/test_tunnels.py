@@ -139,6 +139,8 @@ async def test_i2pd_builds_tunnels_through_pyi2p(testnet, tmp_path):
         async with running(me):
             service = me.service
             assert service is not None
+            for peer in i2pd:  # every i2pd gets our RouterInfo in the session, not only the floodfills
+                assert await connect(me.router, peer)
 
             def carrying() -> bool:
                 return any(r.messages_in > 0 and r.messages_out > 0 for r in service.transit_records())
@@ -163,6 +165,8 @@ async def test_mixed_tunnels_of_pyi2p_and_i2pd_hops(testnet, tmp_path):
             for peer in i2pd:
                 assert await connect(hop.router, peer)
             async with running(me):
+                for peer in i2pd:  # so the last hop of an inbound tunnel can reach us without a lookup
+                    assert await connect(me.router, peer)
                 await mixed_tunnels(me, hop, i2pd)
 
 

@@ -248,3 +248,27 @@ def test_mutated_real_messages_never_raise(data):
     assert isinstance(node.service.handle_message(source, I2NPMessage(message.type, message.msg_id,
                                                                       message.expiration_ms, bytes(body))), bool)
     net.run()
+
+
+def test_nested_garlic_and_tunnel_messages_out_of_tunnels_are_dropped():
+    from core.garlic.routers import encrypt_with_reply_key
+    from core.i2np import GarlicCloveBlock, GarlicCloveDeliveryInstructions
+
+    net = MemoryNetwork(6)
+    me_node = net.nodes[0]
+    me = me_node.service
+    _settle(net, 4)
+    key, tag = b"\x11" * 32, b"\x22" * 8
+    me.garlic.add_reply_key(key, tag)
+    inner = _message(MessageType.GARLIC, Garlic(random.randbytes(64)).to_bytes())
+    data = encrypt_with_reply_key(key, tag, [GarlicCloveBlock(GarlicCloveDeliveryInstructions.local(), inner)])
+    assert me.handle_message(net.nodes[1].hash, _message(MessageType.GARLIC, Garlic(data).to_bytes()))
+    assert me.stats["nested_garlic_dropped"] == 1 and not me_node.local
+    # a TunnelGateway sent into our inbound tunnel comes out of it and is not obeyed
+    now = net.clock.monotonic()
+    inbound = me.exploratory_inbound.inbound[_multi_hop(me.exploratory_inbound, now)[0].key]
+    wrapped = _message(MessageType.TUNNEL_GATEWAY, TunnelGateway(inbound.gateway_tunnel_id,
+                                                                 _message(MessageType.DATA, bytes(4))).to_bytes())
+    assert me.send_via_outbound(None, wrapped, to_router=inbound.gateway, to_tunnel=inbound.gateway_tunnel_id)
+    net.run()
+    assert me.stats["tunnel_message_in_tunnel_dropped"] == 1 and not me_node.local
