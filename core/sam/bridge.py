@@ -736,7 +736,7 @@ class _Client:
                 verb = line.split(maxsplit=1)[0].decode("utf-8", "replace").upper() if line.split() else ""
                 await self.send(format_error(verb, I2P_ERROR, exc.reason))
                 continue
-            log.debug("SAM command %s %s", command.verb, command.action)
+            log.debug("SAM command %.20s %.20s", command.verb, command.action)
             try:
                 keep_going = await self._dispatch(command)
             except _ClientGone:
@@ -1093,7 +1093,10 @@ class _Client:
         except SamError as exc:
             await self.error(command.verb, exc)
             return False      # the payload length is unknown: the stream cannot be resynchronised
-        payload = await self.read_exact(size, self.bridge.config.idle_timeout)
+        try:
+            payload = await self.read_exact(size, self.bridge.config.idle_timeout)
+        except TimeoutError:
+            payload = None
         if payload is None:
             return False
         try:

@@ -366,3 +366,35 @@ async def test_naming_lookup():
 async def test_naming_without_address_book(bridge):
     sam = await Sam.open(bridge)
     assert (await sam.cmd("NAMING LOOKUP NAME=example.i2p")).options["RESULT"] == "KEY_NOT_FOUND"
+
+
+# ---------------------------------------------------------------- fuzzing a live bridge
+
+_WORDS = ["HELLO", "VERSION", "SESSION", "CREATE", "ADD", "REMOVE", "STREAM", "CONNECT", "ACCEPT", "FORWARD",
+          "DATAGRAM", "RAW", "SEND", "NAMING", "LOOKUP", "DEST", "GENERATE", "AUTH", "PING", "QUIT", "HELP",
+          "STYLE=STREAM", "STYLE=PRIMARY", "STYLE=RAW", "ID=fz", "ID=new", "DESTINATION=TRANSIENT", "SIZE=3",
+          "SIZE=-1", "NAME=ME", "NAME=x.b32.i2p", "PORT=1", "PORT=99999", "SILENT=true", 'X="a b', "K=\\\"",
+          "FROM_PORT=1", "PROTOCOL=6", "SIGNATURE_TYPE=7", "=", "\"", "\\", "\u00e9", "\t", "USER=u"]
+
+
+_COMMANDS = ["SESSION CREATE", "SESSION ADD", "SESSION REMOVE", "STREAM CONNECT", "STREAM ACCEPT", "STREAM FORWARD",
+             "DATAGRAM SEND", "RAW SEND", "NAMING LOOKUP", "DEST GENERATE", "AUTH ADD", "AUTH REMOVE", "PING"]
+
+
+async def test_random_command_lines_never_break_the_bridge(caplog):
+    import random
+    rnd = random.Random(1234)
+    async with running_bridge(idle_timeout=0.5, accept_hold=0.2) as bridge:
+        owner, dest = await session(bridge, "fz")
+        for _ in range(150):
+            sam = await Sam.open(bridge)
+            lines = [(rnd.choice(_COMMANDS) + " " if rnd.random() < 0.8 else "")
+                     + " ".join(rnd.choice(_WORDS) for _ in range(rnd.randint(1, 6))) for _ in range(5)]
+            if rnd.random() < 0.3:
+                lines.insert(rnd.randint(0, 5), "".join(chr(rnd.randint(1, 0x7ff)) for _ in range(30)))
+            sam.send(("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"))
+            sam.writer.write_eof()
+            await asyncio.wait_for(sam.reader.read(), 5)
+            await sam.close()
+        assert (await owner.cmd("PING still")).text == "still"
+        assert not [r for r in caplog.records if r.name.startswith("core.sam") and r.levelname == "ERROR"]
