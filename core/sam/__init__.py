@@ -2,7 +2,8 @@
 from .backend import (Backend, BackendError, BackendSession, IncomingStream, LeaseSetInfo, PeerNotFound,
                       ReceivedDatagram)
 from .bridge import SamAuth, SamBridge, SamConfig
+from .client_backend import ClientBackend
 from .memory_backend import MemoryBackend
 
-__all__ = ["Backend", "BackendError", "BackendSession", "IncomingStream", "LeaseSetInfo", "MemoryBackend",
+__all__ = ["Backend", "BackendError", "BackendSession", "ClientBackend", "IncomingStream", "LeaseSetInfo", "MemoryBackend",
            "PeerNotFound", "ReceivedDatagram", "SamAuth", "SamBridge", "SamConfig"]
