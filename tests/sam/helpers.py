@@ -9,6 +9,7 @@ from core.sam.memory_backend import MemoryBackend
 from core.sam.parser import Command, parse_line
 
 TIMEOUT = 10.0
+_open_clients: list["Sam"] = []
 
 
 class Sam:
@@ -20,6 +21,7 @@ class Sam:
     async def open(cls, bridge: SamBridge, version: str | None = "3.3", hello: str | None = None) -> Sam:
         reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", bridge.port), TIMEOUT)
         sam = cls(reader, writer)
+        _open_clients.append(sam)
         if hello is not None:
             reply = await sam.cmd(hello)
             assert reply.options["RESULT"] == "OK", reply
@@ -75,4 +77,13 @@ async def running_bridge(backend: MemoryBackend | None = None, *, address_book=N
     settings.update(config)
     bridge = SamBridge(backend or MemoryBackend(), SamConfig(**settings), address_book=address_book, auth=auth)
     async with bridge:
-        yield bridge
+        try:
+            yield bridge
+        finally:
+            await close_clients()
+
+
+async def close_clients() -> None:
+    """Close what the test left open, so sockets do not outlive it."""
+    while _open_clients:
+        await _open_clients.pop().close()

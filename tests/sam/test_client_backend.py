@@ -12,7 +12,7 @@ from core.data.privatekeys import PrivateKeys
 from core.sam.bridge import SamBridge, SamConfig
 from core.sam.client_backend import ClientBackend
 
-from .helpers import TIMEOUT, Sam, session
+from .helpers import TIMEOUT, Sam, close_clients, session
 
 
 @pytest.fixture
@@ -26,7 +26,10 @@ async def api():
 async def bridge(api):
     bridge = SamBridge(ClientBackend(api), SamConfig(port=0, udp_port=0))
     async with bridge:
-        yield bridge
+        try:
+            yield bridge
+        finally:
+            await close_clients()
 
 
 async def test_streams_over_the_client_api(bridge, api):
