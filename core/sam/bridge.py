@@ -55,7 +55,7 @@ class SamConfig:
     host: str = "127.0.0.1"
     port: int = 7656
     udp_host: str = "127.0.0.1"
-    udp_port: int = 7655
+    udp_port: int | None = 7655
     """None: no UDP port (datagrams only on the control socket)."""
     max_line: int = MAX_LINE
     max_connections: int = 512
