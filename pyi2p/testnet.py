@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -195,6 +196,7 @@ class Router:
     sam: int | None = None
     http_proxy: int | None = None
     i2cp: int | None = None
+    i2pcontrol: int | None = None     # pyi2p routers: I2PControl JSON-RPC
     floodfill: bool = False
     pid: int | None = None
     ident_hash: str = ""              # I2P-base64 SHA-256 of the RouterIdentity
@@ -477,7 +479,7 @@ class Testnet:
             p = first_port + PORT_STRIDE * (i2pd_count + j - 1)
             self.routers.append(Router(
                 name=f"p{j}", kind="pyi2p", datadir=str(self.base / f"p{j}"),
-                address=f"{address_prefix}.{PYI2P_HOST_OFFSET + j}", port=p))
+                address=f"{address_prefix}.{PYI2P_HOST_OFFSET + j}", port=p, i2pcontrol=p + 1))
 
     # ----- state
 
@@ -596,7 +598,8 @@ class Testnet:
         for r in self.routers:
             d = Path(r.datadir)
             d.mkdir(parents=True, exist_ok=True)
-            if r.kind != "i2pd":
+            if r.kind == "pyi2p":
+                self._write_pyi2p_config(r)
                 continue
             (d / "tunnels.d").mkdir(exist_ok=True)
             (d / "certificates").mkdir(exist_ok=True)
@@ -606,6 +609,21 @@ class Testnet:
             # a loaded book (hosts.txt) with zero subscriptions: no download timer, no abort
             atomic_write_text(d / "hosts.txt", "# testnet: no names; use .b32.i2p or base64 destinations\n")
             atomic_write_text(d / "subscriptions.txt", "# testnet: no subscriptions\n")
+
+    def _write_pyi2p_config(self, r: Router) -> None:
+        """config.toml for `pyi2p run`: its own I2PControl port, since all routers share the namespace's 127.0.0.1."""
+        path = Path(r.datadir) / "config.toml"
+        try:
+            text = path.read_text("utf-8")
+            settings = tomllib.loads(text)
+        except FileNotFoundError:
+            text, settings = "# pyi2p testnet router; written by `pyi2p testnet up`\n", {}
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise TestnetError(f"{path}: {exc}") from None
+        wanted = {"port": r.port, "netid": self.netid, "control_port": r.i2pcontrol, "bandwidth": "X"}
+        missing = [f"{key} = {json.dumps(value)}" for key, value in wanted.items() if key not in settings]
+        if missing:                           # settings someone wrote there stay as they are
+            atomic_write_text(path, text.rstrip("\n") + "\n" + "\n".join(missing) + "\n")
 
     def _make_identities(self, routers: list[Router]) -> None:
         """Start each router that lacks a fresh router.info until it writes one, then stop it."""
@@ -797,6 +815,8 @@ class Testnet:
             line = (f"{r.name:4} {r.kind:5} {r.pid if r.running else '-':>7} {f'{r.address}:{r.port}':20} "
                     f"{port(r.console):>7} {port(r.sam):>5} {port(r.http_proxy):>5} "
                     f"{'ff' if r.floodfill else '':2} {r.ident_hash or '?'}")
+            if r.i2pcontrol:
+                line += f"  i2pcontrol {r.i2pcontrol}"
             s = by_name.get(r.name)
             if s is not None and s.known_routers is not None:
                 line += (f"\n     routers={s.known_routers} floodfills={s.floodfills} ntcp2={s.ntcp2_sessions} "

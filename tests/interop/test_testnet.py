@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -202,6 +203,20 @@ def test_i2pd_config_has_the_options_a_private_testnet_needs(tmp_path):
                 ("true", "127.0.0.1", str(port))
         assert conf["exploratory"]["inbound.length"] == conf["exploratory"]["outbound.length"] == "1"
         assert main["logfile"] == f"{router.datadir}/i2pd.log"
+
+
+def test_pyi2p_routers_get_their_own_control_port_and_keep_what_is_set(tmp_path):
+    net = Testnet(tmp_path, i2pd_count=1, pyi2p_count=2, floodfills=1, netid=42, first_port=30000)
+    p1, p2 = net.router("p1"), net.router("p2")
+    Path(p2.datadir).mkdir(parents=True)
+    (Path(p2.datadir) / "config.toml").write_text("port = 30020\nfloodfill = true\nbandwidth = \"O\"\n")
+    net._write_files()
+    net._write_files()                                   # a second up adds nothing
+    first = tomllib.loads((Path(p1.datadir) / "config.toml").read_text())
+    second = tomllib.loads((Path(p2.datadir) / "config.toml").read_text())
+    assert first == {"port": 30010, "netid": 42, "control_port": 30011, "bandwidth": "X"}
+    assert second == {"port": 30020, "floodfill": True, "bandwidth": "O", "netid": 42, "control_port": 30021}
+    assert (p1.i2pcontrol, p2.i2pcontrol) == (30011, 30021)
 
 
 def test_parse_main_page():
