@@ -8,7 +8,8 @@ import time
 from dataclasses import replace
 
 from core.clock import Clock, SystemClock
-from core.config import RouterConfig
+from core.config import REAL_NETID, RouterConfig
+from core.crypto.x25519 import X25519Keypair
 from core.data.encoding import b64encode
 from core.data.errors import ProtocolError
 from core.data.routerinfo import RouterAddress, RouterInfo
@@ -25,6 +26,7 @@ from core.netdb.service import NetDbService
 from core.netdb.store import NetDb
 from core.stats import RateMeter
 from core.transport.manager import TransportManager
+from core.tunnel.service import TunnelService, TunnelSettings
 from core.version import ROUTER_VERSION
 
 log = logging.getLogger(__name__)
@@ -38,8 +40,10 @@ RESEED_THRESHOLD = 25            # reseed from servers while we know fewer route
 class Router:
     """One I2P router: `await start()`, then `await stop()`; everything it runs is owned here."""
 
-    def __init__(self, config: RouterConfig, clock: Clock | None = None, rng=os.urandom):
+    def __init__(self, config: RouterConfig, clock: Clock | None = None, rng=os.urandom,
+                 tunnel_settings: TunnelSettings | None = None):
         self.config = config
+        self.tunnel_settings = tunnel_settings
         self.clock = clock or SystemClock()
         self.rng = rng
         self.keys: RouterKeys | None = None
@@ -50,6 +54,7 @@ class Router:
         self.router_info: RouterInfo | None = None
         self.started_at: float | None = None
         self.transports: TransportManager | None = None
+        self.tunnel_service: TunnelService | None = None
         self.control = None
         self.status_text = "Starting"
         self.unhandled_messages = 0
@@ -125,6 +130,13 @@ class Router:
             uptime=lambda: self.uptime_s)
         await self.transports.start(self.config.host, self.config.port)
         await self.netdb_service.start()
+        self.tunnel_service = TunnelService(
+            router_hash=self.keys.hash, static_key=X25519Keypair(self.keys.keys.private_key),
+            send=self.transports.send, netdb=self.netdb, clock=self.clock, rng=self.rng, profiles=self.profiles,
+            settings=self.tunnel_settings or self.default_tunnel_settings(),
+            lookup_router_info=self.netdb_service.lookup_router_info)
+        self.tunnel_service.on_local_message = lambda message: self.handle_message(self.hash, message)
+        await self.tunnel_service.start()
         await self._start_control()
         self.started_at = time.monotonic()
         self.status_text = "Running"
@@ -140,6 +152,10 @@ class Router:
             self.bandwidth_in.sample(now, self.transports.bytes_received)
             self.bandwidth_out.sample(now, self.transports.bytes_sent)
             await asyncio.sleep(1.0)
+
+    def default_tunnel_settings(self) -> TunnelSettings:
+        # peer-selection.md: no two hops from one /16, except on a private network, where all may share one
+        return TunnelSettings(ip_restriction=2 if self.config.netid == REAL_NETID else 0)
 
     def _start_reseed_service(self) -> None:
         """Reseed from servers, with backoff, while the netDb is small; never gives up."""
@@ -203,6 +219,8 @@ class Router:
     def handle_message(self, peer_hash: bytes, message: I2NPMessage) -> None:
         """Dispatch one I2NP message from a directly connected peer. Parse errors are ProtocolErrors."""
         assert self.netdb_service is not None
+        if self.tunnel_service is not None and self.tunnel_service.handle_message(peer_hash, message):
+            return
         payload = parse_payload(message)
         if not self.netdb_service.handle(peer_hash, payload):
             self.unhandled_messages += 1
@@ -214,6 +232,8 @@ class Router:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.tunnel_service is not None:
+            await self.tunnel_service.stop()
         if self.netdb_service is not None:
             await self.netdb_service.stop()
         if self.control is not None:
@@ -254,7 +274,8 @@ class Router:
             # Java counts the fast peers among the high-capacity ones
             high_capacity_peers=tiers.get(Tier.FAST, 0) + tiers.get(Tier.HIGH_CAPACITY, 0),
             is_reseeding=bool(reseeder is not None and reseeder.is_reseeding),
-            participating_tunnels=0, build_success_ratio=0.0,
+            participating_tunnels=self.tunnel_service.participating_tunnels if self.tunnel_service else 0,
+            build_success_ratio=self.tunnel_service.build_success_ratio() if self.tunnel_service else 0.0,
             bw_in_1s=self.bandwidth_in.rate(1), bw_in_15s=self.bandwidth_in.rate(15),
             bw_out_1s=self.bandwidth_out.rate(1), bw_out_15s=self.bandwidth_out.rate(15),
             bytes_received=transports.bytes_received if transports else 0,
@@ -270,7 +291,7 @@ class Router:
         return records
 
     def tunnels(self) -> list[TunnelRecord]:
-        return []
+        return self.tunnel_service.tunnel_records() if self.tunnel_service else []
 
     def destinations(self) -> list[DestinationRecord]:
         return []

@@ -32,7 +32,8 @@ class TransportSettings:
     idle_timeout_s: float = 600.0           # close a session with no I2NP either way for this long
     keepalive_s: float = 50.0               # i2pd ends sessions silent for 120 s; a DateTime block keeps ours
     housekeeping_s: float = 10.0
-    dial_failure_backoff_s: float = 60.0
+    dial_failure_backoff_s: float = 20.0
+    replaced_session_grace_s: float = 30.0  # a superseded session still delivers what is in flight on it
 
 
 @dataclass(slots=True)
@@ -71,6 +72,8 @@ class TransportManager:
         self._tasks: set[asyncio.Task] = set()
         self._last_i2np: dict[bytes, float] = {}
         self.listen_port: int | None = None
+        self._local_host: str | None = None
+        self._retired: set[NTCP2Connection] = set()
         self.bytes_sent_closed = 0
         self.bytes_received_closed = 0
         self.dropped_messages = 0
@@ -78,6 +81,7 @@ class TransportManager:
     # --- lifecycle
 
     async def start(self, host: str | None, port: int) -> None:
+        self._local_host = host      # dial from our published address: peers limit pending handshakes per IP
         if host:
             self._listener = NTCP2Listener(static_key=self._static_key, router_hash=self.router_hash, iv=self._iv,
                                            netid=self.netid, on_connection=self._inbound, clock=self.clock,
@@ -91,7 +95,7 @@ class TransportManager:
     async def stop(self) -> None:
         if self._listener is not None:
             await self._listener.stop()
-        for conn in list(self.sessions.values()):
+        for conn in [*self.sessions.values(), *self._retired]:
             await conn.close(TerminationReason.ROUTER_SHUTDOWN)
         for task in list(self._tasks):
             task.cancel()
@@ -163,7 +167,8 @@ class TransportManager:
                 conn = await connect(address.host, address.port, static_key=self._static_key,
                                      router_info=self._router_info(), peer_router_hash=peer_hash,
                                      peer_static_key=address.s, peer_iv=address.i, netid=self.netid,
-                                     clock=self.clock, rng=self.rng, settings=self.driver_settings)
+                                     clock=self.clock, rng=self.rng, settings=self.driver_settings,
+                                     local_addr=(self._local_host, 0) if self._local_host else None)
             log.info("NTCP2: connected to %s at %s:%d", b64encode(peer_hash)[:8], address.host, address.port)
             self._register(conn)
         except (ProtocolError, OSError, TimeoutError, LookupError) as exc:
@@ -192,8 +197,9 @@ class TransportManager:
         peer = conn.peer_router_hash
         old = self.sessions.get(peer)
         if old is not None and old is not conn and not old.closed:
-            # the peer dialled again (restart, or a race); the newest session wins
-            self._spawn(old.close(TerminationReason.NORMAL_CLOSE), "ntcp2-replace")
+            # the peer dialled again (restart, or both dialled at once): send on the newest session, and
+            # keep reading the old one a while so nothing already in flight on it is lost
+            self._spawn(self._retire(old), "ntcp2-retire")
         self.sessions[peer] = conn
         self._last_i2np[peer] = self.clock.monotonic()
         conn.add_close_callback(self._closed)
@@ -212,6 +218,14 @@ class TransportManager:
             self._last_i2np.pop(conn.peer_router_hash, None)
             log.info("NTCP2: session with %s closed (reason %s)", b64encode(conn.peer_router_hash)[:8],
                      conn.close_reason)
+
+    async def _retire(self, conn: NTCP2Connection) -> None:
+        self._retired.add(conn)
+        try:
+            await asyncio.sleep(self.settings.replaced_session_grace_s)
+            await conn.close(TerminationReason.NORMAL_CLOSE)
+        finally:
+            self._retired.discard(conn)
 
     async def _receive(self, conn: NTCP2Connection) -> None:
         peer = conn.peer_router_hash

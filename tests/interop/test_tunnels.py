@@ -8,7 +8,6 @@ import random
 import pytest
 
 from core.config import load_config
-from core.crypto.x25519 import X25519Keypair
 from core.data.encoding import b64decode
 from core.i2np import I2NPMessage, MessageType
 from core.router import Router
@@ -39,31 +38,18 @@ class PyRouter:
         config = load_config(tmp_path / name, {"netid": testnet.netid, "host": self.address, "port": port,
                                                "reseed_file": str(testnet.seed_file), "control_port": 0,
                                                "bandwidth": "X"})
-        self.router = Router(config)
-        self.settings = settings
+        self.router = Router(config, tunnel_settings=settings)
         self.service: TunnelService | None = None
         self.local: list[I2NPMessage] = []
-        dispatch = self.router.handle_message
-
-        def handle_message(peer, message):
-            if self.service is None or not self.service.handle_message(peer, message):
-                dispatch(peer, message)
-        self.router.handle_message = handle_message
 
     async def start(self) -> TunnelService:
-        router = self.router
-        await router.start()
-        self.service = TunnelService(router_hash=router.hash, static_key=X25519Keypair(router.keys.keys.private_key),
-                                     send=router.transports.send, netdb=router.netdb, clock=router.clock,
-                                     rng=router.rng, profiles=router.profiles, settings=self.settings,
-                                     lookup_router_info=router.netdb_service.lookup_router_info)
-        self.service.on_local_message = self.local.append
-        await self.service.start()
+        await self.router.start()
+        self.service = self.router.tunnel_service
+        deliver = self.service.on_local_message
+        self.service.on_local_message = lambda message: (self.local.append(message), deliver(message))
         return self.service
 
     async def stop(self) -> None:
-        if self.service is not None:
-            await self.service.stop()
         await self.router.stop()
 
 

@@ -59,3 +59,35 @@ async def test_failed_dial_is_recorded_in_the_peer_profile(tmp_path):
         assert a.hash not in b.transports.sessions
     finally:
         await b.stop()
+
+
+async def test_simultaneous_dials_lose_no_message(tmp_path):
+    """Both routers dial each other at once; every message sent on either session arrives."""
+    from core.i2np.messages import DeliveryStatus
+    routers = {}
+    for name in ("a", "b"):
+        routers[name] = Router(load_config(tmp_path / name, {"netid": 42, "host": "127.0.0.1", "port": free_port(),
+                                                             "control_port": 0}))
+        await routers[name].start()
+    a, b = routers["a"], routers["b"]
+    got = {"a": [], "b": []}
+    for name, router in routers.items():
+        original = router.handle_message
+
+        def record(peer, message, name=name, original=original):
+            if message.type == DeliveryStatus.TYPE:
+                got[name].append(message.msg_id)
+            else:
+                original(peer, message)
+        router.handle_message = record
+        router.transports._on_message = record
+    try:
+        a.netdb.add_router_info(b.router_info)
+        b.netdb.add_router_info(a.router_info)
+        for i in range(1, 21):
+            a.transports.send(b.hash, a.new_message(DeliveryStatus(i, 0)))
+            b.transports.send(a.hash, b.new_message(DeliveryStatus(i, 0)))
+        await wait_for(lambda: len(got["a"]) == 20 and len(got["b"]) == 20, timeout=15)
+    finally:
+        await a.stop()
+        await b.stop()

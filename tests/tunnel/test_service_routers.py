@@ -5,7 +5,6 @@ import asyncio
 import socket
 
 from core.config import load_config
-from core.crypto.x25519 import X25519Keypair
 from core.i2np import I2NPMessage, MessageType
 from core.router import Router
 from core.tunnel.service import TunnelService, TunnelSettings
@@ -25,35 +24,12 @@ async def wait_for(predicate, timeout: float = 20.0) -> None:
             await asyncio.sleep(0.05)
 
 
-def attach_tunnels(router: Router, settings: TunnelSettings = SETTINGS) -> dict:
-    """Before start: offer every message to the service first; after start: `holder["start"]()` makes it."""
-    holder: dict = {"local": []}
-    dispatch = router.handle_message
-
-    def handle_message(peer, message):
-        service = holder.get("service")
-        if service is None or not service.handle_message(peer, message):
-            dispatch(peer, message)
-    router.handle_message = handle_message
-
-    async def start() -> TunnelService:
-        service = TunnelService(router_hash=router.hash, static_key=X25519Keypair(router.keys.keys.private_key),
-                                send=router.transports.send, netdb=router.netdb, clock=router.clock,
-                                rng=router.rng, profiles=router.profiles, settings=settings)
-        service.on_local_message = holder["local"].append
-        holder["service"] = service
-        await service.start()
-        return service
-    holder["start"] = start
-    return holder
-
-
 async def test_routers_build_test_and_use_exploratory_tunnels(tmp_path):
     routers = [Router(load_config(tmp_path / f"r{i}", {"netid": 42, "host": "127.0.0.1", "port": free_port(),
-                                                       "control_port": 0})) for i in range(5)]
-    holders = [attach_tunnels(r) for r in routers]
-    services: list[TunnelService] = []
+                                                       "control_port": 0}), tunnel_settings=SETTINGS)
+               for i in range(5)]
     started: list[Router] = []
+    local: list[I2NPMessage] = []
     try:
         for router in routers:
             await router.start()
@@ -62,13 +38,10 @@ async def test_routers_build_test_and_use_exploratory_tunnels(tmp_path):
             for other in routers:
                 if other is not router:
                     router.netdb.add_router_info(other.router_info)
-        # sessions first, one dial per pair: simultaneous dials both ways replace sessions and lose messages
-        for i, router in enumerate(routers):
-            for other in routers[i + 1:]:
-                assert await router.transports.connect(other.hash) is not None
-        for holder in holders:
-            services.append(await holder["start"]())
+        services = [router.tunnel_service for router in routers]
         me = services[0]
+        deliver = me.on_local_message
+        me.on_local_message = lambda message: (local.append(message), deliver(message))
 
         def ready(service: TunnelService) -> bool:
             now = service.clock.monotonic()
@@ -85,9 +58,7 @@ async def test_routers_build_test_and_use_exploratory_tunnels(tmp_path):
         message = I2NPMessage(MessageType.DATA, 4242, int(me.clock.time() * 1000) + 60_000,
                               (5000).to_bytes(4, "big") + bytes(range(250)) * 20)
         assert me.send_via_outbound(None, message, to_router=inbound.gateway, to_tunnel=inbound.gateway_tunnel_id)
-        await wait_for(lambda: message in holders[0]["local"], 10)
+        await wait_for(lambda: message in local, 10)
     finally:
-        for service in services:
-            await service.stop()
         for router in reversed(started):
             await router.stop()
