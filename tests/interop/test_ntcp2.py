@@ -9,7 +9,7 @@ import pytest
 from core.config import load_config
 from core.data.encoding import b64encode
 from core.data.routerinfo import RouterInfo
-from core.i2np.messages import DatabaseStore
+from core.i2np.messages import DatabaseLookup, DatabaseStore, LookupType
 from core.i2np.registry import parse_payload
 from core.router import Router
 
@@ -67,11 +67,25 @@ async def test_ntcp2_both_directions_with_i2pd(testnet, tmp_path):
             name = i2pd[outbound[0]]
             await wait_for(lambda: any(me.startswith(p) for p in testnet.i2pd_peers(name)), 15, step=1.0)
 
-            # inbound: a floodfill that stored our RouterInfo lets the others find us; ask one i2pd to dial us
-            # by making it build tunnels (it picks known routers, we are one); wait for any inbound session
-            await wait_for(lambda: any(c.inbound for c in router.transports.sessions.values()), 120, step=1.0)
-            inbound = [h for h, c in router.transports.sessions.items() if c.inbound]
-            assert all(h in i2pd for h in inbound)
+            # inbound: a second router, known to nobody and dialling nobody, whose RouterInfo we store at
+            # the floodfill; a lookup from "it" makes the floodfill dial it to deliver the direct reply
+            flood_name = next(name for h, name in i2pd.items() if h in outbound and testnet.router(name).floodfill)
+            flood_hash = next(h for h, name in i2pd.items() if name == flood_name)
+            other = Router(load_config(tmp_path / "q", {"netid": testnet.netid, "host": testnet.add_pyi2p_address(),
+                                                        "port": 24001, "control_port": 0}))
+            await other.start()
+            try:
+                router.transports.send(flood_hash, router.new_message(
+                    DatabaseStore.for_router_info(other.hash, other.router_info.to_bytes())))
+                await asyncio.sleep(1.0)
+                router.transports.send(flood_hash, router.new_message(
+                    DatabaseLookup(flood_hash, other.hash, LookupType.ROUTER_INFO)))
+                await wait_for(lambda: flood_hash in other.transports.sessions, 30)
+                conn = other.transports.sessions[flood_hash]
+                assert conn.inbound and not conn.closed
+                await wait_for(lambda: other.netdb.get_router_info(flood_hash) is not None, 15)
+            finally:
+                await other.stop()
 
             # sessions survive two minutes without I2NP traffic
             watched = dict(router.transports.sessions)
