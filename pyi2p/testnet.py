@@ -258,15 +258,20 @@ class RouterStatus:
                 and (self.exploratory_in or 0) > 0 and (self.exploratory_out or 0) > 0)
 
 
-def i2pd_config(router: Router, *, netid: int, seed_file: str, hops: int) -> str:
-    """i2pd.conf for one testnet router, from scratch; /etc/i2pd is never read."""
+def i2pd_config(router: Router, *, netid: int, seed_file: str, hops: int, su3: bool = False,
+                loglevel: str = "info") -> str:
+    """i2pd.conf for one testnet router, from scratch; /etc/i2pd is never read.
+
+    `seed_file` is a plain zip of RouterInfos, or with `su3` a signed bundle that i2pd must verify.
+    """
     d = router.datadir
     on = {True: "true", False: "false"}
+    reseed_source = f"verify = true\nfile = {seed_file}" if su3 else f"verify = false\nzipfile = {seed_file}"
     return f"""\
 # pyi2p testnet router {router.name}; written by `pyi2p testnet up`, rewritten at every up
 log = file
 logfile = {d}/i2pd.log
-loglevel = info
+loglevel = {loglevel}
 pidfile = {d}/i2pd.pid
 daemon = false
 # private network: peers with another netId (the real I2P is 2) are refused both ways
@@ -341,11 +346,10 @@ frompeers = false
 
 # i2pd reseeds at every start while it knows < 5 floodfills: give it the local zip, never URLs
 [reseed]
-verify = false
+{reseed_source}
 threshold = 0
 urls =
 yggurls =
-zipfile = {seed_file}
 
 # must stay enabled (SAM STREAM CONNECT crashes 2.45.1 without it); no subscriptions/defaulturl
 # keys at all (an empty one aborts i2pd after 3 min): hosts.txt and subscriptions.txt are files
@@ -374,6 +378,20 @@ yggdrasil = false
 
 _TAG = re.compile(r"<[^>]+>")
 _ARROW = "&#8658;"
+
+
+def write_i2pd_datadir(router: Router, *, netid: int, seed_file: str, hops: int = 1, su3: bool = False,
+                       loglevel: str = "info") -> None:
+    """Everything an i2pd data dir of the testnet needs before its first start (config from scratch)."""
+    d = Path(router.datadir)
+    (d / "tunnels.d").mkdir(parents=True, exist_ok=True)
+    (d / "certificates").mkdir(exist_ok=True)
+    atomic_write_text(d / "i2pd.conf", i2pd_config(router, netid=netid, seed_file=seed_file, hops=hops, su3=su3,
+                                                        loglevel=loglevel))
+    atomic_write_text(d / "tunnels.conf", "# no client tunnels\n")
+    # a loaded book (hosts.txt) with zero subscriptions: no download timer, no abort
+    atomic_write_text(d / "hosts.txt", "# testnet: no names; use .b32.i2p or base64 destinations\n")
+    atomic_write_text(d / "subscriptions.txt", "# testnet: no subscriptions\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -549,15 +567,7 @@ class Testnet:
         if reason:
             raise TestnetError(reason)
         started = time.monotonic()
-        self.base.mkdir(parents=True, exist_ok=True)
-        self._adopt_previous()
-        self._setup_netns()
-        self._write_files()
-        self.save()
-        self._make_identities(self.i2pd_routers)
-        self._seed()
-        self._make_identities(self.pyi2p_routers)
-        self._seed()
+        self.make_identities()
         for r in self.routers:
             if not r.running:
                 self._launch(r)
@@ -570,6 +580,21 @@ class Testnet:
         self.save()
         log.info("ready after %.1f s", self.ready_after_s)
         return statuses
+
+    def make_identities(self) -> None:
+        """Namespace, files and a signed identity for every router, each seeded with all the others; starts none."""
+        reason = unavailable_reason()
+        if reason:
+            raise TestnetError(reason)
+        self.base.mkdir(parents=True, exist_ok=True)
+        self._adopt_previous()
+        self._setup_netns()
+        self._write_files()
+        self.save()
+        self._make_identities(self.i2pd_routers)
+        self._seed()
+        self._make_identities(self.pyi2p_routers)
+        self._seed()
 
     def _adopt_previous(self) -> None:
         previous = Testnet.load(self.base)
@@ -596,19 +621,11 @@ class Testnet:
 
     def _write_files(self) -> None:
         for r in self.routers:
-            d = Path(r.datadir)
-            d.mkdir(parents=True, exist_ok=True)
+            Path(r.datadir).mkdir(parents=True, exist_ok=True)
             if r.kind == "pyi2p":
                 self._write_pyi2p_config(r)
-                continue
-            (d / "tunnels.d").mkdir(exist_ok=True)
-            (d / "certificates").mkdir(exist_ok=True)
-            atomic_write_text(d / "i2pd.conf", i2pd_config(r, netid=self.netid, seed_file=str(self.seed_file),
-                                                           hops=self.hops))
-            atomic_write_text(d / "tunnels.conf", "# no client tunnels\n")
-            # a loaded book (hosts.txt) with zero subscriptions: no download timer, no abort
-            atomic_write_text(d / "hosts.txt", "# testnet: no names; use .b32.i2p or base64 destinations\n")
-            atomic_write_text(d / "subscriptions.txt", "# testnet: no subscriptions\n")
+            else:
+                write_i2pd_datadir(r, netid=self.netid, seed_file=str(self.seed_file), hops=self.hops)
 
     def _write_pyi2p_config(self, r: Router) -> None:
         """config.toml for `pyi2p run`: its own I2PControl port, since all routers share the namespace's 127.0.0.1."""

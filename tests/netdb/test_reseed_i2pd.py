@@ -14,7 +14,8 @@ import time
 import pytest
 
 from pyi2p import reseed as cli
-from pyi2p.testnet import delete_netns, i2pd_binary, unavailable_reason
+from pyi2p.testnet import Router as I2pdRouter
+from pyi2p.testnet import delete_netns, i2pd_binary, unavailable_reason, write_i2pd_datadir
 
 from .test_reseed_make import make_datadir
 
@@ -24,66 +25,15 @@ ADDRESS = "198.18.0.1"
 PORT = 23466
 WAIT_S = 25.0
 
-CONF = """log = file
-logfile = {d}/i2pd.log
-loglevel = debug
-daemon = false
-netid = 42
-ipv4 = true
-ipv6 = false
-host = {address}
-address4 = {address}
-port = {port}
-nat = false
-[ntcp2]
-enabled = true
-port = {port}
-[ssu2]
-enabled = false
-[http]
-enabled = false
-[httpproxy]
-enabled = false
-[socksproxy]
-enabled = false
-[sam]
-enabled = false
-[i2cp]
-enabled = false
-[bob]
-enabled = false
-[i2pcontrol]
-enabled = false
-[upnp]
-enabled = false
-[nettime]
-enabled = false
-[reseed]
-verify = true
-file = {seed}
-threshold = 0
-urls =
-yggurls =
-[addressbook]
-enabled = true
-[persist]
-profiles = false
-[meshnets]
-yggdrasil = false
-"""
-
-
 def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)     # PR_SET_PDEATHSIG
 
 
 def run_i2pd(datadir, seed, netns) -> str:
     """Starts i2pd, waits until its log shows the reseed's outcome, stops it; returns the log."""
-    (datadir / "tunnels.d").mkdir(parents=True)
-    (datadir / "tunnels.conf").write_text("")
-    (datadir / "hosts.txt").write_text("")
-    (datadir / "subscriptions.txt").write_text("# none\n")
-    (datadir / "i2pd.conf").write_text(CONF.format(d=datadir, address=ADDRESS, port=PORT, seed=seed))
+    router = I2pdRouter(name="r1", kind="i2pd", datadir=str(datadir), address=ADDRESS, port=PORT,
+                           console=PORT + 1, sam=PORT + 2, http_proxy=PORT + 3, i2cp=PORT + 4)
+    write_i2pd_datadir(router, netid=42, seed_file=str(seed), su3=True, loglevel="debug")
     log_path = datadir / "i2pd.log"
     proc = subprocess.Popen(
         ["ip", "netns", "exec", netns, i2pd_binary(), "--datadir", str(datadir), "--conf", str(datadir / "i2pd.conf"),
