@@ -26,7 +26,7 @@ from core.data.privatekeys import PrivateKeys
 from core.datagram import (PROTO_DATAGRAM, PROTO_DATAGRAM2, PROTO_DATAGRAM3, PROTO_RAW, Datagram1, Datagram2,
                            Datagram3, RawDatagram, parse_datagram)
 from core.garlic.manager import SessionKeyManager
-from core.garlic.session import SUPPORTED_CRYPTO_TYPES, MessageKind, ReceivedGarlic, SessionNotReady
+from core.garlic.session import SUPPORTED_CRYPTO_TYPES, MessageKind, ReceivedGarlic, SessionNotReady, SessionState
 from core.i2np import (Data, DatabaseStore, DeliveryType, Garlic, GarlicCloveBlock, GarlicCloveDeliveryInstructions,
                        I2NPMessage, MessageType)
 
@@ -46,6 +46,8 @@ LEASE_MARGIN_S = 10.0             # a lease ending sooner than this is not used
 LOOKUP_TIMEOUT_S = 30.0
 FAILED_LOOKUP_HOLD_S = 10.0       # a destination not found is not searched again this soon
 LS_ACK_TIMEOUT_S = 60.0           # resend our LeaseSet when its ack has not come by then
+NS_BEFORE_HOLD = 4                # New Session messages sent before the rest wait for the NSR...
+NS_HOLD_S = 2.0                   # ...at most this long: a burst of NS would hit receivers' NS rate limits
 
 
 class ClientNetwork(Protocol):
@@ -143,6 +145,10 @@ class _Peer:
     leaseset_sent: int = -1                  # published time of our LeaseSet the peer confirmed
     leaseset_ack: tuple[tuple[int, int], int, float] | None = None   # (ack id, published, sent at)
     lease: Lease2 | None = None
+    ns_session: int = 0                      # id() of the outbound session the NS count is for
+    ns_sent: int = 0
+    held: deque = field(default_factory=deque)   # cloves waiting for the NSR (ecies.rst "Multiple NS Messages")
+    held_since: float = 0.0
 
 
 @dataclass(slots=True)
@@ -270,6 +276,9 @@ class ClientSession:
                 continue
             self.stats["empty_replies"] += 1
             self._send_garlic(leaseset, [])
+        now = self.clock.monotonic()
+        for dest_hash in [h for h, p in self._peers.items() if p.held and now - p.held_since >= NS_HOLD_S]:
+            self._flush_held(dest_hash, force=True)
         wall = self.clock.time()
         for dest_hash in [h for h, ls in self._remote.items() if ls.expires <= wall * 1000]:
             self._forget_remote(dest_hash)
@@ -438,6 +447,20 @@ class ClientSession:
         session = self.skm.session(static_key)
         new_session = session is None or not session.established
         now = self.clock.monotonic()
+        if session is not None and session.state is SessionState.NEW_SESSION_SENT \
+                and not session.should_restart(now):
+            if peer.ns_session != id(session):
+                peer.ns_session, peer.ns_sent = id(session), 0
+            if peer.ns_sent >= NS_BEFORE_HOLD and now - session.created < NS_HOLD_S:
+                if cloves:
+                    if not peer.held:
+                        peer.held_since = now
+                    if len(peer.held) >= self.options.max_pending_per_destination:
+                        peer.held.popleft()
+                        self.stats["dropped_held_full"] += 1
+                    peer.held.append(cloves)
+                    self.stats["held_for_nsr"] += 1
+                return True
         blocks: list = list(cloves)
         ack_request = False
         ours = self.leaseset
@@ -463,7 +486,31 @@ class ClientSession:
             peer.lease = None
             return False
         self.stats[f"sent_{sent.kind.name.lower()}"] += 1
+        if sent.kind is MessageKind.NEW_SESSION:
+            if peer.ns_session != id(self.skm.session(static_key)):
+                peer.ns_session, peer.ns_sent = id(self.skm.session(static_key)), 0
+            peer.ns_sent += 1
         return True
+
+    def _flush_held(self, dest_hash: bytes, force: bool = False) -> None:
+        """Send what waited for the NSR: once the session is up, or when waiting took too long."""
+        peer = self._peers.get(dest_hash)
+        if peer is None or not peer.held:
+            return
+        leaseset = self._remote_leaseset(dest_hash)
+        if leaseset is None:
+            self.stats["dropped_held_no_leaseset"] += len(peer.held)
+            peer.held.clear()
+            return
+        selected = leaseset.select_encryption_key(self.skm.crypto_types)
+        session = self.skm.session(selected[1]) if selected is not None else None
+        if not force and (session is None or not session.established):
+            return
+        held, peer.held = peer.held, deque()
+        peer.ns_sent = 0 if force else peer.ns_sent
+        peer.ns_session = 0 if force else peer.ns_session
+        for cloves in held:
+            self._send_garlic(leaseset, cloves)
 
     def _pick_lease(self, peer: _Peer, leaseset: LeaseSet2) -> Lease2 | None:
         """Keep one lease per peer while it lasts (a stable path), else a random unexpiring one."""
@@ -612,6 +659,7 @@ class ClientSession:
         if sender_hash is not None:
             leaseset = self._remote.get(sender_hash)
             sender = leaseset.destination if leaseset is not None else None
+            self._flush_held(sender_hash)
         for data in payloads:
             try:
                 message = ClientPayload.parse(data)

@@ -228,3 +228,40 @@ async def test_close_releases_tunnels(world):
     await a.close()
     assert handle.closed and api.sessions == []
     await a.close()   # idempotent
+
+
+async def test_a_burst_before_the_nsr_waits_instead_of_flooding_new_sessions(world):
+    api_a, api_b, a, b = await _two(world)
+    assert a._accept_leaseset(b.hash, world.netdb[b.hash]) is not None   # known: no lookup queue
+    for i in range(60):
+        a.send_datagram(b.hash, b"%d" % i, protocol=PROTO_RAW)
+    await asyncio.sleep(0.05)
+    assert a.stats["sent_new_session"] == 4 and a.stats["held_for_nsr"] == 56
+    got = set()
+    async with asyncio.timeout(5):
+        while len(got) < 60:
+            got.add((await b.receive_datagram()).payload)
+    assert b.skm.stats["ns_rate_limited"] == 0
+    assert a.stats["sent_existing_session"] == 56 and b.stats["empty_replies"] == 1
+    # the waiting room is bounded like the lookup queue
+    c = await api_b.open_session(name="c")
+    await asyncio.wait_for(c.wait_published(), 5)
+    assert a._accept_leaseset(c.hash, world.netdb[c.hash]) is not None
+    for i in range(100):
+        a.send_datagram(c.hash, b"%d" % i, protocol=PROTO_RAW)
+    assert len(a._peers[c.hash].held) == a.options.max_pending_per_destination
+    assert a.stats["dropped_held_full"] == 100 - 4 - a.options.max_pending_per_destination
+
+
+async def test_held_messages_go_out_as_new_sessions_when_no_nsr_comes(world):
+    api_a, api_b, a, b = await _two(world)
+    b.set_protocol_handler(PROTO_RAW, lambda m: None)
+    b.tick = lambda: None            # b never answers at the ratchet layer
+    b._task.cancel()
+    for i in range(6):
+        a.send_datagram(b.hash, b"%d" % i, protocol=PROTO_RAW)
+    await asyncio.sleep(0.05)
+    assert a.stats["sent_new_session"] == 4 and len(a._peers[b.hash].held) == 2
+    await asyncio.sleep(2.1)
+    a.tick()
+    assert a.stats["sent_new_session"] == 6 and not a._peers[b.hash].held
