@@ -27,7 +27,7 @@ class RouterConfig:
     netid: int = REAL_NETID
     reseed_file: str | None = None
     reseed_urls: tuple[str, ...] | None = None   # None: the real network's servers for netid 2, none otherwise
-    floodfill: bool = False
+    floodfill: bool | str = False    # True, False, or "auto" (taken on when the router qualifies)
     bandwidth: str = "O"             # caps letter: K L M N O P X
     max_connections: int = 256
     control_host: str = "127.0.0.1"
@@ -40,7 +40,7 @@ class RouterConfig:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(RouterConfig)}
-_TYPES = {"datadir": Path, "host": str, "port": int, "netid": int, "reseed_file": str, "reseed_urls": tuple, "floodfill": bool,
+_TYPES = {"datadir": Path, "host": str, "port": int, "netid": int, "reseed_file": str, "reseed_urls": tuple, "floodfill": "floodfill",
           "bandwidth": str, "max_connections": int, "control_host": str, "control_port": int, "log_level": str}
 
 _TEMPLATE = """\
@@ -63,7 +63,8 @@ netid = {netid}
 # network's servers when netid is 2, none otherwise.
 # reseed_urls = ["https://reseed.example.i2p/"]
 
-# Act as a floodfill (store and answer network database entries).
+# Act as a floodfill (store and answer network database entries): true, false, or "auto"
+# (taken on once the router is reachable, fast and up for two hours, while floodfills are few).
 floodfill = false
 
 # Bandwidth class published in our caps: K L M N O P X.
@@ -79,6 +80,10 @@ def _coerce(name: str, value):
     kind = _TYPES[name]
     if value is None:
         return None
+    if kind == "floodfill":
+        if value == "auto" or isinstance(value, bool):
+            return value
+        raise ConfigError(f"floodfill must be true, false or \"auto\", not {value!r}", structure="config")
     if kind is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{name} must be true or false, not {value!r}", structure="config")

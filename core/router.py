@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from dataclasses import replace
 
 from core.clock import Clock, SystemClock
@@ -34,6 +33,10 @@ log = logging.getLogger(__name__)
 ROUTER_INFO_FILE = "router.info"
 REPUBLISH_INTERVAL_S = 30 * 60   # re-sign our RouterInfo so its published time stays fresh
 MESSAGE_EXPIRATION_MS = 60_000
+AUTO_FLOODFILL_UPTIME_S = 2 * 3600
+AUTO_FLOODFILL_BANDWIDTH = ("O", "P", "X")
+AUTO_FLOODFILL_ENOUGH = 500       # known floodfills beyond which the network needs no more
+AUTO_FLOODFILL_CHECK_S = 300
 RESEED_THRESHOLD = 25            # reseed from servers while we know fewer routers than this
 
 
@@ -44,6 +47,7 @@ class Router:
                  tunnel_settings: TunnelSettings | None = None):
         self.config = config
         self.tunnel_settings = tunnel_settings
+        self.floodfill_active = config.floodfill is True     # "auto": decided by floodfill_wanted() later
         self.clock = clock or SystemClock()
         self.rng = rng
         self.keys: RouterKeys | None = None
@@ -73,7 +77,7 @@ class Router:
 
     def caps(self) -> str:
         caps = self.config.bandwidth
-        if self.config.floodfill:
+        if self.floodfill_active:
             caps += "f"
         caps += "R" if self.config.host else "U"
         return caps
@@ -89,7 +93,7 @@ class Router:
     def build_router_info(self) -> RouterInfo:
         assert self.keys is not None
         options = {"caps": self.caps(), "netId": str(self.config.netid), "router.version": ROUTER_VERSION}
-        if self.config.floodfill and self.netdb is not None:
+        if self.floodfill_active and self.netdb is not None:
             # network-database.md "Additional Options": floodfills include these in every RouterInfo
             options.update({"netdb.knownLeaseSets": str(len(self.netdb.leasesets)),
                             "netdb.knownRouters": str(len(self.netdb))})
@@ -126,7 +130,7 @@ class Router:
             on_dial_failure=self.profiles.record_connect_failure)
         self.netdb_service = NetDbService(
             self.netdb, self.profiles, own_hash=self.keys.hash, own_router_info=lambda: self.router_info,
-            send=self.transports.send, clock=self.clock, rng=self.rng, floodfill=self.config.floodfill,
+            send=self.transports.send, clock=self.clock, rng=self.rng, floodfill=self.floodfill_active,
             uptime=lambda: self.uptime_s)
         await self.transports.start(self.config.host, self.config.port)
         await self.netdb_service.start()
@@ -138,13 +142,36 @@ class Router:
         self.tunnel_service.on_local_message = lambda message: self.handle_message(self.hash, message)
         await self.tunnel_service.start()
         await self._start_control()
-        self.started_at = time.monotonic()
+        self.started_at = self.clock.monotonic()
         self.status_text = "Running"
         self._start_reseed_service()
         if len(self.netdb) == 0:
             log.warning("no peers yet: the netDb is empty; give a reseed file (--reseed-file) to join a network")
         self._tasks.append(asyncio.create_task(self._republish_loop(), name="republish"))
         self._tasks.append(asyncio.create_task(self._bandwidth_loop(), name="bandwidth"))
+        if self.config.floodfill == "auto":
+            self._tasks.append(asyncio.create_task(self._floodfill_monitor(), name="floodfill-monitor"))
+
+    def floodfill_wanted(self) -> bool:
+        """The automatic choice, after Java's: reachable, a fast bandwidth class, long enough up, and the
+        network short of floodfills."""
+        return (bool(self.config.host) and self.config.bandwidth in AUTO_FLOODFILL_BANDWIDTH
+                and self.uptime_s >= AUTO_FLOODFILL_UPTIME_S
+                and len(self.netdb.floodfills()) < AUTO_FLOODFILL_ENOUGH)
+
+    def set_floodfill(self, active: bool) -> None:
+        if active == self.floodfill_active:
+            return
+        log.info("floodfill role %s", "taken on" if active else "given up")
+        self.floodfill_active = active
+        self.netdb_service.floodfill = active
+        self.refresh_router_info()
+        self.publish_router_info()
+
+    async def _floodfill_monitor(self) -> None:
+        while True:
+            self.set_floodfill(self.floodfill_wanted())
+            await asyncio.sleep(AUTO_FLOODFILL_CHECK_S)
 
     async def _bandwidth_loop(self) -> None:
         while True:
@@ -253,7 +280,7 @@ class Router:
 
     @property
     def uptime_s(self) -> float:
-        return 0.0 if self.started_at is None else time.monotonic() - self.started_at
+        return 0.0 if self.started_at is None else self.clock.monotonic() - self.started_at
 
     # --- core.control.api.ControlledRouter
 

@@ -75,3 +75,41 @@ async def test_reseed_servers_are_asked_while_the_netdb_is_small(tmp_path, monke
         assert router.reseed_service.needs_reseed()
     finally:
         await router.stop()
+
+
+async def test_automatic_floodfill_after_two_hours_when_reachable_and_fast(tmp_path, free_port):
+    clock = FakeClock()
+    router = Router(load_config(tmp_path, {"netid": 42, "control_port": 0, "host": "127.0.0.1", "port": free_port,
+                                           "floodfill": "auto", "bandwidth": "X"}), clock=clock)
+    await router.start()
+    try:
+        assert not router.floodfill_active and "f" not in router.router_info.caps
+        assert not router.floodfill_wanted()
+        clock.advance(2 * 3600)
+        assert router.floodfill_wanted()
+        router.set_floodfill(router.floodfill_wanted())
+        assert router.floodfill_active and router.netdb_service.floodfill
+        assert "f" in router.router_info.caps
+        assert "netdb.knownRouters" in router.router_info.options
+    finally:
+        await router.stop()
+
+
+async def test_automatic_floodfill_never_when_unreachable_or_slow(tmp_path):
+    clock = FakeClock()
+    router = Router(load_config(tmp_path, {"netid": 42, "control_port": 0, "floodfill": "auto",
+                                           "bandwidth": "L"}), clock=clock)
+    await router.start()
+    try:
+        clock.advance(3 * 3600)
+        assert not router.floodfill_wanted()
+    finally:
+        await router.stop()
+
+
+def test_floodfill_setting_takes_true_false_or_auto(tmp_path):
+    (tmp_path / "config.toml").write_text('port = 12000\nfloodfill = "auto"\n')
+    assert load_config(tmp_path).floodfill == "auto"
+    (tmp_path / "config.toml").write_text('port = 12000\nfloodfill = "sometimes"\n')
+    with pytest.raises(ConfigError):
+        load_config(tmp_path)
