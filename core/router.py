@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from dataclasses import replace
 
 from core.clock import Clock, SystemClock
 from core.config import REAL_NETID, RouterConfig

@@ -18,7 +18,7 @@ from core.fsutil import atomic_write
 
 from .certificate import crypto_type_info, key_layout
 from .errors import ParseError, SignatureError
-from .identity import Destination, RouterIdentity, compressible_filler
+from .identity import Destination, RouterIdentity
 from .keytypes import CRYPTO_ELGAMAL, CRYPTO_X25519, SIG_ED25519, SIG_TYPES
 from .reader import Reader
 

@@ -11,7 +11,6 @@ import os
 from collections import Counter, OrderedDict
 
 from ..clock import Clock, Rng
-from ..crypto import x25519
 from ..crypto.chacha import TAG_LEN, ChaChaPoly
 from ..crypto.x25519 import X25519Keypair
 from ..data.errors import CryptoError, ProtocolError
