@@ -42,6 +42,7 @@ REPLY_AFTER_S = 0.5               # ecies.rst "Protocol-layer responses": answer
 MESSAGE_LIFETIME_MS = 60_000
 LEASESET_MAX_LIFETIME_S = 660     # leases last 10 minutes; floodfills refuse much longer
 LEASESET_REFRESH_S = 300.0        # re-sign and republish even when the leases stay the same
+PUBLISH_RETRY_S = 5.0             # after a publication no floodfill confirmed
 LEASE_MARGIN_S = 10.0             # a lease ending sooner than this is not used
 LOOKUP_TIMEOUT_S = 30.0
 FAILED_LOOKUP_HOLD_S = 10.0       # a destination not found is not searched again this soon
@@ -327,7 +328,8 @@ class ClientSession:
         self.stats["leaseset_publications"] += 1
         if confirmed <= 0:
             self.stats["leaseset_unconfirmed"] += 1
-            self._leaseset_signed_at = -LEASESET_REFRESH_S   # try again at the next tick
+            # sign and publish again soon, not at every tick (no floodfill may be known yet)
+            self._leaseset_signed_at = self.clock.monotonic() - LEASESET_REFRESH_S + PUBLISH_RETRY_S
             return
         if self.leaseset_published_at is None:
             self.leaseset_published_at = self.clock.monotonic()

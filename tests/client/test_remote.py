@@ -208,13 +208,17 @@ async def test_expired_leases_are_not_used(world):
     await api_b.close()
 
 
-async def test_unconfirmed_publication_is_retried(world):
+async def test_unconfirmed_publication_is_retried(world, monkeypatch):
+    import core.client.session as session_module
+    monkeypatch.setattr(session_module, "PUBLISH_RETRY_S", 0.6)
     network = world.network("A")
     network.publish_confirmations = 0
     api = ClientAPI(network)
     a = await api.open_session(name="a")
     await asyncio.sleep(0.05)
     assert a.stats["leaseset_unconfirmed"] == 1 and a.leaseset_published_at is None
+    await asyncio.sleep(0.3)
+    assert len(world.publications) == 1           # no retry at every tick
     network.publish_confirmations = 1
     await asyncio.wait_for(a.wait_published(), 3)
     assert len(world.publications) >= 2 and world.netdb[a.hash] == a.leaseset
