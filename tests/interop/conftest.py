@@ -34,9 +34,14 @@ def testnet_requirements() -> None:
     remove_stale_test_namespaces()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def testnet(testnet_requirements: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
-    """5 i2pd routers (r1, r2 floodfills), ready: each knows all, has sessions and exploratory tunnels."""
+    """5 i2pd routers (r1, r2 floodfills), ready: each knows all, has sessions and exploratory tunnels.
+
+    One per test module: every in-process router a test starts stays in the i2pd netDbs after it stops
+    (i2pd never expires RouterInfos below 90 routers), and a netDb full of dead routers slows i2pd's
+    tunnel building for every later test. A fresh testnet costs about 20 s.
+    """
     net = Testnet(tmp_path_factory.mktemp("testnet"), netns=f"{TEST_NETNS_PREFIX}{os.getpid()}",
                   die_with_parent=True)
     try:
