@@ -85,6 +85,16 @@ async def _send_until_received(send, receive, attempts: int = 4, wait: float = 6
     return None
 
 
+async def _console_page(testnet, name: str, path: str, tries: int = 5) -> str:
+    """An i2pd console page; the console sometimes drops a connection, so a few tries."""
+    for _ in range(tries - 1):
+        try:
+            return testnet.http_get(name, path)
+        except OSError:
+            await asyncio.sleep(1.0)
+    return testnet.http_get(name, path)
+
+
 async def _first_contact(create, exchange, rounds: int = 3):
     """i2pd 2.45.1 sometimes never publishes a fresh destination's LeaseSet (testnet README pitfall 5):
     then the i2pd destination is recreated, at most `rounds` times. Returns (sam session, result)."""
@@ -97,11 +107,13 @@ async def _first_contact(create, exchange, rounds: int = 3):
     raise AssertionError(f"no exchange with an i2pd destination in {rounds} rounds")
 
 
-async def test_datagrams_with_i2pd_destinations(testnet, tmp_path):
+@pytest.mark.parametrize("enc_types", ["4", "6,4"], ids=["x25519", "hybrid-offered"])
+async def test_datagrams_with_i2pd_destinations(testnet, tmp_path, enc_types):
+    """With "6,4" our LeaseSet2 also offers ML-KEM-768 hybrid keys: i2pd 2.45.1 must skip them and use X25519."""
     address = testnet.add_pyi2p_address()
     floodfill_consoles = [r.name for r in testnet.i2pd_routers if r.floodfill]
     with testnet.in_netns():
-        router = Router(load_config(tmp_path / "client", {"netid": testnet.netid, "host": address, "port": 24200,
+        router = Router(load_config(tmp_path / "client", {"netid": testnet.netid, "host": address, "port": 24200 + len(enc_types),
                                                           "reseed_file": str(testnet.seed_file), "control_port": 0}))
         node = ClientRouter(router)
         node.attach()
@@ -112,7 +124,8 @@ async def test_datagrams_with_i2pd_destinations(testnet, tmp_path):
             sam_tasks = [asyncio.create_task(SamDatagrams.create(testnet.sam_port("r3"), "DATAGRAM", "dg")),
                          asyncio.create_task(SamDatagrams.create(testnet.sam_port("r4"), "RAW", "raw"))]
             opened = time.monotonic()
-            session = await node.api.open_session(options=OPTIONS, name="interop")
+            session = await node.api.open_session(options={**OPTIONS, "i2cp.leaseSetEncType": enc_types},
+                                                  name="interop")
             await asyncio.wait_for(session.wait_published(), 90)
             published_after = time.monotonic() - opened
             await wait_for(lambda: two_hop_leases(session), 90, interval=0.2)
@@ -120,7 +133,7 @@ async def test_datagrams_with_i2pd_destinations(testnet, tmp_path):
 
             # the i2pd floodfills hold our LeaseSet2, valid, under our b32 (console "LeaseSets" page)
             b32 = session.b32_address.removesuffix(".b32.i2p")
-            pages = {name: testnet.http_get(name, "/?page=leasesets") for name in floodfill_consoles}
+            pages = {name: await _console_page(testnet, name, "/?page=leasesets") for name in floodfill_consoles}
             holders = [name for name, page in pages.items() if b32 in page]
             assert holders, "no i2pd floodfill stored our LeaseSet"
             for name in holders:
@@ -136,20 +149,25 @@ async def test_datagrams_with_i2pd_destinations(testnet, tmp_path):
             assert payload == message and sender == session.destination
             assert session.stats["lookups"] >= 1
             # and back: i2pd answers with our bundled LeaseSet
-            await dg.send(session.destination, b"reply from i2pd")
-            got = await asyncio.wait_for(session.receive_datagram(), 30)
-            assert got.payload == b"reply from i2pd" and got.sender == dg.destination
+            got = await _send_until_received(lambda: asyncio.ensure_future(dg.send(session.destination, b"reply")),
+                                             lambda t: asyncio.wait_for(session.receive_datagram(), t))
+            assert got is not None, f"no reply from i2pd: {dict(session.stats)}"
+            assert got.payload == b"reply" and got.sender == dg.destination
             assert got.protocol == PROTO_DATAGRAM
 
             rtts = []
-            for i in range(10):
+            for i in range(10):   # datagrams are best effort: a lost one is skipped, but most must come back
                 started = time.monotonic()
                 session.send_datagram(dg.destination, b"ping %d" % i, protocol=PROTO_DATAGRAM)
-                _, payload = await dg.receive(15)
-                await dg.send(session.destination, payload)
-                echoed = await asyncio.wait_for(session.receive_datagram(), 15)
-                assert echoed.payload == b"ping %d" % i
+                try:
+                    _, payload = await dg.receive(5)
+                    await dg.send(session.destination, payload)
+                    while (await asyncio.wait_for(session.receive_datagram(), 5)).payload != b"ping %d" % i:
+                        pass
+                except (asyncio.TimeoutError, TimeoutError):
+                    continue
                 rtts.append(time.monotonic() - started)
+            assert len(rtts) >= 7, f"only {len(rtts)} of 10 pings came back"
 
             # i2pd -> pyi2p raw: the i2pd destination finds our LeaseSet through the floodfills
             raw, first = await _first_contact(lambda: asyncio.sleep(0, first_raw), lambda sam: (
@@ -157,11 +175,12 @@ async def test_datagrams_with_i2pd_destinations(testnet, tmp_path):
                                      lambda t: asyncio.wait_for(session.receive_datagram(), t))))
             assert first.payload == b"raw from i2pd" and first.protocol == PROTO_RAW
             assert first.sender_hash == raw.destination.hash   # vouched by its garlic session and LeaseSet
-            session.send_datagram(first.sender_hash, b"raw from pyi2p", protocol=PROTO_RAW)
-            sender, payload = await raw.receive(30)
-            assert payload == b"raw from pyi2p" and sender is None
+            back = await _send_until_received(
+                lambda: session.send_datagram(first.sender_hash, b"raw from pyi2p", protocol=PROTO_RAW), raw.receive)
+            assert back == (None, b"raw from pyi2p")
 
             assert session.stats["garlic_undecryptable"] == 0
+            assert all(s.crypto_type == 4 for s in session.skm._by_key.values())
             print(f"\nLeaseSet published {published_after:.1f} s after opening (2-hop leases only after "
                   f"{two_hop_after:.1f} s); floodfills holding it: {holders}; repliable datagram round trip "
                   f"pyi2p->i2pd->pyi2p over 2-hop tunnels: median {statistics.median(rtts) * 1000:.0f} ms, "
