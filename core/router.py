@@ -13,6 +13,7 @@ from core.data.errors import ProtocolError
 from core.data.routerinfo import RouterAddress, RouterInfo
 from core.fsutil import atomic_write
 from core.identity_store import RouterKeys, load_or_create_router_keys
+from core.client import ClientAPI, RouterNetwork
 from core.control.api import (DestinationRecord, NetStatus, PeerRecord, RouterSnapshot, SettingError,
                               TunnelRecord)
 from core.i2np.header import I2NPMessage
@@ -58,6 +59,7 @@ class Router:
         self.started_at: float | None = None
         self.transports: TransportManager | None = None
         self.tunnel_service: TunnelService | None = None
+        self.client: ClientAPI | None = None
         self.control = None
         self.status_text = "Starting"
         self.unhandled_messages = 0
@@ -140,6 +142,8 @@ class Router:
             lookup_router_info=self.netdb_service.lookup_router_info)
         self.tunnel_service.on_local_message = lambda message: self.handle_message(self.hash, message)
         await self.tunnel_service.start()
+        self.client = ClientAPI(RouterNetwork(self.tunnel_service, self.netdb_service), clock=self.clock,
+                                rng=self.rng)
         await self._start_control()
         self.started_at = self.clock.monotonic()
         self.status_text = "Running"
@@ -258,6 +262,8 @@ class Router:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.client is not None:
+            await self.client.close()
         if self.tunnel_service is not None:
             await self.tunnel_service.stop()
         if self.netdb_service is not None:
@@ -320,7 +326,8 @@ class Router:
         return self.tunnel_service.tunnel_records() if self.tunnel_service else []
 
     def destinations(self) -> list[DestinationRecord]:
-        return []
+        sessions = self.client.sessions if self.client else ()
+        return [DestinationRecord(s.b32_address, s.name or "") for s in sessions]
 
     def network_settings(self) -> dict[str, str]:
         return {"i2p.router.net.ntcp.port": str(self.config.port),

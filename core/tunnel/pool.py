@@ -220,7 +220,12 @@ class TunnelPool:
         return self._tunnels.get(key)
 
     def usable(self, now: float) -> list[PoolTunnel]:
-        return [t for t in self._tunnels.values() if t.expires_at > now]
+        """Unexpired tunnels; a zero-hop fallback only while the pool has nothing longer (it would put our own
+        router in a LeaseSet, or be the first hop of a client's traffic)."""
+        live = [t for t in self._tunnels.values() if t.expires_at > now]
+        if self.config.length > 0 and any(t.hops for t in live):
+            return [t for t in live if t.hops]
+        return live
 
     def _healthy(self, now: float) -> int:
         """Tunnels that will not need replacing soon; a zero-hop fallback counts only in a zero-length pool."""

@@ -10,7 +10,6 @@ import time
 import pytest
 
 from core.config import load_config
-from core.data.encoding import b64decode
 from core.data.identity import Destination
 from core.datagram import PROTO_DATAGRAM, PROTO_RAW
 from core.router import Router
@@ -114,13 +113,12 @@ async def test_datagrams_with_i2pd_destinations(testnet, tmp_path, enc_types):
     floodfill_consoles = [r.name for r in testnet.i2pd_routers if r.floodfill]
     with testnet.in_netns():
         router = Router(load_config(tmp_path / "client", {"netid": testnet.netid, "host": address, "port": 24200 + len(enc_types),
-                                                          "reseed_file": str(testnet.seed_file), "control_port": 0}))
+                                                          "reseed_file": str(testnet.seed_file), "control_port": 0}),
+                        tunnel_settings=SETTINGS)
         node = ClientRouter(router)
-        node.attach()
         sam_tasks = []
         try:
             await router.start()
-            await node.start_tunnels(SETTINGS)
             sam_tasks = [asyncio.create_task(SamDatagrams.create(testnet.sam_port("r3"), "DATAGRAM", "dg")),
                          asyncio.create_task(SamDatagrams.create(testnet.sam_port("r4"), "RAW", "raw"))]
             opened = time.monotonic()

@@ -174,11 +174,12 @@ def test_pick_and_next_wakeup():
     pool.build_started(1, (b"\x01" * 32,), 0.0)
     assert pool.next_wakeup(0.0) == 30.0  # build deadline
     pool.build_succeeded(1, 10, 0.0)
-    pool.add_zero_hop(11, 500.0)
+    pool.build_started(2, (b"\x02" * 32,), 500.0)
+    pool.build_succeeded(2, 11, 500.0)
     assert pool.pick(520.0).key == 11  # the older one is about to expire
-    assert pool.next_wakeup(520.0) == 600.0  # tunnel 10 expires; its test (due at 30) is already overdue
+    assert pool.next_wakeup(520.0) == 530.0  # tunnel 11's first test (tunnel 10's, due at 30, is overdue)
     assert pool.tunnels_to_test(520.0) == [10]
-    assert pool.next_wakeup(520.0) == 550.0
+    assert pool.next_wakeup(520.0) == 530.0
 
 
 @given(st.lists(st.tuples(st.integers(1, 250), st.integers(0, 255)), max_size=40), st.integers(1, 7),
@@ -193,3 +194,18 @@ def test_selection_properties(peers, count, restriction, seed):
     if restriction:
         networks = [next(c for c in candidates if c.router_hash == h).networks(restriction) for h in chosen]
         assert sum(len(n) for n in networks) == len(set().union(*networks))
+
+
+
+def test_zero_hop_fallback_is_not_used_once_a_real_tunnel_exists():
+    pool = TunnelPool(PoolConfig(inbound=True, length=2), US, seeded_rng())
+    now = 100.0
+    pool.add_zero_hop(1, now)
+    assert [t.key for t in pool.usable(now)] == [1]          # nothing better yet: the fallback serves
+    pool.build_started(7, (b"\x01" * 32, b"\x02" * 32), now)
+    pool.build_succeeded(7, 2, now + 1)
+    assert [t.key for t in pool.usable(now + 1)] == [2]      # never in a LeaseSet or picked beside real ones
+    assert pool.pick(now + 1).key == 2
+    zero_length = TunnelPool(PoolConfig(inbound=True, length=0), US, seeded_rng())
+    zero_length.add_zero_hop(3, now)
+    assert [t.key for t in zero_length.usable(now)] == [3]
