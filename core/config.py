@@ -32,6 +32,8 @@ class RouterConfig:
     max_connections: int = 256
     control_host: str = "127.0.0.1"
     control_port: int = 7650
+    sam_port: int = 7656             # SAM v3 bridge on control_host; 0 turns it off
+    sam_udp_port: int = 7655         # SAM datagrams over UDP; 0: only on the control socket
     log_level: str = "INFO"
 
     @property
@@ -41,7 +43,7 @@ class RouterConfig:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(RouterConfig)}
 _TYPES = {"datadir": Path, "host": str, "port": int, "netid": int, "reseed_file": str, "reseed_urls": tuple, "floodfill": "floodfill",
-          "bandwidth": str, "max_connections": int, "control_host": str, "control_port": int, "log_level": str}
+          "bandwidth": str, "max_connections": int, "control_host": str, "control_port": int, "sam_port": int, "sam_udp_port": int, "log_level": str}
 
 _TEMPLATE = """\
 # pyi2p router settings. Command-line flags override these for one run.
@@ -70,9 +72,13 @@ floodfill = false
 # Bandwidth class published in our caps: K L M N O P X.
 bandwidth = "O"
 
-# I2PControl JSON-RPC (loopback only by default).
+# I2PControl JSON-RPC and the SAM v3 bridge listen on this address (loopback by default).
 control_host = "127.0.0.1"
 control_port = 7650
+
+# SAM v3.3 for outside applications (0 turns it off), and its UDP datagram port (0: none).
+sam_port = 7656
+sam_udp_port = 7655
 """
 
 
@@ -104,8 +110,9 @@ def _coerce(name: str, value):
 
 
 def _validate(config: RouterConfig) -> RouterConfig:
-    if not (0 <= config.port <= 65535):
-        raise ConfigError(f"port {config.port} is out of range", structure="config")
+    for name in ("port", "control_port", "sam_port", "sam_udp_port"):
+        if not (0 <= getattr(config, name) <= 65535):
+            raise ConfigError(f"{name} {getattr(config, name)} is out of range", structure="config")
     if not (0 <= config.netid <= 255):
         raise ConfigError(f"netid {config.netid} is out of range 0-255", structure="config")
     if config.bandwidth not in ("K", "L", "M", "N", "O", "P", "X"):

@@ -61,6 +61,7 @@ class Router:
         self.tunnel_service: TunnelService | None = None
         self.client: ClientAPI | None = None
         self.control = None
+        self.sam = None
         self.status_text = "Starting"
         self.unhandled_messages = 0
         self.bandwidth_in = RateMeter()
@@ -145,6 +146,7 @@ class Router:
         self.client = ClientAPI(RouterNetwork(self.tunnel_service, self.netdb_service), clock=self.clock,
                                 rng=self.rng)
         await self._start_control()
+        await self._start_sam()
         self.started_at = self.clock.monotonic()
         self.status_text = "Running"
         self._start_reseed_service()
@@ -212,6 +214,22 @@ class Router:
             log.error("I2PControl not started on %s:%d: %s", self.config.control_host, self.config.control_port,
                       exc.strerror or exc)
 
+    async def _start_sam(self) -> None:
+        if not self.config.sam_port:
+            return
+        from core.sam.bridge import SamBridge, SamConfig
+        from core.sam.client_backend import ClientBackend
+        config = SamConfig(host=self.config.control_host, port=self.config.sam_port, udp_host=self.config.control_host,
+                           udp_port=self.config.sam_udp_port or None)
+        bridge = SamBridge(ClientBackend(self.client), config, clock=self.clock, rng=self.rng)
+        try:
+            await bridge.start()
+        except OSError as exc:
+            log.error("SAM not started on %s:%d: %s", config.host, config.port, exc.strerror or exc)
+            return
+        self.sam = bridge
+        log.info("SAM v3 bridge listening on %s:%d", config.host, bridge.port)
+
     def reseed_from_file(self, path: str) -> int:
         assert self.netdb is not None
         try:
@@ -268,6 +286,8 @@ class Router:
             await self.tunnel_service.stop()
         if self.netdb_service is not None:
             await self.netdb_service.stop()
+        if self.sam is not None:
+            await self.sam.stop()
         if self.control is not None:
             await self.control.stop()
         if self.transports is not None:

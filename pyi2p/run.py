@@ -21,12 +21,13 @@ def add_router_options(parser) -> None:
     parser.add_argument("--floodfill", action="store_true", default=None, help="act as a floodfill")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     parser.add_argument("--control-port", type=int, help="I2PControl port on 127.0.0.1 (default 7650)")
+    parser.add_argument("--sam-port", type=int, help="SAM v3 port on 127.0.0.1 (default 7656; 0: off)")
 
 
 def config_from_args(args):
     overrides = {"host": args.host, "port": args.port, "netid": args.netid, "reseed_file": args.reseed_file,
                  "floodfill": args.floodfill, "log_level": args.log_level,
-                 "control_port": args.control_port}
+                 "control_port": args.control_port, "sam_port": args.sam_port}
     return load_config(args.datadir, overrides)
 
 
