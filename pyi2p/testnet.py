@@ -254,7 +254,9 @@ class RouterStatus:
             return False
         if self.known_routers is None:    # no console to ask (pyi2p): running is all we know
             return self.error is None
-        return (self.known_routers >= total_routers and (self.ntcp2_sessions or 0) + (self.ssu2_sessions or 0) > 0
+        # sessions unknown (not asked): established exploratory tunnels of >= 1 hop prove there are some
+        has_sessions = self.ntcp2_sessions is None or (self.ntcp2_sessions or 0) + (self.ssu2_sessions or 0) > 0
+        return (self.known_routers >= total_routers and has_sessions
                 and (self.exploratory_in or 0) > 0 and (self.exploratory_out or 0) > 0)
 
 
@@ -777,10 +779,12 @@ class Testnet:
 
     # ----- status
 
-    def status(self) -> list[RouterStatus]:
-        return [self.router_status(r) for r in self.routers]
+    def status(self, *, sessions: bool = True) -> list[RouterStatus]:
+        return [self.router_status(r, sessions=sessions) for r in self.routers]
 
-    def router_status(self, router: str | Router) -> RouterStatus:
+    def router_status(self, router: str | Router, *, sessions: bool = True) -> RouterStatus:
+        """The console's figures. i2pd 2.45.1's console thread can crash rendering the transports page while
+        sessions come and go (a null remote identity), so polling loops pass sessions=False."""
         r = self.router(router)
         st = RouterStatus(name=r.name, running=r.running)
         if not st.running or r.kind != "i2pd":
@@ -788,7 +792,7 @@ class Testnet:
         try:
             main = parse_main_page(self.http_get(r, "/"))
             tunnels = parse_tunnels_page(self.http_get(r, "/?page=tunnels"))
-            transports = parse_transports_page(self.http_get(r, "/?page=transports"))
+            transports = parse_transports_page(self.http_get(r, "/?page=transports")) if sessions else None
         except (OSError, http.client.HTTPException, TestnetError) as exc:
             st.error = f"console: {exc}"[:120]
             return st
@@ -797,8 +801,9 @@ class Testnet:
         st.network_status = main.network_status
         st.router_ident = main.router_ident
         st.exploratory_in, st.exploratory_out = tunnels
-        st.ntcp2_sessions = sum(t.transport == "NTCP2" for t in transports)
-        st.ssu2_sessions = sum(t.transport == "SSU2" for t in transports)
+        if transports is not None:
+            st.ntcp2_sessions = sum(t.transport == "NTCP2" for t in transports)
+            st.ssu2_sessions = sum(t.transport == "SSU2" for t in transports)
         return st
 
     def wait_ready(self, timeout: float = 120.0) -> list[RouterStatus]:
@@ -808,13 +813,13 @@ class Testnet:
         log.info("waiting up to %.0f s until every i2pd knows all %d routers, has sessions and tunnels",
                  timeout, total)
         while True:
-            statuses = self.status()
+            statuses = self.status(sessions=False)
             dead = [s.name for s in statuses if not s.running]
             if dead:
                 raise TestnetError(f"router(s) stopped: {', '.join(dead)} "
                                    f"(logs: {', '.join(str(self._log_path(self.router(n))) for n in dead)})")
             if all(s.ready(total) for s in statuses):
-                return statuses
+                return self.status()          # once, with the sessions, for the table
             if time.monotonic() >= deadline:
                 raise TestnetError(f"not ready after {timeout:.0f} s (routers keep running):\n"
                                    + self.format_table(statuses))

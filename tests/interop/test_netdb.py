@@ -16,6 +16,7 @@ from core.data.errors import ProtocolError
 from core.data.routerinfo import RouterInfo
 from core.netdb.lookup import LookupState
 from core.router import Router
+from core.tunnel.service import TunnelSettings
 from pyi2p.testnet import Testnet, netdb_file
 
 pytestmark = pytest.mark.interop
@@ -40,9 +41,14 @@ def one_router_seed(testnet, tmp_path: Path, name: str) -> Path:
     return seed
 
 
-def new_router(testnet, datadir: Path, address: str, port: int, seed: Path, floodfill: bool = False) -> Router:
+def new_router(testnet, datadir: Path, address: str, port: int, seed: Path, floodfill: bool = False,
+               tunnels: bool = True) -> Router:
+    """A router of the testnet; without `tunnels` it builds no exploratory tunnels, so it dials nobody
+    on its own beyond its netDb work."""
+    settings = None if tunnels else TunnelSettings(exploratory_quantity=0, ip_restriction=0)
     return Router(load_config(datadir, {"netid": testnet.netid, "host": address, "port": port,
-                                        "reseed_file": str(seed), "floodfill": floodfill, "control_port": 0}))
+                                        "reseed_file": str(seed), "floodfill": floodfill, "control_port": 0}),
+                  tunnel_settings=settings)
 
 
 async def test_exploration_from_one_floodfill_finds_every_router(testnet, tmp_path):
@@ -159,7 +165,7 @@ async def test_i2pd_publishes_to_and_looks_up_through_a_pyi2p_floodfill(pyi2p_fl
     p1_hash = b64decode(net.router("p1").ident_hash)
     with net.in_netns():
         newcomer = new_router(net, tmp_path / "newcomer", address, 21500, one_router_seed(net, tmp_path, "p1"),
-                              floodfill=True)
+                              floodfill=True, tunnels=False)
         await newcomer.start()
         try:
             await wait_for(lambda: newcomer.netdb_service.published_to == [p1_hash], 20)
