@@ -14,6 +14,7 @@ from core.data.routerinfo import RouterAddress, RouterInfo
 from core.fsutil import atomic_write
 from core.identity_store import RouterKeys, load_or_create_router_keys
 from core.client import ClientAPI, RouterNetwork
+from core.garlic.routers import RouterGarlicReceiver
 from core.control.api import (DestinationRecord, NetStatus, PeerRecord, RouterSnapshot, SettingError,
                               TunnelRecord)
 from core.i2np.header import I2NPMessage
@@ -40,6 +41,23 @@ AUTO_FLOODFILL_CHECK_S = 300
 RESEED_THRESHOLD = 25            # reseed from servers while we know fewer routers than this
 
 
+class NetDbTunnelPaths:
+    """core.netdb.service.NetDbTunnels over the TunnelService: a client's pools (inbound, outbound) when
+    given and ready, else the exploratory ones."""
+
+    def __init__(self, tunnels: TunnelService):
+        self.tunnels = tunnels
+
+    def reply_tunnel(self, pools) -> tuple[bytes, int] | None:
+        reply = self.tunnels.reply_tunnel(pools[0]) if pools else None
+        return reply or self.tunnels.reply_tunnel(None)
+
+    def send_out(self, pools, message: I2NPMessage, to_router: bytes) -> bool:
+        if pools and self.tunnels.send_via_outbound(pools[1], message, to_router=to_router):
+            return True
+        return self.tunnels.send_via_outbound(None, message, to_router=to_router)
+
+
 class Router:
     """One I2P router: `await start()`, then `await stop()`; everything it runs is owned here."""
 
@@ -60,6 +78,7 @@ class Router:
         self.transports: TransportManager | None = None
         self.tunnel_service: TunnelService | None = None
         self.client: ClientAPI | None = None
+        self.garlic: RouterGarlicReceiver | None = None
         self.control = None
         self.sam = None
         self.status_text = "Starting"
@@ -130,18 +149,21 @@ class Router:
             lookup_router_info=self.netdb.get_router_info, on_message=self.handle_message,
             on_router_info=self.handle_router_info, clock=self.clock, rng=self.rng,
             on_dial_failure=self.profiles.record_connect_failure)
+        # one receiver for garlic to our router: Noise N one-shots and replies under our reply keys
+        self.garlic = RouterGarlicReceiver(self.keys.keys.private_key, clock=self.clock)
         self.netdb_service = NetDbService(
             self.netdb, self.profiles, own_hash=self.keys.hash, own_router_info=lambda: self.router_info,
-            send=self.transports.send, clock=self.clock, rng=self.rng, floodfill=self.floodfill_active,
-            uptime=lambda: self.uptime_s)
+            send=self._send_or_deliver, clock=self.clock, rng=self.rng, floodfill=self.floodfill_active,
+            uptime=lambda: self.uptime_s, garlic=self.garlic)
         await self.transports.start(self.config.host, self.config.port)
         await self.netdb_service.start()
         self.tunnel_service = TunnelService(
             router_hash=self.keys.hash, static_key=X25519Keypair(self.keys.keys.private_key),
             send=self.transports.send, netdb=self.netdb, clock=self.clock, rng=self.rng, profiles=self.profiles,
             settings=self.tunnel_settings or self.default_tunnel_settings(),
-            lookup_router_info=self.netdb_service.lookup_router_info)
+            lookup_router_info=self.netdb_service.lookup_router_info, garlic=self.garlic)
         self.tunnel_service.on_local_message = lambda message: self.handle_message(self.hash, message)
+        self.netdb_service.tunnels = NetDbTunnelPaths(self.tunnel_service)
         await self.tunnel_service.start()
         self.client = ClientAPI(RouterNetwork(self.tunnel_service, self.netdb_service), clock=self.clock,
                                 rng=self.rng)
@@ -256,6 +278,17 @@ class Router:
     def new_message(self, payload) -> I2NPMessage:
         msg_id = int.from_bytes(self.rng(4), "big")
         return I2NPMessage.build(payload, msg_id, int(self.clock.time() * 1000) + MESSAGE_EXPIRATION_MS)
+
+    def _send_or_deliver(self, peer: bytes, message: I2NPMessage) -> bool:
+        """Send to a peer; to ourselves (a reply into a tunnel whose gateway we are) it is handled here."""
+        if peer != self.hash:
+            return self.transports.send(peer, message)
+        try:
+            self.handle_message(self.hash, message)
+        except ProtocolError as exc:
+            log.debug("message to ourselves dropped: %s", exc)
+            return False
+        return True
 
     # --- inbound traffic
 

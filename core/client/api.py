@@ -15,11 +15,16 @@ from typing import Any, Callable, Mapping
 from core.clock import Clock, Rng, SystemClock
 from core.data.leaseset import AnyLeaseSet, LeaseSet2
 from core.data.privatekeys import PrivateKeys
-from core.i2np import I2NPMessage
+from core.data.errors import ProtocolError
+from core.i2np import I2NPMessage, MessageType
+from core.i2np.registry import parse_payload
 
 from .session import ClientNetwork, ClientSession
 
 CLIENT_POOL_PREFIX = "client:"
+# what floodfills send back into a client's tunnels for its LeaseSet lookups and stores
+_NETDB_REPLY_TYPES = frozenset({MessageType.DATABASE_STORE, MessageType.DATABASE_SEARCH_REPLY,
+                                MessageType.DELIVERY_STATUS})
 
 
 class ClientAPI:
@@ -94,8 +99,18 @@ class RouterNetwork:
             merged = {prefix + "IPRestriction": default_restriction, **options}
             pools.append(self.tunnels.create_pool(CLIENT_POOL_PREFIX + name, PoolConfig.from_i2cp(merged, inbound)))
         inbound_pool, outbound_pool = pools
-        inbound_pool.on_message = lambda _tunnel_id, message: on_message(message)
+        inbound_pool.on_message = lambda _tunnel_id, message: self._offer_netdb(message) or on_message(message)
         return inbound_pool, outbound_pool
+
+    def _offer_netdb(self, message: I2NPMessage) -> bool:
+        """netDb replies out of the client's tunnels go to the netDb; True when it took (or dropped) one."""
+        if message.type not in _NETDB_REPLY_TYPES:
+            return False
+        try:
+            payload = parse_payload(message)
+        except ProtocolError:
+            return message.type != MessageType.DELIVERY_STATUS
+        return bool(self.netdb.handle(self.netdb.own_hash, payload))
 
     def close_pools(self, handle: Any) -> None:
         for pool in handle:
@@ -108,7 +123,7 @@ class RouterNetwork:
         return self.tunnels.send_via_outbound(handle[1], message, to_router=gateway, to_tunnel=tunnel_id)
 
     async def lookup_leaseset(self, handle: Any, dest_hash: bytes) -> AnyLeaseSet | None:
-        return await self.netdb.lookup_leaseset(dest_hash)
+        return await self.netdb.lookup_leaseset(dest_hash, handle)
 
     async def publish_leaseset(self, handle: Any, leaseset: LeaseSet2) -> int:
-        return await self.netdb.store_leaseset(leaseset)
+        return await self.netdb.store_leaseset(leaseset, handle)

@@ -14,6 +14,9 @@ from ..clock import Clock, Rng
 from ..crypto.chacha import TAG_LEN, ChaChaPoly
 from ..crypto.x25519 import X25519Keypair
 from ..data.errors import CryptoError, ProtocolError
+from ..i2np.garlic import GarlicCloveBlock, GarlicCloveDeliveryInstructions
+from ..i2np.header import I2NPMessage, MessageType
+from ..i2np.messages import Garlic
 from . import kdf
 from .blocks import Block, DateTime, PayloadKind, encode_payload, padding_for, parse_payload
 from .limits import RecentSet, ReplayFilter, TokenBucket
@@ -57,6 +60,25 @@ def encrypt_with_reply_key(reply_key: bytes, reply_tag: bytes, blocks: list[Bloc
     padding = padding_for(rng, padding_max)
     payload = encode_payload(list(blocks) + [padding] if padding is not None else list(blocks))
     return reply_tag + ChaChaPoly(reply_key).encrypt(0, payload, reply_tag)
+
+
+def _garlic_message(data: bytes, inner: I2NPMessage, rng: Rng) -> I2NPMessage:
+    return I2NPMessage(MessageType.GARLIC, int.from_bytes(rng(4), "big"), inner.expiration_ms, Garlic(data).to_bytes())
+
+
+def wrap_for_router(router_static_key: bytes, message: I2NPMessage, *, clock: Clock,
+                    rng: Rng = os.urandom) -> I2NPMessage:
+    """`message` as the one LOCAL clove of a Garlic message to a router (network-database.md
+    "LeaseSet Storage to Floodfills": stores and lookups through tunnels are garlic-wrapped to the floodfill)."""
+    clove = GarlicCloveBlock(GarlicCloveDeliveryInstructions.local(), message)
+    return _garlic_message(encrypt_to_router(router_static_key, [clove], clock=clock, rng=rng), message, rng)
+
+
+def wrap_with_reply_key(reply_key: bytes, reply_tag: bytes, message: I2NPMessage, *,
+                        rng: Rng = os.urandom) -> I2NPMessage:
+    """A floodfill's answer to a lookup that asked for ECIES replies, as a Garlic message (i2np.rst "DatabaseLookup")."""
+    clove = GarlicCloveBlock(GarlicCloveDeliveryInstructions.local(), message)
+    return _garlic_message(encrypt_with_reply_key(reply_key, reply_tag, [clove], rng=rng), message, rng)
 
 
 class ReplyKeyStore:

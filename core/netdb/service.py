@@ -11,13 +11,15 @@ import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 from core.clock import Clock, Rng
 from core.data.encoding import b64encode
 from core.data.errors import ProtocolError
+from core.data.keytypes import CRYPTO_X25519
 from core.data.leaseset import AnyLeaseSet
 from core.data.routerinfo import RouterInfo
+from core.garlic.routers import RouterGarlicReceiver, wrap_for_router, wrap_with_reply_key
 from core.i2np.header import I2NPMessage
 from core.i2np.messages import (DatabaseLookup, DatabaseSearchReply, DatabaseStore, DeliveryStatus, LookupType,
                                 ReplyEncryption, TunnelGateway)
@@ -34,6 +36,17 @@ Sender = Callable[[bytes, I2NPMessage], bool]
 TunnelReplySender = Callable[[bytes, int, I2NPMessage], bool]
 ReplyWrapper = Callable[[DatabaseLookup, I2NPMessage], "I2NPMessage | None"]
 LookupCallback = Callable[[Lookup], None]
+REPLY_KEY_MARGIN_S = 30.0     # a reply key outlives its lookup a little, for late replies
+
+
+class NetDbTunnels(Protocol):
+    """Our tunnels as the netDb uses them; `pools` is a client's pool pair, None for the exploratory ones."""
+
+    def reply_tunnel(self, pools: Any) -> tuple[bytes, int] | None:
+        """(gateway hash, gateway tunnel id) of an inbound tunnel of ours, None while there is none."""
+
+    def send_out(self, pools: Any, message: I2NPMessage, to_router: bytes) -> bool:
+        """Send `message` out an outbound tunnel to a router; False while there is none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +81,9 @@ class _Search:
     lookup: Lookup
     follow_referrals: bool
     callbacks: list[LookupCallback] = field(default_factory=list)
+    via_tunnels: bool = False
+    pools: Any = None
+    tunneled: set[bytes] = field(default_factory=set)   # peers asked through tunnels, replies come from us
 
 
 @dataclass
@@ -83,7 +99,7 @@ class _StoreRound:
     """Storing one entry to floodfills until `redundancy` confirm (DeliveryStatus) or `attempts` run out."""
 
     key: bytes
-    build: Callable[[int], DatabaseStore]
+    build: Callable[[int, bytes, int], DatabaseStore]   # (reply token, reply gateway, reply tunnel id)
     targets: list[bytes]
     redundancy: int
     attempts: int
@@ -92,13 +108,16 @@ class _StoreRound:
     outstanding: int = 0
     callbacks: list[Callable[["_StoreRound"], None]] = field(default_factory=list)
     finished: bool = False
+    via_tunnels: bool = False
+    pools: Any = None
 
 
 class NetDbService:
     def __init__(self, db: NetDb, profiles: ProfileStore, *, own_hash: bytes,
                  own_router_info: Callable[[], RouterInfo | None], send: Sender, clock: Clock,
                  rng: Rng = os.urandom, floodfill: bool = False, uptime: Callable[[], float] = lambda: 0.0,
-                 settings: NetDbSettings = NetDbSettings()):
+                 settings: NetDbSettings = NetDbSettings(), garlic: RouterGarlicReceiver | None = None,
+                 tunnels: NetDbTunnels | None = None):
         self.db = db
         self.profiles = profiles
         self.own_hash = own_hash
@@ -112,9 +131,12 @@ class NetDbService:
         self.routing_keys = RoutingKeys()
         self.stats: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
-        # tunnel and garlic layers plug in here; until then tunnel replies go as TunnelGateway to the gateway
+        # replies to a tunnel go as TunnelGateway straight to its gateway, as i2pd and Java send them
         self.reply_via_tunnel: TunnelReplySender = self._reply_via_tunnel_gateway
-        self.wrap_encrypted_reply: ReplyWrapper | None = None   # TODO(garlic): encrypt replies that ask for it
+        self.wrap_encrypted_reply: ReplyWrapper | None = self._wrap_encrypted_reply
+        # the router's shared garlic receiver (reply keys of our lookups) and our tunnels; without both, direct
+        self.garlic = garlic
+        self.tunnels = tunnels
         self._searches: dict[tuple[bytes, LookupType], _Search] = {}
         self._referrals: dict[bytes, set[tuple[bytes, LookupType]]] = {}
         self._pending_stores: dict[int, _PendingStore] = {}
@@ -185,8 +207,35 @@ class NetDbService:
         return self._send(peer, self._message(payload))
 
     def _reply_via_tunnel_gateway(self, gateway: bytes, tunnel_id: int, message: I2NPMessage) -> bool:
-        # i2np.rst "TunnelGateway": the gateway puts it into its inbound tunnel; TODO(tunnels): send via our outbound
+        # i2np.rst "TunnelGateway": the gateway puts it into its inbound tunnel
         return self._send(gateway, self._message(TunnelGateway(tunnel_id, message)))
+
+    def _wrap_encrypted_reply(self, lookup: DatabaseLookup, message: I2NPMessage) -> I2NPMessage | None:
+        """ECIES: the reply as garlic under the lookup's reply key and tag; ElGamal session tags: not offered."""
+        if lookup.reply_encryption != ReplyEncryption.ECIES or lookup.reply_key is None:
+            return None
+        self.stats["encrypted_replies"] += 1
+        return wrap_with_reply_key(lookup.reply_key, lookup.reply_tags[0], message, rng=self.rng)
+
+    def _router_key(self, peer: bytes) -> bytes | None:
+        """The X25519 key garlic to `peer` is encrypted to (ecies-routers.rst); None for other routers."""
+        ri = self.db.get_router_info(peer)
+        if ri is None or ri.identity.crypto_type != CRYPTO_X25519:
+            return None
+        return ri.identity.public_key
+
+    def _tunnels_ready(self, pools: Any) -> tuple[bytes, int] | None:
+        if self.tunnels is None or self.garlic is None:
+            return None
+        return self.tunnels.reply_tunnel(pools)
+
+    def _send_via_tunnels(self, pools: Any, peer: bytes, payload) -> bool:
+        """`payload` garlic-wrapped to `peer`'s router key, out one of our outbound tunnels."""
+        key = self._router_key(peer)
+        if key is None or self.tunnels is None:
+            return False
+        wrapped = wrap_for_router(key, self._message(payload), clock=self.clock, rng=self.rng)
+        return self.tunnels.send_out(pools, wrapped, peer)
 
     def _reply(self, gateway: bytes, tunnel_id: int | None, payload) -> bool:
         message = self._message(payload)
@@ -316,7 +365,8 @@ class NetDbService:
         if lookup.key == bytes(32):
             self._drop("lookup for the zero key", None)
             return
-        if lookup.from_hash == self.own_hash:
+        if lookup.from_hash == self.own_hash and lookup.reply_tunnel_id is None:
+            # with a reply tunnel, from_hash is its gateway, and that may be us
             self._drop("lookup claiming to be from us", None)
             return
         if not self._allow_requester(lookup.from_hash):
@@ -333,7 +383,7 @@ class NetDbService:
         if lookup.reply_encryption != ReplyEncryption.NONE:
             wrapped = self.wrap_encrypted_reply(lookup, message) if self.wrap_encrypted_reply else None
             if wrapped is None:
-                self._drop("encrypted lookup reply (needs the garlic layer)", None)
+                self._drop("lookup asking for ElGamal-encrypted replies", None)
                 return
             message = wrapped
         self.reply_via_tunnel(lookup.from_hash, lookup.reply_tunnel_id, message)
@@ -390,7 +440,8 @@ class NetDbService:
 
     def start_lookup(self, key: bytes, lookup_type: LookupType, *, on_done: LookupCallback | None = None,
                      preferred: tuple[bytes, ...] = (), follow_referrals: bool = True,
-                     extra_excluded: tuple[bytes, ...] = (), settings: LookupSettings | None = None) -> Lookup | None:
+                     extra_excluded: tuple[bytes, ...] = (), settings: LookupSettings | None = None,
+                     via_tunnels: bool = False, pools: Any = None) -> Lookup | None:
         """Begin (or join) an iterative search; None when too many run (on_done then sees nothing)."""
         search = self._searches.get((key, lookup_type))
         if search is not None:
@@ -412,7 +463,7 @@ class NetDbService:
         wall = self.clock.time()
         bad = [h for h in floodfills if (p := self.profiles.get(h)) is not None and p.is_bad_floodfill(wall)]
         lookup.add_candidates([*preferred, *floodfills], bad=bad)
-        search = _Search(lookup, follow_referrals, [on_done] if on_done else [])
+        search = _Search(lookup, follow_referrals, [on_done] if on_done else [], via_tunnels, pools)
         self._searches[(key, lookup_type)] = search
         self.stats["lookups_started"] += 1
         self._pump(search)
@@ -427,11 +478,30 @@ class NetDbService:
                 break
             excluded = lookup.excluded_peers()
             for peer in peers:
-                query = DatabaseLookup(lookup.key, self.own_hash, lookup.lookup_type, None, excluded)
-                if not self.send(peer, query):
+                if not (self._query_via_tunnels(search, peer, excluded) or
+                        self.send(peer, DatabaseLookup(lookup.key, self.own_hash, lookup.lookup_type, None, excluded))):
                     lookup.on_send_failed(peer, now)
         if lookup.done:
             self._complete(search)
+
+    def _query_via_tunnels(self, search: _Search, peer: bytes, excluded: tuple[bytes, ...]) -> bool:
+        """network-database.md "RouterInfo and LeaseSet Lookup": out an outbound tunnel, garlic-wrapped to the
+        floodfill, the reply to our inbound tunnel under a fresh ECIES reply key and tag; False: go direct."""
+        reply = self._tunnels_ready(search.pools) if search.via_tunnels else None
+        if reply is None or self._router_key(peer) is None:
+            return False
+        assert self.garlic is not None
+        gateway, tunnel_id = reply
+        lookup = search.lookup
+        reply_key, reply_tag = self.rng(32), self.rng(8)
+        query = DatabaseLookup(lookup.key, gateway, lookup.lookup_type, tunnel_id, excluded, ReplyEncryption.ECIES,
+                               reply_key, (reply_tag,))
+        if not self._send_via_tunnels(search.pools, peer, query):
+            return False
+        self.garlic.add_reply_key(reply_key, reply_tag, lookup.settings.total_timeout_s + REPLY_KEY_MARGIN_S)
+        search.tunneled.add(peer)
+        self.stats["lookups_via_tunnels"] += 1
+        return True
 
     def _complete(self, search: _Search) -> None:
         lookup = search.lookup
@@ -480,7 +550,7 @@ class NetDbService:
     def _is_awaited(self, key: bytes, peer: bytes, types: tuple[LookupType, ...]) -> bool:
         for lookup_type in types:
             search = self._searches.get((key, lookup_type))
-            if search is not None and peer in search.lookup.sent_at:
+            if search is not None and (peer in search.lookup.sent_at or (peer == self.own_hash and search.tunneled)):
                 return True
         return False
 
@@ -488,6 +558,8 @@ class NetDbService:
         search = self._searches.get((key, lookup_type))
         if search is None:
             return
+        if peer == self.own_hash and len(search.tunneled) == 1:
+            peer = next(iter(search.tunneled))   # it came out of our tunnels: the one floodfill we asked
         latency = search.lookup.latency(peer, now) if peer is not None else None
         if latency is not None:
             self.profiles.record_lookup_reply(peer, latency * 1000)
@@ -571,13 +643,13 @@ class NetDbService:
 
     # --- storing to floodfills
 
-    def _store_round(self, key: bytes, build: Callable[[int], DatabaseStore], redundancy: int,
-                     attempts: int) -> _StoreRound:
+    def _store_round(self, key: bytes, build: Callable[[int, bytes, int], DatabaseStore], redundancy: int,
+                     attempts: int, *, via_tunnels: bool = False, pools: Any = None) -> _StoreRound:
         wall = self.clock.time()
         floodfills = [ri.hash for ri in self.db.floodfills() if ri.hash not in (self.own_hash, key)]
         ordered = closest(self.routing_key(key), floodfills, len(floodfills))
         ordered.sort(key=lambda h: (p := self.profiles.get(h)) is not None and p.is_bad_floodfill(wall))
-        store_round = _StoreRound(key, build, ordered, redundancy, attempts)
+        store_round = _StoreRound(key, build, ordered, redundancy, attempts, via_tunnels=via_tunnels, pools=pools)
         self._advance_round(store_round)
         return store_round
 
@@ -592,8 +664,8 @@ class NetDbService:
             peer = store_round.targets[len(store_round.tried)]
             store_round.tried.append(peer)
             token = self._new_token()
-            # reply directly to us: tunnel 0, gateway = our hash (i2np.rst "DatabaseStore" reply fields)
-            if self.send(peer, store_round.build(token)):
+            if self._store_via_tunnels(store_round, peer, token) or \
+                    self.send(peer, store_round.build(token, self.own_hash, 0)):
                 self._pending_stores[token] = _PendingStore(peer, store_round.key, now, store_round)
                 store_round.outstanding += 1
         if store_round.outstanding == 0 and (len(store_round.confirmed) >= store_round.redundancy
@@ -604,6 +676,18 @@ class NetDbService:
             for callback in callbacks:
                 callback(store_round)
 
+    def _store_via_tunnels(self, store_round: _StoreRound, peer: bytes, token: int) -> bool:
+        """network-database.md "LeaseSet Storage to Floodfills": through an outbound tunnel, garlic-wrapped to
+        the floodfill, the DeliveryStatus to our inbound tunnel; False: go direct (reply to us, tunnel 0)."""
+        reply = self._tunnels_ready(store_round.pools) if store_round.via_tunnels else None
+        if reply is None:
+            return False
+        gateway, tunnel_id = reply
+        if not self._send_via_tunnels(store_round.pools, peer, store_round.build(token, gateway, tunnel_id)):
+            return False
+        self.stats["stores_via_tunnels"] += 1
+        return True
+
     def publish_router_info(self) -> _StoreRound | None:
         """Send our RouterInfo to the floodfills closest to its routing key, each with a reply token."""
         ri = self.own_router_info()
@@ -613,8 +697,8 @@ class NetDbService:
         self.stats["publications"] += 1
         self._publish_round = self._store_round(
             self.own_hash,
-            lambda token: DatabaseStore.for_router_info(self.own_hash, data, reply_token=token,
-                                                        reply_gateway=self.own_hash),
+            lambda token, gateway, tunnel_id: DatabaseStore.for_router_info(
+                self.own_hash, data, reply_token=token, reply_tunnel_id=tunnel_id, reply_gateway=gateway),
             self.settings.publish_redundancy, self.settings.publish_attempts)
         log.info("netDb: publishing our RouterInfo to %s",
                  ", ".join(b64encode(h)[:4] for h in self._publish_round.tried) or "no floodfill")
@@ -627,14 +711,15 @@ class NetDbService:
 
     # --- public async API for the layers above
 
-    async def _await_lookup(self, key: bytes, lookup_type: LookupType) -> Lookup | None:
+    async def _await_lookup(self, key: bytes, lookup_type: LookupType, *, via_tunnels: bool = False,
+                            pools: Any = None) -> Lookup | None:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Lookup | None] = loop.create_future()
 
         def done(lookup: Lookup) -> None:
             if not future.done():
                 future.set_result(lookup)
-        if self.start_lookup(key, lookup_type, on_done=done) is None:
+        if self.start_lookup(key, lookup_type, on_done=done, via_tunnels=via_tunnels, pools=pools) is None:
             return None
         return await future
 
@@ -646,26 +731,24 @@ class NetDbService:
         await self._await_lookup(router_hash, LookupType.ROUTER_INFO)
         return self.db.get_router_info(router_hash)
 
-    async def lookup_leaseset(self, key: bytes) -> AnyLeaseSet | None:
-        """The leaseset under `key` (destination hash, or blinded key hash for an EncryptedLeaseSet)."""
+    async def lookup_leaseset(self, key: bytes, pools: Any = None) -> AnyLeaseSet | None:
+        """The leaseset under `key` (destination hash, or blinded key hash for an EncryptedLeaseSet), asked
+        through `pools` (a client's tunnels; None: exploratory) with encrypted replies, direct while no tunnels."""
         ls = self.db.get_leaseset(key)
         if ls is not None:
             return ls
-        # TODO(tunnels, garlic): send through exploratory tunnels with encrypted replies; direct for now
-        await self._await_lookup(key, LookupType.LEASE_SET)
+        await self._await_lookup(key, LookupType.LEASE_SET, via_tunnels=True, pools=pools)
         return self.db.get_leaseset(key)
 
-    async def store_leaseset(self, ls: AnyLeaseSet) -> int:
-        """Publish `ls` to the closest floodfills; returns how many confirmed it.
-
-        TODO(tunnels, garlic): network-database.md "LeaseSet Storage to Floodfills" wants an outbound
-        client tunnel and garlic; this stores directly.
-        """
+    async def store_leaseset(self, ls: AnyLeaseSet, pools: Any = None) -> int:
+        """Publish `ls` to the closest floodfills through `pools` (None: exploratory), garlic-wrapped, or
+        directly while no tunnels exist; returns how many confirmed it."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
         store_round = self._store_round(
-            ls.hash, lambda token: DatabaseStore.for_lease_set(ls, reply_token=token, reply_gateway=self.own_hash),
-            self.settings.publish_redundancy, self.settings.publish_attempts)
+            ls.hash, lambda token, gateway, tunnel_id: DatabaseStore.for_lease_set(
+                ls, reply_token=token, reply_tunnel_id=tunnel_id, reply_gateway=gateway),
+            self.settings.publish_redundancy, self.settings.publish_attempts, via_tunnels=True, pools=pools)
         if store_round.finished:
             return len(store_round.confirmed)
         store_round.callbacks.append(lambda r: future.done() or future.set_result(len(r.confirmed)))

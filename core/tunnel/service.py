@@ -44,6 +44,7 @@ BUILD_MESSAGE_EXPIRATION_MS = 60_000
 TEST_MESSAGE_EXPIRATION_MS = 20_000
 MAX_LOCAL_STEPS = 256  # messages we pass to ourselves while handling one (bounds loops through our own hops)
 MAX_GARLIC_DEPTH = 2  # garlic inside garlic inside a tunnel: no deeper
+MAX_FORWARDED_CLOVES = 4  # ROUTER/TUNNEL cloves one garlic to us may have us pass on
 MAX_LOOKUPS = 64  # next hops whose RouterInfo we are looking up at once ...
 MAX_WAITING_PER_LOOKUP = 32  # ... and the messages held for each
 LOOKUP_TIMEOUT_S = 20.0
@@ -572,6 +573,14 @@ class TunnelService:
         self._dispatch(events)
         return True
 
+    def reply_tunnel(self, pool: ManagedPool | None = None) -> tuple[bytes, int] | None:
+        """(gateway hash, gateway tunnel id) of one of `pool`'s (exploratory when None) inbound tunnels, for
+        replies to come back through; None while it has none."""
+        pool = pool or self.exploratory_inbound
+        picked = pool.core.pick(self.clock.monotonic())
+        tunnel = pool.inbound.get(picked.key) if picked is not None else None
+        return (tunnel.gateway, tunnel.gateway_tunnel_id) if tunnel is not None else None
+
     def leases(self, pool: ManagedPool) -> list[tuple[bytes, int, float]]:
         """(gateway hash, gateway tunnel id, wall-clock expiry) of `pool`'s usable inbound tunnels, for a LeaseSet."""
         now = self.clock.monotonic()
@@ -622,7 +631,7 @@ class TunnelService:
             received = self._open_garlic(message, router_key=True)
             if received is None:
                 return False, []
-            return True, self._cloves(peer, received, None, depth + 1)
+            return True, self._cloves(peer, received, None, depth + 1, from_tunnel=False)
         return False, []
 
     def _open_garlic(self, message: I2NPMessage, *, router_key: bool):
@@ -635,12 +644,20 @@ class TunnelService:
             self.stats["garlic_opened"] += 1
         return received
 
-    def _cloves(self, peer: bytes, received, pool: ManagedPool | None, depth: int) -> list[TunnelEvent]:
-        """LOCAL cloves of garlic to us: tunnel messages here, the rest to the router or the pool's handler."""
+    def _cloves(self, peer: bytes, received, pool: ManagedPool | None, depth: int, *,
+                from_tunnel: bool) -> list[TunnelEvent]:
+        """Cloves of garlic to us: LOCAL ones here (tunnel messages) or to the router or the pool's handler;
+        ROUTER/TUNNEL ones passed on (garlic-routing.md "Delivery Instructions"), a few per garlic."""
         events: list[TunnelEvent] = []
+        forwarded = 0
         for clove in received.cloves:
-            if clove.delivery_instructions.delivery_type != DeliveryType.LOCAL:
-                self.stats["cloves_not_local"] += 1  # forwarding cloves is for the garlic layer, not tunnels
+            instructions = clove.delivery_instructions
+            if instructions.delivery_type != DeliveryType.LOCAL:
+                if forwarded >= MAX_FORWARDED_CLOVES:
+                    self.stats["cloves_forward_limit"] += 1
+                    continue
+                forwarded += 1
+                events += self._forward_clove(instructions, clove.message, from_tunnel)
                 continue
             inner = clove.message
             if inner.type == MessageType.GARLIC:
@@ -656,6 +673,27 @@ class TunnelService:
             else:
                 self._to_owner(pool, 0, inner)
         return events
+
+    def _forward_clove(self, instructions: GarlicCloveDeliveryInstructions, message: I2NPMessage,
+                       from_tunnel: bool) -> list[TunnelEvent]:
+        """Out of our inbound tunnels: on through an exploratory outbound tunnel. Sent to us directly: TUNNEL
+        cloves go as TunnelGateway to the gateway (as i2pd), ROUTER cloves are dropped (no open relay)."""
+        kind = instructions.delivery_type
+        if kind == DeliveryType.DESTINATION or message.type == MessageType.GARLIC:
+            self.stats["cloves_dropped"] += 1
+            return []
+        to_tunnel = instructions.tunnel_id if kind == DeliveryType.TUNNEL else None
+        if from_tunnel:
+            if self.send_via_outbound(None, message, to_router=instructions.to_hash, to_tunnel=to_tunnel):
+                self.stats["cloves_forwarded"] += 1
+            else:
+                self.stats["cloves_dropped"] += 1
+            return []
+        if to_tunnel is None:
+            self.stats["cloves_dropped"] += 1
+            return []
+        self.stats["cloves_forwarded"] += 1
+        return [SendToTunnel(instructions.to_hash, to_tunnel, message)]
 
     def _delivered(self, pool: ManagedPool | None, deliveries: list[DeliverLocally], depth: int) -> list[TunnelEvent]:
         """Messages out of one of our inbound tunnels."""
@@ -676,7 +714,7 @@ class TunnelService:
                     received = self._open_garlic(message, router_key=exploratory and
                                                  self.settings.handle_router_garlic)
                     if received is not None:
-                        events += self._cloves(self.router_hash, received, pool, depth + 1)
+                        events += self._cloves(self.router_hash, received, pool, depth + 1, from_tunnel=True)
                         continue
             except (ProtocolError, ValueError):
                 self.stats["malformed"] += 1

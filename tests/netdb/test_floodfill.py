@@ -1,5 +1,8 @@
 """Floodfill answers to DatabaseLookup, and the service's store/flood/reply behaviour."""
 from core.data.leaseset import STORE_LEASESET2
+from core.garlic.routers import ReplyKeyStore
+from core.i2np.messages import Garlic
+from core.i2np.registry import parse_payload
 from core.i2np.messages import (DatabaseLookup, DatabaseSearchReply, DatabaseStore, DeliveryStatus, LookupType,
                                 ReplyEncryption, TunnelGateway)
 from core.netdb.floodfill import answer_lookup, flood_targets, may_flood_router_info
@@ -157,17 +160,27 @@ def test_lookups_are_answered_directly_and_abuse_is_dropped_and_counted():
     client.service.send(ff.hash, DatabaseSearchReply(b"\x01" * 32, (b"\x02" * 32,), client.hash))
     client.service.send(ff.hash, DatabaseLookup(b"\x01" * 32, client.hash, LookupType.LEASE_SET, 55, (),
                                                 ReplyEncryption.ECIES, b"k" * 32, (b"t" * 8,)))
+    client.service.send(ff.hash, DatabaseLookup(b"\x01" * 32, client.hash, LookupType.LEASE_SET, 56, (),
+                                                ReplyEncryption.ELGAMAL, b"k" * 32, (b"T" * 32,)))
     net.run()
     stores = [p for _, p in client.received if isinstance(p, DatabaseStore)]
     assert [s.router_info() for s in stores] == [ffs[1].router_info]
     assert ff.service.dropped["lookup for the zero key"] == 1
     assert ff.service.dropped["lookup claiming to be from us"] == 1
     assert ff.service.dropped["unsolicited search reply"] == 1
-    assert ff.service.dropped["encrypted lookup reply (needs the garlic layer)"] == 1
+    assert ff.service.dropped["lookup asking for ElGamal-encrypted replies"] == 1
+    # the ECIES one is answered into tunnel 55, garlic under the reply key and tag
+    (gateway_msg,) = [p for _, p in client.received if isinstance(p, TunnelGateway)]
+    assert gateway_msg.tunnel_id == 55 and gateway_msg.message.type == Garlic.TYPE
+    keys = ReplyKeyStore()
+    keys.add(b"k" * 32, b"t" * 8, expires_at=1e18)
+    (clove,) = keys.decrypt(Garlic.parse(gateway_msg.message.body).data)[:1]
+    reply = parse_payload(clove.message)
+    assert isinstance(reply, DatabaseSearchReply) and reply.key == b"\x01" * 32 and reply.from_hash == ff.hash
     for _ in range(70):
         client.service.send(ff.hash, DatabaseLookup(b"\x01" * 32, client.hash, LookupType.ROUTER_INFO))
     net.run()
-    assert ff.service.dropped["lookup rate limit"] == 70 - 58
+    assert ff.service.dropped["lookup rate limit"] == 70 - 57
 
 
 def test_stores_down_a_tunnel_get_no_reply_and_unsolicited_leasesets_are_dropped():
@@ -184,3 +197,14 @@ def test_stores_down_a_tunnel_get_no_reply_and_unsolicited_leasesets_are_dropped
     assert not [p for _, p in client.received if isinstance(p, DeliveryStatus)]
     assert ff.service.stats["flooded"] == 0 and not ff.db.leasesets
     assert ff.service.dropped["unsolicited leaseset store down a tunnel"] == 1
+
+
+def test_a_lookup_whose_reply_tunnel_starts_at_the_floodfill_is_answered_into_it():
+    net, ffs = floodfill_net(2)
+    client = net.add(1)
+    ff = ffs[0]
+    client.service.send(ff.hash, DatabaseLookup(ffs[1].hash, ff.hash, LookupType.ROUTER_INFO, 77))
+    net.run()
+    assert ff.service.dropped["lookup claiming to be from us"] == 0
+    (gateway_msg,) = [p for sender, p in ff.received if isinstance(p, TunnelGateway) and sender == ff.hash]
+    assert gateway_msg.tunnel_id == 77 and parse_payload(gateway_msg.message).router_info() == ffs[1].router_info
