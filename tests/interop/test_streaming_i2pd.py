@@ -31,8 +31,8 @@ def _fields(line: str) -> dict[str, str]:
 class SamStreams:
     """A SAM v3.1 STREAM session on i2pd: the control socket holds the destination, one socket per stream."""
 
-    def __init__(self, port: int, nickname: str):
-        self.port, self.nickname = port, nickname
+    def __init__(self, port: int, nickname: str, options: dict[str, str] = OPTIONS):
+        self.port, self.nickname, self.options = port, nickname, options
         self.control: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.destination: Destination | None = None
 
@@ -51,7 +51,7 @@ class SamStreams:
 
     async def create(self) -> SamStreams:
         self.control = await self._hello()
-        options = " ".join(f"{k}={v}" for k, v in OPTIONS.items())
+        options = " ".join(f"{k}={v}" for k, v in self.options.items())
         # i2pd answers when the destination is ready, re-checking every 20 s (pitfall 6)
         reply = await self._command(*self.control, f"SESSION CREATE STYLE=STREAM ID={self.nickname} "
                                     f"DESTINATION=TRANSIENT SIGNATURE_TYPE=7 i2cp.leaseSetEncType=4 {options}",
