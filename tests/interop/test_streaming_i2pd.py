@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import time
 
 import pytest
@@ -77,8 +76,10 @@ class SamStreams:
         assert "RESULT=OK" in reply, reply
 
         async def peer() -> Destination:
-            line = (await reader.readline()).decode()
-            return Destination.from_b64(line.split()[0])   # 3.2+ peers append FROM_PORT/TO_PORT
+            words = (await reader.readline()).decode().split()
+            if not words:
+                raise ConnectionError("SAM closed the STREAM ACCEPT socket")
+            return Destination.from_b64(words[0])   # 3.2+ peers append FROM_PORT/TO_PORT
         return reader, writer, asyncio.ensure_future(peer())
 
     def close(self) -> None:

@@ -130,7 +130,7 @@ async def test_libtorrent_sessions_exchange_a_torrent(tmp_path):
     finally:
         for session in sessions:
             session.pause()
-        del sessions
+        sessions.clear()   # libtorrent sessions stop when the last reference goes
         if tracker_streams is not None:
             await tracker_streams.close()
         for node in reversed(nodes):
