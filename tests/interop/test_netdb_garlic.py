@@ -46,27 +46,38 @@ async def test_our_leaseset_reaches_i2pd_floodfills_through_tunnels(testnet, tmp
                                                           "reseed_file": str(testnet.seed_file), "control_port": 0}),
                         tunnel_settings=SETTINGS)
         node = ClientRouter(router)
-        raw_task = None
+        raw_task = lookup_task = None
         try:
             await router.start()
             raw_task = asyncio.create_task(SamDatagrams.create(testnet.sam_port("r4"), "RAW", "raw"))
+            lookup_task = asyncio.create_task(SamDatagrams.create(testnet.sam_port("r3"), "RAW", "looked"))
             session = await node.api.open_session(options=OPTIONS, name="tunneled")
             await wait_for(lambda: two_hop_leases(session), 120, interval=0.2)
             await asyncio.wait_for(session.wait_published(), 60)
             stats = router.netdb_service.stats
             await wait_for(lambda: stats["stores_via_tunnels"] >= 1 and stats["stores_confirmed"] >= 1, 60)
             # i2pd finds our LeaseSet at its floodfills and reaches us
-            raw, first = await _first_contact(lambda: asyncio.sleep(0, raw_task), lambda sam: (
+            first_raw = await raw_task
+            raw, first = await _first_contact(lambda: asyncio.sleep(0, first_raw), lambda sam: (
                 _send_until_received(lambda: asyncio.ensure_future(sam.send(session.destination, b"found you")),
                                      lambda t: asyncio.wait_for(session.receive_datagram(), t))))
             assert first.payload == b"found you" and first.protocol == PROTO_RAW
-            # and our lookup of the i2pd destination goes through tunnels with an encrypted reply
-            back = await _send_until_received(
-                lambda: session.send_datagram(raw.destination.hash, b"and you", protocol=PROTO_RAW), raw.receive)
-            assert back == (None, b"and you")
+            # and our lookup of another i2pd destination, never heard from, goes through tunnels with an
+            # encrypted reply
+            first_lookup = await lookup_task
+            try:
+                target, got = await _first_contact(lambda: asyncio.sleep(0, first_lookup), lambda sam: (
+                    _send_until_received(lambda: session.send_datagram(sam.destination.hash, b"looked up",
+                                                                       protocol=PROTO_RAW), sam.receive, attempts=6)))
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: netDb {dict(stats)} dropped {dict(router.netdb_service.dropped)} "
+                                     f"garlic {dict(router.garlic.stats)} session {dict(session.stats)}") from None
+            assert got == (None, b"looked up")
             assert stats["lookups_via_tunnels"] >= 1 and router.garlic.stats["reply"] >= 1
+            target.close()
             raw.close()
         finally:
-            if raw_task is not None:
-                raw_task.cancel()
+            for task in (raw_task, lookup_task):
+                if task is not None:
+                    task.cancel()
             await node.stop()
