@@ -14,3 +14,14 @@ def no_real_reseed_servers(monkeypatch):
     import core.router
     monkeypatch.setattr(core.netdb.reseed, "default_reseed_urls", lambda netid: [])
     monkeypatch.setattr(core.router, "default_reseed_urls", lambda netid: [])
+
+
+def pytest_collection_modifyitems(config, items):
+    """An interop test that fails is run once more: real i2pd 2.45.1 routers on two shared cores have timing
+    of their own (LeaseSets it sometimes never publishes, tunnels it builds when it chooses), which a second
+    run separates from a real fault. Unit tests are never re-run."""
+    if not config.pluginmanager.hasplugin("rerunfailures"):
+        return
+    for item in items:
+        if item.get_closest_marker("interop") and not item.get_closest_marker("flaky"):
+            item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=5))
