@@ -37,7 +37,9 @@ class SamDatagrams:
         assert "RESULT=OK" in await session._command("HELLO VERSION MIN=3.0 MAX=3.1")
         options = " ".join(f"{k}={v}" for k, v in OPTIONS.items())
         # i2pd answers when the destination is ready, checking every 20 s (testnet README pitfall 6)
-        reply = await session._command(f"SESSION CREATE STYLE={style} ID={nickname} DESTINATION=TRANSIENT "
+        # a unique ID: a re-run test meets the earlier attempt's session, still alive in i2pd (DUPLICATED_ID)
+        reply = await session._command(f"SESSION CREATE STYLE={style} ID={nickname}-{os.urandom(3).hex()} "
+                                       f"DESTINATION=TRANSIENT "
                                        f"SIGNATURE_TYPE=7 i2cp.leaseSetEncType=4 {options}", timeout=90)
         assert "RESULT=OK" in reply, reply
         reply = await session._command("NAMING LOOKUP NAME=ME")

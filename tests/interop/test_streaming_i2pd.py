@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import time
 
 import pytest
@@ -31,7 +32,8 @@ class SamStreams:
     """A SAM v3.1 STREAM session on i2pd: the control socket holds the destination, one socket per stream."""
 
     def __init__(self, port: int, nickname: str, options: dict[str, str] = OPTIONS):
-        self.port, self.nickname, self.options = port, nickname, options
+        # unique: a re-run test meets the earlier attempt's session, still alive in i2pd (DUPLICATED_ID)
+        self.port, self.nickname, self.options = port, f"{nickname}-{os.urandom(3).hex()}", options
         self.control: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.destination: Destination | None = None
 
