@@ -60,6 +60,20 @@ def _check_tunnel_id(value: int, name: str, structure: str) -> None:
         raise ParseError(f"{name} {value} must be a nonzero 4-byte TunnelId", structure=structure)
 
 
+def _check_record_fields(record, fixed_len: int, extra_ranges: tuple, structure: str) -> None:
+    """What long and short request records share: field ranges, the options cap, padding that fills the record."""
+    for value, limit, what in (*extra_ranges, (record.request_time_minutes, _U32_MAX, "request time"),
+                               (record.expiration_seconds, _U32_MAX, "expiration"),
+                               (record.next_message_id, _U32_MAX, "next message id")):
+        if not 0 <= value <= limit:
+            raise ParseError(f"{what} {value} out of range", structure=structure)
+    options_size = len(record.options.to_bytes())
+    if options_size > record.MAX_OPTIONS:
+        raise ParseError(f"options take {options_size} bytes, at most {record.MAX_OPTIONS}", structure=structure)
+    if fixed_len + options_size + len(record.padding) != record.SIZE:
+        raise ParseError(f"padding of {len(record.padding)} bytes does not fill the record", structure=structure)
+
+
 def _check_flags(flags: int, structure: str) -> None:
     if not 0 <= flags <= 0xFF:
         raise ParseError(f"flags {flags} out of range", structure=structure)
@@ -96,17 +110,8 @@ class ShortBuildRequestRecord:
         if len(self.next_ident) != 32:
             raise ParseError("next ident must be 32 bytes", structure=name)
         _check_flags(self.flags, name)
-        for value, limit, what in ((self.more_flags, 0xFFFF, "more flags"), (self.layer_encryption, 0xFF, "layer type"),
-                                   (self.request_time_minutes, _U32_MAX, "request time"),
-                                   (self.expiration_seconds, _U32_MAX, "expiration"),
-                                   (self.next_message_id, _U32_MAX, "next message id")):
-            if not 0 <= value <= limit:
-                raise ParseError(f"{what} {value} out of range", structure=name)
-        options_size = len(self.options.to_bytes())
-        if options_size > self.MAX_OPTIONS:
-            raise ParseError(f"options take {options_size} bytes, at most {self.MAX_OPTIONS}", structure=name)
-        if 56 + options_size + len(self.padding) != self.SIZE:
-            raise ParseError(f"padding of {len(self.padding)} bytes does not fill the record", structure=name)
+        _check_record_fields(self, 56, ((self.more_flags, 0xFFFF, "more flags"),
+                                        (self.layer_encryption, 0xFF, "layer type")), name)
 
     @classmethod
     def create(cls, *, receive_tunnel_id: int, next_tunnel_id: int, next_ident: bytes, flags: int,
@@ -188,17 +193,7 @@ class BuildRequestRecord:
             if len(value) != size:
                 raise ParseError(f"{what} must be {size} bytes", structure=name)
         _check_flags(self.flags, name)
-        for value, limit, what in ((self.more_flags, 0xFFFFFF, "more flags"),
-                                   (self.request_time_minutes, _U32_MAX, "request time"),
-                                   (self.expiration_seconds, _U32_MAX, "expiration"),
-                                   (self.next_message_id, _U32_MAX, "next message id")):
-            if not 0 <= value <= limit:
-                raise ParseError(f"{what} {value} out of range", structure=name)
-        options_size = len(self.options.to_bytes())
-        if options_size > self.MAX_OPTIONS:
-            raise ParseError(f"options take {options_size} bytes, at most {self.MAX_OPTIONS}", structure=name)
-        if 168 + options_size + len(self.padding) != self.SIZE:
-            raise ParseError(f"padding of {len(self.padding)} bytes does not fill the record", structure=name)
+        _check_record_fields(self, 168, ((self.more_flags, 0xFFFFFF, "more flags"),), name)
 
     @classmethod
     def create(cls, *, receive_tunnel_id: int, next_tunnel_id: int, next_ident: bytes, flags: int,
