@@ -133,7 +133,7 @@ class TransportManager:
                 state.queue.clear()
                 self.dropped_messages += 1
                 return False
-            state.dial = self._spawn(self._dial(peer_hash), "ntcp2-dial")
+            state.dial = self._spawn(self._dial(peer_hash, state), "ntcp2-dial")
         return True
 
     async def connect(self, peer_hash: bytes) -> NTCP2Connection | None:
@@ -143,7 +143,7 @@ class TransportManager:
             return conn
         state = self._peers.setdefault(peer_hash, _PeerState(deque(maxlen=self.settings.max_queued_per_peer)))
         if state.dial is None:
-            state.dial = self._spawn(self._dial(peer_hash), "ntcp2-dial")
+            state.dial = self._spawn(self._dial(peer_hash, state), "ntcp2-dial")
         await asyncio.shield(state.dial)
         return self.sessions.get(peer_hash)
 
@@ -153,9 +153,12 @@ class TransportManager:
         except ConnectionClosed:
             self.dropped_messages += len(messages)
 
-    async def _dial(self, peer_hash: bytes) -> None:
-        state = self._peers[peer_hash]
+    async def _dial(self, peer_hash: bytes, state: _PeerState) -> None:
+        # `state` may leave self._peers before this runs: an inbound session from the peer takes its queue
         try:
+            existing = self.sessions.get(peer_hash)
+            if existing is not None and not existing.closed:
+                return
             ri = self._lookup(peer_hash)
             address = _dialable_ntcp2(ri) if ri is not None else None
             if address is None:
@@ -181,8 +184,8 @@ class TransportManager:
                     self._on_dial_failure(peer_hash)
         finally:
             state.dial = None
-            if not state.queue and peer_hash not in self.sessions:
-                self._peers.pop(peer_hash, None)
+            if self._peers.get(peer_hash) is state and not state.queue and peer_hash not in self.sessions:
+                del self._peers[peer_hash]
 
     # --- sessions
 
