@@ -18,14 +18,15 @@ from core.clock import Clock, Rng
 from core.control.api import TunnelRecord
 from core.crypto.x25519 import X25519Keypair
 from core.data.errors import ProtocolError
+from core.data.identity import RouterIdentity
 from core.data.keytypes import CRYPTO_X25519
 from core.data.routerinfo import RouterInfo
-from core.garlic.routers import RouterGarlicReceiver, encrypt_with_reply_key
+from core.garlic.routers import RouterGarlicReceiver, encrypt_with_reply_key, wrap_for_router
 from core.i2np import (DeliveryStatus, DeliveryType, Garlic, GarlicCloveBlock, GarlicCloveDeliveryInstructions,
                        I2NPMessage, MessageType, OutboundTunnelBuildReply, ShortTunnelBuild, TunnelBuildReply,
                        TunnelData, TunnelGateway, VariableTunnelBuild, VariableTunnelBuildReply)
 
-from .build import PendingBuild, create_build, random_tunnel_id
+from .build import PendingBuild, create_build, random_tunnel_id, randbelow
 from .endpoints import InboundTunnel, OutboundTunnel
 from .events import DeliverLocally, SendBuildReply, SendToRouter, SendToTunnel, TunnelEvent
 from .fragment import TunnelDelivery
@@ -373,8 +374,29 @@ class TunnelService:
         message = I2NPMessage(request.message.TYPE, request.msg_id, self._expiration(BUILD_MESSAGE_EXPIRATION_MS),
                               request.message.to_bytes())
         self.stats["builds_sent"] += 1
-        self._dispatch([SendToRouter(request.first_hop, message)])
+        if not (pool.is_inbound and self._send_build_via_outbound(pool, identities[0], message, now)):
+            self._dispatch([SendToRouter(request.first_hop, message)])
         return build_id
+
+    def _send_build_via_outbound(self, pool: ManagedPool, first_hop: RouterIdentity, message: I2NPMessage,
+                                 now: float) -> bool:
+        """tunnel-creation-ecies.rst "Message Flow": an inbound build leaves through one of our outbound tunnels,
+        garlic-wrapped to its gateway so the outbound endpoint cannot see it either, and the gateway cannot
+        tell who builds; False (send it directly) while no multi-hop outbound tunnel is up."""
+        first_hash = first_hop.hash
+        for outbound_pool in (pool.paired, self.exploratory_outbound):
+            if outbound_pool is None:
+                continue
+            # an endpoint that is the first hop itself would learn both ends
+            usable = [t for t in outbound_pool.core.usable(now)
+                      if t.hops and t.hops[-1] != first_hash and t.key in outbound_pool.outbound]
+            if usable:
+                tunnel = usable[randbelow(self.rng, len(usable))]
+                wrapped = wrap_for_router(first_hop.public_key, message, clock=self.clock, rng=self.rng)
+                if self.send_via_outbound(outbound_pool, wrapped, to_router=first_hash, tunnel_key=tunnel.key):
+                    self.stats["builds_via_outbound"] += 1
+                    return True
+        return False
 
     async def build_tunnel(self, pool: ManagedPool, hops: Sequence[bytes]) -> int | None:
         """Build one tunnel through exactly `hops` (tunnel order) for `pool`; its key once it is in the pool.

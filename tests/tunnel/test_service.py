@@ -337,6 +337,42 @@ async def test_build_tunnel_through_chosen_hops():
     assert me.stats["builds_timed_out"] == 1
 
 
+async def test_inbound_builds_leave_through_an_outbound_tunnel_once_there_is_one():
+    net = MemoryNetwork(6)
+    me = net.nodes[0]
+    net.tick()
+    _settle(net)
+    service = me.service
+    assert _multi_hop(service.exploratory_outbound, net.clock.monotonic())
+    via_outbound = service.stats["builds_via_outbound"]
+    builds = (MessageType.SHORT_TUNNEL_BUILD, MessageType.TUNNEL_BUILD, MessageType.VARIABLE_TUNNEL_BUILD)
+    sent_directly = []   # first hops that got a build request straight from us
+    to_gateway = []      # what reached the new tunnel's gateway from others
+    gateway = net.nodes[4].hash
+
+    def watch(source: bytes, target: bytes, message: I2NPMessage) -> bool:
+        if source == me.hash and message.type in builds:
+            sent_directly.append(target)
+        elif target == gateway and source != me.hash:
+            to_gateway.append(message.type)
+        return False
+    net.drop = watch
+    hops = [gateway, net.nodes[2].hash]
+    task = asyncio.ensure_future(service.build_tunnel(service.exploratory_inbound, hops))
+    await asyncio.sleep(0)
+    net.run()
+    assert await asyncio.wait_for(task, 1)
+    assert sent_directly == []                       # the gateway got it from an outbound endpoint, not from us,
+    assert MessageType.GARLIC in to_gateway and not set(builds) & set(to_gateway)   # wrapped to the gateway
+    assert service.stats["builds_via_outbound"] == via_outbound + 1
+    # outbound builds still go to their first hop directly (we are their gateway anyway)
+    task = asyncio.ensure_future(service.build_tunnel(service.exploratory_outbound, hops))
+    await asyncio.sleep(0)
+    net.run()
+    assert await asyncio.wait_for(task, 1)
+    assert sent_directly == [gateway]
+
+
 async def test_start_and_stop_run_the_schedule():
     net = MemoryNetwork(4, settings=TunnelSettings(tick_s=0.01))
     me = net.nodes[0].service
