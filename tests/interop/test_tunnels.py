@@ -145,8 +145,9 @@ async def test_pyi2p_builds_and_tests_exploratory_tunnels_through_i2pd(testnet, 
             assert sent >= 16 and succeeded / sent >= 0.9, (keys, after)
             assert sum(k is not None for k in keys) >= 15, keys
             assert service.stats["tests_failed"] <= 1, service.summary()
-            # the 8 inbound builds left through our outbound tunnels: i2pd endpoints handed them to the gateways
-            assert service.stats["builds_via_outbound"] >= 8, service.stats
+            # inbound builds left through our outbound tunnels: i2pd endpoints handed them to the gateways (a build
+            # goes direct when every outbound tunnel ends at its gateway, with 2 tunnels among 5 i2pd: a few do)
+            assert service.stats["builds_via_outbound"] >= 4, service.stats
             assert service.stats["garlic_opened"] >= 1  # outbound build replies came garlic-wrapped from i2pd
 
 
