@@ -74,6 +74,9 @@ class NetDbSettings:
     profile_save_s: float = 300.0
     lookups_per_minute_per_peer: int = 60   # what a floodfill answers one requester; beyond: dropped
     max_tracked_requesters: int = 1000
+    # network-database.md "Exploration" and "RouterInfo and LeaseSet Lookup": our own RouterInfo lookups and
+    # explorations leave through exploratory tunnels (garlic-wrapped, encrypted replies) once there are some
+    lookups_via_tunnels: bool = True
 
 
 @dataclass
@@ -494,6 +497,7 @@ class NetDbService:
         gateway, tunnel_id = reply
         lookup = search.lookup
         reply_key, reply_tag = self.rng(32), self.rng(8)
+        excluded = tuple(h for h in excluded if h != self.own_hash)   # naming ourselves would undo the tunnels
         query = DatabaseLookup(lookup.key, gateway, lookup.lookup_type, tunnel_id, excluded, ReplyEncryption.ECIES,
                                reply_key, (reply_tag,))
         if not self._send_via_tunnels(search.pools, peer, query):
@@ -608,7 +612,8 @@ class NetDbService:
             if fetched >= self.settings.max_referral_fetches_per_reply:
                 break
             lookup = self.start_lookup(peer, LookupType.ROUTER_INFO, preferred=(referrer,), follow_referrals=False,
-                                       settings=self.settings.referral_fetch)
+                                       settings=self.settings.referral_fetch,
+                                       via_tunnels=self.settings.lookups_via_tunnels)
             if lookup is None:
                 break
             fetched += 1
@@ -634,11 +639,12 @@ class NetDbService:
         others = [h for h, ri in self.db.router_infos.items() if not ri.is_floodfill and h != self.own_hash]
         excluded = (self.own_hash, *closest(routing_key, others, self.settings.exploration_excluded - 1))
         self.stats["explorations"] += 1
-        lookup = self.start_lookup(key, LookupType.EXPLORATION, extra_excluded=excluded)
+        tunneled = self.settings.lookups_via_tunnels
+        lookup = self.start_lookup(key, LookupType.EXPLORATION, extra_excluded=excluded, via_tunnels=tunneled)
         if len(self.db.floodfills()) < self.settings.few_floodfills:
             # exploration names only non-floodfills; normal searches for random keys meet floodfills
             for _ in range(self.settings.floodfill_searches):
-                self.start_lookup(self.rng(32), LookupType.ROUTER_INFO)
+                self.start_lookup(self.rng(32), LookupType.ROUTER_INFO, via_tunnels=tunneled)
         return lookup
 
     # --- storing to floodfills
@@ -728,7 +734,7 @@ class NetDbService:
         ri = self.db.get_router_info(router_hash)
         if ri is not None:
             return ri
-        await self._await_lookup(router_hash, LookupType.ROUTER_INFO)
+        await self._await_lookup(router_hash, LookupType.ROUTER_INFO, via_tunnels=self.settings.lookups_via_tunnels)
         return self.db.get_router_info(router_hash)
 
     async def lookup_leaseset(self, key: bytes, pools: Any = None) -> AnyLeaseSet | None:

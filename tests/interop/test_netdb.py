@@ -157,7 +157,7 @@ async def test_i2pd_publishes_to_and_looks_up_through_a_pyi2p_floodfill(pyi2p_fl
     await wait_for(lambda: all(p1_has_newer_copy(net, name, seeded[name]) for name in names), 40, step=1.0)
     def confirmed(r) -> bool:
         return "Publishing confirmed" in (Path(r.datadir) / "i2pd.log").read_text(errors="replace")
-    await wait_for(lambda: all(confirmed(r) for r in net.i2pd_routers), 20, step=1.0)
+    await wait_for(lambda: all(confirmed(r) for r in net.i2pd_routers), 45, step=1.0)
     # a second floodfill that only p1 knows: i2pd's periodic searches (direct, as it is connected to p1) get
     # its hash in p1's search replies, and i2pd looks its RouterInfo up at p1
     before = {name: net.known_routers(name) for name in names}

@@ -44,6 +44,37 @@ async def test_leaseset_store_and_lookup_go_through_tunnels_with_encrypted_repli
             await node.stop()
 
 
+async def test_router_info_lookups_and_exploration_go_through_exploratory_tunnels(tmp_path):
+    floodfill = make_router(tmp_path, "ff", floodfill=True)
+    nodes = [floodfill] + [make_router(tmp_path, f"r{i}") for i in range(4)]
+    me, target = nodes[1], nodes[4]
+    try:
+        await start_network(nodes)
+        tunnels = me.router.tunnel_service
+        netdb = me.router.netdb_service
+
+        def multi_hop(pool) -> bool:
+            return any(t.hops for t in pool.core.usable(tunnels.clock.monotonic()))
+        await wait_for(lambda: multi_hop(tunnels.exploratory_inbound) and multi_hop(tunnels.exploratory_outbound), 60)
+        await wait_for(lambda: floodfill.router.netdb.get_router_info(target.router.hash) is not None, 10)
+        me.router.netdb.remove_router_info(target.router.hash)
+        before, opened = netdb.stats["lookups_via_tunnels"], me.router.garlic.stats["reply"]
+        ri = await asyncio.wait_for(netdb.lookup_router_info(target.router.hash), 20)
+        assert ri is not None and ri.hash == target.router.hash
+        assert netdb.stats["lookups_via_tunnels"] > before      # asked out an exploratory tunnel,
+        assert me.router.garlic.stats["reply"] > opened         # answered under our reply key into our tunnel
+        assert floodfill.router.netdb_service.stats["encrypted_replies"] >= 1
+
+        before = netdb.stats["lookups_via_tunnels"]
+        exploration = netdb.explore()
+        assert exploration is not None
+        await wait_for(lambda: exploration.done, 20)
+        assert netdb.stats["lookups_via_tunnels"] > before
+    finally:
+        for node in reversed(nodes):
+            await node.stop()
+
+
 async def test_hostile_garlic_to_a_router_is_dropped_and_counted(tmp_path):
     nodes = [make_router(tmp_path, "ff", floodfill=True), make_router(tmp_path, "r0")]
     target, sender = nodes
