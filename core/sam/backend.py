@@ -15,6 +15,10 @@ from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from core.data.identity import Destination
 from core.data.privatekeys import PrivateKeys
+from core.streaming.api import StreamReader, StreamSession, StreamWriter
+from core.streaming.config import StreamConfig
+
+LEASESET_OPTION_PREFIX = "i2cp.leaseSetOption."
 
 
 class BackendError(Exception):
@@ -119,6 +123,50 @@ class Backend(Protocol):
                      timeout: float = 30.0) -> LeaseSetInfo | None:
         """Find the leaseset of a destination hash (through `session`'s tunnels if given); None if not found."""
         ...
+
+
+def published_options(options: Mapping[str, str]) -> dict[str, str]:
+    """i2cp.leaseSetOption.N=key=value entries, as Java I2P publishes them in a LeaseSet2."""
+    published: dict[str, str] = {}
+    for name, value in options.items():
+        if name.startswith(LEASESET_OPTION_PREFIX) and "=" in value:
+            key, _, text = value.partition("=")
+            published[key] = text
+    return published
+
+
+class StreamingSessionBase:
+    """What every backend session does the same way: streams over a StreamSession, handlers the bridge sets."""
+
+    _streams: StreamSession
+
+    def __init__(self) -> None:
+        self._stream_handler: StreamHandler | None = None
+        self._datagram_handler: DatagramHandler | None = None
+
+    def set_stream_handler(self, handler: StreamHandler | None) -> None:
+        self._stream_handler = handler
+
+    def set_datagram_handler(self, handler: DatagramHandler | None) -> None:
+        self._datagram_handler = handler
+
+    async def _open_stream(self, remote: Destination, from_port: int, to_port: int,
+                           timeout: float) -> tuple[StreamReader, StreamWriter]:
+        config = StreamConfig(connect_timeout=timeout)
+        return await self._streams.open_connection(remote, to_port, local_port=from_port, config=config)
+
+    async def _on_stream(self, reader: StreamReader, writer: StreamWriter) -> None:
+        handler = self._stream_handler
+        if handler is None:
+            writer.abort()
+            return
+        handler(IncomingStream(writer.get_extra_info("peername"), writer.get_extra_info("peerport"),
+                               writer.get_extra_info("sockport"), reader, writer))
+
+    def _deliver_datagram(self, protocol: int, payload: bytes, from_port: int, to_port: int) -> None:
+        handler = self._datagram_handler
+        if handler is not None:
+            handler(ReceivedDatagram(protocol, payload, from_port, to_port))
 
 
 AddressBook = Callable[[str], "Destination | None | Awaitable[Destination | None]"]

@@ -10,12 +10,9 @@ from core.data.errors import ProtocolError
 from core.data.identity import Destination
 from core.data.privatekeys import PrivateKeys
 from core.streaming.api import StreamReader, StreamSession, StreamWriter
-from core.streaming.config import StreamConfig
 from core.streaming.manager import PROTOCOL_STREAMING
 
-from .backend import (BackendError, DatagramHandler, IncomingStream, LeaseSetInfo, PeerNotFound, ReceivedDatagram,
-                      StreamHandler)
-from .memory_backend import _published_options
+from .backend import BackendError, LeaseSetInfo, PeerNotFound, StreamingSessionBase, published_options
 
 READY_POLL_S = 0.1
 I2CP_PROTOCOLS = range(256)
@@ -30,14 +27,13 @@ def _leaseset_info(leaseset: Any) -> LeaseSetInfo | None:
     return LeaseSetInfo(destination, dict(options.items) if options is not None else {})
 
 
-class ClientBackendSession:
+class ClientBackendSession(StreamingSessionBase):
     def __init__(self, backend: ClientBackend, session: ClientSession):
+        super().__init__()
         self._backend = backend
         self.session = session
-        self.published_options = _published_options(session.raw_options)
+        self.published_options = published_options(session.raw_options)
         self._streams: StreamSession = open_stream_session(session)
-        self._stream_handler: StreamHandler | None = None
-        self._datagram_handler: DatagramHandler | None = None
         for protocol in I2CP_PROTOCOLS:
             if protocol != PROTOCOL_STREAMING:
                 session.set_protocol_handler(protocol, self._on_message)
@@ -57,14 +53,7 @@ class ClientBackendSession:
         if self._backend.api.local_session(remote.hash) is None and self.session.remote_leaseset(remote.hash) is None:
             if await self._backend.lookup(remote.hash, session=self, timeout=timeout) is None:
                 raise PeerNotFound(f"no leaseset for {remote.b32_address}")
-        config = StreamConfig(connect_timeout=timeout)
-        return await self._streams.open_connection(remote, to_port, local_port=from_port, config=config)
-
-    def set_stream_handler(self, handler: StreamHandler | None) -> None:
-        self._stream_handler = handler
-
-    def set_datagram_handler(self, handler: DatagramHandler | None) -> None:
-        self._datagram_handler = handler
+        return await self._open_stream(remote, from_port, to_port, timeout)
 
     def send_datagram(self, protocol: int, payload: bytes, to: Destination, *, from_port: int = 0,
                       to_port: int = 0, options: Mapping[str, Any] | None = None) -> None:
@@ -72,18 +61,8 @@ class ClientBackendSession:
             raise BackendError("session closed")
         self.session.send(to, payload, protocol=protocol, src_port=from_port, dst_port=to_port)
 
-    async def _on_stream(self, reader: StreamReader, writer: StreamWriter) -> None:
-        handler = self._stream_handler
-        if handler is None:
-            writer.abort()
-            return
-        handler(IncomingStream(writer.get_extra_info("peername"), writer.get_extra_info("peerport"),
-                               writer.get_extra_info("sockport"), reader, writer))
-
     def _on_message(self, message: ReceivedMessage) -> None:
-        handler = self._datagram_handler
-        if handler is not None:
-            handler(ReceivedDatagram(message.protocol, message.payload, message.src_port, message.dst_port))
+        self._deliver_datagram(message.protocol, message.payload, message.src_port, message.dst_port)
 
     async def close(self) -> None:
         for protocol in I2CP_PROTOCOLS:
@@ -136,7 +115,7 @@ class ClientBackend:
                      timeout: float = 30.0) -> LeaseSetInfo | None:
         local = self.api.local_session(dest_hash)
         if local is not None:
-            return LeaseSetInfo(local.destination, _published_options(local.raw_options))
+            return LeaseSetInfo(local.destination, published_options(local.raw_options))
         client = session.session if session is not None else None
         if client is not None:
             cached = client.remote_leaseset(dest_hash)

@@ -15,20 +15,7 @@ from core.streaming.config import StreamConfig
 from core.streaming.link import Datagram, MemoryLink, MemoryNetwork, ReceiveCallback
 from core.streaming.manager import PROTOCOL_STREAMING
 
-from .backend import (BackendError, DatagramHandler, IncomingStream, LeaseSetInfo, PeerNotFound,
-                      ReceivedDatagram, StreamHandler)
-
-LEASESET_OPTION_PREFIX = "i2cp.leaseSetOption."
-
-
-def _published_options(options: Mapping[str, str]) -> dict[str, str]:
-    """i2cp.leaseSetOption.N=key=value entries, as Java I2P publishes them in a LeaseSet2."""
-    published: dict[str, str] = {}
-    for name, value in options.items():
-        if name.startswith(LEASESET_OPTION_PREFIX) and "=" in value:
-            key, _, text = value.partition("=")
-            published[key] = text
-    return published
+from .backend import BackendError, LeaseSetInfo, PeerNotFound, StreamingSessionBase, published_options
 
 
 class _StreamingLink:
@@ -50,19 +37,18 @@ class _StreamingLink:
         self.receiver = callback
 
 
-class MemoryBackendSession:
+class MemoryBackendSession(StreamingSessionBase):
     def __init__(self, backend: MemoryBackend, keys: PrivateKeys, options: Mapping[str, str]):
+        super().__init__()
         self._backend = backend
         self.keys = keys
         self.options = dict(options)
-        self.published_options = _published_options(options)
+        self.published_options = published_options(options)
         self._link = backend.network.attach(keys.destination)
         self._streaming_link = _StreamingLink(self._link)
         self._link.set_receiver(self._on_datagram)
         self._streams = StreamSession(keys, self._streaming_link, config=backend.stream_config,
                                       clock=backend.clock, rng=backend.rng)
-        self._stream_handler: StreamHandler | None = None
-        self._datagram_handler: DatagramHandler | None = None
         self._server = None
         self.sent_options: list[Mapping[str, Any] | None] = []
         self.closed = False
@@ -81,14 +67,7 @@ class MemoryBackendSession:
             raise BackendError("session closed")
         if remote.hash not in self._backend.sessions:
             raise PeerNotFound(f"no leaseset for {remote.b32_address}")
-        config = StreamConfig(connect_timeout=timeout)
-        return await self._streams.open_connection(remote, to_port, local_port=from_port, config=config)
-
-    def set_stream_handler(self, handler: StreamHandler | None) -> None:
-        self._stream_handler = handler
-
-    def set_datagram_handler(self, handler: DatagramHandler | None) -> None:
-        self._datagram_handler = handler
+        return await self._open_stream(remote, from_port, to_port, timeout)
 
     def send_datagram(self, protocol: int, payload: bytes, to: Destination, *, from_port: int = 0,
                       to_port: int = 0, options: Mapping[str, Any] | None = None) -> None:
@@ -97,22 +76,12 @@ class MemoryBackendSession:
         self.sent_options.append(options)
         self._link.send(payload, to, protocol=protocol, src_port=from_port, dst_port=to_port)
 
-    async def _on_stream(self, reader: StreamReader, writer: StreamWriter) -> None:
-        handler = self._stream_handler
-        if handler is None:
-            writer.abort()
-            return
-        handler(IncomingStream(writer.get_extra_info("peername"), writer.get_extra_info("peerport"),
-                               writer.get_extra_info("sockport"), reader, writer))
-
     def _on_datagram(self, datagram: Datagram) -> None:
         if datagram.protocol == PROTOCOL_STREAMING:
             if self._streaming_link.receiver is not None:
                 self._streaming_link.receiver(datagram)
             return
-        handler = self._datagram_handler
-        if handler is not None:
-            handler(ReceivedDatagram(datagram.protocol, datagram.payload, datagram.src_port, datagram.dst_port))
+        self._deliver_datagram(datagram.protocol, datagram.payload, datagram.src_port, datagram.dst_port)
 
     async def close(self) -> None:
         if self.closed:
