@@ -354,7 +354,7 @@ class TunnelService:
                 request = create_build(identities, inbound=True, our_hash=self.router_hash, clock=self.clock,
                                        rng=self.rng, short=short)
             else:
-                reply = self._reply_tunnel(pool, now)
+                reply = self._partner_inbound(pool, now)   # where the build reply comes back
                 request = create_build(identities, inbound=False, our_hash=self.router_hash, clock=self.clock,
                                        rng=self.rng, reply_gateway=reply.gateway,
                                        reply_tunnel_id=reply.gateway_tunnel_id, short=short)
@@ -407,16 +407,6 @@ class TunnelService:
         if self._start_build(pool, hops, self.clock.monotonic(), waiter) is None:
             return None
         return await waiter
-
-    def _reply_tunnel(self, pool: ManagedPool, now: float) -> InboundTunnel:
-        """Where an outbound build's reply comes back: our paired or exploratory inbound tunnel, else zero-hop."""
-        for inbound_pool in (pool.paired, self.exploratory_inbound):
-            if inbound_pool is None:
-                continue
-            picked = inbound_pool.core.pick(now)
-            if picked is not None and picked.key in inbound_pool.inbound:
-                return inbound_pool.inbound[picked.key]
-        return self._zero_hop_reply_tunnel(now)
 
     def _zero_hop_reply_tunnel(self, now: float) -> InboundTunnel:
         tunnel = self._zero_hop_reply
@@ -543,11 +533,18 @@ class TunnelService:
         delivery = TunnelDelivery.to_tunnel(inbound.gateway, inbound.gateway_tunnel_id)
         self._dispatch(outbound.send([(message, delivery)]))
 
-    def _partner_inbound(self, pool: ManagedPool, now: float) -> InboundTunnel | None:
+    @staticmethod
+    def _picked_inbound(pool: ManagedPool, now: float) -> InboundTunnel | None:
+        picked = pool.core.pick(now)
+        return pool.inbound.get(picked.key) if picked is not None else None
+
+    def _partner_inbound(self, pool: ManagedPool, now: float) -> InboundTunnel:
+        """Where replies to `pool`'s traffic come back (build replies, tests): the paired or exploratory inbound
+        pool's tunnel, else zero-hop."""
         for other in (pool.paired, self.exploratory_inbound):
-            picked = other.core.pick(now) if other is not None else None
-            if picked is not None and picked.key in other.inbound:  # type: ignore[union-attr]
-                return other.inbound[picked.key]  # type: ignore[union-attr]
+            tunnel = self._picked_inbound(other, now) if other is not None else None
+            if tunnel is not None:
+                return tunnel
         return self._zero_hop_reply_tunnel(now)
 
     def _partner_outbound(self, pool: ManagedPool, now: float) -> OutboundTunnel | None:
@@ -598,9 +595,7 @@ class TunnelService:
     def reply_tunnel(self, pool: ManagedPool | None = None) -> tuple[bytes, int] | None:
         """(gateway hash, gateway tunnel id) of one of `pool`'s (exploratory when None) inbound tunnels, for
         replies to come back through; None while it has none."""
-        pool = pool or self.exploratory_inbound
-        picked = pool.core.pick(self.clock.monotonic())
-        tunnel = pool.inbound.get(picked.key) if picked is not None else None
+        tunnel = self._picked_inbound(pool or self.exploratory_inbound, self.clock.monotonic())
         return (tunnel.gateway, tunnel.gateway_tunnel_id) if tunnel is not None else None
 
     def leases(self, pool: ManagedPool) -> list[tuple[bytes, int, float]]:
