@@ -161,7 +161,8 @@ class Router:
             router_hash=self.keys.hash, static_key=X25519Keypair(self.keys.keys.private_key),
             send=self.transports.send, netdb=self.netdb, clock=self.clock, rng=self.rng, profiles=self.profiles,
             settings=self.tunnel_settings or self.default_tunnel_settings(),
-            lookup_router_info=self.netdb_service.lookup_router_info, garlic=self.garlic)
+            lookup_router_info=self.netdb_service.lookup_router_info, garlic=self.garlic,
+            connected=self.transports.is_connected)
         self.tunnel_service.on_local_message = lambda message: self.handle_message(self.hash, message)
         self.netdb_service.tunnels = NetDbTunnelPaths(self.tunnel_service)
         await self.tunnel_service.start()

@@ -136,6 +136,10 @@ class TransportManager:
             state.dial = self._spawn(self._dial(peer_hash, state), "ntcp2-dial")
         return True
 
+    def is_connected(self, peer_hash: bytes) -> bool:
+        conn = self.sessions.get(peer_hash)
+        return conn is not None and not conn.closed
+
     async def connect(self, peer_hash: bytes) -> NTCP2Connection | None:
         """An established session to `peer_hash`, dialling if there is none; None if that fails."""
         conn = self.sessions.get(peer_hash)

@@ -145,10 +145,12 @@ class TunnelService:
     def __init__(self, *, router_hash: bytes, static_key: X25519Keypair, send: Send, netdb: Any, clock: Clock,
                  rng: Rng = os.urandom, profiles: Any = None, settings: TunnelSettings = TunnelSettings(),
                  transit_policy: TransitPolicy | None = None, garlic: RouterGarlicReceiver | None = None,
-                 lookup_router_info: LookupRouterInfo | None = None):
+                 lookup_router_info: LookupRouterInfo | None = None,
+                 connected: Callable[[bytes], bool] = lambda peer: False):
         self.router_hash = router_hash
         self._send = send
         self._lookup = lookup_router_info
+        self._connected = connected   # a session to the peer is up: send without its RouterInfo
         self._waiting: dict[bytes, deque[I2NPMessage]] = {}  # next hops being looked up, with their messages
         self._lookup_tasks: set[asyncio.Task] = set()
         self._netdb = netdb
@@ -801,8 +803,9 @@ class TunnelService:
             queue.extend(more)
 
     def _send_to(self, target: bytes, message: I2NPMessage) -> None:
-        """Send to a router; one whose RouterInfo we lack is looked up first (a tunnel's next hop often is)."""
-        if self._lookup is not None and self._netdb.get_router_info(target) is None:
+        """Send to a router; one we have neither a session with nor the RouterInfo of is looked up first (a
+        tunnel's next hop often is)."""
+        if self._lookup is not None and self._netdb.get_router_info(target) is None and not self._connected(target):
             waiting = self._waiting.get(target)
             if waiting is None:
                 try:

@@ -445,3 +445,23 @@ async def test_unknown_next_hops_are_looked_up_before_forwarding():
     for _ in range(20):
         await asyncio.sleep(0)
     assert hop.stats["next_hop_unknown_drops"] == 2 and not hop._waiting
+
+
+async def test_a_next_hop_we_have_a_session_with_is_not_looked_up():
+    net = MemoryNetwork(3)
+    node = net.nodes[0]
+    peer = net.nodes[1].hash
+    node.service._netdb = HidingNetDb(net.netdb, {peer})     # its RouterInfo left our netDb meanwhile
+    looked_up = []
+
+    async def lookup(router_hash):
+        looked_up.append(router_hash)
+        return None
+    node.service._lookup = lookup
+    node.service._connected = lambda h: h == peer
+    status = I2NPMessage.build(DeliveryStatus(1, 2), 3, int(NOW * 1000) + 10_000)
+    node.service._dispatch([SendToRouter(peer, status)])
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert looked_up == [] and not node.service._waiting
+    assert [(s, t) for s, t, _ in net.queue] == [(node.hash, peer)]   # sent at once on the session
