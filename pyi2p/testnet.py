@@ -175,6 +175,10 @@ def unavailable_reason() -> str | None:
 
 
 def i2pd_binary() -> str | None:
+    """The i2pd a testnet runs unless told otherwise: $PYI2P_I2PD, else `i2pd` in PATH, else Debian's."""
+    named = os.environ.get("PYI2P_I2PD")
+    if named:
+        return named if os.access(named, os.X_OK) else None
     found = shutil.which("i2pd")
     if found:
         return found
@@ -198,6 +202,7 @@ class Router:
     i2cp: int | None = None
     i2pcontrol: int | None = None     # pyi2p routers: I2PControl JSON-RPC
     floodfill: bool = False
+    binary: str | None = None         # i2pd routers: the i2pd executable (None: i2pd_binary())
     pid: int | None = None
     ident_hash: str = ""              # I2P-base64 SHA-256 of the RouterIdentity
 
@@ -208,7 +213,7 @@ class Router:
     def command(self, netid: int, seed_file: str) -> list[str]:
         if self.kind == "i2pd":
             d = self.datadir
-            return [i2pd_binary() or "i2pd", "--datadir", d, "--conf", f"{d}/i2pd.conf",
+            return [self.binary or i2pd_binary() or "i2pd", "--datadir", d, "--conf", f"{d}/i2pd.conf",
                     "--tunconf", f"{d}/tunnels.conf", "--tunnelsdir", f"{d}/tunnels.d",
                     "--certsdir", f"{d}/certificates"]
         return [sys.executable, "-m", "pyi2p", "run", "--datadir", self.datadir, "--host", self.address,
@@ -467,7 +472,7 @@ class Testnet:
     def __init__(self, base: str | os.PathLike = DEFAULT_BASE, *, i2pd_count: int = 5, pyi2p_count: int = 0,
                  floodfills: int = 2, netid: int = 42, netns: str = DEFAULT_NETNS,
                  address_prefix: str = "198.18.0", first_port: int = DEFAULT_FIRST_PORT, hops: int = 1,
-                 die_with_parent: bool = False):
+                 die_with_parent: bool = False, i2pd: str | None = None):
         if not 1 <= i2pd_count < PYI2P_HOST_OFFSET:
             raise TestnetError(f"i2pd_count must be 1..{PYI2P_HOST_OFFSET - 1}")
         if not 0 <= pyi2p_count < EXTRA_HOST_OFFSET - PYI2P_HOST_OFFSET:
@@ -478,7 +483,10 @@ class Testnet:
             raise TestnetError("first_port leaves no room for the routers' ports")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,30}", netns):
             raise TestnetError(f"bad namespace name {netns!r}")
+        if i2pd is not None and not os.access(i2pd, os.X_OK):
+            raise TestnetError(f"{i2pd}: not an executable i2pd")
         self.base = Path(base).absolute()
+        self.i2pd = os.path.abspath(i2pd) if i2pd else None   # None: i2pd_binary()
         self.netns = netns
         self.netid = netid
         self.address_prefix = address_prefix
@@ -494,7 +502,8 @@ class Testnet:
             p = first_port + PORT_STRIDE * (k - 1)
             self.routers.append(Router(
                 name=f"r{k}", kind="i2pd", datadir=str(self.base / f"r{k}"), address=f"{address_prefix}.{k}",
-                port=p, console=p + 1, sam=p + 2, http_proxy=p + 3, i2cp=p + 4, floodfill=k <= floodfills))
+                port=p, console=p + 1, sam=p + 2, http_proxy=p + 3, i2cp=p + 4, floodfill=k <= floodfills,
+                binary=self.i2pd))
         for j in range(1, pyi2p_count + 1):
             p = first_port + PORT_STRIDE * (i2pd_count + j - 1)
             self.routers.append(Router(
@@ -531,7 +540,8 @@ class Testnet:
     def to_json(self) -> dict[str, object]:
         return {"version": 1, "base": str(self.base), "netns": self.netns, "netid": self.netid,
                 "address_prefix": self.address_prefix, "first_port": self.first_port,
-                "floodfills": self.floodfills, "hops": self.hops, "i2pd_version": _i2pd_version(),
+                "floodfills": self.floodfills, "hops": self.hops, "i2pd": self.i2pd,
+                "i2pd_version": i2pd_version(self.i2pd),
                 "ready_after_s": self.ready_after_s, "extra_addresses": self.extra_addresses,
                 "routers": [dataclasses.asdict(r) for r in self.routers]}
 
@@ -548,7 +558,7 @@ class Testnet:
             net = cls(state["base"], i2pd_count=sum(r.kind == "i2pd" for r in routers),
                       pyi2p_count=sum(r.kind == "pyi2p" for r in routers), floodfills=state["floodfills"],
                       netid=state["netid"], netns=state["netns"], address_prefix=state["address_prefix"],
-                      first_port=state["first_port"], hops=state["hops"])
+                      first_port=state["first_port"], hops=state["hops"], i2pd=state.get("i2pd"))
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError) as exc:
@@ -941,18 +951,19 @@ def _die_with_parent() -> None:
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-_version_cache: list[str] = []
+_version_cache: dict[str | None, str] = {}
 
 
-def _i2pd_version() -> str:
-    if not _version_cache:
-        binary = i2pd_binary()
+def i2pd_version(binary: str | None = None) -> str:
+    """First line of `i2pd --version` ("i2pd version 2.45.1 (0.9.56)") for `binary` (None: i2pd_binary())."""
+    if binary not in _version_cache:
+        path = binary or i2pd_binary()
         text = ""
-        if binary:
+        if path:
             with contextlib.suppress(OSError, subprocess.SubprocessError):
-                text = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
-        _version_cache.append(text.splitlines()[0] if text else "unknown")
-    return _version_cache[0]
+                text = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
+        _version_cache[binary] = text.splitlines()[0] if text else "unknown"
+    return _version_cache[binary]
 
 
 # ---------------------------------------------------------------- CLI
@@ -971,6 +982,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     help=f"router k uses ports P..P+4, P = first + 10*(k-1) (default {DEFAULT_FIRST_PORT})")
     up.add_argument("--netns", default=DEFAULT_NETNS, help=f"network namespace (default {DEFAULT_NETNS})")
     up.add_argument("--wait", type=float, default=120.0, help="seconds to wait until ready; 0: don't (default 120)")
+    up.add_argument("--i2pd", metavar="PATH", help="the i2pd executable to run (default: $PYI2P_I2PD, else i2pd in PATH)")
     up.set_defaults(func=_cmd_up)
     status = actions.add_parser("status", help="per-router state from the consoles")
     status.set_defaults(func=_cmd_status)
@@ -999,7 +1011,8 @@ def _progress_to_stderr() -> Iterator[None]:
 def _cmd_up(args: argparse.Namespace) -> int:
     try:
         net = Testnet(args.base, i2pd_count=args.i2pd_count, pyi2p_count=args.pyi2p_count,
-                      floodfills=args.floodfills, netid=args.netid, netns=args.netns, first_port=args.first_port)
+                      floodfills=args.floodfills, netid=args.netid, netns=args.netns, first_port=args.first_port,
+                      i2pd=args.i2pd)
         with _progress_to_stderr():
             statuses = net.up(wait=args.wait)
     except TestnetError as exc:

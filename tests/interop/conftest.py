@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pyi2p.testnet import Testnet, delete_netns, list_netns, netns_pids, unavailable_reason
+from pyi2p.testnet import Testnet, delete_netns, i2pd_binary, i2pd_version, list_netns, netns_pids, unavailable_reason
 
 TEST_NETNS_PREFIX = "pyi2p-t"         # + the pytest PID, so parallel runs never share a namespace
 TEST_NETNS_NAME = re.compile(r"pyi2p-[a-z]+(\d+)")   # every test namespace: pyi2p-<letters><pytest PID>
@@ -34,6 +34,40 @@ def testnet_requirements() -> None:
     remove_stale_test_namespaces()
 
 
+def i2pd_binaries() -> list[str | None]:
+    """The default i2pd (None) and every other executable named in $PYI2P_I2PD_EXTRA (paths split by ':'):
+    modules that take `each_i2pd_testnet` run once per version."""
+    extra = [p for p in os.environ.get("PYI2P_I2PD_EXTRA", "").split(":") if p and os.access(p, os.X_OK)]
+    return [None, *extra]
+
+
+def _version_id(binary: str | None) -> str:
+    if binary is None and i2pd_binary() is None:
+        return "i2pd"
+    m = re.search(r"version (\S+)", i2pd_version(binary))
+    return f"i2pd-{m.group(1)}" if m else "i2pd"
+
+
+def _start_testnet(tmp_path_factory: pytest.TempPathFactory, i2pd: str | None = None) -> Testnet:
+    net = Testnet(tmp_path_factory.mktemp("testnet"), netns=f"{TEST_NETNS_PREFIX}{os.getpid()}",
+                  die_with_parent=True, i2pd=i2pd)
+    try:
+        net.up(wait=TESTNET_WAIT_S)
+    except BaseException:
+        net.down()
+        raise
+    return net
+
+
+@pytest.fixture(scope="module", params=i2pd_binaries(), ids=_version_id)
+def each_i2pd_testnet(request: pytest.FixtureRequest, testnet_requirements: None,
+                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
+    """The `testnet` below, once with each i2pd version (Debian's, and those in $PYI2P_I2PD_EXTRA)."""
+    net = _start_testnet(tmp_path_factory, request.param)
+    yield net
+    net.down()
+
+
 @pytest.fixture(scope="module")
 def testnet(testnet_requirements: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
     """5 i2pd routers (r1, r2 floodfills), ready: each knows all, has sessions and exploratory tunnels.
@@ -42,12 +76,6 @@ def testnet(testnet_requirements: None, tmp_path_factory: pytest.TempPathFactory
     (i2pd never expires RouterInfos below 90 routers), and a netDb full of dead routers slows i2pd's
     tunnel building for every later test. A fresh testnet costs about 20 s.
     """
-    net = Testnet(tmp_path_factory.mktemp("testnet"), netns=f"{TEST_NETNS_PREFIX}{os.getpid()}",
-                  die_with_parent=True)
-    try:
-        net.up(wait=TESTNET_WAIT_S)
-    except BaseException:
-        net.down()
-        raise
+    net = _start_testnet(tmp_path_factory)
     yield net
     net.down()
