@@ -1,0 +1,107 @@
+"""The in-process port on a ClientAPI with local delivery: streams by destination, b32 and name,
+ports, datagrams, and the errors apps see."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from apps.network import (Datagram, IncomingStream, InProcessNetwork, NameNotFound, PeerNotFound,
+                          PeerUnreachable, parse_address)
+from core.client import ClientAPI
+from core.data.privatekeys import PrivateKeys
+
+
+@pytest.fixture
+async def network():
+    net = InProcessNetwork(ClientAPI())
+    yield net
+    await net.close()
+
+
+async def echo(stream: IncomingStream) -> None:
+    data = await stream.reader.read(1000)
+    stream.writer.write(b"port %d from %s: " % (stream.to_port, stream.peer.b32_address.encode()) + data)
+    await stream.writer.drain()
+    stream.writer.close()
+
+
+async def read_all(reader) -> bytes:
+    chunks = []
+    for _ in range(100):
+        chunk = await asyncio.wait_for(reader.read(65536), 5)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def test_stream_by_destination_b32_and_name(network):
+    server = await network.open_session(name="server")
+    client = await network.open_session(name="client")
+    await server.serve(echo, port=80)
+    network.resolver = {"site.i2p": server.destination}.get
+    for target in (server.destination, server.b32, server.destination.b64, "site.i2p", "SITE.I2P"):
+        reader, writer = await client.connect(target, 80, timeout=5)
+        writer.write(b"hello")
+        await writer.drain()
+        assert await read_all(reader) == b"port 80 from " + client.b32.encode() + b": hello"
+        writer.close()
+    assert server.status()["streams_in"] == 5
+
+
+async def test_ports_route_to_their_handlers_and_zero_catches_the_rest(network):
+    server = await network.open_session()
+    client = await network.open_session()
+
+    async def other(stream: IncomingStream) -> None:
+        stream.writer.write(b"catch-all %d" % stream.to_port)
+        stream.writer.close()
+
+    await server.serve(echo, port=80)
+    await server.serve(other)
+    reader, writer = await client.connect(server.destination, 6667, timeout=5)
+    assert await read_all(reader) == b"catch-all 6667"
+    server.stop_serving(0)
+    with pytest.raises(PeerUnreachable):
+        await client.connect(server.destination, 6667, timeout=5)
+
+
+async def test_unknown_names_and_destinations(network):
+    client = await network.open_session()
+    with pytest.raises(NameNotFound):
+        await client.connect("nowhere.i2p", 80, timeout=2)
+    unknown = PrivateKeys.generate().destination
+    with pytest.raises(PeerNotFound):   # no router network: nothing to look a LeaseSet up in
+        await client.connect(unknown.b32_address, 80, timeout=2)
+
+
+async def test_datagrams_repliable_and_raw(network):
+    a = await network.open_session()
+    b = await network.open_session()
+    got: asyncio.Queue[Datagram] = asyncio.Queue()
+    b.on_datagram(got.put_nowait, port=53)
+    a.send_datagram(b.destination, b"signed", from_port=1000, to_port=53)
+    a.send_datagram(b.destination, b"raw", repliable=False, to_port=53)
+    a.send_datagram(b.destination, b"elsewhere", to_port=54)
+    first = await asyncio.wait_for(got.get(), 5)
+    second = await asyncio.wait_for(got.get(), 5)
+    assert (first.payload, first.sender, first.from_port, first.repliable) == (b"signed", a.destination, 1000, True)
+    assert (second.payload, second.sender, second.repliable) == (b"raw", None, False)
+    await asyncio.sleep(0.05)
+    assert got.empty()
+
+
+@pytest.mark.parametrize("text", ["", "foo", "foo.com", "a" * 70 + ".i2p", "bad_name.i2p", "x" * 600,
+                                  "a" * 60 + ".b32.i2p"])
+def test_parse_address_refuses_what_is_not_an_address(text):
+    with pytest.raises(NameNotFound):
+        parse_address(text)
+
+
+def test_parse_address_forms():
+    dest = PrivateKeys.generate().destination
+    assert parse_address(dest.b64) == dest
+    assert parse_address(dest.b64 + ".i2p") == dest
+    assert parse_address(dest.b32_address.upper()) == dest.hash
+    assert parse_address("Example.I2P.") == "example.i2p"
