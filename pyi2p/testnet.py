@@ -792,6 +792,23 @@ class Testnet:
     def status(self, *, sessions: bool = True) -> list[RouterStatus]:
         return [self.router_status(r, sessions=sessions) for r in self.routers]
 
+    def set_i2pd_tunnels(self, router: str | Router, name: str, conf: str | None) -> Path:
+        """Write (or with None remove) `tunnels.d/<name>.conf` of an i2pd router and make a running i2pd
+        re-read its tunnels (SIGHUP). Keys named in `conf` are files in that router's data dir."""
+        r = self.router(router)
+        if r.kind != "i2pd":
+            raise TestnetError(f"{r.name} is not an i2pd router")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", name):
+            raise TestnetError(f"bad tunnels file name {name!r}")
+        path = Path(r.datadir) / "tunnels.d" / f"{name}.conf"
+        if conf is None:
+            path.unlink(missing_ok=True)
+        else:
+            atomic_write_text(path, conf)
+        if r.running:
+            os.kill(r.pid, signal.SIGHUP)   # i2pd's daemon reloads tunnels.conf and tunnels.d on SIGHUP
+        return path
+
     def router_status(self, router: str | Router, *, sessions: bool = True) -> RouterStatus:
         """The console's figures. i2pd 2.45.1's console thread can crash rendering the transports page while
         sessions come and go (a null remote identity), so polling loops pass sessions=False."""
