@@ -79,6 +79,15 @@ control_port = 7650
 # SAM v3.3 for outside applications (0 turns it off), and its UDP datagram port (0: none).
 sam_port = 7656
 sam_udp_port = 7655
+
+# The applications each have a table; `enabled = false` turns one off. See docs/ for each
+# app's settings (docs/proxy.md, docs/naming.md, docs/mail.md, docs/torrent.md);
+# I2PTunnel reads tunnels.conf and tunnels.d/*.conf beside this file (docs/i2ptunnel.md).
+# [proxy]
+# port = 4444
+# [naming]
+# [mail]
+# [torrent]
 """
 
 
@@ -133,6 +142,8 @@ def load_config(datadir: str | os.PathLike | None = None, overrides: dict | None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: {exc}", structure="config") from None
         for name, value in raw.items():
+            if isinstance(value, dict):
+                continue    # a table ([proxy], [mail], ...) belongs to the node's apps: read_sections()
             if name not in _TYPES or name == "datadir":
                 raise ConfigError(f"{path}: unknown setting {name!r}", structure="config")
             values[name] = _coerce(name, value)
@@ -148,6 +159,18 @@ def load_config(datadir: str | os.PathLike | None = None, overrides: dict | None
     elif not config.port:
         raise ConfigError(f"{path}: no port set", structure="config")
     return config
+
+
+def read_sections(datadir: str | os.PathLike | None = None) -> dict[str, dict]:
+    """The tables of DATADIR/config.toml (`[proxy]`, `[mail]`, ...): each app's own settings."""
+    path = (Path(datadir).expanduser() if datadir else DEFAULT_DATADIR) / "config.toml"
+    try:
+        raw = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}", structure="config") from None
+    return {name: value for name, value in raw.items() if isinstance(value, dict)}
 
 
 def _random_port(rng) -> int:

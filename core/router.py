@@ -248,7 +248,7 @@ class Router:
         try:
             await bridge.start()
         except OSError as exc:
-            log.error("SAM not started on %s:%d: %s", config.host, config.port, exc.strerror or exc)
+            log.error("SAM not started: %s", exc.strerror or exc)
             return
         self.sam = bridge
         log.info("SAM v3 bridge listening on %s:%d", config.host, bridge.port)

@@ -5,6 +5,7 @@ import base64
 import dataclasses
 import hmac
 import inspect
+import logging
 import math
 import os
 from collections import Counter, OrderedDict
@@ -14,9 +15,11 @@ from core.clock import Clock, Rng, SystemClock
 
 from .api import NETWORK_SETTING_KEYS, ControlledRouter, PeerRecord, RouterSnapshot, SettingError, TunnelRecord
 from .config import ControlConfig, ControlConfigError, validate_address, validate_password
-from .jsonrpc import (API_VERSION_MISSING, API_VERSION_UNSUPPORTED, EXPIRED_TOKEN, INVALID_PARAMS, INVALID_PASSWORD,
-                      METHOD_NOT_FOUND, NO_TOKEN, UNKNOWN_TOKEN, RpcError, answer_body)
+from .jsonrpc import (API_VERSION_MISSING, API_VERSION_UNSUPPORTED, EXPIRED_TOKEN, INTERNAL_ERROR, INVALID_PARAMS,
+                      INVALID_PASSWORD, METHOD_NOT_FOUND, NO_TOKEN, UNKNOWN_TOKEN, RpcError, answer_body)
 from .rates import RateHistory
+
+log = logging.getLogger(__name__)
 
 API_VERSION = 1
 TOKEN_LIFETIME_S = 24 * 3600       # as Java's I2PControl: a token lasts a day
@@ -188,6 +191,19 @@ class ControlService:
     @property
     def method_names(self) -> tuple[str, ...]:
         return ("Authenticate", *self._methods)
+
+    def add_methods(self, methods: dict[str, Callable[[dict], Any]]) -> None:
+        """Offer more methods (the node's services: pyi2p.<App>.<Verb>); a handler gets the params without
+        the token and raises ValueError for bad ones. The API v1 methods cannot be replaced."""
+        for name, handler in methods.items():
+            if name in self._methods or name == "Authenticate" or not name.startswith("pyi2p."):
+                raise ValueError(f"cannot register I2PControl method {name!r}")
+            self._methods[name] = _extension(handler)
+
+    def remove_methods(self, names) -> None:
+        for name in names:
+            if name.startswith("pyi2p.") and name not in _BUILTIN_EXTENSIONS:
+                self._methods.pop(name, None)
 
     def sample_rates(self) -> None:
         self.rates.record(self.clock.monotonic(), self.router.snapshot())
@@ -368,6 +384,28 @@ class ControlService:
 
     def _destinations(self, params: dict) -> dict:
         return {"Destinations": [{"B32": d.b32, "Name": d.name} for d in self.router.destinations()]}
+
+
+_BUILTIN_EXTENSIONS = frozenset({"pyi2p.Summary", "pyi2p.Peers", "pyi2p.Tunnels", "pyi2p.NetDb",
+                                 "pyi2p.Destinations"})
+
+
+def _extension(handler: Callable[[dict], Any]) -> Callable[[dict], Any]:
+    """A service's method: params without the token; ValueError becomes the spec's invalid-params error,
+    any other failure a plain internal error (never a traceback to the caller)."""
+    async def call(params: dict) -> Any:
+        args = {k: v for k, v in params.items() if k != "Token"}
+        try:
+            result = handler(args)
+            return await result if inspect.isawaitable(result) else result
+        except RpcError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)[:200]) from None
+        except Exception as exc:
+            log.exception("I2PControl extension failed")
+            raise RpcError(INTERNAL_ERROR, f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    return call
 
 
 def _finite(value: float) -> float:
