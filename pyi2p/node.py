@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -61,6 +63,36 @@ class AppSlot:
         return figures
 
 
+class LogBuffer(logging.Handler):
+    """The last lines of the node's log, numbered, for the console's live tail (pyi2p.Logs.Tail)."""
+
+    def __init__(self, capacity: int = 2000):
+        super().__init__(logging.DEBUG)
+        self.lines: deque[dict[str, Any]] = deque(maxlen=capacity)
+        self.next_seq = 0
+        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:
+            text = record.getMessage() if isinstance(record.msg, str) else str(record.msg)
+        self.lines.append({"Seq": self.next_seq, "Time": record.created, "Level": record.levelname,
+                           "Text": text.splitlines()[0][:2000] if text else ""})
+        self.next_seq += 1
+
+    def tail(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Lines after `Since` (a Seq; -1 or absent: the last `Limit`), at `Level` or above."""
+        since = int(params.get("Since", -1))
+        limit = max(1, min(int(params.get("Limit", 200)), 1000))
+        level = logging.getLevelName(str(params.get("Level", "INFO")).upper())
+        if not isinstance(level, int):
+            raise ValueError(f"unknown level {params.get('Level')!r}")
+        lines = [line for line in self.lines
+                 if line["Seq"] > since and logging.getLevelName(line["Level"]) >= level]
+        return {"Lines": lines[-limit:], "Next": self.next_seq - 1}
+
+
 class Node:
     """Router + apps, or apps alone over SAM (`network` given, `router` None)."""
 
@@ -71,6 +103,8 @@ class Node:
         self.router: Router | None = None if network is not None else Router(config)
         self.network = network
         self.slots = [AppSlot(spec) for spec in apps]
+        self.log_buffer = LogBuffer()
+        self.started_at = time.time()
 
     def slot(self, name: str) -> AppSlot | None:
         return next((s for s in self.slots if s.spec.name == name), None)
@@ -80,6 +114,7 @@ class Node:
         return slot.service if slot is not None else None
 
     async def start(self) -> None:
+        logging.getLogger().addHandler(self.log_buffer)
         if self.router is not None:
             await self.router.start()
             self.network = InProcessNetwork(self.router.client)
@@ -144,7 +179,8 @@ class Node:
         control = self.router.control if self.router is not None else None
         if control is None:
             return
-        methods: dict[str, Callable] = {"pyi2p.Services.List": lambda params: {"Services": self.services_status()}}
+        methods: dict[str, Callable] = {"pyi2p.Services.List": lambda params: {"Services": self.services_status()},
+                                        "pyi2p.Logs.Tail": self.log_buffer.tail}
         for slot in self.slots:
             if slot.service is None or slot.state != "running":
                 continue
@@ -207,6 +243,7 @@ class Node:
             await self.router.stop()
         elif self.network is not None:
             await self.network.close()
+        logging.getLogger().removeHandler(self.log_buffer)
 
 
 def _listen_entries(name: str, status: dict[str, Any]) -> list[tuple[str, str]]:

@@ -72,3 +72,17 @@ async def test_stop_closes_the_apps(tmp_path):
     await node.stop()
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_log_tail_by_sequence_and_level(node, tmp_path):
+    import logging
+    client = ControlClient.from_config(read_control_config(tmp_path))
+    loop = asyncio.get_running_loop()
+    first = await loop.run_in_executor(None, client.call, "pyi2p.Logs.Tail", {"Level": "DEBUG"})
+    logging.getLogger("tests.node").warning("a warning for the tail")
+    logging.getLogger("tests.node").debug("a debug line")
+    later = await loop.run_in_executor(None, client.call, "pyi2p.Logs.Tail",
+                                       {"Since": first["Next"], "Level": "WARNING"})
+    assert [line["Text"] for line in later["Lines"]] == ["tests.node: a warning for the tail"]
+    with pytest.raises(ControlRpcError, match="unknown level"):
+        await loop.run_in_executor(None, client.call, "pyi2p.Logs.Tail", {"Level": "LOUD"})
