@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from core.fsutil import atomic_write_text
 DEFAULT_DATADIR = Path("~/.pyi2p").expanduser()
 REAL_NETID = 2
 PORT_RANGE = (9000, 31000)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class ConfigError(ProtocolError):
@@ -34,6 +36,7 @@ class RouterConfig:
     control_port: int = 7650
     sam_port: int = 7656             # SAM v3 bridge on control_host; 0 turns it off
     sam_udp_port: int = 7655         # SAM datagrams over UDP; 0: only on the control socket
+    sam_users: tuple[str, ...] = ()  # "user:password" entries: SAM asks for them (required off loopback)
     log_level: str = "INFO"
 
     @property
@@ -43,7 +46,7 @@ class RouterConfig:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(RouterConfig)}
 _TYPES = {"datadir": Path, "host": str, "port": int, "netid": int, "reseed_file": str, "reseed_urls": tuple, "floodfill": "floodfill",
-          "bandwidth": str, "max_connections": int, "control_host": str, "control_port": int, "sam_port": int, "sam_udp_port": int, "log_level": str}
+          "bandwidth": str, "max_connections": int, "control_host": str, "control_port": int, "sam_port": int, "sam_udp_port": int, "sam_users": tuple, "log_level": str}
 
 _TEMPLATE = """\
 # pyi2p router settings. Command-line flags override these for one run.
@@ -128,6 +131,21 @@ def _validate(config: RouterConfig) -> RouterConfig:
         raise ConfigError(f"bandwidth {config.bandwidth!r} is not one of K L M N O P X", structure="config")
     if config.max_connections < 1:
         raise ConfigError("max_connections must be at least 1", structure="config")
+    if config.log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(f"log_level {config.log_level!r} is not one of {', '.join(LOG_LEVELS)}", structure="config")
+    try:
+        ipaddress.ip_address(config.control_host)
+    except ValueError:
+        raise ConfigError(f"control_host {config.control_host!r} is not an IP address", structure="config") from None
+    if config.host is not None:
+        try:
+            ipaddress.ip_address(config.host)
+        except ValueError:
+            raise ConfigError(f"host {config.host!r} is not an IP address", structure="config") from None
+    for entry in config.sam_users:
+        if ":" not in entry or not entry.partition(":")[0] or len(entry.partition(":")[2]) < 8:
+            raise ConfigError("sam_users entries are \"user:password\" with a password of 8 or more characters",
+                              structure="config")
     return config
 
 
@@ -153,7 +171,7 @@ def load_config(datadir: str | os.PathLike | None = None, overrides: dict | None
     config = _validate(RouterConfig(datadir=base, **values))
     if not path.exists():
         port = config.port or _random_port(rng)
-        atomic_write_text(path, _TEMPLATE.format(port=port, netid=REAL_NETID))
+        atomic_write_text(path, _TEMPLATE.format(port=port, netid=config.netid))   # what this router runs with
         if not config.port:
             config = dataclasses.replace(config, port=port)
     elif not config.port:
