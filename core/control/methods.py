@@ -8,7 +8,7 @@ import inspect
 import logging
 import math
 import os
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from typing import Any, Callable
 
 from core.clock import Clock, Rng, SystemClock
@@ -22,6 +22,9 @@ from .rates import RateHistory
 log = logging.getLogger(__name__)
 
 API_VERSION = 1
+MAX_AUTH_FAILURES = 10             # wrong passwords within the window before Authenticate refuses all
+AUTH_FAILURE_WINDOW_S = 60.0
+MIN_NEW_PASSWORD = 8               # a password set through the API
 TOKEN_LIFETIME_S = 24 * 3600       # as Java's I2PControl: a token lasts a day
 MAX_TOKENS = 64
 
@@ -174,6 +177,8 @@ class ControlService:
         self.tokens = TokenStore(self.clock, rng)
         self.rates = RateHistory(rate_history_s)
         self._save_config = save_config
+        self._auth_failures: deque[float] = deque()
+        self.failed_authentications = 0
         self._methods: dict[str, Callable[[dict], Any]] = {
             "Echo": self._echo,
             "GetRate": self._get_rate,
@@ -236,8 +241,19 @@ class ControlService:
             raise RpcError(API_VERSION_MISSING)
         if isinstance(api, bool) or api != API_VERSION:
             raise RpcError(API_VERSION_UNSUPPORTED, f"This server implements API {API_VERSION}.")
+        now = self.clock.monotonic()
+        while self._auth_failures and now - self._auth_failures[0] > AUTH_FAILURE_WINDOW_S:
+            self._auth_failures.popleft()
+        if len(self._auth_failures) >= MAX_AUTH_FAILURES:
+            wait = AUTH_FAILURE_WINDOW_S - (now - self._auth_failures[0])
+            raise RpcError(INVALID_PASSWORD, f"Too many wrong passwords; try again in {wait:.0f} s.")
         password = _text(params, "Password")
         if not hmac.compare_digest(password.encode("utf-8"), self.config.password.encode("utf-8")):
+            self._auth_failures.append(now)
+            self.failed_authentications += 1
+            if self.failed_authentications <= 10 or self.failed_authentications % 100 == 0:
+                log.warning("I2PControl: wrong password (%d so far); after %d in %.0f s, logins wait",
+                            self.failed_authentications, MAX_AUTH_FAILURES, AUTH_FAILURE_WINDOW_S)
             raise RpcError(INVALID_PASSWORD)
         return {"API": API_VERSION, "Token": self.tokens.issue()}
 
@@ -279,7 +295,10 @@ class ControlService:
         config = self.config
         try:
             if "i2pcontrol.password" in params:
-                config = dataclasses.replace(config, password=validate_password(params["i2pcontrol.password"]))
+                new_password = validate_password(params["i2pcontrol.password"])
+                if len(new_password) < MIN_NEW_PASSWORD:
+                    raise RpcError(INVALID_PARAMS, f"The password needs {MIN_NEW_PASSWORD} or more characters.")
+                config = dataclasses.replace(config, password=new_password)
             if "i2pcontrol.address" in params:
                 address = params["i2pcontrol.address"]
                 if not isinstance(address, str):
