@@ -179,6 +179,38 @@ def load_config(datadir: str | os.PathLike | None = None, overrides: dict | None
     return config
 
 
+def save_settings(datadir: str | os.PathLike, changes: dict) -> None:
+    """Set top-level settings in DATADIR/config.toml, keeping every other line (comments, tables) as it is."""
+    path = Path(datadir).expanduser() / "config.toml"
+    text = path.read_text("utf-8") if path.exists() else ""
+    lines = text.splitlines()
+    first_table = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
+    for name, value in changes.items():
+        if name not in _TYPES or name == "datadir":
+            raise ConfigError(f"unknown setting {name!r}", structure="config")
+        rendered = f"{name} = {_toml_value(_coerce(name, value))}"
+        for i in range(first_table):
+            if lines[i].split("=", 1)[0].strip() == name:
+                lines[i] = rendered
+                break
+        else:
+            lines.insert(first_table, rendered)
+            first_table += 1
+    new_text = "\n".join(lines) + "\n"
+    tomllib.loads(new_text)          # never write a file the next start cannot read
+    atomic_write_text(path, new_text)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def read_sections(datadir: str | os.PathLike | None = None) -> dict[str, dict]:
     """The tables of DATADIR/config.toml (`[proxy]`, `[mail]`, ...): each app's own settings."""
     path = (Path(datadir).expanduser() if datadir else DEFAULT_DATADIR) / "config.toml"

@@ -7,7 +7,7 @@ import logging
 import os
 
 from core.clock import Clock, SystemClock
-from core.config import REAL_NETID, RouterConfig
+from core.config import REAL_NETID, ConfigError, RouterConfig, save_settings
 from core.crypto.x25519 import X25519Keypair
 from core.data.encoding import b64encode
 from core.data.errors import ProtocolError
@@ -89,6 +89,7 @@ class Router:
         self._tasks: list[asyncio.Task] = []
         self._stopped = asyncio.Event()
         self._stop_requested = asyncio.Event()
+        self.restart_requested = False
         self._lock = DataDirLock(config.datadir)
 
     # --- identity and our RouterInfo
@@ -407,7 +408,26 @@ class Router:
                 "i2p.router.net.ntcp.autoip": "false"}
 
     def apply_network_settings(self, changes) -> bool:
-        raise SettingError("changing network settings over I2PControl is not supported yet; edit config.toml")
+        """The NTCP2 port and host are saved to config.toml for the next start (RestartNeeded); the
+        other keys name things this router does not have (SSU, UPnP, laptop mode) or sets elsewhere."""
+        saved = {}
+        for key, value in changes.items():
+            if key == "i2p.router.net.ntcp.port":
+                saved["port"] = int(value)
+            elif key == "i2p.router.net.ntcp.hostname":
+                try:
+                    ipaddress.ip_address(value)
+                except ValueError:
+                    raise SettingError(f"{key}: {value!r} is not an IP address") from None
+                saved["host"] = value
+            else:
+                raise SettingError(f"{key} cannot be changed on this router (only i2p.router.net.ntcp.port "
+                                   "and .hostname; other settings are in config.toml)")
+        try:
+            save_settings(self.config.datadir, saved)
+        except (ConfigError, OSError) as exc:
+            raise SettingError(str(exc)) from None
+        return True
 
     async def shutdown(self) -> None:
         self.request_stop()
@@ -416,7 +436,9 @@ class Router:
         self.request_stop()
 
     async def restart(self) -> None:
-        raise SettingError("restart is not supported; stop the router and start it again")
+        """Stop, then start again in the same process with config.toml re-read (pyi2p run does the start)."""
+        self.restart_requested = True
+        self.request_stop()
 
     async def restart_graceful(self) -> None:
         await self.restart()

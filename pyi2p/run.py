@@ -43,32 +43,39 @@ def sam_network(address: str):
     return SamNetwork(host, int(port))
 
 
-async def run_node(config, *, sam: str | None = None) -> int:
-    node = Node(config, network=sam_network(sam) if sam else None)
+async def run_node(config, *, sam: str | None = None, reload_config=None) -> int:
+    """Run until Ctrl-C or SIGTERM; an I2PControl Restart stops the node and starts it again with
+    config.toml re-read (`reload_config`)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(node.reload()))
-    await node.start()
-    if node.router is not None:
-        print(f"pyi2p router {b64encode(node.router.hash)} running (netid {config.netid}, data in {config.datadir})",
-              flush=True)
-    else:
-        print(f"pyi2p apps running over the SAM bridge at {sam} (data in {config.datadir})", flush=True)
-    for what, where in node.listening():
-        print(f"  {what:<16} {where}", flush=True)
-    try:
-        waits = {asyncio.create_task(stop.wait())}
+    while True:
+        node = Node(config, network=sam_network(sam) if sam else None)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(node.reload()))
+        await node.start()
         if node.router is not None:
-            waits.add(asyncio.create_task(node.router.wait_stop_requested()))
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for task in waits:
-            task.cancel()
-    finally:
-        print("pyi2p: stopping", flush=True)
-        await node.stop()
-    return 0
+            print(f"pyi2p router {b64encode(node.router.hash)} running (netid {config.netid}, "
+                  f"data in {config.datadir})", flush=True)
+        else:
+            print(f"pyi2p apps running over the SAM bridge at {sam} (data in {config.datadir})", flush=True)
+        for what, where in node.listening():
+            print(f"  {what:<16} {where}", flush=True)
+        try:
+            waits = {asyncio.create_task(stop.wait())}
+            if node.router is not None:
+                waits.add(asyncio.create_task(node.router.wait_stop_requested()))
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in waits:
+                task.cancel()
+        finally:
+            print("pyi2p: stopping", flush=True)
+            await node.stop()
+        restart = node.router is not None and node.router.restart_requested and not stop.is_set()
+        if not restart or reload_config is None:
+            return 0
+        print("pyi2p: restarting", flush=True)
+        config = reload_config()
 
 
 def cmd_run(args) -> int:
@@ -78,7 +85,8 @@ def cmd_run(args) -> int:
     config = config_from_args(args)
     logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(run_node(config, sam=args.sam if args.apps_only else None))
+    return asyncio.run(run_node(config, sam=args.sam if args.apps_only else None,
+                                reload_config=lambda: config_from_args(args)))
 
 
 def add_parser(subparsers) -> None:
