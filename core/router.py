@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections import OrderedDict, deque
 import logging
 import os
 
@@ -59,6 +60,40 @@ class NetDbTunnelPaths:
         return self.tunnels.send_via_outbound(None, message, to_router=to_router)
 
 
+NEWCOMERS_PER_PREFIX_HOUR = 10          # unknown routers dialling in from one /24 (IPv4) or /48 (IPv6)
+PRIVATE_NET_NEWCOMERS_PER_PREFIX_HOUR = 1000   # a private testnet puts every router in one /24
+
+
+class NewcomerBudget:
+    """How many unknown routers dialling in from one network prefix are stored per hour (bounded state)."""
+
+    def __init__(self, per_hour: int, max_prefixes: int = 4096):
+        self.per_hour = per_hour
+        self.max_prefixes = max_prefixes
+        self._seen: OrderedDict[str, deque[float]] = OrderedDict()
+
+    @staticmethod
+    def prefix(address: str) -> str:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return address
+        return str(ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 48}", strict=False))
+
+    def admit(self, address: str, now: float) -> bool:
+        key = self.prefix(address)
+        times = self._seen.pop(key, None) or deque()
+        while times and now - times[0] > 3600:
+            times.popleft()
+        admitted = len(times) < self.per_hour
+        if admitted:
+            times.append(now)
+        self._seen[key] = times
+        while len(self._seen) > self.max_prefixes:
+            self._seen.popitem(last=False)
+        return admitted
+
+
 class Router:
     """One I2P router: `await start()`, then `await stop()`; everything it runs is owned here."""
 
@@ -90,6 +125,8 @@ class Router:
         self._stopped = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self.restart_requested = False
+        self.newcomers = NewcomerBudget(NEWCOMERS_PER_PREFIX_HOUR if config.netid == REAL_NETID
+                                        else PRIVATE_NET_NEWCOMERS_PER_PREFIX_HOUR)
         self._lock = DataDirLock(config.datadir)
 
     # --- identity and our RouterInfo
@@ -312,8 +349,15 @@ class Router:
     # --- inbound traffic
 
     def handle_router_info(self, peer_hash: bytes, data: bytes) -> None:
-        assert self.netdb_service is not None and self.profiles is not None
+        assert self.netdb_service is not None and self.profiles is not None and self.netdb is not None
         self.profiles.record_connect_success(peer_hash)
+        conn = self.transports.sessions.get(peer_hash) if self.transports is not None else None
+        if conn is not None and conn.inbound and self.netdb.get_router_info(peer_hash) is None:
+            # a stranger that dialled us: throwaway identities from one network must not fill our netDb
+            address = (conn.peername or ("?",))[0]
+            if not self.newcomers.admit(address, self.clock.monotonic()):
+                self.netdb.rejected["newcomer_budget"] += 1
+                return
         self.netdb_service.handle_router_info(peer_hash, data)
 
     def handle_message(self, peer_hash: bytes, message: I2NPMessage) -> None:

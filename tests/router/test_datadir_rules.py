@@ -97,3 +97,52 @@ async def test_sam_off_loopback_needs_a_password(tmp_path, caplog):
         assert "without a password" in caplog.text and "reachable from other machines" in caplog.text
     finally:
         await router.stop()
+
+
+def test_newcomers_per_network_prefix_are_bounded():
+    from core.router import NewcomerBudget
+    budget = NewcomerBudget(per_hour=3, max_prefixes=2)
+    assert [budget.admit("203.0.113.7", t) for t in range(5)] == [True, True, True, False, False]
+    assert budget.admit("203.0.113.200", 10) is False          # same /24
+    assert budget.admit("203.0.114.1", 10) is True             # another /24
+    assert budget.admit("203.0.113.7", 3700) is True           # an hour later
+    budget.admit("2001:db8::1", 20)
+    assert len(budget._seen) == 2                               # bounded
+
+
+async def test_throwaway_identities_dialling_in_fill_only_their_budget(tmp_path, monkeypatch):
+    """Strangers from one /24 dial a real router; only the budget's worth of their RouterInfos is stored."""
+    import asyncio
+    import time as _time
+
+    import core.router
+    from core.clock import SystemClock
+    from core.data.encoding import b64decode
+    from core.transport.ntcp2.driver import connect
+    from tests.transport.test_ntcp2_support import make_router
+
+    monkeypatch.setattr(core.router, "PRIVATE_NET_NEWCOMERS_PER_PREFIX_HOUR", 3)
+    config = load_config(tmp_path, {"netid": 42, "host": "127.0.0.1", "control_port": 0, "sam_port": 0})
+    router = Router(config)
+    await router.start()
+    try:
+        clock = SystemClock()
+        us = router.router_info.addresses[0]
+        static, iv = b64decode(us.options.get("s")), b64decode(us.options.get("i"))
+        conns = []
+        for n in range(6):
+            stranger = make_router(f"stranger-{n}-{_time.time()}", clock, netid=42)
+            conns.append(await connect("127.0.0.1", config.port, static_key=stranger.static_key,
+                                       router_info=stranger.router_info_bytes, peer_router_hash=router.hash,
+                                       peer_static_key=static, peer_iv=iv, netid=42, clock=clock))
+        for _ in range(50):
+            await asyncio.sleep(0.05)
+            if len(router.transports.sessions) == 6:
+                break
+        assert len(router.transports.sessions) == 6          # every session is served...
+        assert len(router.netdb) == 3                         # ...but only the budget is stored
+        assert router.netdb.rejected["newcomer_budget"] == 3
+        for conn in conns:
+            await conn.close()
+    finally:
+        await router.stop()
