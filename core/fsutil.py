@@ -81,5 +81,17 @@ class DataDirInUse(OSError):
     """Another router runs on this data folder."""
 
 
+def remove_stale_temp_files(folder: str | os.PathLike) -> int:
+    """Delete the temp files atomic_write leaves when a process is killed mid-write (`.NAME.PID.tmp`), in
+    `folder` and below; call only while holding the folder (DataDirLock). Returns how many."""
+    removed = 0
+    for path in Path(folder).rglob(".*.tmp"):
+        parts = path.name[1:-4].rsplit(".", 1)
+        if len(parts) == 2 and parts[1].isdigit() and path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def atomic_write_text(path: str | os.PathLike, text: str, mode: int = 0o644) -> None:
     atomic_write(path, text.encode("utf-8"), mode)

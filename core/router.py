@@ -13,7 +13,7 @@ from core.crypto.x25519 import X25519Keypair
 from core.data.encoding import b64encode
 from core.data.errors import ProtocolError
 from core.data.routerinfo import RouterAddress, RouterInfo
-from core.fsutil import DataDirLock, atomic_write
+from core.fsutil import DataDirLock, atomic_write, remove_stale_temp_files
 from core.identity_store import RouterKeys, load_or_create_router_keys
 from core.client import ClientAPI, RouterNetwork
 from core.garlic.routers import RouterGarlicReceiver
@@ -174,6 +174,9 @@ class Router:
     async def start(self) -> None:
         datadir = self.config.datadir
         self._lock.acquire()             # before any file is touched: one router per data folder
+        stale = remove_stale_temp_files(datadir)
+        if stale:
+            log.info("removed %d temp files an earlier run left when it was killed mid-write", stale)
         self.keys, created = load_or_create_router_keys(datadir, self.rng)
         log.info("%s router identity %s", "created" if created else "loaded", b64encode(self.keys.hash))
         self.netdb = NetDb(datadir / "netDb", self.config.netid, self.clock, own_hash=self.keys.hash)
