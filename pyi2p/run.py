@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import logging
 import signal
 import sys
@@ -78,6 +79,38 @@ async def run_node(config, *, sam: str | None = None, reload_config=None) -> int
         config = reload_config()
 
 
+class RepeatFilter(logging.Filter):
+    """Lets a message through at most once per `interval_s` (with the count suppressed meanwhile): asyncio
+    logs "socket.accept() out of system resource" on every loop turn while file descriptors run out."""
+
+    def __init__(self, prefixes: tuple[str, ...], interval_s: float = 10.0, clock=None):
+        super().__init__()
+        self.prefixes = prefixes
+        self.interval_s = interval_s
+        self.clock = clock or time.monotonic
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        prefix = next((p for p in self.prefixes if message.startswith(p)), None)
+        if prefix is None:
+            return True
+        now = self.clock()
+        if now - self._last.get(prefix, float("-inf")) < self.interval_s:
+            self._suppressed[prefix] = self._suppressed.get(prefix, 0) + 1
+            return False
+        self._last[prefix] = now
+        skipped = self._suppressed.pop(prefix, 0)
+        if skipped:
+            record.msg = f"{record.msg} ({skipped} more like it suppressed)"
+        record.exc_info = None            # the same traceback each time says nothing new
+        return True
+
+
+NOISY_ASYNCIO = ("socket.accept() out of system resource",)
+
+
 def cmd_run(args) -> int:
     if args.apps_only and not args.sam:
         print("pyi2p run: --apps-only needs --sam HOST:PORT (the SAM bridge of the router to use)", file=sys.stderr)
@@ -85,6 +118,7 @@ def cmd_run(args) -> int:
     config = config_from_args(args)
     logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("asyncio").addFilter(RepeatFilter(NOISY_ASYNCIO))
     return asyncio.run(run_node(config, sam=args.sam if args.apps_only else None,
                                 reload_config=lambda: config_from_args(args)))
 

@@ -47,3 +47,20 @@ def test_ordinary_tool_runs_print_nothing_on_stderr(tmp_path):
         result = _pyi2p(*args)
         assert (result.returncode, result.stderr) == (0, ""), args
         assert result.stdout
+
+
+def test_a_message_repeated_every_loop_turn_is_logged_once_per_interval():
+    import logging
+
+    from pyi2p.run import NOISY_ASYNCIO, RepeatFilter
+    now = [0.0]
+    noise = RepeatFilter(NOISY_ASYNCIO, interval_s=10, clock=lambda: now[0])
+
+    def record(msg):
+        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, msg, None, None)
+    passed = [noise.filter(record("socket.accept() out of system resource")) for _ in range(100_000)]
+    assert sum(passed) == 1
+    now[0] = 11.0
+    late = record("socket.accept() out of system resource")
+    assert noise.filter(late) and "99999 more like it suppressed" in late.msg
+    assert all(noise.filter(record("something else")) for _ in range(3))
