@@ -6,7 +6,7 @@ import sys
 
 from core.data.errors import ProtocolError
 
-from . import reseed, run, status, testnet, tools
+from . import naming, reseed, run, status, testnet, tools
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_parser(subparsers)
     tools.add_parsers(subparsers)
     reseed.add_parser(subparsers)
+    naming.add_parser(subparsers)
     testnet.add_parser(subparsers)
     return parser
 

@@ -87,37 +87,54 @@ class NamingService:
         self.book = AddressBook(self.folder, now=clock.time)
         self.publisher = Publisher(self.book, self.config["publish_books"], now=clock.time,
                                    newhosts_hours=self.config["newhosts_hours"])
-        urls = read_list(self.folder) + [u for u in self.config["subscriptions"]]
         fetch = network_fetcher(self._session_for_fetch, self.config["fetch_timeout"])
         self.subscriptions = Subscriptions(
-            self.book, list(dict.fromkeys(urls)) if self.config["subscribe"] else [], fetch, clock=clock, rng=rng,
+            self.book, self._urls, fetch, clock=clock, rng=rng,
             interval=self.config["update_interval"], jitter=self.config["update_jitter"],
             first_delay=self.config["first_update_delay"], retry_delay=self.config["retry_delay"],
             max_bytes=self.config["max_feed_bytes"])
         self._session = None
         self._session_lock = asyncio.Lock()
-        self._task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._publish_task: asyncio.Task | None = None
+        self.publishing = False
         self.state = "stopped"
         self.error = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
-        try:
-            if self.config["publish"]:
-                session = await self._open_session()
-                await session.serve(self._on_stream, port=self.config["publish_port"])
-            if self.subscriptions.states:
-                self._task = asyncio.create_task(self.subscriptions.run(), name="naming-subscriptions")
-        except (NetworkError, OSError, ProtocolError) as exc:
-            self.state, self.error = "failed", str(exc)
-            raise ServiceError(f"naming: {exc}") from None
+        """Returns at once: the book answers lookups now; publishing waits for its tunnels in a task."""
+        if self.config["publish"]:
+            self._publish_task = asyncio.create_task(self._publish(), name="naming-publish")
+            self._tasks.append(self._publish_task)
+        self._tasks.append(asyncio.create_task(self.subscriptions.run(), name="naming-subscriptions"))
         self.state = "running"
 
+    async def _publish(self) -> None:
+        try:
+            session = await self._open_session()
+            await session.serve(self._on_stream, port=self.config["publish_port"])
+            self.publishing = True
+            log.info("naming: publishing http://%s/hosts.txt", session.b32)
+        except (NetworkError, OSError, ProtocolError) as exc:
+            self.error = f"cannot publish: {exc}"
+            log.error("naming: %s", self.error)
+
+    async def wait_published(self, timeout: float = 180.0) -> str:
+        """The b32 our hosts.txt is served from, once the publishing destination is up."""
+        if self._publish_task is None:
+            raise ServiceError("naming: [naming] publish is off")
+        await asyncio.wait_for(asyncio.shield(self._publish_task), timeout)
+        if not self.publishing:
+            raise ServiceError(f"naming: {self.error}")
+        return self._session.b32
+
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self.publishing = False
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -135,6 +152,12 @@ class NamingService:
                 self._session = await self.network.open_session(keys, dict(self.config["session_options"]),
                                                                 name="addressbook")
             return self._session
+
+    def _urls(self) -> list[str]:
+        """addressbook/subscriptions.txt and [naming] subscriptions; re-read while running."""
+        if not self.config["subscribe"]:
+            return []
+        return list(dict.fromkeys(read_list(self.folder) + list(self.config["subscriptions"])))
 
     async def _session_for_fetch(self):
         return await self._open_session()
@@ -169,8 +192,9 @@ class NamingService:
             out["error"] = self.error
         if self._session is not None:
             out["b32"] = self._session.b32
-            if self.config["publish"]:
-                out["hosts_txt"] = f"http://{self._session.b32}/hosts.txt"
+            if self.publishing:
+                out["listen"] = {"hosts.txt": f"http://{self._session.b32}/hosts.txt",
+                                 "jump": f"http://{self._session.b32}/jump/"}
                 out["requests"] = self.publisher.requests
         return out
 

@@ -70,7 +70,7 @@ def write_list(folder: Path, urls: list[str]) -> None:
 
 
 class Subscriptions:
-    def __init__(self, book: AddressBook, urls: list[str], fetch: Fetcher, *, clock: Clock = SystemClock(),
+    def __init__(self, book: AddressBook, urls: Callable[[], list[str]], fetch: Fetcher, *, clock: Clock = SystemClock(),
                  rng: random.Random | None = None, interval: float = 12 * 3600, jitter: float = 3600,
                  first_delay: float = 300, retry_delay: float = 300, max_bytes: int = 10 << 20):
         self.book = book
@@ -80,14 +80,24 @@ class Subscriptions:
         self.interval, self.jitter, self.first_delay = interval, jitter, first_delay
         self.retry_delay, self.max_bytes = retry_delay, max_bytes
         self.path = book.folder / STATE_FILE
-        saved = self._load()
-        now = clock.time()
+        self.urls = urls
         self.states: dict[str, SubscriptionState] = {}
-        for url in urls:
-            state = saved.get(url) or SubscriptionState(url)
-            # a restart waits first_delay, then fetches what is due
-            state.next_fetch = max(state.next_fetch, now + first_delay + self.rng.uniform(0, min(60.0, jitter)))
-            self.states[url] = state
+        self._saved = self._load()
+        self.sync()
+
+    def sync(self) -> None:
+        """Follow the list (a URL added while running is fetched after first_delay, one removed is dropped)."""
+        wanted = self.urls()
+        now = self.clock.time()
+        for url in wanted:
+            if url not in self.states:
+                state = self._saved.get(url) or SubscriptionState(url)
+                # after a start (or an add) wait first_delay, then fetch what is due
+                state.next_fetch = max(state.next_fetch,
+                                       now + self.first_delay + self.rng.uniform(0, min(60.0, self.jitter)))
+                self.states[url] = state
+        for url in set(self.states) - set(wanted):
+            del self.states[url]
 
     def _load(self) -> dict[str, SubscriptionState]:
         try:
@@ -155,6 +165,7 @@ class Subscriptions:
     async def run(self, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         """Fetch what is due, forever (cancel to stop); wakes at least once a minute."""
         while True:
+            self.sync()
             await self.update_due()
             await sleep(max(1.0, min(60.0, self.next_due() - self.clock.time())))
 
