@@ -94,6 +94,7 @@ class NamingService:
             first_delay=self.config["first_update_delay"], retry_delay=self.config["retry_delay"],
             max_bytes=self.config["max_feed_bytes"])
         self._session = None
+        self._publish_session = None
         self._session_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
         self._publish_task: asyncio.Task | None = None
@@ -112,7 +113,7 @@ class NamingService:
 
     async def _publish(self) -> None:
         try:
-            session = await self._open_session()
+            session = await self._open_session(publish=True)
             await session.serve(self._on_stream, port=self.config["publish_port"])
             self.publishing = True
             log.info("naming: publishing http://%s/hosts.txt", session.b32)
@@ -127,7 +128,7 @@ class NamingService:
         await asyncio.wait_for(asyncio.shield(self._publish_task), timeout)
         if not self.publishing:
             raise ServiceError(f"naming: {self.error}")
-        return self._session.b32
+        return self._publish_session.b32
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -135,23 +136,29 @@ class NamingService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         self.publishing = False
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._publish_session):
+            if session is not None:
+                await session.close()
+        self._session = self._publish_session = None
         self.state = "stopped"
 
-    async def _open_session(self):
+    async def _open_session(self, publish: bool = False):
+        """The publishing destination (keys kept in addressbook/publish.keys), or a transient one for
+        fetching, so the feeds we read cannot be linked to the book we publish."""
         async with self._session_lock:
-            if self._session is None:
+            if publish and self._publish_session is None:
                 path = self.folder / PUBLISH_KEYS
                 if path.exists():
                     keys = PrivateKeys.load(path)
                 else:
                     keys = PrivateKeys.generate()
                     keys.save(path)         # 0600
-                self._session = await self.network.open_session(keys, dict(self.config["session_options"]),
+                self._publish_session = await self.network.open_session(
+                    keys, dict(self.config["session_options"]), name="addressbook-publish")
+            if not publish and self._session is None:
+                self._session = await self.network.open_session(None, dict(self.config["session_options"]),
                                                                 name="addressbook")
-            return self._session
+            return self._publish_session if publish else self._session
 
     def _urls(self) -> list[str]:
         """addressbook/subscriptions.txt and [naming] subscriptions; re-read while running."""
@@ -190,12 +197,11 @@ class NamingService:
                                "subscriptions": len(self.subscriptions.states), "publish": self.config["publish"]}
         if self.error:
             out["error"] = self.error
-        if self._session is not None:
-            out["b32"] = self._session.b32
-            if self.publishing:
-                out["listen"] = {"hosts.txt": f"http://{self._session.b32}/hosts.txt",
-                                 "jump": f"http://{self._session.b32}/jump/"}
-                out["requests"] = self.publisher.requests
+        if self.publishing:
+            b32 = self._publish_session.b32
+            out["b32"] = b32
+            out["listen"] = {"hosts.txt": f"http://{b32}/hosts.txt", "jump": f"http://{b32}/jump/"}
+            out["requests"] = self.publisher.requests
         return out
 
     def control_methods(self) -> dict:
