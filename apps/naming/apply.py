@@ -81,6 +81,9 @@ class _Applier:
     def apply(self, number: int, line: FeedLine) -> None:
         result = self.result
         action = line.action
+        if action == "add" and self.known(line.name) is not None:
+            self.add(number, line)      # unchanged or taken: nothing to verify, nothing changes
+            return
         if not line.signed:
             if action != "add":
                 result.skip("unsigned command", number, f"{action} {line.name or line.properties.get('name', '')}")
