@@ -94,7 +94,7 @@ def test_bad_names_and_destinations_raise_naming_error(tmp_path, keys, name, des
 
 def test_stored_book_survives_damaged_lines(tmp_path, keys):
     dest = keys[0].destination.b64
-    text = f"# header\ngarbage\n=x\na.i2p={dest}\na.i2p={keys[1].destination.b64}\nb.i2p={dest}#!a=1#a=2\n\x00\xff\n"
+    text = f"# header\ngarbage\n=x\na.i2p={dest}\na.i2p={keys[1].destination.b64}\nb.i2p={dest}#!a=1#novalue\n\x00\xff\n"
     entries = load_book_text(text, "local")
     assert list(entries) == ["a.i2p"] and entries["a.i2p"].dest == dest
     (tmp_path / "userhosts.txt").write_text(text)
