@@ -16,7 +16,7 @@ from pathlib import Path
 from apps.naming.apply import apply_feed
 from apps.naming.book import BOOKS, AddressBook, Entry
 from apps.naming.feed import format_line, iter_lines, sign_line, verify_line
-from apps.naming.http import ResponseParser, format_request
+from apps.naming.http import HttpError, get_through_proxy
 from apps.naming.names import NamingError, normalize_name
 from apps.naming.service import FOLDER
 from apps.naming.subscriptions import STATE_FILE, read_list, write_list
@@ -250,8 +250,8 @@ def _update_through_proxy(args) -> int:
     failed = 0
     for url in urls:
         try:
-            body = asyncio.run(_get_through_proxy(host or "127.0.0.1", int(port), url))
-        except (OSError, NamingError, TimeoutError, ValueError) as exc:
+            body = asyncio.run(get_through_proxy(host or "127.0.0.1", int(port), url))
+        except (OSError, HttpError, TimeoutError, ValueError) as exc:
             print(f"{url}: failed: {exc}", file=sys.stderr)
             failed += 1
             continue
@@ -259,28 +259,6 @@ def _update_through_proxy(args) -> int:
         print(f"{url}: {result.added} added, {result.changed} changed, {result.removed} removed, "
               f"{sum(result.skipped.values())} skipped")
     return 1 if failed else 0
-
-
-async def _get_through_proxy(host: str, port: int, url: str, max_body: int = 10 << 20) -> bytes:
-    _, _, request = format_request("GET", url)
-    request = request.replace(request.split(b" ", 2)[1], url.encode(), 1)      # absolute form for a proxy
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 30)
-    try:
-        writer.write(request)
-        await writer.drain()
-        parser = ResponseParser(max_body=max_body)
-        async with asyncio.timeout(300):
-            while not parser.done:
-                data = await reader.read(65536)
-                if not data:
-                    parser.eof()
-                    break
-                parser.feed(data)
-    finally:
-        writer.close()
-    if parser.response.status != 200:
-        raise ValueError(f"HTTP {parser.response.status} {parser.response.reason}")
-    return parser.response.body
 
 
 def cmd_sign(args) -> int:

@@ -225,6 +225,30 @@ async def http_get(session, url: str, headers: Mapping[str, str] | None = None, 
     return await asyncio.wait_for(run(), timeout)
 
 
+async def get_through_proxy(host: str, port: int, url: str, *, max_body: int = 10 << 20,
+                            timeout: float = 300.0) -> bytes:
+    """GET `url` through an HTTP proxy (an I2P router's, e.g. 127.0.0.1:4444); the body of a 200 answer."""
+    _, _, request = format_request("GET", url)
+    request = request.replace(request.split(b" ", 2)[1], url.encode(), 1)      # absolute form for a proxy
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(request)
+            await writer.drain()
+            parser = ResponseParser(max_body=max_body)
+            while not parser.done:
+                data = await reader.read(READ_CHUNK)
+                if not data:
+                    parser.eof()
+                    break
+                parser.feed(data)
+        finally:
+            writer.close()
+    if parser.response.status != 200:
+        raise HttpError(f"HTTP {parser.response.status} {parser.response.reason}", structure="HTTP")
+    return parser.response.body
+
+
 Handler = Callable[[Request], "Awaitable[bytes] | bytes"]
 
 
