@@ -210,19 +210,24 @@ async def http_get(session, url: str, headers: Mapping[str, str] | None = None, 
     async def run() -> Response:
         reader, writer = await session.connect(host, port, timeout=timeout)
         try:
-            writer.write(request)
-            await writer.drain()
-            parser = ResponseParser(max_body=max_body)
-            while not parser.done:
-                data = await reader.read(READ_CHUNK)
-                if not data:
-                    return parser.eof()
-                parser.feed(data)
-            return parser.response
+            return await exchange(reader, writer, request, max_body)
         finally:
             writer.close()
 
     return await asyncio.wait_for(run(), timeout)
+
+
+async def exchange(reader, writer, request: bytes, max_body: int) -> Response:
+    """Send a request, read the whole response (to its length, or to the end of the stream)."""
+    writer.write(request)
+    await writer.drain()
+    parser = ResponseParser(max_body=max_body)
+    while not parser.done:
+        data = await reader.read(READ_CHUNK)
+        if not data:
+            return parser.eof()
+        parser.feed(data)
+    return parser.response
 
 
 async def get_through_proxy(host: str, port: int, url: str, *, max_body: int = 10 << 20,
@@ -233,20 +238,12 @@ async def get_through_proxy(host: str, port: int, url: str, *, max_body: int = 1
     async with asyncio.timeout(timeout):
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            writer.write(request)
-            await writer.drain()
-            parser = ResponseParser(max_body=max_body)
-            while not parser.done:
-                data = await reader.read(READ_CHUNK)
-                if not data:
-                    parser.eof()
-                    break
-                parser.feed(data)
+            response = await exchange(reader, writer, request, max_body)
         finally:
             writer.close()
-    if parser.response.status != 200:
-        raise HttpError(f"HTTP {parser.response.status} {parser.response.reason}", structure="HTTP")
-    return parser.response.body
+    if response.status != 200:
+        raise HttpError(f"HTTP {response.status} {response.reason}", structure="HTTP")
+    return response.body
 
 
 Handler = Callable[[Request], "Awaitable[bytes] | bytes"]
