@@ -11,8 +11,7 @@ MAX_DEST_CHARS = 616                # naming.md: maximum key length 616 (certifi
 B32_ALIAS = re.compile(r"[a-z2-7]{52}\.b32\.i2p")
 _NAME_CHARS = re.compile(r"[a-z0-9.-]+")
 # naming.md: "proxy.i2p, router.i2p, console.i2p, mail.i2p, *.proxy.i2p ... and others" (Java's list)
-RESERVED = frozenset({"proxy.i2p", "router.i2p", "console.i2p", "mail.i2p", "b32.i2p", "b64.i2p",
-                      "i2p.i2p", "local.i2p", "localhost.i2p", "i2p-projekt.i2p.alt"})
+RESERVED = frozenset({"proxy.i2p", "router.i2p", "console.i2p", "mail.i2p", "b32.i2p", "b64.i2p", "localhost.i2p"})
 RESERVED_PARENTS = ("proxy.i2p", "router.i2p", "console.i2p", "mail.i2p", "b32.i2p", "b64.i2p")
 
 
