@@ -42,7 +42,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_lookup)
-    p = verb("add", help="add NAME for DEST (a Base64 destination or a b32 address)")
+    p = verb("add", help="add NAME for DEST (a Base64 destination or a b32 address; `--` before a DEST "
+                         "that starts with '-')")
     p.add_argument("name")
     p.add_argument("dest")
     p.add_argument("--book", choices=BOOKS, default="local")

@@ -44,7 +44,7 @@ def test_books_are_hosts_txt_files_reloaded_by_a_new_book(tmp_path, keys):
 def test_a_change_by_another_process_is_seen_at_the_next_lookup(tmp_path, keys):
     book = AddressBook(tmp_path / "addressbook")        # what a running node holds
     assert book.lookup("new.i2p") is None
-    assert cli(["naming", "--datadir", str(tmp_path), "add", "new.i2p", keys[0].destination.b64]) == 0
+    assert cli(["naming", "--datadir", str(tmp_path), "add", "new.i2p", "--", keys[0].destination.b64]) == 0
     assert book.lookup("new.i2p") == keys[0].destination
     assert cli(["naming", "--datadir", str(tmp_path), "add", "new.i2p", keys[1].destination.b32_address]) == 0
     assert book.lookup("new.i2p") is None and book.resolve_alias("new.i2p") == keys[1].destination.b32_address

@@ -37,7 +37,7 @@ def test_sign_every_form(tmp_path, keys, capsys):
 
 def test_lookup_list_and_exit_codes(tmp_path, keys, capsys):
     d = str(tmp_path)
-    assert run(capsys, "--datadir", d, "add", "a.i2p", keys[0].destination.b64)[0] == 0
+    assert run(capsys, "--datadir", d, "add", "a.i2p", "--", keys[0].destination.b64)[0] == 0
     assert run(capsys, "--datadir", d, "add", "b.i2p", keys[1].destination.b32_address, "--book", "private")[0] == 0
     code, out, _ = run(capsys, "--datadir", d, "lookup", "A.i2p", "--json")
     assert code == 0 and json.loads(out)["b32"] == keys[0].destination.b32_address

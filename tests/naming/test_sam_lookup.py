@@ -15,6 +15,6 @@ async def test_sam_naming_lookup_uses_the_book_and_sees_cli_changes(tmp_path, ke
         reply = await sam.cmd("NAMING LOOKUP NAME=Site.i2p")
         assert reply.options["RESULT"] == "OK" and reply.options["VALUE"] == keys[1].destination.b64
         assert (await sam.cmd("NAMING LOOKUP NAME=new.i2p")).options["RESULT"] == "KEY_NOT_FOUND"
-        assert cli(["naming", "--datadir", str(tmp_path), "add", "new.i2p", keys[2].destination.b64]) == 0
+        assert cli(["naming", "--datadir", str(tmp_path), "add", "new.i2p", "--", keys[2].destination.b64]) == 0
         reply = await sam.cmd("NAMING LOOKUP NAME=new.i2p")
         assert reply.options["RESULT"] == "OK" and reply.options["VALUE"] == keys[2].destination.b64
