@@ -105,7 +105,8 @@ def load_book_text(text: str, book: str) -> dict[str, Entry]:
     """A stored book; lines that do not parse are skipped (logged), the first of a name wins."""
     entries: dict[str, Entry] = {}
     bad = 0
-    for raw in text.splitlines():
+    for raw in text.split("\n"):
+        raw = raw.rstrip("\r")
         if not raw or raw[0] == "#":
             continue
         name, eq, rest = raw.partition("=")

@@ -111,7 +111,7 @@ def parse_destination(dest: str) -> Destination:
 
 def iter_lines(text: str) -> Iterator[tuple[int, FeedLine | None, str | None]]:
     """(line number, parsed line or None, error or None) for every line of a feed."""
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.split("\n"), 1):     # only \n ends a line, as in Java and i2pd
         try:
             yield number, parse_line(raw), None
         except NamingError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from apps.naming.apply import apply_feed
 from apps.naming.book import AddressBook
@@ -191,3 +192,14 @@ def test_100000_lines_half_malformed_and_a_forged_changedest(book, keys):
     assert book.lookup("victim.i2p") == keys[0].destination and book.count("router") == 50_001
     assert AddressBook(book.folder).lookup("host49999.i2p") == keys[49_999 % 6].destination
     assert result.to_json()["skipped_by_reason"] == {"malformed": 50_000, "bad signature": 1}
+
+
+@settings(max_examples=50)
+@given(st.lists(st.one_of(st.text(max_size=100), st.sampled_from(["#!action=remove#name=a.i2p#dest=x#sig=y",
+                                                                  "a.i2p=" + "A" * 516 + "#!sig=zz",
+                                                                  "a.i2p=" + "A" * 516])), max_size=30))
+def test_any_feed_applies_without_raising(tmp_path_factory, lines):
+    book = AddressBook(tmp_path_factory.mktemp("fuzz"))
+    result = apply_feed(book, "\n".join(lines), source=SRC)
+    assert result.added + result.changed + result.removed + result.unchanged + result.skipped.total() <= len(lines)
+    assert book.count("local") == 0

@@ -5,6 +5,7 @@ import multiprocessing
 import os
 
 import pytest
+from hypothesis import given, strategies as st
 
 from apps.naming.book import AddressBook, Entry, load_book_text, storage_line
 from apps.naming.names import NamingError
@@ -148,3 +149,9 @@ def test_import_java_files_and_i2pd_csv(tmp_path, keys, capsys):
     assert cli(["naming", "--datadir", str(datadir), "export", "--book", "router"]) == 0
     exported = capsys.readouterr().out.splitlines()
     assert f"zzz.i2p={d2}" in exported and f"forum.i2p={d1}#!date=1#sig=x" in exported
+
+
+@given(st.text(max_size=3000))
+def test_any_stored_text_loads_without_raising(text):
+    for name, entry in load_book_text(text, "router").items():
+        assert entry.name == name and entry.book == "router"
