@@ -37,6 +37,7 @@ LOCK_FILE = ".lock"
 MAX_PARSED = 4096                                # parsed Destinations kept for repeated lookups
 FULL_CHECK_INTERVAL = 1.0                        # seconds between stats of the book files themselves
 COARSE_MTIME_NS = 100_000_000                    # a folder mtime younger than this may hide a second change
+MAX_SHARED = 100_000                             # distinct property strings shared while loading
 HEADER = "# pyi2p address book ({book}): name=destination[#!properties], one a line\n"
 
 
@@ -104,6 +105,7 @@ def _clean(value: str) -> str:
 def load_book_text(text: str, book: str) -> dict[str, Entry]:
     """A stored book; lines that do not parse are skipped (logged), the first of a name wins."""
     entries: dict[str, Entry] = {}
+    shared: dict[str, str] = {}
     bad = 0
     for raw in text.split("\n"):
         raw = raw.rstrip("\r")
@@ -118,7 +120,13 @@ def load_book_text(text: str, book: str) -> dict[str, Entry]:
         if hash_at >= 0:
             if rest.startswith("#!", hash_at):
                 try:        # our own files: a faster split than parse_properties (no duplicate check)
-                    props = dict(item.split("=", 1) for item in rest[hash_at + 2:].split("#") if item)
+                    props = {}
+                    for item in rest[hash_at + 2:].split("#"):
+                        if item:
+                            key, value = item.split("=", 1)
+                            # one string for the keys and values thousands of entries share (@source...)
+                            props[shared.setdefault(key, key)] = shared.setdefault(value, value) \
+                                if len(shared) < MAX_SHARED else value
                 except ValueError:
                     bad += 1
                     continue
