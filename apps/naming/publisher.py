@@ -7,6 +7,7 @@ Answers carry ETag and Last-Modified and honour If-None-Match / If-Modified-Sinc
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Callable, Sequence
@@ -27,6 +28,7 @@ class Publisher:
         self.now = now
         self.newhosts_hours = newhosts_hours
         self._cache: dict[str, tuple[tuple, bytes, str, float]] = {}
+        self._gzipped: dict[str, tuple[str, bytes]] = {}         # document -> (etag, gzip body)
         self.requests = 0
 
     def _document(self, which: str) -> tuple[bytes, str, float]:
@@ -61,8 +63,12 @@ class Publisher:
             path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
         if path in ("/hosts.txt", "/newhosts.txt"):
             body, etag, modified = self._document(path[1:])
-            headers = {"Content-Type": TEXT, "ETag": etag, "Last-Modified": formatdate(modified, usegmt=True),
-                       "Cache-Control": "no-cache"}
+            headers = {"Content-Type": TEXT, "Last-Modified": formatdate(modified, usegmt=True),
+                       "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+            if _accepts_gzip(request.headers.get("accept-encoding", "")):
+                body, etag = self._gzip(path[1:], body, etag)
+                headers["Content-Encoding"] = "gzip"
+            headers["ETag"] = etag
             if _not_modified(request, etag, modified):
                 return format_response(304, "Not Modified", headers)
             return format_response(200, "OK", headers, body, head_only=head_only)
@@ -73,6 +79,15 @@ class Publisher:
             return format_response(200, "OK", {"Content-Type": TEXT}, body, head_only=head_only)
         return format_response(404, "Not Found", {"Content-Type": TEXT}, b"not found\n", head_only=head_only)
 
+    def _gzip(self, which: str, body: bytes, etag: str) -> tuple[bytes, str]:
+        """The gzip form (its own ETag: another representation), made once per version."""
+        tagged = etag[:-1] + '-gz"'
+        cached = self._gzipped.get(which)
+        if cached is None or cached[0] != tagged:
+            cached = (tagged, gzip.compress(body, mtime=0))
+            self._gzipped[which] = cached
+        return cached[1], tagged
+
     def jump(self, target: str, head_only: bool) -> bytes:
         name, _, rest = target.partition("/")
         entry = self.book.get(name)
@@ -82,6 +97,14 @@ class Publisher:
         location = f"http://{entry.name}/{quote(rest)}?i2paddresshelper={entry.dest}"
         return format_response(301, "Moved Permanently", {"Location": location, "Content-Type": TEXT},
                                location.encode() + b"\n", head_only=head_only)
+
+
+def _accepts_gzip(accept: str) -> bool:
+    for item in accept.lower().split(","):
+        token, _, params = item.strip().partition(";")
+        if token.strip() == "gzip":
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
 
 
 def _not_modified(request: Request, etag: str, modified: float) -> bool:

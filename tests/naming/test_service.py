@@ -278,3 +278,22 @@ def test_config_is_checked(tmp_path, network):
         with pytest.raises(ServiceError, match=next(iter(bad))):
             NamingService(bad, tmp_path, network)
     NamingService({"unknown_key": 1}, tmp_path, network)     # a warning only
+
+
+async def test_publisher_gzips_for_clients_that_ask(tmp_path, network, keys):
+    from apps.naming.http import ResponseParser, parse_request_head
+    naming = NamingService({"subscribe": False}, tmp_path, network)
+    for i in range(50):
+        naming.book.add(f"n{i}.i2p", keys[i % 4].destination)
+
+    def get(headers: str) -> tuple:
+        raw = naming.publisher.handle(parse_request_head(f"GET /hosts.txt HTTP/1.1\r\n{headers}".rstrip().encode()))
+        parser = ResponseParser(max_body=1 << 20)
+        parser.feed(raw)
+        return len(raw), parser.response
+    plain_size, plain = get("Accept-Encoding: identity")
+    gz_size, gz = get("Accept-Encoding: gzip\r\nX-Accept-Encoding: x-i2p-gzip;q=1.0, gzip;q=0")   # i2pd's
+    assert gz.headers["content-encoding"] == "gzip" and gz.body == plain.body and gz_size < plain_size / 4
+    assert gz.headers["etag"] != plain.headers["etag"]
+    assert get(f"Accept-Encoding: gzip\r\nIf-None-Match: {gz.headers['etag']}")[1].status == 304
+    assert "content-encoding" not in get("Accept-Encoding: gzip;q=0")[1].headers
