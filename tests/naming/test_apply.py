@@ -200,6 +200,8 @@ def test_100000_lines_half_malformed_and_a_forged_changedest(book, keys):
                                                                   "a.i2p=" + "A" * 516])), max_size=30))
 def test_any_feed_applies_without_raising(tmp_path_factory, lines):
     book = AddressBook(tmp_path_factory.mktemp("fuzz"))
-    result = apply_feed(book, "\n".join(lines), source=SRC)
-    assert result.added + result.changed + result.removed + result.unchanged + result.skipped.total() <= len(lines)
+    text = "\n".join(lines)
+    result = apply_feed(book, text, source=SRC)
+    assert result.lines == text.count("\n") + 1
+    assert result.added + result.changed + result.removed + result.unchanged + result.skipped.total() <= result.lines
     assert book.count("local") == 0
