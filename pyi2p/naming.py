@@ -140,15 +140,16 @@ def read_import(path: Path) -> list[tuple[str, str, dict]]:
     found: list[tuple[str, str, dict]] = []
     bad = 0
     if path.suffix == ".csv":
-        # i2pd: name,<identity hash in Base32>; the full destinations in addresses/<hash>.b32 beside it
-        folder = path.parent / "addresses"
+        # i2pd: name,<identity hash in Base32>; the full destination, where i2pd kept it, in
+        # b<first char>/<hash>.b32 beside it (its HashedStorage "addressbook", "b", "", "b32")
         for line in text.splitlines():
             name, comma, ident = line.strip().partition(",")
-            if not comma:
+            ident = ident.strip()
+            if not comma or not ident:
                 bad += bool(line.strip())
                 continue
-            dest = ident.strip().lower() + ".b32.i2p" if len(ident.strip()) == 52 else ident.strip()
-            full = folder / f"{ident.strip()}.b32"
+            dest = ident.lower() + ".b32.i2p" if len(ident) == 52 else ident
+            full = path.parent / f"b{ident[0]}" / f"{ident}.b32"
             if full.is_file():
                 try:
                     dest = Destination.parse(full.read_bytes()).b64

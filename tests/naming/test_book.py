@@ -123,11 +123,12 @@ def test_import_java_files_and_i2pd_csv(tmp_path, keys, capsys):
     (java / "hosts.txt").write_text(f"# Java hosts.txt\nzzz.i2p={d0}\nbad line\nforum.i2p={d1}#!date=1#sig=x\n")
     (java / "privatehosts.txt").write_text(f"mine.i2p={d2}\n")
     i2pd = tmp_path / "i2pd" / "addressbook"
-    (i2pd / "addresses").mkdir(parents=True)
+    i2pd.mkdir(parents=True)
     hash0 = keys[3].destination.b32_address[:-8]
     hash1 = keys[4].destination.b32_address[:-8]
     (i2pd / "addresses.csv").write_text(f"full.i2p,{hash0}\nhashonly.i2p,{hash1}\nnocomma\n")
-    (i2pd / "addresses" / f"{hash0}.b32").write_bytes(keys[3].destination.to_bytes())
+    (i2pd / f"b{hash0[0]}").mkdir()
+    (i2pd / f"b{hash0[0]}" / f"{hash0}.b32").write_bytes(keys[3].destination.to_bytes())
     datadir = tmp_path / "node"
     assert cli(["naming", "--datadir", str(datadir), "import", str(java / "hosts.txt")]) == 0
     assert cli(["naming", "--datadir", str(datadir), "import", str(java / "privatehosts.txt")]) == 0
