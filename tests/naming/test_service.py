@@ -183,6 +183,7 @@ async def test_publisher_serves_hosts_newhosts_and_jumps(tmp_path, network, keys
     await naming.start()
     try:
         b32 = await naming.wait_published(30)
+        assert (tmp_path / "addressbook" / "publish.keys").stat().st_mode & 0o777 == 0o600
         naming.book.add("old.i2p", keys[0].destination)
         clock.advance(7200)
         signed = sign_line("signed.i2p", keys[1])
