@@ -298,3 +298,15 @@ async def test_publisher_gzips_for_clients_that_ask(tmp_path, network, keys):
     assert gz.headers["etag"] != plain.headers["etag"]
     assert get(f"Accept-Encoding: gzip\r\nIf-None-Match: {gz.headers['etag']}")[1].status == 304
     assert "content-encoding" not in get("Accept-Encoding: gzip;q=0")[1].headers
+
+
+async def test_the_published_destination_is_kept_across_restarts(tmp_path, network):
+    b32s = []
+    for _ in range(2):
+        naming = NamingService({"publish": True, "subscribe": False}, tmp_path, network)
+        await naming.start()
+        b32s.append(await naming.wait_published(30))
+        assert naming.status()["b32"] == b32s[-1]
+        await naming.stop()
+        assert naming.status()["state"] == "stopped" and "listen" not in naming.status()
+    assert b32s[0] == b32s[1]
