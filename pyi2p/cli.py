@@ -8,7 +8,7 @@ from core.control.config import ControlConfigError
 from core.data.errors import ProtocolError
 from core.fsutil import DataDirInUse
 
-from . import reseed, run, status, testnet, tools, tui
+from . import naming, reseed, run, status, testnet, tools, tui
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_parser(subparsers)
     tools.add_parsers(subparsers)
     reseed.add_parser(subparsers)
+    naming.add_parser(subparsers)
     testnet.add_parser(subparsers)
     tui.add_parser(subparsers)
     return parser

@@ -815,6 +815,14 @@ class Testnet:
             os.kill(r.pid, signal.SIGHUP)   # i2pd's daemon reloads tunnels.conf and tunnels.d on SIGHUP
         return path
 
+    def restart(self, router: str | Router) -> None:
+        """Stop one router and start it again (same identity) with its data dir's files as they are now:
+        `up()` would rewrite them, this keeps what a test changed (an i2pd subscriptions.txt, say)."""
+        r = self.router(router)
+        self._stop([r])
+        self._launch(r)
+        self.save()
+
     def router_status(self, router: str | Router, *, sessions: bool = True) -> RouterStatus:
         """The console's figures. i2pd 2.45.1's console thread can crash rendering the transports page while
         sessions come and go (a null remote identity), so polling loops pass sessions=False."""
