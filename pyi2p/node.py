@@ -120,11 +120,13 @@ class Node:
             self.network = InProcessNetwork(self.router.client)
         for slot in self.slots:
             await self._start_app(slot)
-        book = self.service("naming")
-        if book is not None and getattr(book, "book", None) is not None:
-            self.network.resolver = book.book.lookup
+        naming = self.service("naming")
+        resolve = getattr(naming, "resolve", None)
+        if resolve is not None:
+            # the book, and names saved with only a b32 (looked up on the network when first used)
+            self.network.resolver = resolve
             if self.router is not None and self.router.sam is not None:
-                self.router.sam.address_book = book.book.lookup
+                self.router.sam.address_book = resolve
         self._register_control()
 
     def _deps(self, spec: AppSpec) -> dict[str, Any]:
