@@ -18,7 +18,7 @@ async def test_node_resolves_through_the_book_and_offers_the_control_methods(tmp
     await node.start()
     try:
         naming = node.service("naming")
-        assert node.network.resolver == naming.book.lookup
+        assert node.network.resolver == naming.resolve
         session = await node.network.open_session(name="browser")
         # added from the command line while the node runs: resolves at the next lookup
         assert cli(["naming", "--datadir", str(tmp_path), "add", "cli.i2p", "--", keys[0].destination.b64]) == 0
