@@ -71,6 +71,8 @@ class TransportManager:
         self._dial_slots = asyncio.Semaphore(settings.max_concurrent_dials)
         self._tasks: set[asyncio.Task] = set()
         self._last_i2np: dict[bytes, float] = {}
+        self._outbox: dict[bytes, list[I2NPMessage]] = {}   # per peer with a session, until the loop's next turn
+        self._flush_handle: asyncio.Handle | None = None
         self.listen_port: int | None = None
         self._local_host: str | None = None
         self._retired: set[NTCP2Connection] = set()
@@ -101,6 +103,10 @@ class TransportManager:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._outbox.clear()
 
     def _spawn(self, coro, name: str) -> asyncio.Task:
         task = asyncio.create_task(coro, name=name)
@@ -117,7 +123,13 @@ class TransportManager:
         conn = self.sessions.get(peer_hash)
         if conn is not None and not conn.closed:
             self._last_i2np[peer_hash] = self.clock.monotonic()
-            self._spawn(self._send_now(conn, [message]), "ntcp2-send")
+            # what one turn of the event loop sends a peer leaves in one write, in order, in few frames
+            outbox = self._outbox.get(peer_hash)
+            if outbox is None:
+                outbox = self._outbox[peer_hash] = []
+                if self._flush_handle is None:
+                    self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_outboxes)
+            outbox.append(message)
             return True
         state = self._peers.get(peer_hash)
         if state is None:
@@ -151,9 +163,20 @@ class TransportManager:
         await asyncio.shield(state.dial)
         return self.sessions.get(peer_hash)
 
-    async def _send_now(self, conn: NTCP2Connection, messages) -> None:
+    def _flush_outboxes(self) -> None:
+        self._flush_handle = None
+        outboxes, self._outbox = self._outbox, {}
+        for peer, messages in outboxes.items():
+            conn = self.sessions.get(peer)
+            if conn is None:
+                self.dropped_messages += len(messages)
+            else:
+                self._send_now(conn, messages)
+
+    def _send_now(self, conn: NTCP2Connection, messages) -> None:
         try:
-            await conn.send([I2NPBlock.from_message(m) for m in messages])
+            if not conn.send_nowait([I2NPBlock.from_message(m) for m in messages]):
+                self.dropped_messages += len(messages)   # the peer has not read megabytes we sent: too slow
         except ConnectionClosed:
             self.dropped_messages += len(messages)
 
@@ -215,7 +238,7 @@ class TransportManager:
         self._spawn(self._receive(conn), f"ntcp2-recv-{b64encode(peer)[:8]}")
         state = self._peers.pop(peer, None)
         if state is not None and state.queue:
-            self._spawn(self._send_now(conn, list(state.queue)), "ntcp2-flush")
+            self._send_now(conn, list(state.queue))
 
     def _closed(self, conn: NTCP2Connection) -> None:
         self.bytes_sent_closed += conn.bytes_sent

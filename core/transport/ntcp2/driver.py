@@ -43,6 +43,7 @@ class DriverSettings:
     handshake_padding: int = 64              # max padding in messages 1 and 2
     frame_target: int = 16384
     send_datetime: bool = True               # a DateTime block in the first frame each side sends
+    max_write_buffer: int = 4 << 20          # bytes waiting for the socket beyond which send_nowait() refuses
 
 
 _CLOSED = object()
@@ -87,6 +88,12 @@ async def _probe_resistant_close(reader: asyncio.StreamReader, writer: asyncio.S
         except (OSError, TimeoutError):
             pass
     _abort(writer)
+
+
+def _as_blocks(items: Block | I2NPMessage | Iterable[Block | I2NPMessage]) -> list[Block]:
+    if isinstance(items, Iterable) and not isinstance(items, (bytes, str)) and not hasattr(items, "to_bytes"):
+        return [_as_block(item) for item in items]
+    return [_as_block(items)]
 
 
 def _as_block(item: Block | I2NPMessage) -> Block:
@@ -160,14 +167,24 @@ class NTCP2Connection:
         self.bytes_sent += len(data)
         self.last_sent = self._clock.monotonic()
 
-    async def send(self, items: Block | I2NPMessage | Iterable[Block | I2NPMessage]) -> None:
-        """Send blocks or I2NP messages (core.i2np.I2NPMessage or I2NPBlock), packed into as few frames as fit."""
+    def send_nowait(self, items: Block | I2NPMessage | Iterable[Block | I2NPMessage]) -> bool:
+        """Pack blocks or I2NP messages into as few frames as fit and hand them to the socket now, in order;
+        False (nothing written) while more than settings.max_write_buffer bytes still wait to go out."""
         if self._closed:
             raise ConnectionClosed(self.close_reason)
-        if isinstance(items, Iterable) and not isinstance(items, (bytes, str)) and not hasattr(items, "to_bytes"):
-            blocks = [_as_block(item) for item in items]
-        else:
-            blocks = [_as_block(items)]
+        blocks = _as_blocks(items)
+        if not blocks:
+            return True
+        if self._writer.transport.get_write_buffer_size() > self._settings.max_write_buffer:
+            return False
+        self._write(self.data_phase.pack(blocks))
+        return True
+
+    async def send(self, items: Block | I2NPMessage | Iterable[Block | I2NPMessage]) -> None:
+        """Send blocks or I2NP messages, packed into as few frames as fit, and wait while the socket is backed up."""
+        if self._closed:
+            raise ConnectionClosed(self.close_reason)
+        blocks = _as_blocks(items)
         if not blocks:
             return
         self._write(self.data_phase.pack(blocks))
