@@ -108,16 +108,21 @@ class MemoryNetwork:
         return send
 
     def run(self, max_steps: int = 20_000) -> int:
+        """Deliver until nothing moves; an empty queue ends an event-loop turn: gateways flush what they hold."""
         steps = 0
-        while self.queue:
-            steps += 1
-            assert steps <= max_steps, "network did not settle"
-            source, target, message = self.queue.popleft()
-            if target in self.down or (self.drop is not None and self.drop(source, target, message)):
-                continue
-            self.traffic[target] += 1
-            self.by_hash[target].receive(source, message)
-        return steps
+        while True:
+            while self.queue:
+                steps += 1
+                assert steps <= max_steps, "network did not settle"
+                source, target, message = self.queue.popleft()
+                if target in self.down or (self.drop is not None and self.drop(source, target, message)):
+                    continue
+                self.traffic[target] += 1
+                self.by_hash[target].receive(source, message)
+            for node in self.nodes:
+                node.service.flush_gateways()
+            if not self.queue:
+                return steps
 
     def tick(self, seconds: float = 0.0, nodes=None) -> None:
         if seconds:
@@ -335,6 +340,29 @@ async def test_build_tunnel_through_chosen_hops():
     me.tick()
     assert not await asyncio.wait_for(task, 1)
     assert me.stats["builds_timed_out"] == 1
+
+
+async def test_a_gateway_sends_what_one_loop_turn_brought_in_shared_tunnel_messages_in_order():
+    net = MemoryNetwork(4)
+    me, gateway = net.nodes[0], net.nodes[1]
+    task = asyncio.ensure_future(me.service.build_tunnel(me.service.exploratory_inbound, [gateway.hash]))
+    await asyncio.sleep(0)
+    net.run()
+    receive_id = await asyncio.wait_for(task, 1)
+    tunnel_id = me.service.exploratory_inbound.inbound[receive_id].gateway_tunnel_id
+    expiration = int(net.clock.time() * 1000) + 60_000
+    burst = [I2NPMessage(MessageType.DATA, 100 + i, expiration, (96).to_bytes(4, "big") + bytes([i]) * 96)
+             for i in range(20)]
+    for message in burst:   # 20 small messages arrive in one turn of the event loop, as from one NTCP2 read
+        assert gateway.service.handle_message(net.nodes[2].hash, I2NPMessage(
+            MessageType.TUNNEL_GATEWAY, message.msg_id, expiration, TunnelGateway(tunnel_id, message).to_bytes()))
+    held = len(net.queue)
+    await asyncio.sleep(0)          # the turn ends: the begun payload goes out
+    sent = [m for _, target, m in net.queue if target == me.hash and m.type == MessageType.TUNNEL_DATA]
+    assert held == 2 and len(sent) == 3    # 20 x 121 bytes: two full TunnelData at once, a third at the end
+    me.local.clear()
+    net.run()
+    assert [m.msg_id for m in me.local if m.type == MessageType.DATA] == [m.msg_id for m in burst]
 
 
 async def test_inbound_builds_leave_through_an_outbound_tunnel_once_there_is_one():
