@@ -34,6 +34,7 @@ class TransportSettings:
     housekeeping_s: float = 10.0
     dial_failure_backoff_s: float = 20.0
     replaced_session_grace_s: float = 30.0  # a superseded session still delivers what is in flight on it
+    receive_batch: int = 8                  # messages handled from one session before others get a turn
 
 
 @dataclass(slots=True)
@@ -259,8 +260,14 @@ class TransportManager:
 
     async def _receive(self, conn: NTCP2Connection) -> None:
         peer = conn.peer_router_hash
+        handled = 0
         async for block in conn:
             if isinstance(block, I2NPBlock):
+                handled += 1
+                if handled % self.settings.receive_batch == 0:
+                    # let the other sessions' messages and our sends in between: a burst from one peer must
+                    # not hold up another peer's few messages (or what we owe both) for the whole burst
+                    await asyncio.sleep(0)
                 self._last_i2np[peer] = self.clock.monotonic()
                 try:
                     message = I2NPMessage(block.msg_type, block.msg_id, block.expiration * 1000, block.body)

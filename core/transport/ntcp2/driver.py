@@ -47,6 +47,7 @@ class DriverSettings:
 
 
 _CLOSED = object()
+_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 
 
 def _random_fraction(rng: Rng) -> float:
@@ -134,6 +135,7 @@ class NTCP2Connection:
         self.bytes_sent = bytes_sent
         self.bytes_received = bytes_received
         self.peername = writer.get_extra_info("peername")
+        self._sock = writer.get_extra_info("socket") if _TCP_QUICKACK is not None else None
         self.data_phase = DataPhase(result.keys, rng=rng, max_padding=settings.data_padding,
                                     frame_target=settings.frame_target)
         self.close_reason: int | None = None
@@ -288,6 +290,7 @@ class NTCP2Connection:
                 if not data:
                     self._shutdown(None)
                     return
+                self._quick_ack()
                 self.bytes_received += len(data)
                 self.last_received = self._clock.monotonic()
         except FrameError as exc:
@@ -311,6 +314,16 @@ class NTCP2Connection:
         except Exception:
             log.exception("NTCP2 %r: receive loop failed", self)
             self._shutdown(TerminationReason.PAYLOAD_FORMAT_ERROR, reset=True)
+
+    def _quick_ack(self) -> None:
+        """Have the kernel acknowledge what we read at once, not up to 40 ms later: a peer that sends with
+        Nagle's algorithm on (i2pd does) holds its next small frame until our ACK comes (Linux only; the
+        option is not sticky, so it is set again after each read)."""
+        if self._sock is not None:
+            try:
+                self._sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+            except OSError:
+                self._sock = None
 
     def _deliver(self, block: Block) -> None:
         if isinstance(block, RouterInfoBlock) and self.outbound and self.peer_router_info is None:
