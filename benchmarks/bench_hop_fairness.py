@@ -22,8 +22,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.bench_transit_i2pd import cpu_seconds  # noqa: E402
 from pyi2p.testnet import Testnet, i2pd_version, unavailable_reason  # noqa: E402
 from tests.interop import test_hop_fairness as fairness  # noqa: E402
+
+
+class CpuMeter:
+    """Share of a core each process used: the SAM routers r3 and r4, the i2pd hop and this process (the pyi2p
+    hop and the SAM clients); on 2 shared cores a busy hop takes CPU from the routers at the stream's ends."""
+
+    def __init__(self, net: Testnet):
+        self.pids = {name: net.router(name).pid for name in ("r3", "r4", fairness.I2PD_HOP)} | {"pyi2p": os.getpid()}
+        self.start: dict[str, float] = {}
+
+    def __call__(self, seconds: float | None) -> dict[str, float]:
+        now = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        if seconds is None:
+            self.start = now
+            return {}
+        return {name: (now[name] - self.start[name]) / seconds for name in now}
 
 
 async def run(net: Testnet, workdir: Path, reps: int) -> None:
@@ -32,7 +49,8 @@ async def run(net: Testnet, workdir: Path, reps: int) -> None:
         try:
             await router.start()
             await fairness.introduce(router, net)
-            i2pd, pyi2p = await fairness.hop_speeds(net, router.hash, reps, lambda line: print(line, flush=True))
+            i2pd, pyi2p = await fairness.hop_speeds(net, router.hash, reps, lambda line: print(line, flush=True),
+                                                    CpuMeter(net))
         finally:
             await router.stop()
     transit = router.tunnel_service.transit.stats

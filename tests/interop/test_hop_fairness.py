@@ -70,21 +70,20 @@ class Pair:
         README pitfall 5), then new ones are made."""
         options = pinned_options(hop)
         for _ in range(attempts):
-            a = SamStreams(testnet.sam_port("r3"), f"{name}a", options)
-            b = SamStreams(testnet.sam_port("r4"), f"{name}b", options)
-            await asyncio.gather(a.create(), b.create())
-            pair = cls(name, a, b)
-            accept_writer = None
+            pair = cls(name, SamStreams(testnet.sam_port("r3"), f"{name}a", options),
+                       SamStreams(testnet.sam_port("r4"), f"{name}b", options))
             try:
-                _, accept_writer, peer = await b.accept()
-                (await pair._connect()).close()
-                await asyncio.wait_for(peer, 30)
-                return pair
+                await asyncio.gather(pair.a.create(), pair.b.create())
+                _, accept_writer, peer = await pair.b.accept()
+                try:
+                    (await pair._connect()).close()
+                    await asyncio.wait_for(peer, 30)
+                    return pair
+                finally:
+                    accept_writer.close()
+                    peer.cancel()
             except (ConnectionError, TimeoutError):
                 pair.close()
-            finally:
-                if accept_writer is not None:
-                    accept_writer.close()
         raise ConnectionError(f"{name}: no pair of i2pd destinations reached each other in {attempts} tries")
 
     async def transfer(self) -> float:
@@ -124,6 +123,7 @@ class Pair:
             try:
                 return (await self.a.connect(self.b.destination, timeout=30))[1]
             except (ConnectionError, TimeoutError):
+                await asyncio.sleep(3.0)   # a fresh LeaseSet reaches the floodfills a moment after SESSION CREATE
                 if attempt == 1:   # i2pd 2.45.1 may not publish a fresh LeaseSet: B -> A hands A B's LeaseSet
                     self.accepting.append(await self.a.accept())
                     try:
@@ -140,17 +140,22 @@ class Pair:
         self.b.close()
 
 
-async def hop_speeds(testnet, pyi2p_hop: bytes, repetitions: int, report=print) -> tuple[list[float], list[float]]:
-    """MB/s through the i2pd hop and through the pyi2p hop, `repetitions` transfers each, alternating."""
+async def hop_speeds(testnet, pyi2p_hop: bytes, repetitions: int, report=print,
+                     cpu_shares=lambda seconds: {}) -> tuple[list[float], list[float]]:
+    """MB/s through the i2pd hop and through the pyi2p hop, `repetitions` transfers each, alternating.
+
+    `cpu_shares(None)` starts a CPU meter and `cpu_shares(seconds)` names each process's share since then."""
     i2pd_hop = b64decode(testnet.router(I2PD_HOP).ident_hash)
     pairs = await asyncio.gather(Pair.create(testnet, "viai2pd", i2pd_hop), Pair.create(testnet, "viapyi2p", pyi2p_hop))
     try:
         for n in range(repetitions):
             for pair in (pairs if n % 2 == 0 else pairs[::-1]):
-                cpu, wall = time.process_time(), time.monotonic()
+                cpu_shares(None)
+                wall = time.monotonic()
                 speed = await pair.transfer()
-                share = (time.process_time() - cpu) / (time.monotonic() - wall)
-                report(f"  {pair.name}: {speed:.2f} MB/s (this process's CPU {share:.0%} meanwhile)")
+                shares = cpu_shares(time.monotonic() - wall)
+                cpu = ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
+                report(f"  {pair.name}: {speed:.2f} MB/s" + (f" (CPU: {cpu})" if cpu else ""))
         return pairs[0].speeds, pairs[1].speeds
     finally:
         for pair in pairs:
