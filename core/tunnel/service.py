@@ -648,12 +648,7 @@ class TunnelService:
                 return True, self._delivered(end[0], end[1].receive(data), depth)
             return True, self.transit.handle_tunnel_data(data, peer)
         if kind == MessageType.TUNNEL_GATEWAY:
-            gateway = TunnelGateway.parse(message.body)
-            end = self._inbound_ends.get(gateway.tunnel_id)
-            if end is not None and end[1].is_zero_hop:
-                return True, self._delivered(end[0], end[1].receive_gateway(gateway), depth)
-            # inside the event loop, a gateway's last payload waits for the loop's turn to end (flush_gateways)
-            return True, self.transit.handle_tunnel_gateway(gateway, peer, flush=_no_running_loop())
+            return True, self._gateway(peer, TunnelGateway.parse(message.body), depth)
         if kind in _BUILD_REPLY_CLASSES or kind == MessageType.TUNNEL_BUILD:
             if self._finish_build(message):
                 return True, []
@@ -667,6 +662,13 @@ class TunnelService:
                 return False, []
             return True, self._cloves(peer, received, None, depth + 1, from_tunnel=False)
         return False, []
+
+    def _gateway(self, peer: bytes, gateway: TunnelGateway, depth: int) -> list[TunnelEvent]:
+        end = self._inbound_ends.get(gateway.tunnel_id)
+        if end is not None and end[1].is_zero_hop:
+            return self._delivered(end[0], end[1].receive_gateway(gateway), depth)
+        # inside the event loop, a gateway's last payload waits for the loop's turn to end (flush_gateways)
+        return self.transit.handle_tunnel_gateway(gateway, peer, flush=_no_running_loop())
 
     def _open_garlic(self, message: I2NPMessage, *, router_key: bool):
         """Garlic under a reply key and tag of ours (or, with `router_key`, Noise N to our router); None if not."""
@@ -790,6 +792,16 @@ class TunnelService:
             if isinstance(event, SendToRouter):
                 target, message = event.router_hash, event.message
             elif isinstance(event, SendToTunnel):
+                if event.gateway_hash == self.router_hash:   # our own gateway (as outbound endpoint): no wrapping
+                    steps += 1
+                    if steps > MAX_LOCAL_STEPS:
+                        self.stats["local_loop_dropped"] += 1
+                        continue
+                    try:
+                        queue.extend(self._gateway(self.router_hash, TunnelGateway(event.tunnel_id, event.message), 0))
+                    except (ProtocolError, ValueError):
+                        self.stats["malformed"] += 1
+                    continue
                 target, message = event.gateway_hash, self._gateway_message(event.tunnel_id, event.message)
             elif isinstance(event, SendBuildReply):
                 target, message = event.gateway_hash, self._build_reply_message(event)

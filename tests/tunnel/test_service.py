@@ -365,6 +365,32 @@ async def test_a_gateway_sends_what_one_loop_turn_brought_in_shared_tunnel_messa
     assert [m.msg_id for m in me.local if m.type == MessageType.DATA] == [m.msg_id for m in burst]
 
 
+async def test_a_hop_ending_one_tunnel_and_starting_the_next_passes_messages_whole_and_in_order():
+    net = MemoryNetwork(4)
+    sender, hop, receiver = net.nodes[0], net.nodes[1], net.nodes[2]
+    tasks = [asyncio.ensure_future(sender.service.build_tunnel(sender.service.exploratory_outbound, [hop.hash])),
+             asyncio.ensure_future(receiver.service.build_tunnel(receiver.service.exploratory_inbound, [hop.hash]))]
+    await asyncio.sleep(0)
+    net.run()
+    out_key, in_key = [await asyncio.wait_for(t, 1) for t in tasks]
+    gateway_id = receiver.service.exploratory_inbound.inbound[in_key].gateway_tunnel_id
+    kinds = []
+    net.drop = lambda source, target, message: kinds.append((source, message.type)) and False
+    expiration = int(net.clock.time() * 1000) + 60_000
+    messages = [I2NPMessage(MessageType.DATA, 500 + i, expiration, (1800).to_bytes(4, "big") + bytes([i]) * 1800)
+                for i in range(5)]
+    receiver.local.clear()
+    for message in messages:
+        assert sender.service.send_via_outbound(sender.service.exploratory_outbound, message, to_router=hop.hash,
+                                                to_tunnel=gateway_id, tunnel_key=out_key)
+    net.run()
+    assert [(m.msg_id, m.body) for m in receiver.local if m.type == MessageType.DATA] == \
+        [(m.msg_id, m.body) for m in messages]
+    # the hop (outbound endpoint of one tunnel, inbound gateway of the other) put only TunnelData on the wire
+    assert {kind for source, kind in kinds if source == hop.hash} == {MessageType.TUNNEL_DATA}
+    assert hop.service.stats["malformed"] == 0
+
+
 async def test_inbound_builds_leave_through_an_outbound_tunnel_once_there_is_one():
     net = MemoryNetwork(6)
     me = net.nodes[0]
