@@ -6,6 +6,7 @@ import asyncio
 from core.clock import FakeClock
 from core.i2np import I2NPMessage, MessageType
 from core.transport.manager import TransportManager
+from core.transport.ntcp2.blocks import I2NPBlock
 
 PEER = bytes(range(32))
 
@@ -126,4 +127,37 @@ async def test_a_peer_that_reads_too_slowly_costs_the_messages_not_the_session()
         assert m.send(PEER, I2NPMessage(MessageType.DATA, i + 1, 0, b"\x00\x00\x00\x01x"))
     await asyncio.sleep(0)
     assert m.dropped_messages == 3 and m.sessions[PEER] is conn and not conn.closed
+    await m.stop()
+
+
+class BurstConnection(FakeConnection):
+    """A session whose peer has sent `blocks`, all already read."""
+
+    def __init__(self, peer: bytes, blocks: list):
+        super().__init__(peer)
+        self._blocks = list(blocks)
+
+    async def __anext__(self):
+        if self._blocks:
+            return self._blocks.pop(0)
+        return await super().__anext__()
+
+
+async def test_a_burst_from_one_session_lets_another_sessions_messages_through():
+    handled: list[tuple[bytes, int]] = []
+    m = TransportManager(router_hash=b"\x01" * 32, static_key=None, iv=b"\x00" * 16, netid=99,
+                         router_info=lambda: b"", lookup_router_info=lambda peer: None,
+                         on_message=lambda peer, message: handled.append((peer, message.msg_id)),
+                         on_router_info=lambda *a: None, clock=FakeClock())
+    other = bytes(range(1, 33))
+    burst = BurstConnection(PEER, [I2NPBlock(MessageType.DATA, i, 0, b"\x00\x00\x00\x01x") for i in range(1, 201)])
+    single = BurstConnection(other, [I2NPBlock(MessageType.DATA, 999, 0, b"\x00\x00\x00\x01x")])
+    m._inbound(burst)
+    m._inbound(single)
+    for _ in range(100):
+        await asyncio.sleep(0)
+        if len(handled) == 201:
+            break
+    assert [i for peer, i in handled if peer == PEER] == list(range(1, 201))
+    assert handled.index((other, 999)) <= 8   # after one batch of the burst, not after all 200
     await m.stop()
