@@ -45,7 +45,7 @@ class CpuMeter:
 
 async def run(net: Testnet, workdir: Path, reps: int) -> None:
     with net.in_netns():
-        router = fairness.start_hop_router(net, workdir / "hop", 24500)
+        router = fairness.hop_router(net, workdir / "hop", 24500)
         try:
             await router.start()
             await fairness.introduce(router, net)
