@@ -473,7 +473,7 @@ class Testnet:
     def __init__(self, base: str | os.PathLike = DEFAULT_BASE, *, i2pd_count: int = 5, pyi2p_count: int = 0,
                  floodfills: int = 2, netid: int = 42, netns: str = DEFAULT_NETNS,
                  address_prefix: str = "198.18.0", first_port: int = DEFAULT_FIRST_PORT, hops: int = 1,
-                 die_with_parent: bool = False, i2pd: str | None = None):
+                 die_with_parent: bool = False, i2pd: str | None = None, i2pd_loglevel: str = "info"):
         if not 1 <= i2pd_count < PYI2P_HOST_OFFSET:
             raise TestnetError(f"i2pd_count must be 1..{PYI2P_HOST_OFFSET - 1}")
         if not 0 <= pyi2p_count < EXTRA_HOST_OFFSET - PYI2P_HOST_OFFSET:
@@ -494,6 +494,7 @@ class Testnet:
         self.first_port = first_port
         self.floodfills = floodfills
         self.hops = hops
+        self.i2pd_loglevel = i2pd_loglevel   # "debug" shows each streaming packet's RTT, resends and NACKs
         self.die_with_parent = die_with_parent
         self.extra_addresses: list[str] = []
         self.ready_after_s: float | None = None
@@ -638,7 +639,8 @@ class Testnet:
             if r.kind == "pyi2p":
                 self._write_pyi2p_config(r)
             else:
-                write_i2pd_datadir(r, netid=self.netid, seed_file=str(self.seed_file), hops=self.hops)
+                write_i2pd_datadir(r, netid=self.netid, seed_file=str(self.seed_file), hops=self.hops,
+                                   loglevel=self.i2pd_loglevel)
 
     def _write_pyi2p_config(self, r: Router) -> None:
         """config.toml for `pyi2p run`: its own I2PControl port, since all routers share the namespace's 127.0.0.1."""

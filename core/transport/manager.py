@@ -34,6 +34,7 @@ class TransportSettings:
     housekeeping_s: float = 10.0
     dial_failure_backoff_s: float = 20.0
     replaced_session_grace_s: float = 30.0  # a superseded session still delivers what is in flight on it
+    receive_batch: int = 8                  # messages handled from one session before others get a turn
 
 
 @dataclass(slots=True)
@@ -71,6 +72,8 @@ class TransportManager:
         self._dial_slots = asyncio.Semaphore(settings.max_concurrent_dials)
         self._tasks: set[asyncio.Task] = set()
         self._last_i2np: dict[bytes, float] = {}
+        self._outbox: dict[bytes, list[I2NPMessage]] = {}   # per peer with a session, until the loop's next turn
+        self._flush_handle: asyncio.Handle | None = None
         self.listen_port: int | None = None
         self._local_host: str | None = None
         self._retired: set[NTCP2Connection] = set()
@@ -101,6 +104,10 @@ class TransportManager:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._outbox.clear()
 
     def _spawn(self, coro, name: str) -> asyncio.Task:
         task = asyncio.create_task(coro, name=name)
@@ -117,7 +124,13 @@ class TransportManager:
         conn = self.sessions.get(peer_hash)
         if conn is not None and not conn.closed:
             self._last_i2np[peer_hash] = self.clock.monotonic()
-            self._spawn(self._send_now(conn, [message]), "ntcp2-send")
+            # what one turn of the event loop sends a peer leaves in one write, in order, in few frames
+            outbox = self._outbox.get(peer_hash)
+            if outbox is None:
+                outbox = self._outbox[peer_hash] = []
+                if self._flush_handle is None:
+                    self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_outboxes)
+            outbox.append(message)
             return True
         state = self._peers.get(peer_hash)
         if state is None:
@@ -151,9 +164,20 @@ class TransportManager:
         await asyncio.shield(state.dial)
         return self.sessions.get(peer_hash)
 
-    async def _send_now(self, conn: NTCP2Connection, messages) -> None:
+    def _flush_outboxes(self) -> None:
+        self._flush_handle = None
+        outboxes, self._outbox = self._outbox, {}
+        for peer, messages in outboxes.items():
+            conn = self.sessions.get(peer)
+            if conn is None:
+                self.dropped_messages += len(messages)
+            else:
+                self._send_now(conn, messages)
+
+    def _send_now(self, conn: NTCP2Connection, messages) -> None:
         try:
-            await conn.send([I2NPBlock.from_message(m) for m in messages])
+            if not conn.send_nowait([I2NPBlock.from_message(m) for m in messages]):
+                self.dropped_messages += len(messages)   # the peer has not read megabytes we sent: too slow
         except ConnectionClosed:
             self.dropped_messages += len(messages)
 
@@ -215,7 +239,7 @@ class TransportManager:
         self._spawn(self._receive(conn), f"ntcp2-recv-{b64encode(peer)[:8]}")
         state = self._peers.pop(peer, None)
         if state is not None and state.queue:
-            self._spawn(self._send_now(conn, list(state.queue)), "ntcp2-flush")
+            self._send_now(conn, list(state.queue))
 
     def _closed(self, conn: NTCP2Connection) -> None:
         self.bytes_sent_closed += conn.bytes_sent
@@ -236,8 +260,14 @@ class TransportManager:
 
     async def _receive(self, conn: NTCP2Connection) -> None:
         peer = conn.peer_router_hash
+        handled = 0
         async for block in conn:
             if isinstance(block, I2NPBlock):
+                handled += 1
+                if handled % self.settings.receive_batch == 0:
+                    # let the other sessions' messages and our sends in between: a burst from one peer must
+                    # not hold up another peer's few messages (or what we owe both) for the whole burst
+                    await asyncio.sleep(0)
                 self._last_i2np[peer] = self.clock.monotonic()
                 try:
                     message = I2NPMessage(block.msg_type, block.msg_id, block.expiration * 1000, block.body)

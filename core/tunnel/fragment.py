@@ -332,8 +332,15 @@ class TunnelFragmenter:
         self._current = []
         self._room = MAX_BODY_SIZE
 
-    def flush(self) -> list[bytes]:
-        self._complete()
+    @property
+    def partial(self) -> bool:
+        """A payload is begun and has room left: flush() sends it padded, or later messages fill it."""
+        return bool(self._current)
+
+    def flush(self, *, partial: bool = True) -> list[bytes]:
+        """The finished payloads; with `partial`, the begun one too, padded (without, it stays open)."""
+        if partial:
+            self._complete()
         done, self._done = self._done, []
         return done
 

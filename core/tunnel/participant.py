@@ -260,6 +260,7 @@ class TransitManager:
         self._rng = rng
         self.policy = policy or TransitPolicy()
         self._tunnels: dict[int, TransitTunnel] = {}
+        self._unflushed: dict[int, TransitTunnel] = {}  # gateways holding a begun payload (at most every tunnel)
         # a record stays refusable for as long as its request time is acceptable
         self._build_replays = ReplayFilter(clock, (MAX_REQUEST_AGE_MINUTES + MAX_REQUEST_AHEAD_MINUTES) * 60.0,
                                            build_replay_capacity)
@@ -415,8 +416,13 @@ class TransitManager:
             self._meter.add(size, self._clock.monotonic())
         return events
 
-    def handle_tunnel_gateway(self, gateway: TunnelGateway, from_hash: bytes | None = None) -> list[TunnelEvent]:
-        """A message for an inbound tunnel we are the gateway of: fragment, encrypt, send to the next hop."""
+    def handle_tunnel_gateway(self, gateway: TunnelGateway, from_hash: bytes | None = None, *,
+                              flush: bool = True) -> list[TunnelEvent]:
+        """A message for an inbound tunnel we are the gateway of: fragment, encrypt, send to the next hop.
+
+        Without `flush`, a last payload with room left waits for the next message to this tunnel or for
+        flush_gateways(), so a burst of small messages shares TunnelData messages (as i2pd's gateways do).
+        """
         tunnel = self._tunnels.get(gateway.tunnel_id)
         if tunnel is None or tunnel.fragmenter is None:
             self.stats.data_unknown_tunnel += 1
@@ -428,7 +434,23 @@ class TransitManager:
         except ValueError:
             tunnel.dropped += 1  # too big for one fragment chain
             return []
-        return [self._forward(tunnel, tunnel.layer.encrypt(payload)) for payload in tunnel.fragmenter.flush()]
+        if not flush and tunnel.fragmenter.partial:
+            self._unflushed[gateway.tunnel_id] = tunnel
+        return self._gateway_payloads(tunnel, flush)
+
+    @property
+    def gateways_unflushed(self) -> bool:
+        return bool(self._unflushed)
+
+    def flush_gateways(self) -> list[TunnelEvent]:
+        """Send the begun payloads of gateways that handle_tunnel_gateway(flush=False) left open, padded."""
+        unflushed, self._unflushed = self._unflushed, {}
+        return [event for tunnel in unflushed.values() for event in self._gateway_payloads(tunnel, True)]
+
+    def _gateway_payloads(self, tunnel: TransitTunnel, partial: bool) -> list[TunnelEvent]:
+        assert tunnel.fragmenter is not None
+        return [self._forward(tunnel, tunnel.layer.encrypt(payload))
+                for payload in tunnel.fragmenter.flush(partial=partial)]
 
     def expire(self) -> int:
         """Drop tunnels past their lifetime and stale partial messages at our endpoints; returns tunnels dropped."""
@@ -436,6 +458,7 @@ class TransitManager:
         stale = [tid for tid, tunnel in self._tunnels.items() if tunnel.expires_at <= now]
         for tid in stale:
             del self._tunnels[tid]
+            self._unflushed.pop(tid, None)
         for tunnel in self._tunnels.values():
             if tunnel.reassembler is not None:
                 tunnel.reassembler.expire()

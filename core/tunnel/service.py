@@ -132,6 +132,14 @@ class TransitRecord:
     age_s: float
 
 
+def _no_running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return True
+    return False
+
+
 def _version(text: str | None) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in (text or "").split("."))
@@ -172,6 +180,7 @@ class TunnelService:
         self._tiers_at = -1e18
         self._next_transit_expiry = clock.monotonic() + settings.transit_expire_s
         self._task: asyncio.Task | None = None
+        self._flush_handle: asyncio.Handle | None = None
         self.exploratory_inbound = self.create_pool(EXPLORATORY, self._exploratory_config(True))
         self.exploratory_outbound = self.create_pool(EXPLORATORY, self._exploratory_config(False))
 
@@ -194,6 +203,9 @@ class TunnelService:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         self._waiting.clear()
         for build in self._pending.values():
             if build.waiter is not None and not build.waiter.done():
@@ -623,6 +635,8 @@ class TunnelService:
             return message.type in _TUNNEL_TYPES
         if events:
             self._dispatch(events)
+        else:
+            self._schedule_gateway_flush()
         return handled
 
     def _handle(self, peer: bytes, message: I2NPMessage, depth: int) -> tuple[bool, list[TunnelEvent]]:
@@ -634,11 +648,7 @@ class TunnelService:
                 return True, self._delivered(end[0], end[1].receive(data), depth)
             return True, self.transit.handle_tunnel_data(data, peer)
         if kind == MessageType.TUNNEL_GATEWAY:
-            gateway = TunnelGateway.parse(message.body)
-            end = self._inbound_ends.get(gateway.tunnel_id)
-            if end is not None and end[1].is_zero_hop:
-                return True, self._delivered(end[0], end[1].receive_gateway(gateway), depth)
-            return True, self.transit.handle_tunnel_gateway(gateway, peer)
+            return True, self._gateway(peer, TunnelGateway.parse(message.body), depth)
         if kind in _BUILD_REPLY_CLASSES or kind == MessageType.TUNNEL_BUILD:
             if self._finish_build(message):
                 return True, []
@@ -652,6 +662,13 @@ class TunnelService:
                 return False, []
             return True, self._cloves(peer, received, None, depth + 1, from_tunnel=False)
         return False, []
+
+    def _gateway(self, peer: bytes, gateway: TunnelGateway, depth: int) -> list[TunnelEvent]:
+        end = self._inbound_ends.get(gateway.tunnel_id)
+        if end is not None and end[1].is_zero_hop:
+            return self._delivered(end[0], end[1].receive_gateway(gateway), depth)
+        # inside the event loop, a gateway's last payload waits for the loop's turn to end (flush_gateways)
+        return self.transit.handle_tunnel_gateway(gateway, peer, flush=_no_running_loop())
 
     def _open_garlic(self, message: I2NPMessage, *, router_key: bool):
         """Garlic under a reply key and tag of ours (or, with `router_key`, Noise N to our router); None if not."""
@@ -775,6 +792,16 @@ class TunnelService:
             if isinstance(event, SendToRouter):
                 target, message = event.router_hash, event.message
             elif isinstance(event, SendToTunnel):
+                if event.gateway_hash == self.router_hash:   # our own gateway (as outbound endpoint): no wrapping
+                    steps += 1
+                    if steps > MAX_LOCAL_STEPS:
+                        self.stats["local_loop_dropped"] += 1
+                        continue
+                    try:
+                        queue.extend(self._gateway(self.router_hash, TunnelGateway(event.tunnel_id, event.message), 0))
+                    except (ProtocolError, ValueError):
+                        self.stats["malformed"] += 1
+                    continue
                 target, message = event.gateway_hash, self._gateway_message(event.tunnel_id, event.message)
             elif isinstance(event, SendBuildReply):
                 target, message = event.gateway_hash, self._build_reply_message(event)
@@ -801,6 +828,17 @@ class TunnelService:
                 else:
                     self.stats["local_unclaimed"] += 1
             queue.extend(more)
+        self._schedule_gateway_flush()
+
+    def _schedule_gateway_flush(self) -> None:
+        if self.transit.gateways_unflushed and self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self.flush_gateways)
+
+    def flush_gateways(self) -> None:
+        """Gateway payloads begun during the loop's last turn go out, padded: everything that arrived in one
+        turn for a tunnel shares its TunnelData messages, and nothing waits longer than that turn."""
+        self._flush_handle = None
+        self._dispatch(self.transit.flush_gateways())
 
     def _send_to(self, target: bytes, message: I2NPMessage) -> None:
         """Send to a router; one we have neither a session with nor the RouterInfo of is looked up first (a

@@ -6,6 +6,7 @@ import asyncio
 from core.clock import FakeClock
 from core.i2np import I2NPMessage, MessageType
 from core.transport.manager import TransportManager
+from core.transport.ntcp2.blocks import I2NPBlock
 
 PEER = bytes(range(32))
 
@@ -18,6 +19,7 @@ class FakeConnection:
         self.peer_router_info = b""
         self.closed = False
         self.sent: list = []
+        self.writes: list[list] = []   # one entry per send_nowait()
         self.bytes_sent = self.bytes_received = 0
         self.close_reason = None
         self._callbacks = []
@@ -28,6 +30,11 @@ class FakeConnection:
 
     async def send(self, blocks) -> None:
         self.sent.extend(blocks)
+
+    def send_nowait(self, blocks) -> bool:
+        self.writes.append(list(blocks))
+        self.sent.extend(self.writes[-1])
+        return True
 
     async def close(self, reason=None) -> None:
         self.closed = True
@@ -88,4 +95,69 @@ async def test_failed_dial_forgets_the_peer_and_backs_off():
     assert m.send(PEER, message)                    # queued, dialled again (no failure recorded for lookups)
     await asyncio.sleep(0.01)
     assert PEER not in m._peers and m.dropped_messages == 1
+    await m.stop()
+
+
+async def test_sends_of_one_loop_turn_leave_in_one_write_per_peer_in_order():
+    m = manager([])
+    other = bytes(range(1, 33))
+    conns = {PEER: FakeConnection(PEER), other: FakeConnection(other)}
+    for conn in conns.values():
+        m._inbound(conn)
+    messages = [I2NPMessage(MessageType.DATA, i, 0, b"\x00\x00\x00\x01x") for i in range(1, 41)]
+    for message in messages:
+        assert m.send(PEER if message.msg_id % 4 else other, message)
+    assert conns[PEER].writes == []             # nothing written until the loop turns
+    await asyncio.sleep(0)
+    assert len(conns[PEER].writes) == len(conns[other].writes) == 1
+    assert [b.msg_id for b in conns[PEER].writes[0]] == [i for i in range(1, 41) if i % 4]
+    assert [b.msg_id for b in conns[other].writes[0]] == [i for i in range(1, 41) if not i % 4]
+    assert m.send(PEER, messages[0])
+    await asyncio.sleep(0)
+    assert len(conns[PEER].writes) == 2 and m.dropped_messages == 0
+    await m.stop()
+
+
+async def test_a_peer_that_reads_too_slowly_costs_the_messages_not_the_session():
+    m = manager([])
+    conn = FakeConnection(PEER)
+    conn.send_nowait = lambda blocks: False     # its write buffer is over the limit
+    m._inbound(conn)
+    for i in range(3):
+        assert m.send(PEER, I2NPMessage(MessageType.DATA, i + 1, 0, b"\x00\x00\x00\x01x"))
+    await asyncio.sleep(0)
+    assert m.dropped_messages == 3 and m.sessions[PEER] is conn and not conn.closed
+    await m.stop()
+
+
+class BurstConnection(FakeConnection):
+    """A session whose peer has sent `blocks`, all already read."""
+
+    def __init__(self, peer: bytes, blocks: list):
+        super().__init__(peer)
+        self._blocks = list(blocks)
+
+    async def __anext__(self):
+        if self._blocks:
+            return self._blocks.pop(0)
+        return await super().__anext__()
+
+
+async def test_a_burst_from_one_session_lets_another_sessions_messages_through():
+    handled: list[tuple[bytes, int]] = []
+    m = TransportManager(router_hash=b"\x01" * 32, static_key=None, iv=b"\x00" * 16, netid=99,
+                         router_info=lambda: b"", lookup_router_info=lambda peer: None,
+                         on_message=lambda peer, message: handled.append((peer, message.msg_id)),
+                         on_router_info=lambda *a: None, clock=FakeClock())
+    other = bytes(range(1, 33))
+    burst = BurstConnection(PEER, [I2NPBlock(MessageType.DATA, i, 0, b"\x00\x00\x00\x01x") for i in range(1, 201)])
+    single = BurstConnection(other, [I2NPBlock(MessageType.DATA, 999, 0, b"\x00\x00\x00\x01x")])
+    m._inbound(burst)
+    m._inbound(single)
+    for _ in range(100):
+        await asyncio.sleep(0)
+        if len(handled) == 201:
+            break
+    assert [i for peer, i in handled if peer == PEER] == list(range(1, 201))
+    assert handled.index((other, 999)) <= 8   # after one batch of the burst, not after all 200
     await m.stop()

@@ -118,6 +118,35 @@ async def test_async_iteration_and_backpressure(routers):
         await out.close()
 
 
+async def test_send_nowait_writes_in_order_in_few_frames_and_refuses_past_the_write_buffer(routers):
+    alice, bob_router = routers
+    settings = DriverSettings(handshake_timeout=3.0, max_write_buffer=64 * 1024)
+    async with Bob(bob_router, settings=settings) as bob:
+        out = await dial(alice, bob_router, bob.listener.port, settings=settings)
+        inbound = await bob.accepted()
+        frames = out.data_phase.frames_sent
+        assert out.send_nowait([b.I2NPBlock(20, i, 0, bytes(1000)) for i in range(30)])
+        assert out.data_phase.frames_sent - frames == 2      # 30 KB in frames of up to 16 KB, not 30 frames
+        got = []
+        while len(got) < 30:
+            block = await receive(inbound)
+            if isinstance(block, b.I2NPBlock):
+                got.append(block.msg_id)
+        assert got == list(range(30))
+        # the peer stops reading: past max_write_buffer bytes waiting, nothing more is taken
+        inbound._reader_task.cancel()
+        refused = 0
+        for i in range(2000):
+            if not out.send_nowait(b.I2NPBlock(20, i, 0, bytes(60_000))):
+                refused += 1
+                break
+        assert refused == 1
+        assert out._writer.transport.get_write_buffer_size() <= settings.max_write_buffer + 70_000
+        out._shutdown(None)
+        with pytest.raises(ConnectionClosed):
+            out.send_nowait(b.I2NPBlock(20, 1, 0, b"x"))
+
+
 async def test_garbage_gets_no_answer_and_a_delayed_close(routers):
     _, bob_router = routers
     async with Bob(bob_router) as bob:

@@ -6,11 +6,11 @@ from hypothesis import strategies as st
 from core.clock import FakeClock
 from core.data.primitives import Mapping
 from core.i2np import (I2NPMessage, MessageType, OutboundTunnelBuildReply, ShortTunnelBuild, TunnelData,
-                       TunnelGateway, VariableTunnelBuildReply)
+                       TunnelGateway, VariableTunnelBuildReply, decode_standard)
 from core.tunnel.build import BuildStatus, ShortBuildRequestRecord, create_build
 from core.tunnel.crypto import CreatorLayers
 from core.tunnel.events import SendBuildReply, SendToRouter, SendToTunnel
-from core.tunnel.fragment import TunnelDelivery, TunnelFragmenter, TunnelMessage
+from core.tunnel.fragment import TunnelDelivery, TunnelFragmenter, TunnelMessage, TunnelReassembler
 from core.tunnel.participant import (TRANSIT_LIFETIME, ReplayFilter, TransitLoad, TransitManager, TransitPolicy,
                                      TransitRole)
 
@@ -223,6 +223,48 @@ def test_gateway_fragments_and_encrypts_for_the_next_hop():
         TunnelMessage.parse(layers.remove(data.data))  # checksum verifies after the creator removes the layer
     too_big = I2NPMessage(MessageType.DATA, 78, 0, bytes(65_000))
     assert manager.handle_tunnel_gateway(TunnelGateway(pending.hops[0].receive_tunnel_id, too_big)) == []
+
+
+def test_gateway_packs_a_burst_into_shared_tunnel_messages_in_order():
+    clock, _, hop, creator, manager = _setup()
+    request, message = _one_hop_build(clock, creator, hop)
+    manager.handle_build(message)
+    pending = request.pending
+    gateway_id = pending.hops[0].receive_tunnel_id
+    sizes = [100, 1700, 60, 1700, 900, 30, 300]   # streaming packets and acks, as a burst brings them
+    messages = [I2NPMessage(MessageType.DATA, 1 + i, 0, (size - 4).to_bytes(4, "big") + bytes([i]) * (size - 4))
+                for i, size in enumerate(sizes)]
+    events = []
+    for inner in messages:
+        events += manager.handle_tunnel_gateway(TunnelGateway(gateway_id, inner), flush=False)
+        assert manager.gateways_unflushed
+    events += manager.flush_gateways()
+    assert not manager.gateways_unflushed and manager.flush_gateways() == []
+    # 4864 bytes of messages (with 16-byte headers, 3 bytes of instructions each) fill 5 tunnel messages,
+    # where one flush per message took 9
+    assert len(events) == 5
+    layers = CreatorLayers(pending.layer_keys)
+    reassembler = TunnelReassembler(clock)
+    out = []
+    for event in events:
+        data = TunnelData.parse(event.message.body)
+        out += [decode_standard(m.data) for m in reassembler.receive(layers.remove(data.data))]
+    assert [(m.msg_id, m.body) for m in out] == [(m.msg_id, m.body) for m in messages]
+
+
+def test_gateway_flushes_at_once_by_default():
+    clock, _, hop, creator, manager = _setup()
+    request, message = _one_hop_build(clock, creator, hop)
+    manager.handle_build(message)
+    gateway_id = request.pending.hops[0].receive_tunnel_id
+    small = I2NPMessage(MessageType.DATA, 5, 0, (20).to_bytes(4, "big") + bytes(20))
+    assert len(manager.handle_tunnel_gateway(TunnelGateway(gateway_id, small))) == 1
+    assert not manager.gateways_unflushed
+    # a held payload is forgotten with its expired tunnel
+    assert manager.handle_tunnel_gateway(TunnelGateway(gateway_id, small), flush=False) == []
+    clock.advance(TRANSIT_LIFETIME + 1)
+    manager.expire()
+    assert not manager.gateways_unflushed and manager.flush_gateways() == []
 
 
 def test_tunnels_expire():

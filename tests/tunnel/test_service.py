@@ -108,16 +108,21 @@ class MemoryNetwork:
         return send
 
     def run(self, max_steps: int = 20_000) -> int:
+        """Deliver until nothing moves; an empty queue ends an event-loop turn: gateways flush what they hold."""
         steps = 0
-        while self.queue:
-            steps += 1
-            assert steps <= max_steps, "network did not settle"
-            source, target, message = self.queue.popleft()
-            if target in self.down or (self.drop is not None and self.drop(source, target, message)):
-                continue
-            self.traffic[target] += 1
-            self.by_hash[target].receive(source, message)
-        return steps
+        while True:
+            while self.queue:
+                steps += 1
+                assert steps <= max_steps, "network did not settle"
+                source, target, message = self.queue.popleft()
+                if target in self.down or (self.drop is not None and self.drop(source, target, message)):
+                    continue
+                self.traffic[target] += 1
+                self.by_hash[target].receive(source, message)
+            for node in self.nodes:
+                node.service.flush_gateways()
+            if not self.queue:
+                return steps
 
     def tick(self, seconds: float = 0.0, nodes=None) -> None:
         if seconds:
@@ -335,6 +340,55 @@ async def test_build_tunnel_through_chosen_hops():
     me.tick()
     assert not await asyncio.wait_for(task, 1)
     assert me.stats["builds_timed_out"] == 1
+
+
+async def test_a_gateway_sends_what_one_loop_turn_brought_in_shared_tunnel_messages_in_order():
+    net = MemoryNetwork(4)
+    me, gateway = net.nodes[0], net.nodes[1]
+    task = asyncio.ensure_future(me.service.build_tunnel(me.service.exploratory_inbound, [gateway.hash]))
+    await asyncio.sleep(0)
+    net.run()
+    receive_id = await asyncio.wait_for(task, 1)
+    tunnel_id = me.service.exploratory_inbound.inbound[receive_id].gateway_tunnel_id
+    expiration = int(net.clock.time() * 1000) + 60_000
+    burst = [I2NPMessage(MessageType.DATA, 100 + i, expiration, (96).to_bytes(4, "big") + bytes([i]) * 96)
+             for i in range(20)]
+    for message in burst:   # 20 small messages arrive in one turn of the event loop, as from one NTCP2 read
+        assert gateway.service.handle_message(net.nodes[2].hash, I2NPMessage(
+            MessageType.TUNNEL_GATEWAY, message.msg_id, expiration, TunnelGateway(tunnel_id, message).to_bytes()))
+    held = len(net.queue)
+    await asyncio.sleep(0)          # the turn ends: the begun payload goes out
+    sent = [m for _, target, m in net.queue if target == me.hash and m.type == MessageType.TUNNEL_DATA]
+    assert held == 2 and len(sent) == 3    # 20 x 121 bytes: two full TunnelData at once, a third at the end
+    me.local.clear()
+    net.run()
+    assert [m.msg_id for m in me.local if m.type == MessageType.DATA] == [m.msg_id for m in burst]
+
+
+async def test_a_hop_ending_one_tunnel_and_starting_the_next_passes_messages_whole_and_in_order():
+    net = MemoryNetwork(4)
+    sender, hop, receiver = net.nodes[0], net.nodes[1], net.nodes[2]
+    tasks = [asyncio.ensure_future(sender.service.build_tunnel(sender.service.exploratory_outbound, [hop.hash])),
+             asyncio.ensure_future(receiver.service.build_tunnel(receiver.service.exploratory_inbound, [hop.hash]))]
+    await asyncio.sleep(0)
+    net.run()
+    out_key, in_key = [await asyncio.wait_for(t, 1) for t in tasks]
+    gateway_id = receiver.service.exploratory_inbound.inbound[in_key].gateway_tunnel_id
+    kinds = []
+    net.drop = lambda source, target, message: kinds.append((source, message.type)) and False
+    expiration = int(net.clock.time() * 1000) + 60_000
+    messages = [I2NPMessage(MessageType.DATA, 500 + i, expiration, (1800).to_bytes(4, "big") + bytes([i]) * 1800)
+                for i in range(5)]
+    receiver.local.clear()
+    for message in messages:
+        assert sender.service.send_via_outbound(sender.service.exploratory_outbound, message, to_router=hop.hash,
+                                                to_tunnel=gateway_id, tunnel_key=out_key)
+    net.run()
+    assert [(m.msg_id, m.body) for m in receiver.local if m.type == MessageType.DATA] == \
+        [(m.msg_id, m.body) for m in messages]
+    # the hop (outbound endpoint of one tunnel, inbound gateway of the other) put only TunnelData on the wire
+    assert {kind for source, kind in kinds if source == hop.hash} == {MessageType.TUNNEL_DATA}
+    assert hop.service.stats["malformed"] == 0
 
 
 async def test_inbound_builds_leave_through_an_outbound_tunnel_once_there_is_one():

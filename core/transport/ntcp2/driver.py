@@ -45,9 +45,11 @@ class DriverSettings:
     handshake_padding: int = 64              # max padding in messages 1 and 2
     frame_target: int = 16384
     send_datetime: bool = True               # a DateTime block in the first frame each side sends
+    max_write_buffer: int = 4 << 20          # bytes waiting for the socket beyond which send_nowait() refuses
 
 
 _CLOSED = object()
+_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 
 
 def _random_fraction(rng: Rng) -> float:
@@ -91,6 +93,12 @@ async def _probe_resistant_close(reader: asyncio.StreamReader, writer: asyncio.S
     _abort(writer)
 
 
+def _as_blocks(items: Block | I2NPMessage | Iterable[Block | I2NPMessage]) -> list[Block]:
+    if isinstance(items, Iterable) and not isinstance(items, (bytes, str)) and not hasattr(items, "to_bytes"):
+        return [_as_block(item) for item in items]
+    return [_as_block(items)]
+
+
 def _as_block(item: Block | I2NPMessage) -> Block:
     if isinstance(item, (I2NPBlock, DateTimeBlock, OptionsBlock, RouterInfoBlock, PaddingBlock, UnknownBlock,
                          TerminationBlock)):
@@ -129,6 +137,7 @@ class NTCP2Connection:
         self.bytes_sent = bytes_sent
         self.bytes_received = bytes_received
         self.peername = writer.get_extra_info("peername")
+        self._sock = writer.get_extra_info("socket") if _TCP_QUICKACK is not None else None
         self.data_phase = DataPhase(result.keys, rng=rng, max_padding=settings.data_padding,
                                     frame_target=settings.frame_target)
         self.close_reason: int | None = None
@@ -162,14 +171,24 @@ class NTCP2Connection:
         self.bytes_sent += len(data)
         self.last_sent = self._clock.monotonic()
 
-    async def send(self, items: Block | I2NPMessage | Iterable[Block | I2NPMessage]) -> None:
-        """Send blocks or I2NP messages (core.i2np.I2NPMessage or I2NPBlock), packed into as few frames as fit."""
+    def send_nowait(self, items: Block | I2NPMessage | Iterable[Block | I2NPMessage]) -> bool:
+        """Pack blocks or I2NP messages into as few frames as fit and hand them to the socket now, in order;
+        False (nothing written) while more than settings.max_write_buffer bytes still wait to go out."""
         if self._closed:
             raise ConnectionClosed(self.close_reason)
-        if isinstance(items, Iterable) and not isinstance(items, (bytes, str)) and not hasattr(items, "to_bytes"):
-            blocks = [_as_block(item) for item in items]
-        else:
-            blocks = [_as_block(items)]
+        blocks = _as_blocks(items)
+        if not blocks:
+            return True
+        if self._writer.transport.get_write_buffer_size() > self._settings.max_write_buffer:
+            return False
+        self._write(self.data_phase.pack(blocks))
+        return True
+
+    async def send(self, items: Block | I2NPMessage | Iterable[Block | I2NPMessage]) -> None:
+        """Send blocks or I2NP messages, packed into as few frames as fit, and wait while the socket is backed up."""
+        if self._closed:
+            raise ConnectionClosed(self.close_reason)
+        blocks = _as_blocks(items)
         if not blocks:
             return
         self._write(self.data_phase.pack(blocks))
@@ -273,6 +292,7 @@ class NTCP2Connection:
                 if not data:
                     self._shutdown(None)
                     return
+                self._quick_ack()
                 self.bytes_received += len(data)
                 self.last_received = self._clock.monotonic()
         except FrameError as exc:
@@ -296,6 +316,16 @@ class NTCP2Connection:
         except Exception:
             log.exception("NTCP2 %r: receive loop failed", self)
             self._shutdown(TerminationReason.PAYLOAD_FORMAT_ERROR, reset=True)
+
+    def _quick_ack(self) -> None:
+        """Have the kernel acknowledge what we read at once, not up to 40 ms later: a peer that sends with
+        Nagle's algorithm on (i2pd does) holds its next small frame until our ACK comes (Linux only; the
+        option is not sticky, so it is set again after each read)."""
+        if self._sock is not None:
+            try:
+                self._sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+            except OSError:
+                self._sock = None
 
     def _deliver(self, block: Block) -> None:
         if isinstance(block, RouterInfoBlock) and self.outbound and self.peer_router_info is None:
