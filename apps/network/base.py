@@ -11,6 +11,7 @@ Names: `x.b32.i2p` and I2P-Base64 destinations are understood by every adapter; 
 """
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping, Protocol
@@ -198,3 +199,15 @@ class PortRouter:
 
     def __bool__(self) -> bool:
         return bool(self.handlers)
+
+
+async def resolve_name(resolver: Resolver | None, name: str) -> Destination:
+    """A host name through the address book (`resolver`); NameNotFound when it has none."""
+    if resolver is None:
+        raise NameNotFound(f"{name}: unknown host (no address book)")
+    found = resolver(name)
+    if inspect.isawaitable(found):
+        found = await found
+    if found is None:
+        raise NameNotFound(f"{name}: not in the address book")
+    return found

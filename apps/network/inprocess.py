@@ -7,7 +7,6 @@ only: what unit tests of the apps run on.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from typing import Any, Mapping
 
@@ -20,24 +19,12 @@ from core.sam.backend import BackendError, IncomingStream as BackendStream, Peer
 from core.sam.backend import ReceivedDatagram
 from core.sam.client_backend import ClientBackend, ClientBackendSession
 
-from .base import (ConnectTimeout, Datagram, DatagramHandler, IncomingStream, NameNotFound, NetworkError,
-                   PeerNotFound, PeerUnreachable, PortRouter, Resolver, StreamHandler, parse_address)
+from .base import (ConnectTimeout, Datagram, DatagramHandler, IncomingStream, NetworkError,
+                   PeerNotFound, PeerUnreachable, PortRouter, Resolver, StreamHandler, parse_address, resolve_name)
 
 log = logging.getLogger(__name__)
 
 MAX_STREAM_TASKS = 1024        # per session: incoming streams being handled at once; more are reset
-
-
-async def resolve_name(resolver: Resolver | None, name: str) -> Destination:
-    """A host name through the address book (`resolver`); NameNotFound when it has none."""
-    if resolver is None:
-        raise NameNotFound(f"{name}: unknown host (no address book)")
-    found = resolver(name)
-    if inspect.isawaitable(found):
-        found = await found
-    if found is None:
-        raise NameNotFound(f"{name}: not in the address book")
-    return found
 
 
 class InProcessSession:
