@@ -29,12 +29,12 @@ from core.sam.parser import parse_line
 
 from . import sam_protocol as sam
 from .base import (ConnectTimeout, Datagram, DatagramHandler, IncomingStream, NameNotFound, NetworkError,
-                   PeerNotFound, PeerUnreachable, PortRouter, Resolver, StreamHandler, parse_address, resolve_name)
+                   PeerNotFound, PeerUnreachable, PortRouter, Resolver, StreamHandler, StreamTasks, parse_address,
+                   resolve_name)
 from .sam_protocol import SamProtocolError, SamRefused
 
 log = logging.getLogger(__name__)
 
-MAX_STREAM_TASKS = 1024        # per session: incoming streams being handled at once; more are reset
 MAX_PENDING_ACCEPTS = 4
 LOOKUP_CACHE = 256             # b32 -> Destination answers kept per network
 ACCEPT_BACKOFF_MAX = 5.0
@@ -247,7 +247,7 @@ class SamSession:
         self._streams = PortRouter()
         self._datagrams = PortRouter()
         self._accept_tasks: set[asyncio.Task] = set()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = StreamTasks(name)
         self._udp: dict[str, _DatagramSocket] = {}
         self._datagram_ids: dict[str, str] = {}
         self._datagram_mode = "off"
@@ -340,8 +340,6 @@ class SamSession:
     # ------------------------------------------------------------ names
 
     async def resolve(self, name: str | Destination, *, timeout: float = 30.0) -> Destination:
-        if isinstance(name, Destination):
-            return name
         target = parse_address(name)
         if isinstance(target, Destination):
             return target
@@ -434,25 +432,13 @@ class SamSession:
             handler = handlers.get(0) or (next(iter(handlers.values())) if len(handlers) == 1 else None)
         else:
             handler = self._streams.get(peer.to_port)
-        if handler is None or len(self._tasks) >= MAX_STREAM_TASKS:
+        stream = IncomingStream(peer.destination, peer.from_port or 0, peer.to_port or 0, connection.reader,
+                                connection.writer)
+        if handler is None or not self._tasks.start(handler, stream):
             self.stats["streams_refused"] += 1
             connection.abort()
             return
         self.stats["streams_in"] += 1
-        stream = IncomingStream(peer.destination, peer.from_port or 0, peer.to_port or 0, connection.reader,
-                                connection.writer)
-        task = asyncio.get_running_loop().create_task(self._handle(handler, stream))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _handle(self, handler: StreamHandler, stream: IncomingStream) -> None:
-        try:
-            await handler(stream)
-        except (ConnectionError, asyncio.IncompleteReadError, NetworkError):
-            stream.writer.abort()
-        except Exception:
-            log.exception("%s: stream handler for port %d failed", self.name, stream.to_port)
-            stream.writer.abort()
 
     # ------------------------------------------------------------ datagrams
 
@@ -498,11 +484,11 @@ class SamSession:
         if self.closed:
             return
         self.closed = True
-        tasks = [*self._accept_tasks, *self._tasks]
-        for task in tasks:
+        accepting = list(self._accept_tasks)
+        for task in accepting:
             task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*accepting, return_exceptions=True)
+        await self._tasks.close()
         for control in self._controls:
             await control.close()
         for udp in self._udp.values():

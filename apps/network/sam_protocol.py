@@ -15,7 +15,7 @@ from core.data.encoding import b64decode, b64encode
 from core.data.errors import ProtocolError
 from core.data.identity import Destination
 from core.data.privatekeys import PrivateKeys
-from core.sam.parser import (CANT_REACH_PEER, DUPLICATED_DEST, DUPLICATED_ID, I2P_ERROR, INVALID_ID, INVALID_KEY,
+from core.sam.parser import (CANT_REACH_PEER, DUPLICATED_DEST, DUPLICATED_ID, INVALID_ID, INVALID_KEY,
                              KEY_NOT_FOUND, LEASESET_NOT_FOUND, NOVERSION, OK, PEER_NOT_FOUND, TIMEOUT, Command,
                              format_line, parse_line, version_tuple)
 

@@ -18,13 +18,6 @@ async def api():
     await api.close()
 
 
-@pytest.fixture
-async def sam_bridge(api):
-    bridge = SamBridge(ClientBackend(api), SamConfig(port=0, udp_port=0))
-    async with bridge:
-        yield bridge
-
-
 def sam_network(bridge: SamBridge, **kwargs) -> SamNetwork:
     return SamNetwork("127.0.0.1", bridge.port, udp_port=bridge.udp_address[1], reply_timeout=5, **kwargs)
 
