@@ -22,10 +22,8 @@ from collections import OrderedDict
 from typing import Any, Callable, Mapping
 
 from core.data.encoding import b32encode
-from core.data.errors import ProtocolError
 from core.data.identity import Destination
 from core.data.privatekeys import PrivateKeys
-from core.sam.parser import parse_line
 
 from . import sam_protocol as sam
 from .base import (ConnectTimeout, Datagram, DatagramHandler, IncomingStream, NameNotFound, NetworkError,
@@ -84,7 +82,7 @@ class _Control:
         self.connection = connection
         self.label = label
         self.on_close = on_close
-        self.on_datagram: Callable[[str, bytes, Mapping[str, str]], None] | None = None
+        self.on_datagram: Callable[[Datagram], None] | None = None
         self.error: str | None = None
         self.holds_session = False
         """Set once SESSION CREATE succeeded: only then does its end end the session (on_close)."""
@@ -148,16 +146,14 @@ class _Control:
 
     async def _received(self, line: bytes) -> None:
         """samv3.md "Receiving a Datagram" on the control socket: `... SIZE=n` then n bytes."""
-        try:
-            command = parse_line(line)
-            size = int(command.get("SIZE") or "x")
-        except (ProtocolError, ValueError):
-            raise SamProtocolError("the SAM bridge sent a malformed DATAGRAM RECEIVED") from None
-        if not 0 < size <= sam.MAX_RAW_SIZE:
-            raise SamProtocolError(f"the SAM bridge sent a datagram of {size} bytes")
+        command, size = sam.parse_received_header(line)
         payload = await self.connection.reader.readexactly(size)
+        try:
+            datagram = sam.received_datagram(command, payload)
+        except NetworkError:
+            return                  # a bad sender or port costs only this datagram
         if self.on_datagram is not None:
-            self.on_datagram(command.verb, payload, command.options)
+            self.on_datagram(datagram)
 
     def fail(self, reason: str) -> None:
         """The connection is done: wake whoever waits, close it, tell the session once."""
@@ -244,6 +240,7 @@ class SamSession:
         self.style = "STREAM"
         self._stream_id = nickname
         self._controls: list[_Control] = [control]
+        control.on_datagram = self._deliver_datagram
         self._streams = PortRouter()
         self._datagrams = PortRouter()
         self._accept_tasks: set[asyncio.Task] = set()
@@ -319,6 +316,7 @@ class SamSession:
                 line = sam.session_create(style, ids[style], self._session_keys.b64, PORT=port, HOST=host)
                 control, _ = await network._open_control(lambda version, line=line: line, f"{self.name} {style}",
                                                          self._control_closed, network.session_timeout)
+                control.on_datagram = self._deliver_datagram
                 self._controls.append(control)
             self._datagram_mode = "sessions"
         except SamRefused as exc:

@@ -17,9 +17,9 @@ from core.data.identity import Destination
 from core.data.privatekeys import PrivateKeys
 from core.sam.parser import (CANT_REACH_PEER, DUPLICATED_DEST, DUPLICATED_ID, INVALID_ID, INVALID_KEY,
                              KEY_NOT_FOUND, LEASESET_NOT_FOUND, NOVERSION, OK, PEER_NOT_FOUND, TIMEOUT, Command,
-                             format_line, parse_line, version_tuple)
+                             format_line, parse_int, parse_line, version_tuple)
 
-from .base import ConnectTimeout, NameNotFound, NetworkError, PeerNotFound, PeerUnreachable
+from .base import ConnectTimeout, Datagram, NameNotFound, NetworkError, PeerNotFound, PeerUnreachable
 
 MIN_VERSION = "3.1"             # samv3.md "Version 3.1 Changes": the recommended minimum (signature types)
 MAX_VERSION = "3.3"
@@ -323,6 +323,31 @@ def parse_forwarded_raw(packet: bytes) -> tuple[int, int, bytes]:
                 raise SamProtocolError(f"forwarded raw datagram has a bad {key}")
             ports[key] = int(value)
     return ports["FROM_PORT"], ports["TO_PORT"], packet[newline + 1:]
+
+
+def parse_received_header(line: bytes) -> tuple[Command, int]:
+    """samv3.md "Receiving a Datagram" on a control socket: `DATAGRAM|RAW RECEIVED ... SIZE=n`; (line, n)."""
+    try:
+        command = parse_line(line)
+        size = parse_int(command, "SIZE", low=1, high=MAX_RAW_SIZE)
+    except ProtocolError:
+        raise SamProtocolError("the SAM bridge sent a malformed DATAGRAM/RAW RECEIVED") from None
+    if command.action != "RECEIVED" or command.verb not in ("DATAGRAM", "RAW") or size is None:
+        raise SamProtocolError("the SAM bridge sent a DATAGRAM/RAW RECEIVED without SIZE")
+    return command, size
+
+
+def received_datagram(command: Command, payload: bytes) -> Datagram:
+    """The datagram of a DATAGRAM/RAW RECEIVED (ports from 3.2 on, else 0)."""
+    try:
+        from_port = parse_int(command, "FROM_PORT", low=0, high=65535, default=0)
+        to_port = parse_int(command, "TO_PORT", low=0, high=65535, default=0)
+    except ProtocolError:
+        raise SamProtocolError("the SAM bridge sent a datagram with bad ports") from None
+    if command.verb == "RAW":
+        return Datagram(payload, from_port or 0, to_port or 0)
+    sender = parse_destination(command.get("DESTINATION") or "")
+    return Datagram(payload, from_port or 0, to_port or 0, sender, True)
 
 
 def version_text(version: tuple[int, int]) -> str:

@@ -196,3 +196,57 @@ async def test_a_silent_bridge_times_out_and_a_missing_one_is_unreachable():
             await network.open_session()
     with pytest.raises(NetworkError, match="cannot reach"):
         await SamNetwork("127.0.0.1", port).open_session()
+
+
+async def test_pings_and_datagrams_on_the_control_socket_then_a_bad_one_ends_the_session():
+    """A 3.3 bridge that delivers datagrams on the control socket (samv3.md "Receiving a Datagram")."""
+    keys, peer = PrivateKeys.generate(), PrivateKeys.generate().destination
+    pong: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+    finish = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def answer(reply: bytes) -> bytes:
+            line = await reader.readline()
+            writer.write(reply)
+            return line
+
+        await answer(b"HELLO REPLY RESULT=OK VERSION=3.3\n")
+        line = await reader.readline()
+        if b"STYLE=MASTER" not in line:          # the DATAGRAM session beside it: refused as Java does
+            writer.write(b"SESSION STATUS RESULT=DUPLICATED_DEST\n")
+            writer.close()
+            return
+        writer.write(f"SESSION STATUS RESULT=OK DESTINATION={private_keys_b64(keys)}\n".encode())
+        for _ in range(3):                       # SESSION ADD STREAM, DATAGRAM, RAW
+            await answer(b"SESSION STATUS RESULT=OK\n")
+        writer.write(b"PING x1\n")
+        pong.set_result(await reader.readline())
+        writer.write(f"DATAGRAM RECEIVED DESTINATION={peer.b64} SIZE=2 FROM_PORT=1 TO_PORT=53\n".encode() + b"hi")
+        writer.write(b"DATAGRAM RECEIVED DESTINATION=junk SIZE=1\nx")     # a bad sender: dropped alone
+        writer.write(b"RAW RECEIVED SIZE=4 FROM_PORT=2 TO_PORT=53 PROTOCOL=18\nr\naw")
+        await finish.wait()
+        writer.write(b"DATAGRAM RECEIVED SIZE=99999999\n")
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    network = SamNetwork("127.0.0.1", server.sockets[0].getsockname()[1], reply_timeout=2)
+    try:
+        session = await asyncio.wait_for(network.open_session(keys), 10)
+        got: asyncio.Queue = asyncio.Queue()
+        session.on_datagram(got.put_nowait, port=53)
+        assert await asyncio.wait_for(pong, 5) == b"PONG x1\n"
+        first, second = await asyncio.wait_for(got.get(), 5), await asyncio.wait_for(got.get(), 5)
+        assert (first.payload, first.sender, first.from_port, first.to_port) == (b"hi", peer, 1, 53)
+        assert (second.payload, second.sender, second.from_port) == (b"r\naw", None, 2)
+        assert session.status()["state"] == "open" and session.status()["datagrams"] == "subsessions"
+        finish.set()
+        for _ in range(100):
+            if session.status()["state"] != "open":
+                break
+            await asyncio.sleep(0.02)
+        assert session.status()["state"] == "failed" and "DATAGRAM" in session.status()["error"]
+    finally:
+        await network.close()
+        server.close()
+        await server.wait_closed()
