@@ -26,6 +26,8 @@ MAX_VERSION = "3.3"
 PORTS_VERSION = (3, 2)          # samv3.md "Version 3.2 Changes": FROM_PORT/TO_PORT
 PRIMARY_VERSION = (3, 3)        # samv3.md "SAM PRIMARY Sessions (V3.3 and higher)"
 SIGNATURE_TYPE = "7"            # Ed25519; the SAM default (DSA_SHA1) is not what anyone wants
+# i2pd publishes only the destination's own (ElGamal) key unless told: ECIES first, as Java's default
+DEFAULT_OPTIONS = {"i2cp.leaseSetEncType": "4,0"}
 MAX_REPLY_LINE = 16 * 1024      # the longest reply: SESSION STATUS with private keys and offline signature
 MAX_REPLIABLE_SIZE = 31744      # samv3.md "Sending Repliable or Raw Datagrams"
 MAX_RAW_SIZE = 32768            # samv3.md "SAM Anonymous (Raw) Datagrams"
@@ -84,7 +86,7 @@ def session_create(style: str, nickname: str, private_keys_b64: str | None,
     else:
         items.append(("DESTINATION", private_keys_b64))
     items += list(sam_options.items())
-    items += session_options(options)
+    items += session_options({**DEFAULT_OPTIONS, **options})
     return format_line("SESSION", "CREATE", items)
 
 

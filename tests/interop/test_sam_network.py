@@ -14,8 +14,7 @@ from pyi2p.testnet import i2pd_version
 
 pytestmark = pytest.mark.interop
 
-OPTIONS = {"inbound.length": "1", "outbound.length": "1", "inbound.quantity": "2", "outbound.quantity": "2",
-           "i2cp.leaseSetEncType": "4"}
+OPTIONS = {"inbound.length": "1", "outbound.length": "1", "inbound.quantity": "2", "outbound.quantity": "2"}
 PAYLOAD = bytes(range(256)) * 4096          # 1 MiB
 
 

@@ -48,7 +48,10 @@ def test_bad_hello_replies(line, error):
 
 def test_session_create_transient_and_with_keys():
     line = sam.session_create("STREAM", "web-1", None, {"inbound.length": "2"})
-    assert line == b"SESSION CREATE STYLE=STREAM ID=web-1 DESTINATION=TRANSIENT SIGNATURE_TYPE=7 inbound.length=2\n"
+    assert line == (b"SESSION CREATE STYLE=STREAM ID=web-1 DESTINATION=TRANSIENT SIGNATURE_TYPE=7 "
+                    b"i2cp.leaseSetEncType=4,0 inbound.length=2\n")
+    given = parse_line(sam.session_create("STREAM", "x", None, {"i2cp.leaseSetEncType": "4"}))
+    assert given.options["i2cp.leaseSetEncType"] == "4"
     line = sam.session_create("DATAGRAM", "web-d", sam.private_keys_b64(KEYS), PORT=4000, HOST="127.0.0.1")
     command = parse_line(line)
     assert (command.verb, command.action, command.options["STYLE"]) == ("SESSION", "CREATE", "DATAGRAM")
