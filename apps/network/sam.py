@@ -297,8 +297,16 @@ class SamSession:
         if network.datagrams:
             try:
                 await self._setup_datagrams()
-            except SamRefused as exc:
+            except NetworkError as exc:
+                self._check_open()          # the session itself failed: so does opening it
                 self._datagram_mode = f"unavailable: {exc}"
+                self._datagram_ids = {}
+                for udp in self._udp.values():
+                    udp.close()
+                for control in self._controls[1:]:     # a DATAGRAM session without its RAW one
+                    control.holds_session = False
+                    await control.close()
+                del self._controls[1:]
                 log.info("SAM session %s: no datagrams (%s)", self.name, exc)
 
     async def _setup_datagrams(self) -> None:

@@ -250,3 +250,37 @@ async def test_pings_and_datagrams_on_the_control_socket_then_a_bad_one_ends_the
         await network.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_half_made_datagram_sessions_are_closed_and_the_session_lives_on():
+    """3.1 bridge: the DATAGRAM session beside the streams opens, the RAW one is refused."""
+    keys = PrivateKeys.generate()
+    datagram_closed = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        writer.write(b"HELLO REPLY RESULT=OK VERSION=3.1\n")
+        line = await reader.readline()
+        if b"STYLE=RAW" in line:
+            writer.write(b'SESSION STATUS RESULT=I2P_ERROR MESSAGE="no RAW here"\n')
+            writer.close()
+            return
+        writer.write(f"SESSION STATUS RESULT=OK DESTINATION={private_keys_b64(keys)}\n".encode())
+        await reader.read()
+        if b"STYLE=DATAGRAM" in line:
+            datagram_closed.set()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    network = SamNetwork("127.0.0.1", server.sockets[0].getsockname()[1], reply_timeout=2)
+    try:
+        session = await asyncio.wait_for(network.open_session(keys), 10)
+        await asyncio.wait_for(datagram_closed.wait(), 5)
+        status = session.status()
+        assert status["state"] == "open" and "no RAW here" in status["datagrams"]
+        with pytest.raises(NetworkError, match="no datagrams"):
+            session.send_datagram(keys.destination, b"x")
+    finally:
+        await network.close()
+        server.close()
+        await server.wait_closed()
