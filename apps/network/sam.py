@@ -15,9 +15,11 @@ PRIMARY session (Java, ours).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
+import socket
 from collections import OrderedDict
 from typing import Any, Callable, Mapping
 
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 MAX_PENDING_ACCEPTS = 4
 LOOKUP_CACHE = 256             # b32 -> Destination answers kept per network
 ACCEPT_BACKOFF_MAX = 5.0
+UDP_RECEIVE_BUFFER = 1 << 20
 READ_LIMIT = 2 ** 16           # asyncio's default line limit; bounds every reply line
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -198,6 +201,9 @@ class _DatagramSocket(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        with contextlib.suppress(OSError):     # room for a burst the bridge forwards while we are busy
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         if addr[0] != self.bridge_ip:    # only the bridge forwards to us; anything else is spoofing
