@@ -10,6 +10,7 @@ import pytest
 
 from apps.network import Datagram, IncomingStream, NetworkError, PeerNotFound
 from apps.network.sam import SamNetwork
+from core.data.privatekeys import PrivateKeys
 from pyi2p.testnet import i2pd_version
 
 pytestmark = pytest.mark.interop
@@ -27,8 +28,8 @@ async def echo_hash(stream: IncomingStream) -> None:
     stream.writer.close()
 
 
-async def exchange(client, server, timeout: float = 60) -> bytes:
-    reader, writer = await client.connect(server.destination, 80, timeout=timeout)
+async def exchange(client, target, timeout: float = 60) -> bytes:
+    reader, writer = await client.connect(target, 80, timeout=timeout)
     writer.write(PAYLOAD)
     await writer.drain()
     answer = b""
@@ -42,17 +43,18 @@ async def exchange(client, server, timeout: float = 60) -> bytes:
 
 
 async def streams_both_ways(a, b) -> float:
-    """A->B and B->A; i2pd 2.45.1 sometimes never publishes a fresh LeaseSet (testnet README pitfall 5),
-    then the other side's stream, which carries its LeaseSet, opens the way. Returns the seconds taken."""
+    """A->B (to the Destination) and B->A (to the b32: NAMING LOOKUP on the bridge); i2pd 2.45.1 sometimes
+    never publishes a fresh LeaseSet (testnet README pitfall 5), then the other side's stream, which carries
+    its LeaseSet, opens the way. Returns the seconds taken."""
     started = time.monotonic()
     expected = hashlib.sha256(PAYLOAD).hexdigest().encode()
     done: set[str] = set()
     for _ in range(4):
-        for name, client, server in (("a->b", a, b), ("b->a", b, a)):
+        for name, client, target in (("a->b", a, b.destination), ("b->a", b, a.b32)):
             if name in done:
                 continue
             try:
-                answer = await exchange(client, server, timeout=40)
+                answer = await exchange(client, target, timeout=40)
             except (PeerNotFound, NetworkError, asyncio.TimeoutError, ConnectionError):
                 continue
             assert answer == expected + b" " + client.b32.encode(), (name, answer[:80])
@@ -122,12 +124,15 @@ async def test_sam_network_on_i2pd(each_i2pd_testnet):
             print(f"\n{version} SAM {a.status()['sam_version']}: streams both ways in {seconds:.1f} s; "
                   f"datagrams: {a.status()['datagrams']}")
 
+            nowhere = asyncio.create_task(a.resolve(PrivateKeys.generate().destination.b32_address, timeout=30))
             assert a.status()["datagrams"] == "sessions"    # i2pd: DATAGRAM and RAW sessions beside the streams
             first = await datagrams_arrive(a, b, repliable=True)
             assert first.sender == a.destination and first.repliable and first.payload.startswith(b"hello ")
             raw = await datagrams_arrive(b, a, repliable=False)
             assert raw.sender is None and not raw.repliable and raw.payload.startswith(b"hello ")
             assert a.status()["state"] == b.status()["state"] == "open"
+            with pytest.raises(PeerNotFound):             # a b32 no LeaseSet answers for
+                await asyncio.wait_for(nowhere, 40)
 
             # a real client: i2pd's HTTP proxy on another router fetches a page the SAM session serves
             # (2.58 only: 2.45.1 may never publish a fresh LeaseSet, testnet README pitfall 5, and then
