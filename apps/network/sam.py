@@ -63,19 +63,26 @@ async def _read_line(reader: asyncio.StreamReader, timeout: float | None, what: 
     return line
 
 
+class SamStreamWriter(asyncio.StreamWriter):
+    """asyncio's StreamWriter with the port's abort() (base.StreamWriter): a reset, not a graceful close."""
+
+    def abort(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.abort()
+
+
 class _Connection:
     """One TCP connection to the bridge, past HELLO."""
 
     __slots__ = ("reader", "writer", "version")
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, version: tuple[int, int]):
+    def __init__(self, reader: asyncio.StreamReader, writer: SamStreamWriter, version: tuple[int, int]):
         self.reader = reader
         self.writer = writer
         self.version = version
 
     def abort(self) -> None:
-        if self.writer.transport is not None and not self.writer.transport.is_closing():
-            self.writer.transport.abort()
+        self.writer.abort()
 
 
 class _Control:
@@ -370,7 +377,7 @@ class SamSession:
     # ------------------------------------------------------------ streams
 
     async def connect(self, to: str | Destination, port: int = 0, *, from_port: int = 0,
-                      timeout: float = 60.0) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+                      timeout: float = 60.0) -> tuple[asyncio.StreamReader, SamStreamWriter]:
         if not (0 <= port <= 65535 and 0 <= from_port <= 65535):
             raise ValueError("ports are 0-65535")
         self._check_open()
@@ -540,14 +547,18 @@ class SamNetwork:
 
     async def _connect(self, timeout: float, what: str) -> _Connection:
         """A new connection to the bridge, past HELLO (samv3.md "SAM Connection Handshake")."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(self.host, self.port, limit=READ_LIMIT)
+                transport, _ = await loop.create_connection(lambda: protocol, self.host, self.port)
         except TimeoutError:
             raise ConnectTimeout(f"the SAM bridge at {self.address} did not accept a connection "
                                  f"within {timeout:.0f} s") from None
         except OSError as exc:
             raise NetworkError(f"cannot reach the SAM bridge at {self.address}: {exc.strerror or exc}") from None
+        writer = SamStreamWriter(transport, protocol, reader, loop)
         connection = _Connection(reader, writer, (3, 0))
         try:
             writer.write(sam.hello(max_version=self.max_version, user=self.user, password=self.password))

@@ -121,8 +121,14 @@ async def test_sam_network_on_i2pd(each_i2pd_testnet):
             await a.serve(echo_hash, port=80)
             await b.serve(echo_hash, port=80)
             seconds = await streams_both_ways(a, b)
-            print(f"\n{version} SAM {a.status()['sam_version']}: streams both ways in {seconds:.1f} s; "
-                  f"datagrams: {a.status()['datagrams']}")
+            # a burst: more streams at once than pending ACCEPTs (2), each re-armed after its stream
+            started = time.monotonic()
+            burst = await asyncio.wait_for(asyncio.gather(*(exchange(b, a.destination) for _ in range(6))), 150)
+            expected = hashlib.sha256(PAYLOAD).hexdigest().encode() + b" " + b.b32.encode()
+            assert burst == [expected] * 6
+            burst_seconds = time.monotonic() - started
+            print(f"\n{version} SAM {a.status()['sam_version']}: streams both ways in {seconds:.1f} s, "
+                  f"6 x 1 MiB at once in {burst_seconds:.1f} s; datagrams: {a.status()['datagrams']}")
 
             nowhere = asyncio.create_task(a.resolve(PrivateKeys.generate().destination.b32_address, timeout=30))
             assert a.status()["datagrams"] == "sessions"    # i2pd: DATAGRAM and RAW sessions beside the streams

@@ -109,3 +109,27 @@ def test_parse_address_forms():
     assert parse_address(dest.b64 + ".i2p") == dest
     assert parse_address(dest.b32_address.upper()) == dest.hash
     assert parse_address("Example.I2P.") == "example.i2p"
+
+
+async def test_both_ends_can_reset_a_stream(network):
+    server = await network.open_session()
+    client = await network.open_session()
+    reset = asyncio.Event()
+
+    async def resetter(stream: IncomingStream) -> None:
+        await stream.reader.readexactly(2)
+        stream.writer.abort()
+        reset.set()
+
+    await server.serve(resetter)
+    reader, writer = await client.connect(server.destination, 1, timeout=5)
+    writer.write(b"hi")
+    await writer.drain()
+    await asyncio.wait_for(reset.wait(), 5)
+    try:
+        assert await read_all(reader) == b""
+    except ConnectionError:
+        pass
+    reader, writer = await client.connect(server.destination, 1, timeout=5)
+    writer.abort()
+    assert writer.is_closing()
