@@ -407,7 +407,9 @@ class SamSession:
         self._check_open()
         self._streams.set(port, handler)
         loop = asyncio.get_running_loop()
-        while len(self._accept_tasks) < self._network.pending_accepts:
+        # before 3.2 one ACCEPT at a time: i2pd 2.45.1 may hand a second stream to a busy ACCEPT socket
+        wanted = self._network.pending_accepts if self.version >= sam.CONCURRENT_ACCEPT_VERSION else 1
+        while len(self._accept_tasks) < wanted:
             task = loop.create_task(self._accept_loop())
             self._accept_tasks.add(task)
             task.add_done_callback(self._accept_tasks.discard)

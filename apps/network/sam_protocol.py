@@ -24,6 +24,7 @@ from .base import ConnectTimeout, Datagram, NameNotFound, NetworkError, PeerNotF
 MIN_VERSION = "3.1"             # samv3.md "Version 3.1 Changes": the recommended minimum (signature types)
 MAX_VERSION = "3.3"
 PORTS_VERSION = (3, 2)          # samv3.md "Version 3.2 Changes": FROM_PORT/TO_PORT
+CONCURRENT_ACCEPT_VERSION = (3, 2)   # samv3.md "Accept Request": several pending ACCEPTs per session
 PRIMARY_VERSION = (3, 3)        # samv3.md "SAM PRIMARY Sessions (V3.3 and higher)"
 SIGNATURE_TYPE = "7"            # Ed25519; the SAM default (DSA_SHA1) is not what anyone wants
 # i2pd publishes only the destination's own (ElGamal) key unless told: ECIES first, as Java's default

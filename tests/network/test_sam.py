@@ -36,6 +36,7 @@ async def test_sam_3_1_streams_without_ports_go_to_the_only_handler(bridge):
                                     "sessions": 2}
         assert server.status()["style"] == "STREAM"
         await server.serve(echo, port=80)
+        assert server.status()["pending_accepts"] == 1          # concurrent ACCEPTs are a 3.2 feature
         reader, writer = await client.connect(server.destination, 6667, timeout=5)   # 3.1: no TO_PORT sent
         writer.write(b"x")
         assert await read_all(reader) == b"port 0 from " + client.b32.encode() + b": x"
