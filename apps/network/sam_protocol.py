@@ -29,7 +29,7 @@ PRIMARY_VERSION = (3, 3)        # samv3.md "SAM PRIMARY Sessions (V3.3 and highe
 SIGNATURE_TYPE = "7"            # Ed25519; the SAM default (DSA_SHA1) is not what anyone wants
 # i2pd publishes only the destination's own (ElGamal) key unless told: ECIES first, as Java's default
 DEFAULT_OPTIONS = {"i2cp.leaseSetEncType": "4,0"}
-MAX_REPLY_LINE = 16 * 1024      # the longest reply: SESSION STATUS with private keys and offline signature
+MAX_HEADER_LINE = 16 * 1024     # a forwarded datagram's first line: a destination (with offline keys) and ports
 MAX_REPLIABLE_SIZE = 31744      # samv3.md "Sending Repliable or Raw Datagrams"
 MAX_RAW_SIZE = 32768            # samv3.md "SAM Anonymous (Raw) Datagrams"
 _NICKNAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -303,7 +303,7 @@ def parse_peer_line(line: bytes) -> PeerLine:
 
 def parse_forwarded_datagram(packet: bytes) -> tuple[PeerLine, bytes]:
     """samv3.md "Forwarding Raw or Repliable Datagrams": `$destination [FROM_PORT TO_PORT]\\n` payload."""
-    newline = packet.find(b"\n", 0, MAX_REPLY_LINE)
+    newline = packet.find(b"\n", 0, MAX_HEADER_LINE)
     if newline < 0:
         raise SamProtocolError("forwarded datagram without its header line")
     return parse_peer_line(packet[:newline]), packet[newline + 1:]
