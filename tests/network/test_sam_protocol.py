@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.network import ConnectTimeout, NameNotFound, NetworkError, PeerNotFound, PeerUnreachable
+from apps.network import ConnectTimeout, Datagram, NameNotFound, NetworkError, PeerNotFound, PeerUnreachable
 from apps.network import sam_protocol as sam
 from apps.network.sam_protocol import SamProtocolError, SamRefused
 from core.data.encoding import b64decode
@@ -165,12 +165,25 @@ def test_datagram_header():
     assert sam.datagram_header("3.0", "n-d", DEST, to_port=2, with_ports=False) == f"3.0 n-d {DEST.b64}\n".encode()
 
 
+def test_datagrams_received_on_the_control_socket():
+    command, size = sam.parse_received_header(f"DATAGRAM RECEIVED DESTINATION={DEST.b64} SIZE=2 TO_PORT=9\n".encode())
+    assert size == 2 and sam.received_datagram(command, b"hi") == Datagram(b"hi", 0, 9, DEST, True)
+    command, size = sam.parse_received_header(b"RAW RECEIVED SIZE=3\n")
+    assert sam.received_datagram(command, b"raw") == Datagram(b"raw")
+    for bad in (b"RAW RECEIVED\n", b"RAW RECEIVED SIZE=0\n", b"RAW RECEIVED SIZE=40000\n", b"DATAGRAM SEND SIZE=3\n"):
+        with pytest.raises(SamProtocolError):
+            sam.parse_received_header(bad)
+    with pytest.raises(SamProtocolError):
+        sam.received_datagram(sam.parse_received_header(b"DATAGRAM RECEIVED DESTINATION=x SIZE=1\n")[0], b"x")
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=700))
 def test_any_reply_raises_only_network_errors(data):
     for parse in (sam.parse_hello_reply, lambda d: sam.parse_stream_status(d, "x"), sam.parse_accept_status,
                   lambda d: sam.parse_naming_reply(d, "x"), sam.parse_peer_line, sam.parse_forwarded_datagram,
-                  sam.parse_forwarded_raw, lambda d: sam.parse_session_keys(sam.parse_session_status(d, "x"))):
+                  sam.parse_forwarded_raw, lambda d: sam.parse_session_keys(sam.parse_session_status(d, "x")),
+                  lambda d: sam.received_datagram(sam.parse_received_header(d)[0], b"x")):
         try:
             parse(data)
         except NetworkError:
