@@ -2,6 +2,8 @@
 from .base import (ConnectTimeout, Datagram, I2PNetwork, I2PSession, IncomingStream, NameNotFound, NetworkError,
                    PeerNotFound, PeerUnreachable, parse_address)
 from .inprocess import InProcessNetwork, InProcessSession
+from .sam import SamNetwork, SamSession
 
 __all__ = ["ConnectTimeout", "Datagram", "I2PNetwork", "I2PSession", "InProcessNetwork", "InProcessSession",
-           "IncomingStream", "NameNotFound", "NetworkError", "PeerNotFound", "PeerUnreachable", "parse_address"]
+           "IncomingStream", "NameNotFound", "NetworkError", "PeerNotFound", "PeerUnreachable", "SamNetwork", "SamSession",
+           "parse_address"]

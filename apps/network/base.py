@@ -11,6 +11,9 @@ Names: `x.b32.i2p` and I2P-Base64 destinations are understood by every adapter; 
 """
 from __future__ import annotations
 
+import asyncio
+import inspect
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping, Protocol
@@ -20,6 +23,9 @@ from core.data.errors import ProtocolError
 from core.data.identity import Destination
 from core.data.privatekeys import PrivateKeys
 
+log = logging.getLogger(__name__)
+
+MAX_STREAM_TASKS = 1024        # per session: incoming streams being handled at once; more are reset
 B32_NAME = re.compile(r"[a-z2-7]{52}\.b32\.i2p")
 B33_NAME = re.compile(r"[a-z2-7]{56,}\.b32\.i2p")
 B64_MIN_CHARS = 516            # 387 bytes: the smallest Destination (no key certificate)
@@ -155,11 +161,14 @@ class I2PNetwork(Protocol):
     async def close(self) -> None: ...
 
 
-def parse_address(text: str) -> Destination | bytes | str:
-    """What an address names: a Destination (Base64), a destination hash (b32), or a host name to resolve.
+def parse_address(text: str | Destination) -> Destination | bytes | str:
+    """What an address names: a Destination (Base64, or given as one), a destination hash (b32), or a host
+    name to resolve.
 
     `http://i2p/<b64>`-style Base64 with a trailing `.i2p` is accepted too. Raises NameNotFound for
     text that is none of these (b33 encrypted-LeaseSet names are not resolved here)."""
+    if isinstance(text, Destination):
+        return text
     name = text.strip().rstrip(".")
     lowered = name.lower()
     if B32_NAME.fullmatch(lowered):
@@ -198,3 +207,52 @@ class PortRouter:
 
     def __bool__(self) -> bool:
         return bool(self.handlers)
+
+
+async def resolve_name(resolver: Resolver | None, name: str) -> Destination:
+    """A host name through the address book (`resolver`); NameNotFound when it has none."""
+    if resolver is None:
+        raise NameNotFound(f"{name}: unknown host (no address book)")
+    found = resolver(name)
+    if inspect.isawaitable(found):
+        found = await found
+    if found is None:
+        raise NameNotFound(f"{name}: not in the address book")
+    return found
+
+
+class StreamTasks:
+    """The incoming streams a session's handlers work on, each in a task, at most MAX_STREAM_TASKS."""
+
+    def __init__(self, name: str, limit: int = MAX_STREAM_TASKS):
+        self.name = name
+        self.limit = limit
+        self._tasks: set[asyncio.Task] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def start(self, handler: StreamHandler, stream: IncomingStream) -> bool:
+        """Hand `stream` to `handler` in a task; False (the caller resets the stream) when full."""
+        if len(self._tasks) >= self.limit:
+            return False
+        task = asyncio.get_running_loop().create_task(self._handle(handler, stream))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _handle(self, handler: StreamHandler, stream: IncomingStream) -> None:
+        try:
+            await handler(stream)
+        except (ConnectionError, asyncio.IncompleteReadError, NetworkError):
+            stream.writer.abort()
+        except Exception:
+            log.exception("%s: stream handler for port %d failed", self.name, stream.to_port)
+            stream.writer.abort()
+
+    async def close(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)

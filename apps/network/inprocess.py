@@ -7,8 +7,6 @@ only: what unit tests of the apps run on.
 from __future__ import annotations
 
 import asyncio
-import inspect
-import logging
 from typing import Any, Mapping
 
 from core.client import ClientAPI
@@ -20,24 +18,9 @@ from core.sam.backend import BackendError, IncomingStream as BackendStream, Peer
 from core.sam.backend import ReceivedDatagram
 from core.sam.client_backend import ClientBackend, ClientBackendSession
 
-from .base import (ConnectTimeout, Datagram, DatagramHandler, IncomingStream, NameNotFound, NetworkError,
-                   PeerNotFound, PeerUnreachable, PortRouter, Resolver, StreamHandler, parse_address)
-
-log = logging.getLogger(__name__)
-
-MAX_STREAM_TASKS = 1024        # per session: incoming streams being handled at once; more are reset
-
-
-async def resolve_name(resolver: Resolver | None, name: str) -> Destination:
-    """A host name through the address book (`resolver`); NameNotFound when it has none."""
-    if resolver is None:
-        raise NameNotFound(f"{name}: unknown host (no address book)")
-    found = resolver(name)
-    if inspect.isawaitable(found):
-        found = await found
-    if found is None:
-        raise NameNotFound(f"{name}: not in the address book")
-    return found
+from .base import (ConnectTimeout, Datagram, DatagramHandler, IncomingStream, NetworkError,
+                   PeerNotFound, PeerUnreachable, PortRouter, Resolver, StreamHandler, StreamTasks, parse_address,
+                   resolve_name)
 
 
 class InProcessSession:
@@ -47,7 +30,7 @@ class InProcessSession:
         self.name = name
         self._streams = PortRouter()
         self._datagrams = PortRouter()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = StreamTasks(name)
         self.stats = {"streams_out": 0, "streams_in": 0, "streams_refused": 0, "datagrams_in": 0,
                       "datagrams_out": 0}
         backend_session.set_stream_handler(self._on_stream)
@@ -66,8 +49,6 @@ class InProcessSession:
         return self._session.session.keys
 
     async def resolve(self, name: str | Destination, *, timeout: float = 30.0) -> Destination:
-        if isinstance(name, Destination):
-            return name
         target = parse_address(name)
         if isinstance(target, Destination):
             return target
@@ -102,25 +83,13 @@ class InProcessSession:
 
     def _on_stream(self, incoming: BackendStream) -> None:
         handler = self._streams.get(incoming.to_port)
-        if handler is None or len(self._tasks) >= MAX_STREAM_TASKS:
+        stream = IncomingStream(incoming.remote, incoming.from_port, incoming.to_port, incoming.reader,
+                                incoming.writer)
+        if handler is None or not self._tasks.start(handler, stream):
             self.stats["streams_refused"] += 1
             incoming.writer.abort()
             return
         self.stats["streams_in"] += 1
-        stream = IncomingStream(incoming.remote, incoming.from_port, incoming.to_port, incoming.reader,
-                                incoming.writer)
-        task = asyncio.get_running_loop().create_task(self._handle(handler, stream))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _handle(self, handler: StreamHandler, stream: IncomingStream) -> None:
-        try:
-            await handler(stream)
-        except (ConnectionError, asyncio.IncompleteReadError, NetworkError):
-            stream.writer.abort()
-        except Exception:
-            log.exception("%s: stream handler for port %d failed", self.name, stream.to_port)
-            stream.writer.abort()
 
     def send_datagram(self, to: Destination, payload: bytes, *, repliable: bool = True, from_port: int = 0,
                       to_port: int = 0) -> None:
@@ -154,10 +123,7 @@ class InProcessSession:
                 **self.stats}
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         self._network._sessions.discard(self)
         await self._session.close()
 

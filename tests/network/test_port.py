@@ -1,22 +1,13 @@
-"""The in-process port on a ClientAPI with local delivery: streams by destination, b32 and name,
-ports, datagrams, and the errors apps see."""
+"""What every adapter of the port does (run once per adapter, see conftest.py): streams by
+destination, b32 and name, ports, datagrams, and the errors apps see."""
 from __future__ import annotations
 
 import asyncio
 
 import pytest
 
-from apps.network import (Datagram, IncomingStream, InProcessNetwork, NameNotFound, PeerNotFound,
-                          PeerUnreachable, parse_address)
-from core.client import ClientAPI
+from apps.network import Datagram, IncomingStream, NameNotFound, PeerNotFound, PeerUnreachable, parse_address
 from core.data.privatekeys import PrivateKeys
-
-
-@pytest.fixture
-async def network():
-    net = InProcessNetwork(ClientAPI())
-    yield net
-    await net.close()
 
 
 async def echo(stream: IncomingStream) -> None:
@@ -63,8 +54,21 @@ async def test_ports_route_to_their_handlers_and_zero_catches_the_rest(network):
     reader, writer = await client.connect(server.destination, 6667, timeout=5)
     assert await read_all(reader) == b"catch-all 6667"
     server.stop_serving(0)
-    with pytest.raises(PeerUnreachable):
-        await client.connect(server.destination, 6667, timeout=5)
+    await assert_refused(client, server.destination, 6667)
+
+
+async def assert_refused(client, destination, port: int) -> None:
+    """A stream to a port nobody serves: refused at connect (in-process), or, over SAM, where the
+    bridge accepts for the session, reset before any byte."""
+    try:
+        reader, writer = await client.connect(destination, port, timeout=5)
+    except PeerUnreachable:
+        return
+    try:
+        assert await read_all(reader) == b""
+    except ConnectionError:
+        pass
+    writer.close()
 
 
 async def test_unknown_names_and_destinations(network):
@@ -105,3 +109,27 @@ def test_parse_address_forms():
     assert parse_address(dest.b64 + ".i2p") == dest
     assert parse_address(dest.b32_address.upper()) == dest.hash
     assert parse_address("Example.I2P.") == "example.i2p"
+
+
+async def test_both_ends_can_reset_a_stream(network):
+    server = await network.open_session()
+    client = await network.open_session()
+    reset = asyncio.Event()
+
+    async def resetter(stream: IncomingStream) -> None:
+        await stream.reader.readexactly(2)
+        stream.writer.abort()
+        reset.set()
+
+    await server.serve(resetter)
+    reader, writer = await client.connect(server.destination, 1, timeout=5)
+    writer.write(b"hi")
+    await writer.drain()
+    await asyncio.wait_for(reset.wait(), 5)
+    try:
+        assert await read_all(reader) == b""
+    except ConnectionError:
+        pass
+    reader, writer = await client.connect(server.destination, 1, timeout=5)
+    writer.abort()
+    assert writer.is_closing()
