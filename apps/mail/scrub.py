@@ -79,8 +79,8 @@ def scrub(data: bytes, domain: str, now: float, rng=os.urandom, local_domains: f
         kept.append(b"Date: " + _utc_date("", now).encode() + eol)
     if not has_id:
         kept.append(b"Message-ID: " + message_id(domain, rng).encode() + eol)
-    if not body:
-        body = eol
+    if not body.startswith((b"\r\n", b"\n")):
+        body = eol + body          # a header that ended at a non-header line gets its blank line
     return b"".join(kept) + body
 
 
