@@ -12,7 +12,10 @@ import asyncio
 import logging
 import os
 from collections import deque
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from datetime import datetime, timezone
 from email.utils import format_datetime, getaddresses
 from pathlib import Path
@@ -143,7 +146,9 @@ class _SmtpHandler:
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
-        return responses[:-1] + ["250-PIPELINING"] + responses[-1:]
+        # aiosmtpd says "AUTH" with no mechanisms where logins are off: say nothing then
+        kept = [line for line in responses[:-1] if line.strip() != "250-AUTH"]
+        return kept + ["250-PIPELINING"] + responses[-1:]
 
     async def handle_exception(self, error: Exception) -> str:
         log.warning("SMTP (%s): %s: %s", self.face, type(error).__name__, error)
@@ -406,23 +411,29 @@ class MailService:
         if domain not in self.domains or local not in self.accounts:
             log.info("mail: undeliverable message from %s dropped (no local sender)", entry.sender or "<>")
             return
-        report = EmailMessage()
+        report = MIMEMultipart("report", report_type="delivery-status")
         report["From"] = f"Mail Delivery System <{MAILER_DAEMON}@{self.domain}>"
         report["To"] = entry.sender
         report["Subject"] = "Undelivered Mail Returned to Sender"
         report["Auto-Submitted"] = "auto-replied"
-        report.set_content("Your message could not be delivered to:\n\n"
-                           + "".join(f"  {r}: {why}\n" for r, why in failures))
-        status = EmailMessage()
-        status.set_content(f"Reporting-MTA: dns; {self.domain}\n\n" + "\n".join(
-            f"Final-Recipient: rfc822; {r}\nAction: failed\nStatus: {_dsn_status(why)}\n"
-            f"Diagnostic-Code: smtp; {why}\n" for r, why in failures))
-        report.make_mixed()
-        report.attach(_part("message/delivery-status", status.get_payload()))
+        report.attach(MIMEText("Your message could not be delivered to:\n\n"
+                               + "".join(f"  {r}: {why}\n" for r, why in failures), "plain", "utf-8"))
+        status = MIMEBase("message", "delivery-status")
+        blocks = [Message()]            # RFC 3464 section 2.1: per-message fields, then one block per recipient
+        blocks[0]["Reporting-MTA"] = f"dns; {self.domain}"
+        for recipient, why in failures:
+            block = Message()
+            block["Final-Recipient"] = f"rfc822; {recipient}"
+            block["Action"] = "failed"
+            block["Status"] = _dsn_status(why)
+            block["Diagnostic-Code"] = f"smtp; {why}"
+            blocks.append(block)
+        status.set_payload(blocks)
+        report.attach(status)
         headers, _ = split_message(data)
-        report.attach(_part("text/rfc822-headers", b"".join(headers).decode("utf-8", "replace")))
-        report.replace_header("Content-Type", "multipart/report; report-type=delivery-status; boundary="
-                              + report.get_boundary())
+        original = MIMEBase("text", "rfc822-headers")
+        original.set_payload(b"".join(headers).decode("utf-8", "replace"))
+        report.attach(original)
         payload = scrub(report.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"), self.domain,
                         self.clock.time(), self.rng, self.domains)
         self.mailboxes.deliver(local, payload)
@@ -580,10 +591,3 @@ def _received_line(peer: str, domain: str, now: float) -> bytes:
 
 def _dsn_status(why: str) -> str:
     return "5.0.0" if why[:1] == "5" else "4.4.7"
-
-
-def _part(content_type: str, text: str) -> EmailMessage:
-    part = EmailMessage()
-    part.set_content(text)
-    part.replace_header("Content-Type", f"{content_type}; charset=utf-8")
-    return part

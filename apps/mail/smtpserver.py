@@ -18,8 +18,6 @@ COMMAND_LIMITS = {"MAIL": 1000, "RCPT": 10000, "DATA": 1000, "RSET": 1000, "NOOP
 IDLE_TIMEOUT = 300.0            # RFC 5321 section 4.5.3.2.7: the server waits 5 minutes for a command
 LINE_LIMIT = 1001
 
-# Local submission is on loopback only and I2P streams are end-to-end encrypted: AUTH without TLS is intended.
-warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
 
 
 class _QuietAiosmtpd(logging.Filter):
@@ -43,11 +41,14 @@ def make_smtp(handler: Any, *, hostname: str, size_limit: int, auth: Callable[[s
         user = auth(data.login.decode("utf-8", "replace"), data.password.decode("utf-8", "replace"))
         return AuthResult(success=user is not None, handled=False, auth_data=user)
 
-    return SMTP(handler, hostname=hostname, ident="pyi2p ESMTP", data_size_limit=size_limit,
-                auth_required=auth_required, auth_require_tls=False,
-                authenticator=authenticator if auth is not None else None,
-                auth_exclude_mechanism=None if auth is not None else ["LOGIN", "PLAIN"],
-                command_call_limit=COMMAND_LIMITS, timeout=IDLE_TIMEOUT, loop=asyncio.get_running_loop())
+    with warnings.catch_warnings():
+        # local submission is on loopback only and I2P streams are end-to-end encrypted: AUTH without TLS
+        warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
+        return SMTP(handler, hostname=hostname, ident="pyi2p ESMTP", data_size_limit=size_limit,
+                    auth_required=auth_required, auth_require_tls=False,
+                    authenticator=authenticator if auth is not None else None,
+                    auth_exclude_mechanism=None if auth is not None else ["LOGIN", "PLAIN"],
+                    command_call_limit=COMMAND_LIMITS, timeout=IDLE_TIMEOUT, loop=asyncio.get_running_loop())
 
 
 class StreamTransport(asyncio.Transport):
