@@ -15,6 +15,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+from .smtpclient import dot_stuff, message_lines
+
 log = logging.getLogger(__name__)
 
 MAX_LINE = 255                  # RFC 2449 section 4: a command line is at most 255 octets
@@ -197,7 +199,7 @@ class Pop3Session:
         data = self._read(found[1])
         if data is None:
             return self._error(f"message {found[0]} is gone")
-        return _multiline(f"+OK {found[2]} octets".encode(), _lines(data))
+        return _multiline(f"+OK {found[2]} octets".encode(), message_lines(data))
 
     def _cmd_top(self, argument: str) -> bytes:
         words = argument.split()
@@ -209,7 +211,7 @@ class Pop3Session:
         data = self._read(found[1])
         if data is None:
             return self._error(f"message {found[0]} is gone")
-        lines = _lines(data)
+        lines = message_lines(data)
         try:
             blank = lines.index(b"")
         except ValueError:
@@ -235,17 +237,8 @@ def _uidl(unique_id: str) -> str:
     return "".join(c if "\x21" <= c <= "\x7e" else "_" for c in unique_id)[:70]
 
 
-def _lines(data: bytes) -> list[bytes]:
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
-
-
 def _multiline(first: bytes, lines: list[bytes]) -> bytes:
-    # RFC 1939 section 3: byte-stuff lines starting with ".", end with CRLF "." CRLF
-    body = b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)
-    return first + b"\r\n" + body + b".\r\n"
+    return first + b"\r\n" + dot_stuff(lines)
 
 
 async def serve_pop3(reader, writer, login: Login, domain: str, idle_timeout: float = IDLE_TIMEOUT) -> None:

@@ -56,14 +56,17 @@ async def read_reply(reader, timeout: float) -> Reply:
     raise SmtpError(421, "reply too long")
 
 
-def dot_stuff(data: bytes) -> bytes:
-    """RFC 5321 section 4.5.2: CRLF line ends, a leading "." doubled, then CRLF "." CRLF."""
+def message_lines(data: bytes) -> list[bytes]:
+    """The lines of a message without their line ends (CRLF or bare LF)."""
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    body = b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n"
-                    for line in (line[:-1] if line.endswith(b"\r") else line for line in lines))
-    return body + b".\r\n"
+    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+
+
+def dot_stuff(lines: list[bytes]) -> bytes:
+    """RFC 5321 section 4.5.2 (and RFC 1939 section 3): CRLF line ends, a leading "." doubled, then "." CRLF."""
+    return b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines) + b".\r\n"
 
 
 async def send_mail(reader, writer, helo: str, sender: str, recipients: list[str], data: bytes,
@@ -96,7 +99,7 @@ async def send_mail(reader, writer, helo: str, sender: str, recipients: list[str
             start = await command("DATA")
             if start.code != 354:
                 raise SmtpError(start.code, start.text)
-            writer.write(dot_stuff(data))
+            writer.write(dot_stuff(message_lines(data)))
             await writer.drain()
             done = await read_reply(reader, timeout)
             for recipient in accepted:

@@ -172,3 +172,41 @@ async def test_kill_9_loses_no_accepted_message(tmp_path):
     finally:
         await service.stop()
         await network.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB tmpfs of its own, so the disk really fills up (root only: mount)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+async def test_a_full_disk_answers_451_and_keeps_what_it_accepted(small_disk, network):
+    service = MailService({"smtp_port": 0, "pop3_port": 0}, small_disk, network)
+    await service.start()
+    try:
+        service.accounts.add("alice", "secret", quota=1 << 30)
+        alice = service.address("alice")
+        accepted, refused = [], None
+        for n in range(6):
+            data = message(alice, alice, subject=f"big {n}", body=(f"{n}" * 76 + "\r\n") * 8000)
+            try:
+                await smtp_send(service, "alice", "secret", alice, [alice], data)
+                accepted.append(n)
+            except smtplib.SMTPDataError as exc:
+                refused = exc
+                break
+        assert refused is not None and refused.smtp_code == 451, "the disk never filled"
+        assert accepted and not list((small_disk / "mail" / "boxes" / "alice" / "tmp").iterdir())
+        kept = await pop_all(service, "alice", "secret", delete=True)
+        assert [int(m.split(b"Subject: big ")[1][:1]) for m in kept] == accepted
+        assert all(m.endswith(b"\r\n\r\n" + (str(n).encode() * 76 + b"\r\n") * 8000) for n, m in zip(accepted, kept))
+        await smtp_send(service, "alice", "secret", alice, [alice], message(alice, alice, subject="room again"))
+        assert len(service.mailboxes.list("alice")) == 1
+    finally:
+        await service.stop()
