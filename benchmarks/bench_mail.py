@@ -132,6 +132,7 @@ async def main() -> None:
         b = MailService(config, Path(tmp) / "b", network)
         await a.start()
         await b.start()
+        await asyncio.gather(a.ready(60), b.ready(60))
         a.accounts.add("alice", "pw")
         b.accounts.add("bob", "pw", quota=1 << 40)
         b.accounts.add("carol", "pw", quota=1 << 40)

@@ -21,7 +21,8 @@ from email.utils import format_datetime, getaddresses
 from pathlib import Path
 from typing import Any, Mapping
 
-from apps.network import I2PNetwork, IncomingStream, NetworkError, parse_address
+from apps.network import I2PNetwork, IncomingStream, NameNotFound, NetworkError, parse_address
+from apps.network.inprocess import resolve_name
 from apps.service import ServiceError
 from core.clock import Clock, SystemClock
 from core.data.encoding import b32decode
@@ -32,7 +33,7 @@ from core.data.privatekeys import PrivateKeys
 from .pop3 import serve_pop3
 from .queue import OutboundQueue, QueueEntry, QueueFull
 from .scrub import field_name, field_value, scrub, split_message
-from .smtpclient import Reply, send_mail
+from .smtpclient import Reply, SmtpError, send_mail
 from .smtpserver import make_smtp, serve_smtp_stream
 from .store import Accounts, Mailboxes, MailStoreError, StoredMessage
 
@@ -58,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "options": {},                  # I2CP options of the mail destination (inbound.length ...)
 }
 MAX_RECIPIENTS = 100
+I2P_RETRY_FIRST, I2P_RETRY_MAX = 5.0, 300.0     # opening the mail destination again after a failure
 MAX_RATE_KEYS = 10_000
 MAILER_DAEMON = "MAILER-DAEMON"
 
@@ -187,12 +189,15 @@ class MailService:
         self.clock = clock or SystemClock()
         self.rng = rng
         self.session = None
+        self._domain = "localhost"
+        self._ready = asyncio.Event()
+        self.i2p_error: str | None = None
         self.accounts: Accounts | None = None
         self.mailboxes: Mailboxes | None = None
         self.queue: OutboundQueue | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task] = set()
-        self._queue_task: asyncio.Task | None = None
+        self._i2p_task: asyncio.Task | None = None
         self._pop3_locks: set[str] = set()
         self._send_rate = RateLimit(self.settings["send_per_hour"], self.clock)
         self._receive_rate = RateLimit(self.settings["receive_per_hour"], self.clock)
@@ -224,10 +229,7 @@ class MailService:
         self.queue = OutboundQueue(self.folder, self._deliver_remote, self._bounce, self.clock, self.rng,
                                    max_age=self.settings["max_age_days"] * 86400.0)
         keys = load_or_create_mail_keys(self.folder, self.rng)
-        self.session = await self.network.open_session(keys, self.settings["options"], name="mail")
-        await self.session.serve(self._on_smtp_stream, port=SMTP_PORT_I2P)
-        if self.settings["server"]:
-            await self.session.serve(self._on_pop3_stream, port=POP3_PORT_I2P)
+        self._domain = keys.destination.b32_address
         loop = asyncio.get_running_loop()
         host = self.settings["host"]
         size = self.settings["max_message_size"]
@@ -247,17 +249,40 @@ class MailService:
         self._servers.append(pop3)
         self.smtp_address = "%s:%d" % smtp.sockets[0].getsockname()[:2]
         self.pop3_address = "%s:%d" % pop3.sockets[0].getsockname()[:2]
-        self._queue_task = loop.create_task(self.queue.run())
+        # tunnels may take minutes: mail programs are served meanwhile, outgoing mail waits in the queue
+        self._i2p_task = loop.create_task(self._run_i2p(keys))
+
+    async def _run_i2p(self, keys: PrivateKeys) -> None:
+        delay = I2P_RETRY_FIRST
+        while self.session is None:
+            try:
+                session = await self.network.open_session(keys, self.settings["options"], name="mail")
+            except NetworkError as exc:
+                self.i2p_error = str(exc)
+                log.warning("mail: the mail destination is not up yet (%s); trying again in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, I2P_RETRY_MAX)
+                continue
+            await session.serve(self._on_smtp_stream, port=SMTP_PORT_I2P)
+            if self.settings["server"]:
+                await session.serve(self._on_pop3_stream, port=POP3_PORT_I2P)
+            self.session, self.i2p_error = session, None
+        self._ready.set()
+        await self.queue.run()
+
+    async def ready(self, timeout: float | None = None) -> None:
+        """Wait until the mail destination is reachable over I2P."""
+        await asyncio.wait_for(self._ready.wait(), timeout)
 
     async def stop(self) -> None:
         await self._close()
         self.state = "stopped"
 
     async def _close(self) -> None:
-        if self._queue_task is not None:
-            self._queue_task.cancel()
-            await asyncio.gather(self._queue_task, return_exceptions=True)
-            self._queue_task = None
+        if self._i2p_task is not None:
+            self._i2p_task.cancel()
+            await asyncio.gather(self._i2p_task, return_exceptions=True)
+            self._i2p_task = None
         for server in self._servers:
             server.close()
         for task in list(self._tasks):
@@ -269,16 +294,12 @@ class MailService:
         if self.session is not None:
             await self.session.close()
             self.session = None
-
-    def _own(self, coroutine) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._ready.clear()
 
     # who we are
     @property
     def domain(self) -> str:
-        return self.session.b32 if self.session is not None else "localhost"
+        return self._domain
 
     @property
     def domains(self) -> frozenset[str]:
@@ -345,7 +366,7 @@ class MailService:
         try:
             target = parse_address(domain)
             if isinstance(target, str):
-                await self.session.resolve(target, timeout=10)
+                await resolve_name(self.network.resolver, target)
         except NetworkError as exc:
             return f"550 5.1.2 {domain}: {exc}"
         return None
@@ -401,8 +422,11 @@ class MailService:
             self.queue.add(sender, domain, addresses, data)
 
     async def _deliver_remote(self, entry: QueueEntry, data: bytes) -> dict[str, Reply]:
-        reader, writer = await self.session.connect(entry.domain, SMTP_PORT_I2P,
-                                                    timeout=self.settings["connect_timeout"])
+        try:
+            reader, writer = await self.session.connect(entry.domain, SMTP_PORT_I2P,
+                                                        timeout=self.settings["connect_timeout"])
+        except NameNotFound as exc:         # like a domain without MX: the address is wrong, say so now
+            raise SmtpError(550, str(exc)) from None
         return await send_mail(reader, writer, self.domain, entry.sender, entry.recipients, data)
 
     def _bounce(self, entry: QueueEntry, failures: list[tuple[str, str]], data: bytes) -> None:
@@ -472,7 +496,9 @@ class MailService:
         if self.error:
             status["error"] = self.error
         if self.state == "running":
-            status.update(smtp=self.smtp_address, pop3=self.pop3_address, b32=self.domain,
+            status.update(listen={"SMTP": self.smtp_address, "POP3": self.pop3_address, "I2P": self.domain},
+                          i2p="ready" if self.session is not None else "opening",
+                          smtp=self.smtp_address, pop3=self.pop3_address, b32=self.domain,
                           domains=sorted(self.domains), server=self.settings["server"],
                           accounts=len(self.accounts.names()), queued=len(self.queue.entries),
                           **self.stats, **{f"queue_{k}": v for k, v in self.queue.stats.items()})

@@ -80,6 +80,7 @@ async def test_mail_between_pyi2p_nodes_and_through_a_host_over_i2pd(testnet, tm
                                 "server": True}, tmp_path / "host", networks[1])
             services = [a, host]
             await asyncio.gather(a.start(), host.start())
+            await asyncio.gather(a.ready(240), host.ready(240))
             a.accounts.add("alice", "alice-pw")
             host.accounts.add("bob", "bob-pw")
             host.accounts.add("carol", "carol-pw")

@@ -28,6 +28,7 @@ async def nodes(network, tmp_path):
         settings = {"smtp_port": 0, "pop3_port": 0, "connect_timeout": 5, **config}
         service = MailService(settings, tmp_path / name, network)
         await service.start()
+        await service.ready(30)
         if user:
             service.accounts.add(user, password)
         started.append(service)

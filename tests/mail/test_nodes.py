@@ -7,6 +7,8 @@ import smtplib
 
 import pytest
 
+from apps.mail import MailService
+
 from apps.network import NetworkError
 from apps.mail.smtpclient import SmtpError, read_reply, send_mail
 from tests.mail.conftest import client_tunnel, host_port, message, pop_all, smtp_send, wait_until
@@ -111,6 +113,7 @@ async def test_a_node_that_is_down_gets_the_mail_when_it_is_back(nodes, tmp_path
     assert entry["attempts"] == 1 and "LeaseSet" in entry["last_error"]
     assert a._control_queue({})[0]["recipients"] == [bob]
     await b.start()                                       # same data dir: same keys, same address
+    await b.ready(30)
     assert b.address("bob") == bob
     assert a._control_queue({"flush": True}) != []        # what `pyi2p mail queue --flush` asks
     await wait_until(lambda: b.mailboxes.list("bob"))
@@ -205,3 +208,42 @@ async def test_control_methods_send_list_read(nodes):
         methods["Inbox"]({"user": "nobody"})
     with pytest.raises(ValueError):
         await methods["Send"]({"user": "alice", "to": "x@example.com"})
+
+
+class SlowNetwork:
+    """The in-memory I2P, but the first open_session fails and the second waits until the test says go
+    (tunnels that take minutes to build)."""
+
+    def __init__(self, network):
+        self.network, self.resolver = network, None
+        self.go = asyncio.Event()
+        self.tries = 0
+
+    async def open_session(self, keys=None, options=None, name=None):
+        self.tries += 1
+        if self.tries == 1:
+            raise NetworkError("no tunnels were built in time")
+        await self.go.wait()
+        return await self.network.open_session(keys, options, name)
+
+
+async def test_mail_programs_are_served_while_the_destination_is_still_opening(nodes, network, tmp_path,
+                                                                                monkeypatch):
+    monkeypatch.setattr("apps.mail.service.I2P_RETRY_FIRST", 0.05)
+    b = await nodes("b", "bob")
+    slow = SlowNetwork(network)
+    a = MailService({"smtp_port": 0, "pop3_port": 0}, tmp_path / "slow", slow)
+    await a.start()
+    try:
+        a.accounts.add("alice", "pw")
+        assert a.status()["i2p"] == "opening" and a.status()["listen"]["SMTP"] == a.smtp_address
+        await smtp_send(a, "alice", "pw", a.address("alice"), [b.address("bob")],
+                        message(a.address("alice"), b.address("bob")))
+        assert len(a.queue.entries) == 1
+        await wait_until(lambda: slow.tries == 2)
+        slow.go.set()
+        await a.ready(10)
+        assert a.status()["i2p"] == "ready" and a.session.b32 == a.domain
+        await wait_until(lambda: b.mailboxes.list("bob"))
+    finally:
+        await a.stop()
