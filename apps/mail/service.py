@@ -95,6 +95,8 @@ def _check_config(config: Mapping[str, Any]) -> dict[str, Any]:
         if not name.endswith(".i2p") or name.endswith(".b32.i2p"):
             raise ServiceError(f"[mail] domain: {name!r} is not an address-book name (name.i2p)")
     settings["options"] = {str(k): str(v) for k, v in settings["options"].items()}
+    if settings["host"] not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("[mail] host = %s: mail programs' passwords cross the network in the clear", settings["host"])
     return settings
 
 
@@ -147,7 +149,6 @@ class _SmtpHandler:
         self.service, self.face = service, face
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        session.host_name = hostname
         # aiosmtpd says "AUTH" with no mechanisms where logins are off: say nothing then
         kept = [line for line in responses[:-1] if line.strip() != "250-AUTH"]
         return kept + ["250-PIPELINING"] + responses[-1:]
