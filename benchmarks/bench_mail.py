@@ -6,6 +6,7 @@ with 10,000 messages in a mailbox (and what a POP3 session over them costs).
 Every message is fsynced into the queue and into the Maildir, so the figures include the disk.
 
 Run: python benchmarks/bench_mail.py [--small 200] [--large 20] [--latency 10] [--mailbox 10000]
+     python benchmarks/bench_mail.py --testnet [--small 50] [--large 5]     (2-hop tunnels, i2pd hops)
 """
 from __future__ import annotations
 
@@ -117,43 +118,97 @@ def big_mailbox(service: MailService, count: int) -> dict[str, float]:
             "rss_stored": rss_stored, "rss_session": rss_session}
 
 
+async def node_to_node(a: MailService, b: MailService, args: argparse.Namespace) -> None:
+    a.accounts.add("alice", "pw")
+    b.accounts.add("bob", "pw", quota=1 << 40)
+    await asyncio.gather(a.ready(300), b.ready(300))
+    for label, count, size in (("1 KB", args.small, 1000), ("1 MB", args.large, 1_000_000)):
+        per_minute, submit_s = await throughput(a, b, count, size)
+        print(f"  {label}: {count} messages, {per_minute:8.0f} messages/min node to node "
+              f"(smtplib submission alone {count / submit_s * 60:.0f}/min)", flush=True)
+    stored, retrieved = await latency(a, b, args.latency)
+    print(f"  sendmail -> in the other node's Maildir: median {statistics.median(stored) * 1000:.0f} ms, "
+          f"max {max(stored) * 1000:.0f} ms ({args.latency} messages)")
+    print(f"  sendmail -> retrieved by poplib there:   median {statistics.median(retrieved) * 1000:.0f} ms, "
+          f"max {max(retrieved) * 1000:.0f} ms", flush=True)
+
+
+CONFIG = {"smtp_port": 0, "pop3_port": 0, "send_per_hour": 1_000_000, "receive_per_hour": 1_000_000,
+          "quota_mb": 100_000}
+
+
+async def in_memory(args: argparse.Namespace, tmp: Path) -> None:
+    network = InProcessNetwork(ClientAPI())
+    a = MailService(CONFIG, tmp / "a", network)
+    b = MailService(CONFIG, tmp / "b", network)
+    await a.start()
+    await b.start()
+    try:
+        print(f"mail between two nodes on one in-memory I2P (InProcessNetwork), {os.cpu_count()} CPUs")
+        await node_to_node(a, b, args)
+        b.accounts.add("carol", "pw", quota=1 << 40)
+        figures = await asyncio.to_thread(big_mailbox, b, args.mailbox)
+        print(f"  {figures['count']} messages in one mailbox: stored in {figures['deliver_s']:.1f} s "
+              f"({figures['count'] / figures['deliver_s']:.0f}/s, fsynced); RSS {figures['rss_before']:.0f} MB "
+              f"before, {figures['rss_stored']:.0f} MB after storing, {figures['rss_session']:.0f} MB during a "
+              f"POP3 session (login+STAT+LIST+UIDL+RETR {figures['pop3_s']:.2f} s)")
+    finally:
+        await a.stop()
+        await b.stop()
+        await network.close()
+
+
+async def on_testnet(args: argparse.Namespace, tmp: Path) -> None:
+    """Two in-process routers in a private testnet of 5 i2pd routers; the mail destinations use 2-hop tunnels."""
+    from core.config import load_config
+    from core.router import Router
+    from core.tunnel.service import TunnelSettings
+    from pyi2p.testnet import Testnet, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        print(f"testnet unavailable: {reason}")
+        return
+    testnet = Testnet(tmp / "testnet", netns=f"pyi2p-bench{os.getpid()}", die_with_parent=True)
+    try:
+        testnet.up(wait=120)
+        addresses = [testnet.add_pyi2p_address() for _ in range(2)]
+        options = {"inbound.length": "2", "outbound.length": "2", "inbound.quantity": "2", "outbound.quantity": "2"}
+        with testnet.in_netns():
+            routers = [Router(load_config(tmp / f"router{i}", {
+                "netid": testnet.netid, "host": address, "port": 24500 + i, "reseed_file": str(testnet.seed_file),
+                "control_port": 0, "sam_port": 0}), tunnel_settings=TunnelSettings(ip_restriction=0))
+                for i, address in enumerate(addresses)]
+            services = []
+            try:
+                for router in routers:
+                    await router.start()
+                services = [MailService({**CONFIG, "options": options, "connect_timeout": 60}, tmp / f"mail{i}",
+                                        InProcessNetwork(router.client)) for i, router in enumerate(routers)]
+                for service in services:
+                    await service.start()
+                print("mail between two pyi2p nodes on a private testnet (5 i2pd routers), 2-hop tunnels")
+                await node_to_node(services[0], services[1], args)
+            finally:
+                for service in services:
+                    await service.stop()
+                for router in routers:
+                    await router.stop()
+    finally:
+        testnet.down()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=200, help="1 KB messages to send")
     parser.add_argument("--large", type=int, default=20, help="1 MB messages to send")
     parser.add_argument("--latency", type=int, default=10, help="messages timed one by one")
     parser.add_argument("--mailbox", type=int, default=10_000, help="messages in the big mailbox")
+    parser.add_argument("--testnet", action="store_true", help="over 2-hop tunnels of a private testnet instead "
+                        "(root and i2pd needed; no big-mailbox figure)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        network = InProcessNetwork(ClientAPI())
-        config = {"smtp_port": 0, "pop3_port": 0, "send_per_hour": 1_000_000, "receive_per_hour": 1_000_000,
-                  "quota_mb": 100_000}
-        a = MailService(config, Path(tmp) / "a", network)
-        b = MailService(config, Path(tmp) / "b", network)
-        await a.start()
-        await b.start()
-        await asyncio.gather(a.ready(60), b.ready(60))
-        a.accounts.add("alice", "pw")
-        b.accounts.add("bob", "pw", quota=1 << 40)
-        b.accounts.add("carol", "pw", quota=1 << 40)
-        print(f"mail between two nodes on one in-memory I2P (InProcessNetwork), {os.cpu_count()} CPUs")
-        for label, count, size in (("1 KB", args.small, 1000), ("1 MB", args.large, 1_000_000)):
-            per_minute, submit_s = await throughput(a, b, count, size)
-            print(f"  {label}: {count} messages, {per_minute:8.0f} messages/min node to node "
-                  f"(smtplib submission alone {count / submit_s * 60:.0f}/min)")
-        stored, retrieved = await latency(a, b, args.latency)
-        print(f"  sendmail -> in the other node's Maildir: median {statistics.median(stored) * 1000:.0f} ms, "
-              f"max {max(stored) * 1000:.0f} ms ({args.latency} messages)")
-        print(f"  sendmail -> retrieved by poplib there:   median {statistics.median(retrieved) * 1000:.0f} ms, "
-              f"max {max(retrieved) * 1000:.0f} ms")
-        figures = await asyncio.to_thread(big_mailbox, b, args.mailbox)
-        print(f"  {figures['count']} messages in one mailbox: stored in {figures['deliver_s']:.1f} s "
-              f"({figures['count'] / figures['deliver_s']:.0f}/s, fsynced); RSS {figures['rss_before']:.0f} MB "
-              f"before, {figures['rss_stored']:.0f} MB after storing, {figures['rss_session']:.0f} MB during a "
-              f"POP3 session (login+STAT+LIST+UIDL+RETR {figures['pop3_s']:.2f} s)")
-        await a.stop()
-        await b.stop()
-        await network.close()
+        await (on_testnet if args.testnet else in_memory)(args, Path(tmp))
 
 
 if __name__ == "__main__":

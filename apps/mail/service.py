@@ -149,6 +149,7 @@ class _SmtpHandler:
         self.service, self.face = service, face
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname          # aiosmtpd leaves this to an EHLO hook
         # aiosmtpd says "AUTH" with no mechanisms where logins are off: say nothing then
         kept = [line for line in responses[:-1] if line.strip() != "250-AUTH"]
         return kept + ["250-PIPELINING"] + responses[-1:]
