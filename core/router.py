@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 
@@ -11,7 +12,7 @@ from core.crypto.x25519 import X25519Keypair
 from core.data.encoding import b64encode
 from core.data.errors import ProtocolError
 from core.data.routerinfo import RouterAddress, RouterInfo
-from core.fsutil import atomic_write
+from core.fsutil import DataDirLock, atomic_write
 from core.identity_store import RouterKeys, load_or_create_router_keys
 from core.client import ClientAPI, RouterNetwork
 from core.garlic.routers import RouterGarlicReceiver
@@ -88,6 +89,7 @@ class Router:
         self._tasks: list[asyncio.Task] = []
         self._stopped = asyncio.Event()
         self._stop_requested = asyncio.Event()
+        self._lock = DataDirLock(config.datadir)
 
     # --- identity and our RouterInfo
 
@@ -133,6 +135,7 @@ class Router:
 
     async def start(self) -> None:
         datadir = self.config.datadir
+        self._lock.acquire()             # before any file is touched: one router per data folder
         self.keys, created = load_or_create_router_keys(datadir, self.rng)
         log.info("%s router identity %s", "created" if created else "loaded", b64encode(self.keys.hash))
         self.netdb = NetDb(datadir / "netDb", self.config.netid, self.clock, own_hash=self.keys.hash)
@@ -229,6 +232,7 @@ class Router:
         self._tasks.append(asyncio.create_task(self.reseed_service.run(), name="reseed"))
 
     async def _start_control(self) -> None:
+        from core.control.config import ControlConfigError
         from core.control.server import start_control_server   # aiohttp is loaded only when the API runs
         try:
             self.control = await start_control_server(self, self.config.datadir, address=self.config.control_host,
@@ -236,19 +240,32 @@ class Router:
         except OSError as exc:
             log.error("I2PControl not started on %s:%d: %s", self.config.control_host, self.config.control_port,
                       exc.strerror or exc)
+        except ControlConfigError as exc:
+            log.error("I2PControl not started: %s (fix or delete that file: a new one gets a new password)", exc)
+        if self.control is not None and not ipaddress.ip_address(self.control.host).is_loopback:
+            log.warning("I2PControl listens on %s, reachable from other machines: anyone who learns the "
+                        "password controls this router (control_host = \"127.0.0.1\" keeps it local)",
+                        self.control.host)
 
     async def _start_sam(self) -> None:
         if not self.config.sam_port:
             return
-        from core.sam.bridge import SamBridge, SamConfig
+        if not ipaddress.ip_address(self.config.control_host).is_loopback and not self.config.sam_users:
+            log.error("SAM not started: it would listen on %s, reachable from other machines, without a password "
+                      "(set sam_users = [\"user:password\"] in config.toml, or keep control_host on 127.0.0.1)",
+                      self.config.control_host)
+            return
+        from core.sam.bridge import SamAuth, SamBridge, SamConfig
         from core.sam.client_backend import ClientBackend
         config = SamConfig(host=self.config.control_host, port=self.config.sam_port, udp_host=self.config.control_host,
                            udp_port=self.config.sam_udp_port or None)
-        bridge = SamBridge(ClientBackend(self.client), config, clock=self.clock, rng=self.rng)
+        users = dict(entry.split(":", 1) for entry in self.config.sam_users)
+        bridge = SamBridge(ClientBackend(self.client), config, auth=SamAuth(users, enabled=bool(users)),
+                           clock=self.clock, rng=self.rng)
         try:
             await bridge.start()
         except OSError as exc:
-            log.error("SAM not started on %s:%d: %s", config.host, config.port, exc.strerror or exc)
+            log.error("SAM not started: %s", exc.strerror or exc)
             return
         self.sam = bridge
         log.info("SAM v3 bridge listening on %s:%d", config.host, bridge.port)
@@ -326,6 +343,7 @@ class Router:
             await self.control.stop()
         if self.transports is not None:
             await self.transports.stop()
+        self._lock.release()
         self._stopped.set()
 
     def request_stop(self) -> None:

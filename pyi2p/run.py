@@ -8,7 +8,7 @@ import sys
 
 from core.config import load_config
 from core.data.encoding import b64encode
-from core.router import Router
+from .node import Node
 
 
 def add_router_options(parser) -> None:
@@ -22,44 +22,69 @@ def add_router_options(parser) -> None:
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     parser.add_argument("--control-port", type=int, help="I2PControl port on 127.0.0.1 (default 7650)")
     parser.add_argument("--sam-port", type=int, help="SAM v3 port on 127.0.0.1 (default 7656; 0: off)")
+    parser.add_argument("--sam-udp-port", type=int,
+                        help="SAM v3 datagram (UDP) port on 127.0.0.1 (default 7655; 0: datagrams on the socket only)")
 
 
 def config_from_args(args):
     overrides = {"host": args.host, "port": args.port, "netid": args.netid, "reseed_file": args.reseed_file,
                  "floodfill": args.floodfill, "log_level": args.log_level,
-                 "control_port": args.control_port, "sam_port": args.sam_port}
+                 "control_port": args.control_port, "sam_port": args.sam_port,
+                 "sam_udp_port": getattr(args, "sam_udp_port", None)}
     return load_config(args.datadir, overrides)
 
 
-async def run_router(config) -> int:
-    router = Router(config)
+def sam_network(address: str):
+    """The apps' port over a SAM v3 bridge at HOST:PORT (ours, i2pd's or Java's)."""
+    from apps.network.sam import SamNetwork
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SystemExit(f"pyi2p run: --sam wants HOST:PORT, not {address!r}")
+    return SamNetwork(host, int(port))
+
+
+async def run_node(config, *, sam: str | None = None) -> int:
+    node = Node(config, network=sam_network(sam) if sam else None)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await router.start()
-    print(f"pyi2p router {b64encode(router.hash)} running (netid {config.netid}, data in {config.datadir})",
-          flush=True)
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(node.reload()))
+    await node.start()
+    if node.router is not None:
+        print(f"pyi2p router {b64encode(node.router.hash)} running (netid {config.netid}, data in {config.datadir})",
+              flush=True)
+    else:
+        print(f"pyi2p apps running over the SAM bridge at {sam} (data in {config.datadir})", flush=True)
+    for what, where in node.listening():
+        print(f"  {what:<16} {where}", flush=True)
     try:
-        stopper = asyncio.create_task(router.wait_stop_requested())
-        signalled = asyncio.create_task(stop.wait())
-        await asyncio.wait({stopper, signalled}, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        signalled.cancel()
+        waits = {asyncio.create_task(stop.wait())}
+        if node.router is not None:
+            waits.add(asyncio.create_task(node.router.wait_stop_requested()))
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
+            task.cancel()
     finally:
         print("pyi2p: stopping", flush=True)
-        await router.stop()
+        await node.stop()
     return 0
 
 
 def cmd_run(args) -> int:
+    if args.apps_only and not args.sam:
+        print("pyi2p run: --apps-only needs --sam HOST:PORT (the SAM bridge of the router to use)", file=sys.stderr)
+        return 2
     config = config_from_args(args)
     logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(run_router(config))
+    return asyncio.run(run_node(config, sam=args.sam if args.apps_only else None))
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("run", help="start the router (creates its identity on first start)")
+    p = subparsers.add_parser("run", help="start the node: the router and its apps (creates its identity on first start)")
     add_router_options(p)
+    p.add_argument("--apps-only", action="store_true",
+                   help="run the apps without a router of our own, over the SAM bridge given by --sam")
+    p.add_argument("--sam", metavar="HOST:PORT", help="with --apps-only: the SAM v3 bridge to use (e.g. 127.0.0.1:7656)")
     p.set_defaults(func=cmd_run)
