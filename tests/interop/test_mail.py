@@ -121,12 +121,12 @@ async def test_mail_between_pyi2p_nodes_and_through_a_host_over_i2pd(testnet, tm
                 f"destination = {host.domain}\ndestinationport = 110\nkeys = mail-client.dat\n"))
             # i2pd 2.45.1 is slow to open a first stream to a fresh pyi2p destination: bounded retries
             tunnel_started = time.monotonic()
-            for attempt in range(12):
+            for swaks_tries in range(1, 13):
                 code, out = await swaks(smtp_port, "carol", "carol-pw", carol, alice, "via the host")
                 if code == 0:
                     break
                 await asyncio.sleep(10)
-            assert code == 0, f"swaks through the i2pd client tunnel failed {attempt + 1} times:\n{out}"
+            assert code == 0, f"swaks through the i2pd client tunnel failed {swaks_tries} times:\n{out}"
             via_tunnel_s = time.monotonic() - tunnel_started
             await delivered(a, "alice", [host], count=2)
             code, out = await swaks(smtp_a, "alice", "alice-pw", alice, carol, "to carol")
@@ -138,7 +138,7 @@ async def test_mail_between_pyi2p_nodes_and_through_a_host_over_i2pd(testnet, tm
                           f'  user "carol" password "carol-pw" is "{getpass.getuser()}" here\n'
                           f'  sslproto "" no sslcertck fetchall nokeep\n  mda "/bin/sh -c \'cat >> {mbox}\'"\n')
             rc.chmod(0o600)
-            for attempt in range(6):
+            for fetch_tries in range(1, 7):
                 code, out = await run("fetchmail", "--fetchmailrc", str(rc), "--idfile", str(tmp_path / "ids"),
                                       "--pidfile", str(tmp_path / "pid"), "--nodetach", timeout=180)
                 if code == 0:
@@ -147,7 +147,8 @@ async def test_mail_between_pyi2p_nodes_and_through_a_host_over_i2pd(testnet, tm
             assert code == 0, out
             assert "Subject: to carol" in mbox.read_text() and host.mailboxes.list("carol") == []
             print(f"\nmail over 2-hop tunnels: alice->bob {direct_s:.1f} s, bob->alice {reply_s:.1f} s, "
-                  f"via the i2pd client tunnel {via_tunnel_s:.1f} s ({attempt + 1} fetchmail tries)")
+                  f"swaks via the i2pd client tunnel {via_tunnel_s:.1f} s ({swaks_tries} tries), "
+                  f"fetchmail {fetch_tries} tries")
         finally:
             testnet.set_i2pd_tunnels("r3", "mailhost", None)
             for service in services:
