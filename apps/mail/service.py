@@ -334,7 +334,7 @@ class MailService:
         peer: Destination = server.transport.get_extra_info("destination")
         if not self._receive_rate.allow(peer.b32_address):
             return "421 4.7.0 too many messages from your destination this hour"
-        if not address:
+        if not address.strip("<>"):
             return None                 # a bounce (null sender) names no one
         if not domain or not await self._is_domain_of(domain, peer):
             self.stats["refused"] += 1
@@ -376,7 +376,8 @@ class MailService:
     async def accept_message(self, face: str, server, session, envelope) -> str:
         sender, recipients = envelope.mail_from, list(envelope.rcpt_tos)
         data = envelope.content
-        refusal = self._check_from_header(data, sender)
+        peer = None if session.authenticated else server.transport.get_extra_info("destination")
+        refusal = await self._check_from_header(data, peer)
         if refusal:
             self.stats["refused"] += 1
             return refusal
@@ -384,7 +385,6 @@ class MailService:
             data = scrub(data, self.domain, self.clock.time(), self.rng, self.domains)
             self.stats["submitted"] += 1
         else:
-            peer = server.transport.get_extra_info("destination")
             data = _received_line(peer.b32_address, self.domain, self.clock.time()) + data
             self.stats["received"] += 1
         try:
@@ -396,19 +396,16 @@ class MailService:
             return "451 4.3.0 cannot store the message now; try later"
         return "250 2.0.0 OK"
 
-    def _check_from_header(self, data: bytes, sender: str) -> str | None:
-        """The From header must name the envelope sender's domain (so the reader sees who really sent it)."""
-        if not sender:
-            return None
-        _, domain = split_address(sender)
+    async def _check_from_header(self, data: bytes, peer: Destination | None) -> str | None:
+        """From and Sender must name our domain (our accounts) or the sending node's (`peer`), so the reader
+        sees who really sent it, whatever the envelope (a null sender included)."""
         fields, _ = split_message(data)
-        froms = [field_value(f) for f in fields if field_name(f) == "from"]
-        addresses = [address for _, address in getaddresses(froms)] if froms else []
-        if not addresses:
-            return None                 # no From at all: the envelope is all there is
-        for address in addresses:
-            if split_address(address)[1] != domain:
-                return f"550 5.7.1 From: {address[:80]} is not of the sender's domain {domain}"
+        values = [field_value(f) for f in fields if field_name(f) in ("from", "sender")]
+        for _, address in getaddresses(values) if values else []:
+            domain = split_address(address)[1]
+            mine = domain in self.domains if peer is None else domain and await self._is_domain_of(domain, peer)
+            if not mine:
+                return f"550 5.7.1 From: {address[:80] or '?'} is not of the sending destination"
         return None
 
     def route(self, sender: str, recipients: list[str], data: bytes) -> None:

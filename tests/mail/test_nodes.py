@@ -88,6 +88,11 @@ async def test_a_forged_sender_between_nodes_is_refused(nodes, network):
     outcome = await asyncio.wait_for(send_mail(reader, writer, mallory.b32, f"m@{mallory.b32}", [bob],
                                                message(a.address("alice"), bob)), 10)
     assert outcome[bob].code == 550 and "From" in outcome[bob].text
+    # a null envelope sender does not let a forged From through either
+    reader, writer = await mallory.connect(b.session.destination, 25, timeout=5)
+    outcome = await asyncio.wait_for(send_mail(reader, writer, mallory.b32, "", [bob],
+                                               message(a.address("alice"), bob)), 10)
+    assert outcome[bob].code == 550
     # and no relaying through bob's node for anyone
     reader, writer = await mallory.connect(b.session.destination, 25, timeout=5)
     outcome = await asyncio.wait_for(send_mail(reader, writer, mallory.b32, f"m@{mallory.b32}",
