@@ -33,10 +33,6 @@ class MailStoreError(Exception):
     """A bad user name, a full mailbox, an unknown account: the message says which."""
 
 
-class QuotaExceeded(MailStoreError):
-    pass
-
-
 def check_user_name(name: str) -> str:
     name = name.strip().lower()
     if not USER_NAME.fullmatch(name):
@@ -143,9 +139,8 @@ class Mailboxes:
     def usage(self, user: str) -> int:
         return sum(message.size for message in self.list(user))
 
-    def deliver(self, user: str, data: bytes, quota: int | None = None) -> str:
-        if quota is not None and self.usage(user) + len(data) > quota:
-            raise QuotaExceeded(f"{user}: mailbox full ({quota} bytes)")
+    def deliver(self, user: str, data: bytes) -> str:
+        """Quotas are checked before a message is accepted (at RCPT), not here."""
         box = Path(self.box(user)._path)
         # Maildir naming (time.unique.host) with a fixed host part: mailbox.Maildir would put the machine's
         # name in every file name, and the name is the POP3 UIDL that a mail host shows its users
