@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from core.fsutil import atomic_write_text
+from core.fsutil import atomic_write, atomic_write_text
 
 ACCOUNTS_FILE = "accounts.json"
 BOXES_DIR = "boxes"
@@ -146,17 +146,7 @@ class Mailboxes:
         # name in every file name, and the name is the POP3 UIDL that a mail host shows its users
         key = f"{int(time.time())}.{os.urandom(10).hex()}.pyi2p"
         tmp = box / "tmp" / key
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            tmp.unlink(missing_ok=True)
-            raise
-        os.close(fd)
+        atomic_write(tmp, data, 0o600)
         os.rename(tmp, box / "new" / key)
         _fsync_dir(box / "new")
         return key

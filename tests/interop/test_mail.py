@@ -17,6 +17,7 @@ from core.config import load_config
 from core.router import Router
 from core.tunnel.service import TunnelSettings
 from tests.client.routers import free_port
+from tests.mail.test_real_clients import run
 
 pytestmark = pytest.mark.interop
 
@@ -24,18 +25,6 @@ OPTIONS = {"inbound.length": "2", "outbound.length": "2", "inbound.quantity": "2
            "i2cp.leaseSetEncType": "4"}
 SETTINGS = TunnelSettings(ip_restriction=0, test_interval_s=10.0, tick_s=0.2)
 DELIVERY_WAIT = 300.0
-
-
-async def run(*argv: str, timeout: float = 90) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.STDOUT)
-    try:
-        out, _ = await asyncio.wait_for(process.communicate(), timeout)
-    except asyncio.TimeoutError:
-        process.kill()
-        await process.wait()
-        return -1, "timed out"
-    return process.returncode, out.decode("utf-8", "replace")
 
 
 async def swaks(port: int, user: str, password: str, sender: str, to: str, subject: str) -> tuple[int, str]:

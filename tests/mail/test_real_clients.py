@@ -22,7 +22,7 @@ async def run(*argv: str, timeout: float = 60) -> tuple[int, str]:
     except asyncio.TimeoutError:
         process.kill()
         await process.wait()
-        raise
+        return -1, "timed out"
     return process.returncode, out.decode("utf-8", "replace")
 
 
