@@ -110,10 +110,12 @@ async def test_mail_between_pyi2p_nodes_and_through_a_host_over_i2pd(testnet, tm
                 f"destination = {host.domain}\ndestinationport = 110\nkeys = mail-client.dat\n"))
             # i2pd 2.45.1 is slow to open a first stream to a fresh pyi2p destination: bounded retries
             tunnel_started = time.monotonic()
+            failed_tries = []
             for swaks_tries in range(1, 13):
                 code, out = await swaks(smtp_port, "carol", "carol-pw", carol, alice, "via the host")
                 if code == 0:
                     break
+                failed_tries.append(out.strip().splitlines()[-1] if out.strip() else f"exit {code}")
                 await asyncio.sleep(10)
             assert code == 0, f"swaks through the i2pd client tunnel failed {swaks_tries} times:\n{out}"
             via_tunnel_s = time.monotonic() - tunnel_started
@@ -137,7 +139,7 @@ async def test_mail_between_pyi2p_nodes_and_through_a_host_over_i2pd(testnet, tm
             assert "Subject: to carol" in mbox.read_text() and host.mailboxes.list("carol") == []
             print(f"\nmail over 2-hop tunnels: alice->bob {direct_s:.1f} s, bob->alice {reply_s:.1f} s, "
                   f"swaks via the i2pd client tunnel {via_tunnel_s:.1f} s ({swaks_tries} tries), "
-                  f"fetchmail {fetch_tries} tries")
+                  f"fetchmail {fetch_tries} tries; failed swaks tries: {failed_tries}")
         finally:
             testnet.set_i2pd_tunnels("r3", "mailhost", None)
             for service in services:

@@ -252,3 +252,28 @@ async def test_mail_programs_are_served_while_the_destination_is_still_opening(n
         await wait_until(lambda: b.mailboxes.list("bob"))
     finally:
         await a.stop()
+
+
+async def test_hourly_limits_per_account_and_per_sending_destination(nodes, network):
+    a = await nodes("a", "alice", send_per_hour=2)
+    b = await nodes("b", "bob", receive_per_hour=1)
+    alice, bob = a.address("alice"), b.address("bob")
+    for _ in range(2):
+        await smtp_send(a, "alice", "secret", alice, [alice], message(alice, alice))
+    with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+        await smtp_send(a, "alice", "secret", alice, [alice], message(alice, alice))
+    assert refused.value.smtp_code == 452
+    other = await network.open_session()
+    try:
+        for expected in (250, 421):
+            reader, writer = await other.connect(b.session.destination, 25, timeout=5)
+            try:
+                outcome = await asyncio.wait_for(send_mail(reader, writer, other.b32, f"x@{other.b32}", [bob],
+                                                           message(f"x@{other.b32}", bob)), 10)
+                code = outcome[bob].code
+            except SmtpError as exc:
+                code = exc.code
+            assert code == expected
+    finally:
+        await other.close()
+    assert len(b.mailboxes.list("bob")) == 1
