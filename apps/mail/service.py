@@ -9,6 +9,7 @@ another node is taken only when its envelope sender's domain is the destination 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections import deque
@@ -61,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
 MAX_RECIPIENTS = 100
 I2P_RETRY_FIRST, I2P_RETRY_MAX = 5.0, 300.0     # opening the mail destination again after a failure
 MAX_RATE_KEYS = 10_000
+AUTH_FAILURES_PER_HOUR = 30     # per source (a b32, or the local address): then logins fail unchecked
 MAILER_DAEMON = "MAILER-DAEMON"
 
 
@@ -107,8 +109,7 @@ class RateLimit:
         self.limit, self.clock = limit, clock
         self._events: dict[str, deque[float]] = {}
 
-    def allow(self, key: str) -> bool:
-        now = self.clock.monotonic()
+    def _window(self, key: str, now: float) -> deque[float]:
         events = self._events.get(key)
         if events is None:
             if len(self._events) >= MAX_RATE_KEYS:
@@ -116,9 +117,20 @@ class RateLimit:
             events = self._events[key] = deque()
         while events and events[0] <= now - 3600:
             events.popleft()
-        if len(events) >= self.limit:
+        return events
+
+    def full(self, key: str) -> bool:
+        return len(self._window(key, self.clock.monotonic())) >= self.limit
+
+    def add(self, key: str) -> None:
+        now = self.clock.monotonic()
+        self._window(key, now).append(now)
+
+    def allow(self, key: str) -> bool:
+        """Counts the event when it is allowed."""
+        if self.full(key):
             return False
-        events.append(now)
+        self.add(key)
         return True
 
 
@@ -203,6 +215,7 @@ class MailService:
         self._pop3_locks: set[str] = set()
         self._send_rate = RateLimit(self.settings["send_per_hour"], self.clock)
         self._receive_rate = RateLimit(self.settings["receive_per_hour"], self.clock)
+        self._auth_failures = RateLimit(AUTH_FAILURES_PER_HOUR, self.clock)
         self.state, self.error = "stopped", None
         self.smtp_address = self.pop3_address = None
         self.stats = {"submitted": 0, "received": 0, "refused": 0}
@@ -310,12 +323,17 @@ class MailService:
     def address(self, user: str) -> str:
         return f"{user}@{self.domain}"
 
-    def _login(self, user: str, password: str) -> str | None:
+    def _login(self, user: str, password: str, source: str) -> str | None:
+        """The account name, or None; a source with too many failures this hour is not even checked
+        (each check is a deliberately slow scrypt)."""
         assert self.accounts is not None
+        if self._auth_failures.full(source):
+            return None
         self.accounts.reload()          # `pyi2p mail adduser` may have run since
         user = user.strip().lower()
         local, domain = split_address(user) if "@" in user else (user, self.domain)
         if domain not in self.domains or not self.accounts.check(local, password):
+            self._auth_failures.add(source)
             return None
         return local
 
@@ -462,8 +480,8 @@ class MailService:
         self.mailboxes.deliver(local, payload)
 
     # POP3
-    def _pop3_login(self, user: str, password: str):
-        local = self._login(user, password)
+    def _pop3_login(self, user: str, password: str, source: str):
+        local = self._login(user, password, source)
         if local is None:
             return None
         if local in self._pop3_locks:
@@ -475,12 +493,14 @@ class MailService:
         task = asyncio.current_task()
         self._tasks.add(task)
         try:
-            await serve_pop3(reader, writer, self._pop3_login, self.domain)
+            source = str((writer.get_extra_info("peername") or ("?",))[0])
+            await serve_pop3(reader, writer, functools.partial(self._pop3_login, source=source), self.domain)
         finally:
             self._tasks.discard(task)
 
     async def _on_pop3_stream(self, stream: IncomingStream) -> None:
-        await serve_pop3(stream.reader, stream.writer, self._pop3_login, self.domain)
+        await serve_pop3(stream.reader, stream.writer,
+                         functools.partial(self._pop3_login, source=stream.peer.b32_address), self.domain)
 
     async def _on_smtp_stream(self, stream: IncomingStream) -> None:
         auth = self._login if self.settings["server"] else None

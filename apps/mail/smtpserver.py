@@ -31,14 +31,16 @@ class _QuietAiosmtpd(logging.Filter):
 logging.getLogger("mail.log").addFilter(_QuietAiosmtpd())
 
 
-def make_smtp(handler: Any, *, hostname: str, size_limit: int, auth: Callable[[str, str], str | None] | None,
-              auth_required: bool) -> SMTP:
-    """One aiosmtpd protocol instance; `auth(user, password)` returns the account name or None."""
+def make_smtp(handler: Any, *, hostname: str, size_limit: int,
+              auth: Callable[[str, str, str], str | None] | None, auth_required: bool) -> SMTP:
+    """One aiosmtpd protocol instance; `auth(user, password, source)` returns the account name or None
+    (`source`: the peer's address, an IP or a b32)."""
 
     def authenticator(server, session, envelope, mechanism, data):
         if auth is None or not isinstance(data, LoginPassword):
             return AuthResult(success=False, handled=False)
-        user = auth(data.login.decode("utf-8", "replace"), data.password.decode("utf-8", "replace"))
+        source = str(session.peer[0]) if isinstance(session.peer, tuple) else "?"
+        user = auth(data.login.decode("utf-8", "replace"), data.password.decode("utf-8", "replace"), source)
         return AuthResult(success=user is not None, handled=False, auth_data=user)
 
     with warnings.catch_warnings():

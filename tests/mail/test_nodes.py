@@ -3,6 +3,7 @@ user@b32 mail, names through the resolver, the sender rule, a node that is down,
 from __future__ import annotations
 
 import asyncio
+import poplib
 import smtplib
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from apps.mail import MailService
 
 from apps.network import NetworkError
+from core.clock import FakeClock
 from apps.mail.smtpclient import SmtpError, read_reply, send_mail
 from tests.mail.conftest import client_tunnel, host_port, message, pop_all, smtp_send, wait_until
 
@@ -277,3 +279,22 @@ async def test_hourly_limits_per_account_and_per_sending_destination(nodes, netw
     finally:
         await other.close()
     assert len(b.mailboxes.list("bob")) == 1
+
+
+async def test_password_guessing_is_cut_off_per_source(network, tmp_path, monkeypatch):
+    monkeypatch.setattr("apps.mail.service.AUTH_FAILURES_PER_HOUR", 3)
+    clock = FakeClock()
+    a = MailService({"smtp_port": 0, "pop3_port": 0}, tmp_path / "a", network, clock=clock)
+    await a.start()
+    try:
+        a.accounts.add("alice", "secret")
+        alice = a.address("alice")
+        for guess in ("a", "b", "c", "secret"):           # the right one, after 3 wrong, is not even checked
+            with pytest.raises(smtplib.SMTPAuthenticationError):
+                await smtp_send(a, "alice", guess, alice, [alice], b"x\r\n")
+        with pytest.raises(poplib.error_proto, match=r"\[AUTH\]"):
+            await pop_all(a, "alice", "secret")
+        clock.advance(3601)                                # an hour later it works again
+        await smtp_send(a, "alice", "secret", alice, [alice], message(alice, alice))
+    finally:
+        await a.stop()
