@@ -475,7 +475,7 @@ class MailService:
         original = MIMEBase("text", "rfc822-headers")
         original.set_payload(b"".join(headers).decode("utf-8", "replace"))
         report.attach(original)
-        payload = scrub(report.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"), self.domain,
+        payload = scrub(_crlf(report), self.domain,
                         self.clock.time(), self.rng, self.domains)
         self.mailboxes.deliver(local, payload)
 
@@ -593,7 +593,7 @@ class MailService:
         message["To"] = ", ".join(recipients)
         message["Subject"] = str(params.get("subject", ""))[:500]
         message.set_content(str(params.get("body", "")))
-        data = scrub(message.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"), self.domain,
+        data = scrub(_crlf(message), self.domain,
                      self.clock.time(), self.rng, self.domains)
         try:
             self.route(sender, [str(r) for r in recipients], data)
@@ -632,6 +632,11 @@ def _size_option(options: list[str]) -> int:
 def _received_line(peer: str, domain: str, now: float) -> bytes:
     when = format_datetime(datetime.fromtimestamp(int(now), timezone.utc))
     return f"Received: from {peer} by {domain} with ESMTP; {when}\r\n".encode()
+
+
+def _crlf(message: Message) -> bytes:
+    """A message we make, with the CRLF line ends SMTP, POP3 and our Maildirs use."""
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
 
 def _dsn_status(why: str) -> str:

@@ -137,6 +137,8 @@ async def test_an_unknown_user_on_the_other_node_bounces_to_the_sender(nodes):
     [bounce] = await pop_all(a, "alice", "secret")
     assert b"Undelivered Mail Returned to Sender" in bounce and b"multipart/report" in bounce
     assert nobody.encode() in bounce and b"550" in bounce and b"Subject: lost" in bounce
+    stored = a.mailboxes.read("alice", a.mailboxes.list("alice")[0].key)
+    assert stored.count(b"\n") == stored.count(b"\r\n") and b"Final-Recipient: rfc822; " + nobody.encode() in stored
 
 
 async def test_mailbox_quota_refuses_at_rcpt(nodes):
@@ -210,6 +212,7 @@ async def test_control_methods_send_list_read(nodes):
     assert summary["subject"] == "from the console" and summary["from"] == a.address("alice")
     read = b.control_methods()["Read"]({"user": "bob", "id": summary["id"], "delete": True})
     assert "typed in the TUI" in read["message"]
+    assert read["message"].count("\n") == read["message"].count("\r\n")        # CRLF throughout
     assert b.control_methods()["Inbox"]({"user": "bob"}) == []
     with pytest.raises(ValueError):
         methods["Inbox"]({"user": "nobody"})
