@@ -28,6 +28,7 @@ RETRY_DELAYS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800)   # then every 8 h
 MAX_AGE = 7 * 24 * 3600
 MAX_ENTRIES = 10_000
 MAX_PARALLEL = 8
+STOP_WAIT = 10.0
 
 
 class QueueFull(Exception):
@@ -220,6 +221,10 @@ class OutboundQueue:
                 except asyncio.TimeoutError:
                     pass
         finally:
-            for task in list(self._tasks):
+            attempts = list(self._tasks)
+            for task in attempts:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if attempts:
+                _, pending = await asyncio.wait(attempts, timeout=STOP_WAIT)
+                if pending:
+                    log.warning("queue: %d delivery attempts did not stop within %.0f s", len(pending), STOP_WAIT)

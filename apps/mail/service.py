@@ -60,7 +60,8 @@ DEFAULTS: dict[str, Any] = {
     "options": {},                  # I2CP options of the mail destination (inbound.length ...)
 }
 MAX_RECIPIENTS = 100
-I2P_RETRY_FIRST, I2P_RETRY_MAX = 5.0, 300.0     # opening the mail destination again after a failure
+I2P_RETRY_FIRST, I2P_RETRY_MAX = 5.0, 300.0
+STOP_WAIT = 10.0     # opening the mail destination again after a failure
 MAX_RATE_KEYS = 10_000
 AUTH_FAILURES_PER_HOUR = 30     # per source (a b32, or the local address): then logins fail unchecked
 MAILER_DAEMON = "MAILER-DAEMON"
@@ -296,19 +297,20 @@ class MailService:
     async def _close(self) -> None:
         if self._i2p_task is not None:
             self._i2p_task.cancel()
-            await asyncio.gather(self._i2p_task, return_exceptions=True)
+            await _settle("the delivery queue", [self._i2p_task])
             self._i2p_task = None
         for server in self._servers:
             server.close()
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for server in self._servers:
-            await server.wait_closed()
+        await _settle("POP3 sessions", list(self._tasks))
         self._servers = []
         if self.session is not None:
-            await self.session.close()
-            self.session = None
+            session, self.session = self.session, None
+            try:
+                await asyncio.wait_for(session.close(), STOP_WAIT)
+            except asyncio.TimeoutError:
+                log.warning("mail: the mail destination did not close within %.0f s", STOP_WAIT)
         self._ready.clear()
 
     # who we are
@@ -607,6 +609,14 @@ class MailService:
         if params.get("flush"):
             self.queue.retry_now()
         return self.queue.list()
+
+
+async def _settle(what: str, tasks: list[asyncio.Task]) -> None:
+    """Wait a bounded time for cancelled tasks to end: a stop must not hang on one that does not."""
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=STOP_WAIT)
+        if pending:
+            log.warning("mail: %s did not stop within %.0f s", what, STOP_WAIT)
 
 
 def load_or_create_mail_keys(folder: Path, rng=os.urandom) -> PrivateKeys:
