@@ -1,6 +1,7 @@
 """Mail on the private testnet: two pyi2p nodes (in-process routers in the namespace) send mail to each
 other directly over 2-hop tunnels through i2pd hops, a forged sender is refused, and one node as a mail
-host is used by swaks and fetchmail through i2pd client tunnels (i2pd's tunnels.d)."""
+host is used by swaks and fetchmail through i2pd client tunnels (i2pd's tunnels.d); mail to a host whose
+port 25 is closed waits in the queue and goes when it opens again."""
 from __future__ import annotations
 
 import asyncio
@@ -137,7 +138,24 @@ async def test_mail_between_pyi2p_nodes_and_through_a_host_over_i2pd(testnet, tm
                 await asyncio.sleep(10)
             assert code == 0, out
             assert "Subject: to carol" in mbox.read_text() and host.mailboxes.list("carol") == []
-            print(f"\nmail over 2-hop tunnels: alice->bob {direct_s:.1f} s, bob->alice {reply_s:.1f} s, "
+            # the host's port 25 closes; alice's mail waits in her queue and goes when it opens again
+            # (a destination restarted with the same keys is in tests/mail: here the sender's router would
+            # keep using the LeaseSet it has cached until it expires, up to 10 minutes)
+            host.session.stop_serving(25)
+            code, out = await swaks(smtp_a, "alice", "alice-pw", alice, bob, "while you were away")
+            assert code == 0, out
+            started = time.monotonic()
+            while a.queue.stats["retries"] < 1:
+                assert time.monotonic() - started < 180, a.queue.list()
+                await asyncio.sleep(0.5)
+            assert a.queue.list()[0]["recipients"] == [bob]
+            await host.session.serve(host._on_smtp_stream, port=25)
+            back_s = await delivered(host, "bob", [a], count=2)
+            assert any(b"Subject: while you were away" in host.mailboxes.read("bob", m.key)
+                       for m in host.mailboxes.list("bob"))
+            print(f"\nmail over 2-hop tunnels: port 25 open again, the queued message arrived {back_s:.1f} s later")
+            print(f"mail over 2-hop tunnels: the host back up, the queued message arrived {back_s:.1f} s later")
+            print(f"mail over 2-hop tunnels: alice->bob {direct_s:.1f} s, bob->alice {reply_s:.1f} s, "
                   f"swaks via the i2pd client tunnel {via_tunnel_s:.1f} s ({swaks_tries} tries), "
                   f"fetchmail {fetch_tries} tries; failed swaks tries: {failed_tries}")
         finally:
