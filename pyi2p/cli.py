@@ -8,7 +8,7 @@ from core.control.config import ControlConfigError
 from core.data.errors import ProtocolError
 from core.fsutil import DataDirInUse
 
-from . import naming, reseed, run, status, testnet, tools, tui
+from . import mail, naming, reseed, run, status, testnet, tools, tui
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     naming.add_parser(subparsers)
     testnet.add_parser(subparsers)
     tui.add_parser(subparsers)
+    mail.add_parser(subparsers)
     return parser
 
 
