@@ -590,6 +590,12 @@ class ClientSession:
         """The cached LeaseSet2 of a remote destination, if current."""
         return self._remote_leaseset(dest_hash)
 
+    def forget_remote(self, dest_hash: bytes) -> None:
+        """Drop a remote destination's cached LeaseSet (its tunnels did not answer): the next send looks it up
+        again, finding the one a restarted destination published since."""
+        self._forget_remote(dest_hash)
+        self._peers.pop(dest_hash, None)
+
     # ------------------------------------------------------------------ receiving
 
     def set_protocol_handler(self, protocol: int, handler: MessageHandler | None) -> None:

@@ -53,7 +53,11 @@ class ClientBackendSession(StreamingSessionBase):
         if self._backend.api.local_session(remote.hash) is None and self.session.remote_leaseset(remote.hash) is None:
             if await self._backend.lookup(remote.hash, session=self, timeout=timeout) is None:
                 raise PeerNotFound(f"no leaseset for {remote.b32_address}")
-        return await self._open_stream(remote, from_port, to_port, timeout)
+        try:
+            return await self._open_stream(remote, from_port, to_port, timeout)
+        except TimeoutError:
+            self.session.forget_remote(remote.hash)    # its leases may be dead tunnels: look it up afresh next time
+            raise
 
     def send_datagram(self, protocol: int, payload: bytes, to: Destination, *, from_port: int = 0,
                       to_port: int = 0, options: Mapping[str, Any] | None = None) -> None:

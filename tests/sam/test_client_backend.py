@@ -92,3 +92,23 @@ async def test_duplicate_destination_is_refused(bridge):
     other = await Sam.open(bridge)
     reply = await asyncio.wait_for(other.cmd(f"SESSION CREATE STYLE=STREAM ID=y DESTINATION={priv}"), TIMEOUT)
     assert reply.options["RESULT"] == "DUPLICATED_DEST"
+
+
+async def test_a_connect_that_times_out_forgets_the_cached_leaseset(api, monkeypatch):
+    """A destination that restarted publishes new leases; ours pointed at its dead tunnels. After a timeout
+    the next connect looks it up again instead of waiting on the same dead leases."""
+    backend = ClientBackend(api)
+    ours = await backend.create_session(PrivateKeys.generate(), {})
+    remote = PrivateKeys.generate().destination
+    class DeadLeaseSet:                                    # a cached LeaseSet whose leases are dead tunnels
+        encryption_keys = ()
+    ours.session._remote[remote.hash] = DeadLeaseSet()
+    monkeypatch.setattr(ours.session, "_remote_leaseset", lambda h: ours.session._remote.get(h))
+
+    async def dead_tunnels(*args):
+        raise TimeoutError("no answer")
+    monkeypatch.setattr(ours, "_open_stream", dead_tunnels)
+    with pytest.raises(TimeoutError):
+        await ours.connect(remote, timeout=1)
+    assert remote.hash not in ours.session._remote
+    await ours.close()
