@@ -1,0 +1,311 @@
+"""TorrentService: BitTorrent over I2P, with an optional built-in open tracker.
+
+DATADIR/torrent/ holds the peer destination's keys (torrent.keys), the tracker's (tracker.keys),
+the torrents (torrents/<info-hash>.torrent, or .magnet until the metadata is known) and their
+resume data (resume/<info-hash>.resume). Downloads go to `download_dir`.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any, Mapping
+
+from apps.network import NetworkError
+from apps.service import ServiceError
+from core.clock import SystemClock
+from core.data.errors import ProtocolError
+from core.data.privatekeys import PrivateKeys
+from core.fsutil import atomic_write, atomic_write_text
+
+from .engine import Engine, Torrent
+from .metainfo import MAX_METAINFO_BYTES, MagnetLink, Metainfo, magnet_of
+from .tracker import OpenTracker, serve_tracker_stream
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "enabled": True,
+    "download_dir": "",             # "" = DATADIR/torrent/downloads
+    "tracker": False,               # run the built-in open tracker
+    "tracker_interval": 600,        # seconds between announces the tracker asks for
+    "upload_limit": 0,              # KiB/s over all torrents, 0 = unlimited
+    "download_limit": 0,
+    "torrent_upload_limit": 0,      # KiB/s per torrent
+    "torrent_download_limit": 0,
+    "seed_ratio": 0.0,              # stop seeding at this upload/size ratio (0 = never)
+    "seed_time": 0,                 # minutes of seeding before stopping (0 = never)
+    "max_torrents": 100,
+}
+PEER_ID_PREFIX = b"-PY0100-"
+MAX_ADD_BYTES = MAX_METAINFO_BYTES
+
+
+def _validated(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    values = dict(DEFAULTS)
+    options: dict[str, str] = {}
+    for key, value in config.items():
+        if key.startswith(("inbound.", "outbound.")):
+            options[key] = str(value)
+            continue
+        if key not in DEFAULTS:
+            log.warning("[torrent] unknown key %r ignored", key)
+            continue
+        default = DEFAULTS[key]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            raise ServiceError(f"[torrent] {key} = {value!r}: expected a {type(default).__name__}"
+                               + (" >= 0" if isinstance(default, (int, float)) and not isinstance(default, bool) else ""))
+        values[key] = value
+    return values, options
+
+
+class TorrentService:
+    name = "torrent"
+
+    def __init__(self, config: Mapping[str, Any], datadir: Path, network, **deps: Any):
+        self.settings, self.options = _validated(config)
+        self.datadir = Path(datadir)
+        self.folder = self.datadir / "torrent"
+        self.download_dir = Path(self.settings["download_dir"]).expanduser() if self.settings["download_dir"] \
+            else self.folder / "downloads"
+        self.network = network
+        self.clock = deps.get("clock") or SystemClock()
+        self.rng: random.Random = deps.get("rng") or random.Random()
+        self.session = None
+        self.tracker_session = None
+        self.tracker: OpenTracker | None = None
+        self.engine: Engine | None = None
+        self.state = "stopped"
+        self.error: str | None = None
+
+    # lifecycle ------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        try:
+            for sub in ("torrents", "resume"):
+                (self.folder / sub).mkdir(parents=True, exist_ok=True)
+            self.download_dir.mkdir(parents=True, exist_ok=True)
+            keys = self._keys("torrent.keys")
+            self.session = await self.network.open_session(keys, self.options, name="torrent")
+            if self.settings["tracker"]:
+                self.tracker = OpenTracker(interval=self.settings["tracker_interval"])
+                self.tracker_session = await self.network.open_session(self._keys("tracker.keys"), self.options,
+                                                                       name="tracker")
+                await self.tracker_session.serve(self._serve_tracker, port=0)
+        except OSError as exc:
+            self.state, self.error = "failed", f"{exc.filename or self.folder}: {exc.strerror or exc}"
+            raise ServiceError(self.error) from None
+        except (NetworkError, ProtocolError) as exc:
+            self.state, self.error = "failed", f"I2P session: {exc}"
+            raise ServiceError(self.error) from None
+        peer_id = PEER_ID_PREFIX + bytes(self.rng.getrandbits(8) for _ in range(12))
+        kib = 1024
+        self.engine = Engine(self.session, now=self.clock.monotonic, rng=self.rng, peer_id=peer_id,
+                             up_limit=self.settings["upload_limit"] * kib,
+                             down_limit=self.settings["download_limit"] * kib)
+        self.engine.on_metadata = self._metadata_received
+        await self.session.serve(self.engine.handle_stream, port=0)
+        self.state, self.error = "running", None
+        for path in sorted((self.folder / "torrents").iterdir()):
+            try:
+                if path.suffix == ".torrent":
+                    await self._add(Metainfo.parse(path.read_bytes()), None, save=False)
+                elif path.suffix == ".magnet":
+                    await self._add(None, MagnetLink.parse(path.read_text().strip()), save=False)
+            except (ProtocolError, OSError, ServiceError) as exc:
+                log.warning("%s: not loaded: %s", path, exc)
+
+    def _keys(self, file: str) -> PrivateKeys:
+        path = self.folder / file
+        if path.exists():
+            try:
+                return PrivateKeys.load(path)
+            except ProtocolError as exc:
+                raise ServiceError(f"{path}: {exc}") from None
+        keys = PrivateKeys.generate()
+        keys.save(path)
+        return keys
+
+    async def stop(self) -> None:
+        if self.engine is not None:
+            await asyncio.gather(*(t.stop() for t in self.engine.torrents.values()), return_exceptions=True)
+        for session in (self.tracker_session, self.session):
+            if session is not None:
+                await session.close()
+        self.session = self.tracker_session = None
+        self.state = "stopped"
+
+    async def _serve_tracker(self, stream) -> None:
+        await serve_tracker_stream(self.tracker, stream, self.clock.time)
+
+    # torrents -------------------------------------------------------------------------------------
+    @property
+    def tracker_url(self) -> str | None:
+        return f"http://{self.tracker_session.b32}/announce" if self.tracker_session is not None else None
+
+    async def add_torrent(self, meta: Metainfo | None = None, magnet: MagnetLink | None = None, *,
+                          download_dir: Path | None = None, paused: bool = False) -> Torrent:
+        return await self._add(meta, magnet, save=True, download_dir=download_dir, paused=paused)
+
+    async def _add(self, meta: Metainfo | None, magnet: MagnetLink | None, *, save: bool,
+                   download_dir: Path | None = None, paused: bool = False) -> Torrent:
+        if self.engine is None:
+            raise ServiceError("the torrent service is not running")
+        info_hash = meta.info_hash if meta else magnet.info_hash
+        if info_hash in self.engine.torrents:
+            raise ServiceError(f"torrent {info_hash.hex()} is already added")
+        if len(self.engine.torrents) >= self.settings["max_torrents"]:
+            raise ServiceError(f"[torrent] max_torrents = {self.settings['max_torrents']} reached")
+        kib = 1024
+        torrent = Torrent(self.engine, info_hash, meta=meta, name=magnet.name if magnet else None,
+                          trackers=list(magnet.trackers) if magnet else None,
+                          download_dir=download_dir or self.download_dir,
+                          resume_path=self.folder / "resume" / f"{info_hash.hex()}.resume",
+                          up_limit=self.settings["torrent_upload_limit"] * kib,
+                          down_limit=self.settings["torrent_download_limit"] * kib,
+                          seed_ratio=float(self.settings["seed_ratio"]), seed_time=self.settings["seed_time"] * 60)
+        if save:
+            if meta is not None:
+                atomic_write(self.folder / "torrents" / f"{info_hash.hex()}.torrent", meta.to_bytes())
+            else:
+                atomic_write_text(self.folder / "torrents" / f"{info_hash.hex()}.magnet", magnet.to_str() + "\n")
+        self.engine.torrents[info_hash] = torrent
+        if meta is not None and not save:
+            saved = torrent.resume.load(meta.info)
+            paused = paused or bool(saved and saved["paused"])
+        if paused:
+            torrent.paused, torrent.state = True, "paused"
+        else:
+            await torrent.start()
+        return torrent
+
+    def _metadata_received(self, torrent: Torrent) -> None:
+        folder = self.folder / "torrents"
+        atomic_write(folder / f"{torrent.info_hash.hex()}.torrent", torrent.meta.to_bytes())
+        try:
+            os.unlink(folder / f"{torrent.info_hash.hex()}.magnet")
+        except FileNotFoundError:
+            pass
+
+    def find(self, ref: str) -> Torrent:
+        """A torrent by info-hash (hex, or a unique prefix of it) or exact name."""
+        if self.engine is None:
+            raise ServiceError("the torrent service is not running")
+        ref = (ref or "").strip().lower()
+        matches = [t for h, t in self.engine.torrents.items()
+                   if (len(ref) >= 4 and h.hex().startswith(ref)) or t.name.lower() == ref]
+        if len(matches) != 1:
+            raise ValueError(f"{ref!r} names {'no' if not matches else 'more than one'} torrent")
+        return matches[0]
+
+    async def remove(self, torrent: Torrent, *, delete_files: bool = False) -> None:
+        await torrent.stop()
+        self.engine.torrents.pop(torrent.info_hash, None)
+        for suffix in (".torrent", ".magnet"):
+            try:
+                os.unlink(self.folder / "torrents" / f"{torrent.info_hash.hex()}{suffix}")
+            except FileNotFoundError:
+                pass
+        torrent.resume.remove()
+        if delete_files and torrent.storage is not None:
+            info = torrent.info
+            top = torrent.download_dir / info.name
+            if info.multi_file:
+                await asyncio.to_thread(shutil.rmtree, top, True)
+            else:
+                try:
+                    os.unlink(top)
+                except FileNotFoundError:
+                    pass
+
+    # control methods ------------------------------------------------------------------------------
+    def control_methods(self) -> dict[str, Any]:
+        return {"Add": self._rpc_add, "List": self._rpc_list, "Pause": self._rpc_pause,
+                "Resume": self._rpc_resume, "Remove": self._rpc_remove, "Peers": self._rpc_peers}
+
+    async def _rpc_add(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        meta = magnet = None
+        if isinstance(params.get("magnet"), str):
+            try:
+                magnet = MagnetLink.parse(params["magnet"])
+            except ProtocolError as exc:
+                raise ValueError(str(exc)) from None
+        elif isinstance(params.get("torrent"), str):
+            text = params["torrent"]
+            if len(text) > MAX_ADD_BYTES * 4 // 3 + 4:
+                raise ValueError(f"torrent over {MAX_ADD_BYTES} bytes refused")
+            try:
+                meta = Metainfo.parse(base64.b64decode(text, validate=True))
+            except (ProtocolError, ValueError) as exc:
+                raise ValueError(f"not a torrent: {exc}") from None
+        else:
+            raise ValueError("give 'torrent' (Base64 of a .torrent file) or 'magnet'")
+        download_dir = params.get("download_dir")
+        try:
+            torrent = await self.add_torrent(meta, magnet, paused=bool(params.get("paused")),
+                                             download_dir=Path(download_dir).expanduser() if download_dir else None)
+        except ServiceError as exc:
+            raise ValueError(str(exc)) from None
+        return torrent.status()
+
+    def _rpc_list(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return {"torrents": [t.status() for t in self.engine.torrents.values()] if self.engine else []}
+
+    async def _rpc_pause(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        torrent = self.find(str(params.get("torrent", "")))
+        await torrent.pause()
+        return torrent.status()
+
+    async def _rpc_resume(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        torrent = self.find(str(params.get("torrent", "")))
+        if torrent.paused or torrent.state in ("stopped", "finished", "error"):
+            torrent.paused = False
+            torrent.save_resume(force=True)
+            await torrent.start()
+        return torrent.status()
+
+    async def _rpc_remove(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        torrent = self.find(str(params.get("torrent", "")))
+        await self.remove(torrent, delete_files=bool(params.get("delete_files")))
+        return {"removed": torrent.info_hash.hex()}
+
+    def _rpc_peers(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        torrent = self.find(str(params.get("torrent", "")))
+        return {"info_hash": torrent.info_hash.hex(), "peers": [p.info_dict() for p in torrent.peers.values()]}
+
+    # status ---------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"state": self.state}
+        if self.error:
+            out["error"] = self.error
+        if self.session is not None:
+            out["b32"] = self.session.b32
+        if self.engine is not None:
+            torrents = list(self.engine.torrents.values())
+            out["torrents"] = len(torrents)
+            out["downloading"] = sum(1 for t in torrents if t.state == "downloading")
+            out["seeding"] = sum(1 for t in torrents if t.state == "seeding")
+            out["down_rate"] = round(sum(t.meter_down.rate() for t in torrents))
+            out["up_rate"] = round(sum(t.meter_up.rate() for t in torrents))
+            out["peers"] = sum(len(t.peers) for t in torrents)
+        if self.tracker is not None and self.tracker_session is not None:
+            out["tracker"] = {"b32": self.tracker_session.b32, "url": self.tracker_url,
+                              "torrents": len(self.tracker.swarms), "announces": self.tracker.announces,
+                              "scrapes": self.tracker.scrapes}
+        out["download_dir"] = str(self.download_dir)
+        return out
+
+
+def magnet_link(meta: Metainfo) -> str:
+    return magnet_of(meta).to_str()

@@ -1,0 +1,79 @@
+"""pyi2p to pyi2p over an in-memory I2P: a multi-file torrent seeded by one TorrentService reaches another
+through the built-in tracker, byte for byte; a restarted downloader does not fetch again what it has."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import random
+
+import pytest
+
+from apps.network import InProcessNetwork
+from apps.torrent import TorrentService
+from apps.torrent.metainfo import Metainfo, create_torrent
+from core.client import ClientAPI
+
+
+@pytest.fixture
+async def network():
+    net = InProcessNetwork(ClientAPI())
+    yield net
+    await net.close()
+
+
+def make_files(folder, sizes, seed=1):
+    rng = random.Random(seed)
+    folder.mkdir(parents=True)
+    (folder / "sub").mkdir()
+    paths = []
+    for i, size in enumerate(sizes):
+        path = folder / ("sub" if i % 2 else "") / f"file{i}.bin"
+        path.write_bytes(rng.randbytes(size))
+        paths.append(path)
+    return paths
+
+
+def digests(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+async def wait_until(predicate, timeout, what):
+    for _ in range(int(timeout / 0.1)):
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out: {what}")
+
+
+async def test_multi_file_torrent_through_the_builtin_tracker(network, tmp_path):
+    share = tmp_path / "seed" / "share"
+    make_files(share, [300_000, 1, 70_000, 0, 524_288])
+    seeder = TorrentService({"tracker": True, "download_dir": str(tmp_path / "seed")}, tmp_path / "a", network)
+    await seeder.start()
+    leecher = TorrentService({"download_dir": str(tmp_path / "get")}, tmp_path / "b", network)
+    await leecher.start()
+    try:
+        meta = create_torrent(share, tracker=seeder.tracker_url, piece_length=32768)
+        seeding = await seeder.add_torrent(Metainfo.parse(meta.to_bytes()))
+        assert seeding.state == "seeding"          # the files are there: checked, not fetched
+        leeching = await leecher.add_torrent(Metainfo.parse(meta.to_bytes()))
+        await wait_until(lambda: leeching.state == "seeding", 60, f"download: {leeching.status()}")
+        assert digests(tmp_path / "get" / "share") == digests(share)
+        assert seeding.uploaded >= meta.info.total_length
+        status = seeder.status()
+        assert status["tracker"]["announces"] >= 2 and status["tracker"]["torrents"] == 1
+        assert status["tracker"]["url"].endswith(".b32.i2p/announce")
+    finally:
+        await leecher.stop()
+        await seeder.stop()
+
+    # restart: the resume data says it is all there, nothing is fetched again
+    again = TorrentService({"download_dir": str(tmp_path / "get")}, tmp_path / "b", network)
+    await again.start()
+    try:
+        [torrent] = again.engine.torrents.values()
+        assert torrent.state == "seeding" and torrent.downloaded == leeching.downloaded
+    finally:
+        await again.stop()
