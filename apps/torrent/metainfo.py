@@ -37,6 +37,7 @@ class FileEntry:
     path: tuple[str, ...]          # relative to the torrent's folder (multi-file) or just (name,)
     length: int
     offset: int                    # of its first byte in the torrent's byte stream
+    pad: bool = False              # BEP 47 padding: zeros that are never written to disk
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +115,8 @@ class Info:
                 if path in seen or any(path[:i] in seen for i in range(1, len(path))):
                     raise MetainfoError(f"file {'/'.join(path)} is listed twice or under another file")
                 seen.add(path)
-                files.append(FileEntry(path, length, offset))
+                attr = entry.get(b"attr")
+                files.append(FileEntry(path, length, offset, pad=isinstance(attr, bytes) and b"p" in attr))
                 offset += length
             multi = True
         else:

@@ -26,11 +26,13 @@ class Storage:
         self.paths = [path_of(info, self.download_dir, f) for f in info.files]
 
     def exists(self) -> bool:
-        return any(p.exists() for p in self.paths)
+        return any(p.exists() for p, f in zip(self.paths, self.info.files) if not f.pad)
 
     def allocate(self) -> None:
         """Create every file at its full length (sparse), so offsets can be written in any order."""
         for path, entry in zip(self.paths, self.info.files):
+            if entry.pad:
+                continue
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "ab") as f:
                 if f.tell() != entry.length:
@@ -41,12 +43,15 @@ class Storage:
             start = max(offset, entry.offset)
             end = min(offset + length, entry.offset + entry.length)
             if start < end:
-                yield path, start - entry.offset, end - start
+                yield (None if entry.pad else path), start - entry.offset, end - start
 
     def read(self, index: int, begin: int, length: int) -> bytes:
         offset = index * self.info.piece_length + begin
         out = bytearray()
         for path, at, size in self._spans(offset, length):
+            if path is None:
+                out += bytes(size)
+                continue
             with open(path, "rb") as f:
                 f.seek(at)
                 chunk = f.read(size)
@@ -57,6 +62,9 @@ class Storage:
         offset = index * self.info.piece_length
         pos = 0
         for path, at, size in self._spans(offset, len(data)):
+            if path is None:
+                pos += size
+                continue
             with open(path, "r+b") as f:
                 f.seek(at)
                 f.write(data[pos:pos + size])

@@ -1,0 +1,103 @@
+"""libtorrent 2.1, unmodified, as a peer of pyi2p's engine over I2P: libtorrent runs on our SAM bridge on one
+pyi2p router, TorrentService (with its built-in tracker) runs in-process on another. libtorrent downloads a
+multi-file torrent pyi2p seeds, and pyi2p downloads one libtorrent seeds; the files are identical."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+
+import pytest
+
+from apps.network import InProcessNetwork
+from apps.torrent import TorrentService
+from apps.torrent.metainfo import Metainfo, create_torrent
+from tests.client.routers import free_port, start_network, wait_for
+from tests.sam.test_real_clients_libtorrent import _sam_router, _session
+
+lt = pytest.importorskip("libtorrent", reason="libtorrent (PyPI libtorrent 2.1) is not installed")
+
+TUNNELS = {"inbound.length": 1, "outbound.length": 1, "inbound.quantity": 2, "outbound.quantity": 2}
+
+
+def make_folder(folder, sizes, seed):
+    rng = random.Random(seed)
+    (folder / "inner").mkdir(parents=True)
+    for i, size in enumerate(sizes):
+        (folder / ("inner" if i % 2 else "") / f"part{i}.dat").write_bytes(rng.randbytes(size))
+
+
+def digests(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def lt_torrent(folder, tracker_url: str) -> bytes:
+    creator = lt.create_torrent(lt.list_files(str(folder)), 32 * 1024)
+    creator.add_tracker(tracker_url)
+    lt.set_piece_hashes(creator, str(folder.parent))
+    return lt.bencode(creator.generate())
+
+
+async def test_libtorrent_and_pyi2p_exchange_torrents_both_ways(tmp_path):
+    floodfill, _ = _sam_router(tmp_path, "ff", floodfill=True, sam=False)
+    lt_node, lt_sam = _sam_router(tmp_path, "lt")
+    py_node, _ = _sam_router(tmp_path, "py", sam=False)
+    relays = [_sam_router(tmp_path, f"relay{i}", sam=False)[0] for i in range(2)]
+    nodes = [floodfill, *relays, lt_node, py_node]
+    service = None
+    session = None
+    try:
+        await start_network(nodes)
+        network = InProcessNetwork(py_node.api)
+        ours, theirs = tmp_path / "py" / "ours", tmp_path / "lt" / "theirs"
+        make_folder(ours, [200_000, 65_536, 1, 150_000], seed=1)
+        make_folder(theirs, [180_000, 3, 99_999], seed=2)
+        service = TorrentService({"tracker": True, "download_dir": str(tmp_path / "py"), **TUNNELS},
+                                 tmp_path / "pydata", network)
+        await service.start()
+        ours_meta = create_torrent(ours, tracker=service.tracker_url, piece_length=32 * 1024)
+        theirs_bytes = lt_torrent(theirs, service.tracker_url)
+        theirs_meta = Metainfo.parse(theirs_bytes)
+        seeding = await service.add_torrent(ours_meta)
+        leeching = await service.add_torrent(theirs_meta)
+        assert seeding.state == "seeding" and leeching.state == "downloading"
+
+        session = _session(lt_sam, free_port())
+        params = lt.add_torrent_params()
+        params.ti, params.save_path = lt.torrent_info(ours_meta.to_bytes()), str(tmp_path / "lt")
+        lt_leeching = session.add_torrent(params)
+        params = lt.add_torrent_params()
+        params.ti, params.save_path = lt.torrent_info(lt.bdecode(theirs_bytes)), \
+            str(tmp_path / "lt")
+        lt_seeding = session.add_torrent(params)
+
+        alerts: list[str] = []
+
+        def done() -> bool:
+            alerts.extend(f"{type(a).__name__}: {a.message()}" for a in session.pop_alerts())
+            return lt_leeching.status().is_seeding and leeching.state == "seeding"
+
+        try:
+            await wait_for(done, 150, interval=0.25)
+        except TimeoutError:
+            pytest.fail(f"no transfer: libtorrent leecher {lt_leeching.status().state} "
+                        f"{lt_leeching.status().progress:.2f}, seeder {lt_seeding.status().state}; pyi2p "
+                        f"{seeding.status()} {leeching.status()}; tracker {service.status().get('tracker')}; "
+                        f"alerts: {alerts[-30:]}")
+        assert digests(tmp_path / "lt" / "ours") == digests(ours)
+        assert digests(tmp_path / "py" / "theirs") == digests(theirs)     # BEP 47 pad files stay virtual
+        assert any(f.pad for f in theirs_meta.info.files)
+        assert seeding.uploaded >= ours_meta.info.total_length
+        assert lt_seeding.status().total_payload_upload >= theirs_meta.info.total_length
+        # libtorrent 2 makes hybrid v1+v2 torrents and announces the truncated v2 hash as well
+        assert {ours_meta.info_hash, theirs_meta.info_hash} <= set(service.tracker.swarms)
+        assert all(peer.flags & lt.peer_info.i2p_socket for peer in lt_leeching.get_peer_info())
+    finally:
+        if session is not None:
+            session.pause()
+            session = None
+        if service is not None:
+            await service.stop()
+        for node in reversed(nodes):
+            await node.stop()
