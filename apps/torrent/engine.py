@@ -219,7 +219,7 @@ class Torrent:
         self.connecting: set[bytes] = set()
         self.known: dict[bytes, KnownPeer] = {}
         self.banned: set[bytes] = set()
-        self.bad_pieces: dict[bytes, int] = {}
+        self.bad_pieces: dict[bytes, float] = {}
         self.blocks: dict[int, bytearray] = {}
         self.contributors: dict[int, set[bytes]] = {}
         self.hashing: set[int] = set()
@@ -542,9 +542,10 @@ class Torrent:
             self.hash_failures += 1
             self.picker.piece_failed(index)
             for key in contributors:
-                self.bad_pieces[key] = self.bad_pieces.get(key, 0) + 1
+                # a piece with several sources blames each in part, so one liar cannot get honest peers banned
+                self.bad_pieces[key] = self.bad_pieces.get(key, 0.0) + 1 / len(contributors)
                 if self.bad_pieces[key] >= BAD_PIECES_BAN:
-                    self.ban(key, f"{self.bad_pieces[key]} pieces failed their hash")
+                    self.ban(key, f"{self.bad_pieces[key]:.1f} pieces failed their hash")
             for peer in list(self.peers.values()):
                 self.spawn(self._request_more(peer))
             return
@@ -756,13 +757,14 @@ class Torrent:
         if not self.trackers:
             return
         event: str | None = "started"
-        failures = 0
+        failures = lonely = 0
         while True:
             interval = await self._announce_all(event)
             if interval:
                 event, failures = None, 0
-                # a leecher with no peers asks again soon, so a new swarm forms quickly
-                wait = interval if self.peers or self.state == "seeding" else min(interval, 15)
+                # a leecher with no peers asks again soon (5 s, doubling), so a new swarm forms quickly
+                lonely = 0 if self.peers or self.state == "seeding" else lonely + 1
+                wait = min(interval, 5 * 2 ** (lonely - 1)) if lonely else interval
             else:
                 failures += 1
                 wait = min(300, 10 * 2 ** min(failures, 5))

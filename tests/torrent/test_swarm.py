@@ -77,3 +77,29 @@ async def test_multi_file_torrent_through_the_builtin_tracker(network, tmp_path)
         assert torrent.state == "seeding" and torrent.downloaded == leeching.downloaded
     finally:
         await again.stop()
+
+
+async def test_magnet_link_fetches_the_metadata_from_peers(network, tmp_path):
+    share = tmp_path / "seed" / "share"
+    make_files(share, [100_000, 40_000], seed=3)
+    seeder = TorrentService({"tracker": True, "download_dir": str(tmp_path / "seed")}, tmp_path / "a", network)
+    await seeder.start()
+    leecher = TorrentService({"download_dir": str(tmp_path / "get")}, tmp_path / "b", network)
+    await leecher.start()
+    try:
+        meta = create_torrent(share, tracker=seeder.tracker_url)
+        await seeder.add_torrent(meta)
+        from apps.torrent.service import magnet_link
+        added = await leecher.control_methods()["Add"]({"magnet": magnet_link(meta)})
+        assert added["state"] == "metadata" and added["name"] == "share"
+        [torrent] = leecher.engine.torrents.values()
+        await wait_until(lambda: torrent.state == "seeding", 60, f"magnet download: {torrent.status()}")
+        assert digests(tmp_path / "get" / "share") == digests(share)
+        # the metadata is kept as a .torrent, so a restart needs no peer to know what it has
+        assert (tmp_path / "b" / "torrent" / "torrents" / f"{meta.info_hash.hex()}.torrent").read_bytes() \
+            and not list((tmp_path / "b" / "torrent" / "torrents").glob("*.magnet"))
+        listed = leecher.control_methods()["List"]({})["torrents"]
+        assert listed[0]["progress"] == 1.0 and listed[0]["size"] == 140_000
+    finally:
+        await leecher.stop()
+        await seeder.stop()
