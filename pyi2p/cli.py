@@ -6,7 +6,7 @@ import sys
 
 from core.data.errors import ProtocolError
 
-from . import reseed, run, status, testnet, tools
+from . import reseed, run, status, testnet, tools, torrent
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_parsers(subparsers)
     reseed.add_parser(subparsers)
     testnet.add_parser(subparsers)
+    torrent.add_parser(subparsers)
     return parser
 
 

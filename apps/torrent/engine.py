@@ -236,17 +236,21 @@ class Torrent:
 
     # lifecycle ------------------------------------------------------------------------------------
     def spawn(self, coro) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(self._guard(coro))
+        task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
 
-    async def _guard(self, coro) -> None:
-        """A side task's network trouble ends only that task."""
-        try:
-            await coro
-        except (ConnectionError, OSError, ProtocolError, NetworkError, asyncio.TimeoutError) as exc:
+    def _task_done(self, task: asyncio.Task) -> None:
+        """A side task's network trouble ends only that task; anything else is a bug worth a traceback."""
+        self.tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, (ConnectionError, OSError, ProtocolError, NetworkError, asyncio.TimeoutError)):
             log.debug("%s: %s", self.name, exc)
+        elif exc is not None:
+            log.error("%s: task failed", self.name, exc_info=exc)
 
     async def start(self) -> None:
         self.paused = False
