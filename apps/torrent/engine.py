@@ -42,7 +42,12 @@ KEEPALIVE = 100.0
 RECONNECT_DELAY = 60.0
 METADATA_PIECE = 16 * 1024
 MAX_METADATA = 10 * 1024 * 1024
-UT_METADATA = 3                    # our extension id for ut_metadata (BEP 9)
+UT_METADATA = 3                    # our extension ids: ut_metadata (BEP 9)
+I2P_DHT = 4                        # i2p_dht: the peer's DHT ports (bittorrent.md "DHT")
+I2P_PEX = 5                        # i2p_pex: peers as 32-byte hashes (bittorrent.md "PEX")
+PEX_INTERVAL = 60.0
+PEX_MAX = 50
+DHT_INTERVAL = 15 * 60.0
 RESUME_SAVE_INTERVAL = 5.0
 
 
@@ -51,7 +56,7 @@ def peer_key(destination_or_hash: Destination | bytes) -> bytes:
 
 
 def b32_of(dest_hash: bytes) -> str:
-    return b32encode(dest_hash).rstrip("=").lower() + ".b32.i2p"
+    return b32encode(dest_hash) + ".b32.i2p"
 
 
 @dataclass(slots=True)
@@ -97,6 +102,8 @@ class PeerConnection:
         self.send_lock = asyncio.Lock()
         self.upload_wakeup = asyncio.Event()
         self.closed = False
+        self.destination: Destination | None = None
+        self.pex_sent: set[bytes] = set()
 
     # sending ----------------------------------------------------------------------------------------
     async def send(self, data: bytes) -> None:
@@ -262,6 +269,7 @@ class Torrent:
         self.state = self._active_state()
         self.spawn(self._maintain())
         self.spawn(self._announce_loop())
+        self.spawn(self._dht_loop())
 
     async def _open_storage(self) -> None:
         self.state = "checking"
@@ -359,10 +367,13 @@ class Torrent:
         if key in self.peers or self.paused:
             writer.close()
             return
-        await self.run_peer(key, reader, writer, None)
+        await self.run_peer(key, reader, writer, None,
+                            destination=known.target if isinstance(known.target, Destination) else None)
 
-    async def run_peer(self, key: bytes, reader, writer, handshake: wire.Handshake | None) -> None:
+    async def run_peer(self, key: bytes, reader, writer, handshake: wire.Handshake | None, *,
+                       destination: Destination | None = None) -> None:
         peer = PeerConnection(self, key, reader, writer, outbound=handshake is None)
+        peer.destination = destination
         self.peers[key] = peer
         try:
             await peer.run(handshake)
@@ -577,7 +588,10 @@ class Torrent:
 
     # extension protocol (BEP 10) and ut_metadata (BEP 9) ----------------------------------------
     def extension_handshake(self) -> dict[bytes, Any]:
-        out: dict[bytes, Any] = {b"m": {b"ut_metadata": UT_METADATA}, b"v": b"pyi2p", b"reqq": MAX_PEER_REQUESTS}
+        m = {b"ut_metadata": UT_METADATA, b"i2p_pex": I2P_PEX}
+        if self.engine.dht is not None:
+            m[b"i2p_dht"] = I2P_DHT
+        out: dict[bytes, Any] = {b"m": m, b"v": b"pyi2p", b"reqq": MAX_PEER_REQUESTS}
         if self.info is not None:
             out[b"metadata_size"] = len(self.info.raw)
         return out
@@ -594,11 +608,22 @@ class Torrent:
             size = payload.get(b"metadata_size")
             if isinstance(size, int) and 0 < size <= MAX_METADATA:
                 peer.metadata_size = size
+            dht = self.engine.dht
+            if dht is not None and b"i2p_dht" in peer.ext:
+                await peer.send(wire.encode_extended(peer.ext[b"i2p_dht"], {b"port": dht.port, b"rport": dht.rport}))
             if self.info is None:
                 await self._request_metadata(peer)
             return
         if msg.ext_id == UT_METADATA:
             await self._on_metadata(peer, payload, tail)
+        elif msg.ext_id == I2P_DHT:
+            port = payload.get(b"port")
+            if self.engine.dht is not None and isinstance(port, int) and 0 < port < 65535:
+                self.engine.dht_contact(peer.destination or peer.key, port)
+        elif msg.ext_id == I2P_PEX:
+            added = payload.get(b"added")
+            if isinstance(added, bytes) and len(added) % 32 == 0:
+                self.add_peers([added[i:i + 32] for i in range(0, min(len(added), 32 * PEX_MAX), 32)])
 
     async def _on_metadata(self, peer: PeerConnection, payload: dict, tail: bytes) -> None:
         msg_type, piece = payload.get(b"msg_type"), payload.get(b"piece")
@@ -669,7 +694,7 @@ class Torrent:
     # periodic work ---------------------------------------------------------------------------------
     async def _maintain(self) -> None:
         last_rechoke = float("-inf")
-        last_save = self.now()
+        last_save = last_pex = self.now()
         while True:
             now = self.now()
             self._connect_more(now)
@@ -694,10 +719,29 @@ class Torrent:
                 for peer in list(self.peers.values()):
                     if peer.metadata_size and self.metadata is None:
                         self.spawn(self._request_metadata(peer))
+            if now - last_pex >= PEX_INTERVAL:
+                last_pex = now
+                self._send_pex()
             if now - last_save >= RESUME_SAVE_INTERVAL:
                 last_save = now
                 self.save_resume()
             await asyncio.sleep(1.0)
+
+    def _send_pex(self) -> None:
+        if self.info is not None and self.info.private:
+            return
+        connected = set(self.peers)
+        for peer in list(self.peers.values()):
+            their_id = peer.ext.get(b"i2p_pex")
+            if their_id is None or peer.wire.handshake is None:
+                continue
+            added = [k for k in connected - peer.pex_sent if k != peer.key][:PEX_MAX]
+            dropped = [k for k in peer.pex_sent - connected][:PEX_MAX]
+            if not added and not dropped:
+                continue
+            peer.pex_sent = (peer.pex_sent | set(added)) - set(dropped)
+            self.spawn(peer.send(wire.encode_extended(their_id, {b"added": b"".join(added),
+                                                                  b"dropped": b"".join(dropped)})))
 
     def _goal_reached(self) -> bool:
         size = self.info.total_length if self.info else 0
@@ -757,6 +801,24 @@ class Torrent:
         ok = [i for i in intervals if i]
         return min(ok) if ok else 0
 
+    async def _dht_loop(self) -> None:
+        """Find peers in the DHT and announce ourselves there; soon and often while alone."""
+        dht = self.engine.dht
+        if dht is None or (self.info is not None and self.info.private):
+            return
+        lonely = 0
+        while True:
+            try:
+                found = await dht.get_peers(self.info_hash, announce=True)
+            except (NetworkError, ProtocolError, OSError) as exc:
+                log.debug("%s: DHT lookup failed: %s", self.name, exc)
+                found = []
+            self.add_peers(found)
+            # alone, or not yet announced anywhere (the table was empty): look again soon
+            settled = (self.peers or self.state == "seeding") and dht.announced.get(self.info_hash, 0) > 0
+            lonely = 0 if settled else lonely + 1
+            await asyncio.sleep(min(DHT_INTERVAL, 5 * 2 ** (lonely - 1)) if lonely else DHT_INTERVAL)
+
     async def _announce_loop(self) -> None:
         if not self.trackers:
             return
@@ -807,6 +869,16 @@ class Engine:
         self.bucket_down = TokenBucket(down_limit, now)
         self.torrents: dict[bytes, Torrent] = {}
         self.on_metadata: Callable[[Torrent], None] | None = None
+        self.dht = None                 # a dht.Dht when the DHT is on
+        self.tasks: set[asyncio.Task] = set()
+
+    def dht_contact(self, peer: Destination | bytes, port: int) -> None:
+        """A peer told us its DHT port: ping it, so it joins our routing table."""
+        if self.dht is None or len(self.tasks) > 64:
+            return
+        task = asyncio.get_running_loop().create_task(self.dht.ping_node(peer, port))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def metadata_received(self, torrent: Torrent) -> None:
         if self.on_metadata is not None:
@@ -826,4 +898,4 @@ class Engine:
             stream.writer.close()
             return
         torrent.add_peers([stream.peer])
-        await torrent.run_peer(key, stream.reader, stream.writer, handshake)
+        await torrent.run_peer(key, stream.reader, stream.writer, handshake, destination=stream.peer)

@@ -19,9 +19,12 @@ from apps.network import NetworkError
 from apps.service import ServiceError
 from core.clock import SystemClock
 from core.data.errors import ProtocolError
+from core.data.identity import Destination
 from core.data.privatekeys import PrivateKeys
 from core.fsutil import atomic_write, atomic_write_text
 
+from .bencode import bdecode, bencode
+from .dht import Dht
 from .engine import Engine, Torrent
 from .metainfo import MAX_METAINFO_BYTES, MagnetLink, Metainfo, magnet_of
 from .tracker import OpenTracker, serve_tracker_stream
@@ -40,7 +43,11 @@ DEFAULTS: dict[str, Any] = {
     "seed_ratio": 0.0,              # stop seeding at this upload/size ratio (0 = never)
     "seed_time": 0,                 # minutes of seeding before stopping (0 = never)
     "max_torrents": 100,
+    "dht": True,                    # the I2P DHT (magnets without a tracker)
+    "dht_port": 0,                  # query port (the response port is +1); 0 = chosen once and kept
+    "dht_bootstrap": [],            # "<b32, Base64 or name>:<port>" of DHT nodes to start from
 }
+DHT_FILE = "dht.dat"
 PEER_ID_PREFIX = b"-PY0100-"
 MAX_ADD_BYTES = MAX_METAINFO_BYTES
 
@@ -58,6 +65,8 @@ def _validated(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str
         default = DEFAULTS[key]
         if isinstance(default, bool):
             ok = isinstance(value, bool)
+        elif isinstance(default, list):
+            ok = isinstance(value, list) and all(isinstance(v, str) and ":" in v for v in value)
         elif isinstance(default, int):
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
         elif isinstance(default, float):
@@ -65,8 +74,10 @@ def _validated(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str
         else:
             ok = isinstance(value, str)
         if not ok:
-            raise ServiceError(f"[torrent] {key} = {value!r}: expected a {type(default).__name__}"
-                               + (" >= 0" if isinstance(default, (int, float)) and not isinstance(default, bool) else ""))
+            wanted = 'a list of "address:port" strings' if isinstance(default, list) else \
+                f"a {type(default).__name__}" + (" >= 0" if isinstance(default, (int, float))
+                                                 and not isinstance(default, bool) else "")
+            raise ServiceError(f"[torrent] {key} = {value!r}: expected {wanted}")
         values[key] = value
     return values, options
 
@@ -87,6 +98,8 @@ class TorrentService:
         self.tracker_session = None
         self.tracker: OpenTracker | None = None
         self.engine: Engine | None = None
+        self.dht: Dht | None = None
+        self._bootstrap: asyncio.Task | None = None
         self.state = "stopped"
         self.error: str | None = None
 
@@ -115,6 +128,8 @@ class TorrentService:
                              up_limit=self.settings["upload_limit"] * kib,
                              down_limit=self.settings["download_limit"] * kib)
         self.engine.on_metadata = self._metadata_received
+        if self.settings["dht"]:
+            self._start_dht()
         await self.session.serve(self.engine.handle_stream, port=0)
         self.state, self.error = "running", None
         for path in sorted((self.folder / "torrents").iterdir()):
@@ -125,6 +140,48 @@ class TorrentService:
                     await self._add(None, MagnetLink.parse(path.read_text().strip()), save=False)
             except (ProtocolError, OSError, ServiceError) as exc:
                 log.warning("%s: not loaded: %s", path, exc)
+
+    def _start_dht(self) -> None:
+        saved: dict = {}
+        try:
+            loaded = bdecode((self.folder / DHT_FILE).read_bytes())
+            saved = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ProtocolError):
+            pass
+        port = self.settings["dht_port"] or saved.get(b"port")
+        if not isinstance(port, int) or not 1 <= port < 65535:
+            port = 6891 + self.rng.randrange(65535 - 20 - 6881)        # i2psnark's range
+        self.dht = Dht(self.session, port, now=self.clock.monotonic, rng=self.rng)
+        self.dht.start()
+        self.engine.dht = self.dht
+        contacts: list[tuple[Any, int]] = []
+        for entry in saved.get(b"nodes", [])[:100] if isinstance(saved.get(b"nodes"), list) else []:
+            try:
+                contacts.append((Destination.parse(entry[b"dest"]), int(entry[b"port"])))
+            except (ProtocolError, KeyError, TypeError, ValueError):
+                continue
+        for text in self.settings["dht_bootstrap"]:
+            address, _, port_text = text.rpartition(":")
+            try:
+                contacts.append((address, int(port_text)))
+            except ValueError:
+                log.warning("[torrent] dht_bootstrap %r: not address:port", text)
+        self._bootstrap = asyncio.get_running_loop().create_task(self._dht_bootstrap(contacts))
+
+    async def _dht_bootstrap(self, contacts: list[tuple[Any, int]]) -> None:
+        async def one(address, port: int) -> None:
+            try:
+                destination = address if isinstance(address, Destination) else await self.session.resolve(address)
+                await self.dht.ping(destination, port)
+            except (NetworkError, ProtocolError, OSError, asyncio.TimeoutError) as exc:
+                log.info("DHT bootstrap %s: %s", str(address)[:60], exc)
+        await asyncio.gather(*(one(a, p) for a, p in contacts))
+        if self.dht.state.nodes:
+            await self.dht.get_peers(self.dht.state.node_id)      # fill the table around us
+
+    def _save_dht(self) -> None:
+        if self.dht is not None:
+            atomic_write(self.folder / DHT_FILE, bencode({b"port": self.dht.port, b"nodes": self.dht.export_nodes()}))
 
     def _keys(self, file: str) -> PrivateKeys:
         path = self.folder / file
@@ -140,6 +197,16 @@ class TorrentService:
     async def stop(self) -> None:
         if self.engine is not None:
             await asyncio.gather(*(t.stop() for t in self.engine.torrents.values()), return_exceptions=True)
+            for task in [*self.engine.tasks, *([self._bootstrap] if self._bootstrap else [])]:
+                task.cancel()
+        if self.dht is not None:
+            try:
+                self._save_dht()
+            except OSError as exc:
+                log.warning("%s: %s", self.folder / DHT_FILE, exc)
+            self.dht.stop()
+            self.dht = None
+        self._bootstrap = None
         for session in (self.tracker_session, self.session):
             if session is not None:
                 await session.close()
@@ -303,6 +370,8 @@ class TorrentService:
             out["tracker"] = {"b32": self.tracker_session.b32, "url": self.tracker_url,
                               "torrents": len(self.tracker.swarms), "announces": self.tracker.announces,
                               "scrapes": self.tracker.scrapes}
+        if self.dht is not None:
+            out["dht"] = self.dht.status()
         out["download_dir"] = str(self.download_dir)
         return out
 
