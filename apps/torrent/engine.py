@@ -30,7 +30,9 @@ from .tracker import TrackerError, announce_target, http_get, parse_announce_rep
 
 log = logging.getLogger(__name__)
 
-PIPELINE = 48                      # outstanding block requests per peer (I2P round trips are long)
+PIPELINE = 32                      # outstanding block requests per peer at least (I2P round trips are long)
+MAX_PIPELINE = 256                 # and at most; in between, what the peer delivers in PIPELINE_SECONDS
+PIPELINE_SECONDS = 4.0
 MAX_PEER_REQUESTS = 500            # requests a peer may queue with us
 MAX_PEERS = 40                     # connections per torrent
 MAX_KNOWN_PEERS = 500
@@ -503,8 +505,9 @@ class Torrent:
     async def _request_more(self, peer: PeerConnection) -> None:
         if self.picker is None or peer.peer_choking or not peer.have or self.paused:
             return
-        room = PIPELINE - len(peer.outstanding)
-        if room < PIPELINE // 4 and peer.outstanding:
+        depth = max(PIPELINE, min(MAX_PIPELINE, int(peer.down.rate() * PIPELINE_SECONDS) // wire.BLOCK))
+        room = depth - len(peer.outstanding)
+        if room < depth // 4 and peer.outstanding:
             return
         now = self.now()
         picks = self.picker.pick(peer.key, peer.have, room)
@@ -544,9 +547,7 @@ class Torrent:
         data = bytes(self.blocks.pop(index))
         contributors = self.contributors.pop(index, set())
         try:
-            ok = await asyncio.to_thread(self.storage.verify, index, data)
-            if ok:
-                await asyncio.to_thread(self.storage.write_piece, index, data)
+            ok = await asyncio.to_thread(self.storage.verify_and_write, index, data)
         except OSError as exc:
             self.state, self.error = "error", f"storage: {exc}"
             await self.stop(announce=False)

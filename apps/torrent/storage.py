@@ -75,6 +75,13 @@ class Storage:
             data = self.read(index, 0, self.info.piece_size(index))
         return hashlib.sha1(data).digest() == self.info.pieces[index]
 
+    def verify_and_write(self, index: int, data: bytes) -> bool:
+        """One trip to a worker thread per finished piece: hash it, and store it if it is right."""
+        if not self.verify(index, data):
+            return False
+        self.write_piece(index, data)
+        return True
+
     def check(self, skip: bytearray | None = None) -> bytearray:
         """Hash the pieces on disk; 1 for each that verifies (pieces set in `skip` are trusted)."""
         have = bytearray(self.info.piece_count)
