@@ -30,10 +30,11 @@ from .tracker import TrackerError, announce_target, http_get, parse_announce_rep
 
 log = logging.getLogger(__name__)
 
-PIPELINE = 32                      # outstanding block requests per peer at least (I2P round trips are long)
+PIPELINE = 64                      # outstanding block requests per peer at least (I2P round trips are long)
 MAX_PIPELINE = 256                 # and at most; in between, what the peer delivers in PIPELINE_SECONDS
-PIPELINE_SECONDS = 4.0
+PIPELINE_SECONDS = 6.0
 MAX_PEER_REQUESTS = 500            # requests a peer may queue with us
+DEFAULT_REQQ = 250                 # what a peer is assumed to queue when its extension handshake does not say
 MAX_PEERS = 40                     # connections per torrent
 MAX_KNOWN_PEERS = 500
 BAD_PIECES_BAN = 3                 # pieces that fail their hash before a peer is banned
@@ -95,6 +96,7 @@ class PeerConnection:
         self.peer_requests: list[tuple[int, int, int]] = []
         self.ext: dict[bytes, int] = {}
         self.metadata_size = 0
+        self.reqq = DEFAULT_REQQ
         self.client = ""
         self.down = RateMeter(torrent.now)
         self.up = RateMeter(torrent.now)
@@ -506,6 +508,7 @@ class Torrent:
         if self.picker is None or peer.peer_choking or not peer.have or self.paused:
             return
         depth = max(PIPELINE, min(MAX_PIPELINE, int(peer.down.rate() * PIPELINE_SECONDS) // wire.BLOCK))
+        depth = min(depth, peer.reqq)
         room = depth - len(peer.outstanding)
         if room < depth // 4 and peer.outstanding:
             return
@@ -606,6 +609,9 @@ class Torrent:
             v = payload.get(b"v")
             if isinstance(v, bytes):
                 peer.client = v.decode("utf-8", "replace")[:40]
+            reqq = payload.get(b"reqq")
+            if isinstance(reqq, int) and reqq > 0:
+                peer.reqq = min(reqq, MAX_PIPELINE)
             size = payload.get(b"metadata_size")
             if isinstance(size, int) and 0 < size <= MAX_METADATA:
                 peer.metadata_size = size
