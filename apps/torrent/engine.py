@@ -244,6 +244,7 @@ class Torrent:
         self.tracker_status: dict[str, str] = {}
         self.completed_announced = False
         self.hash_failures = 0
+        self.finished = False              # a seeding goal was met
 
     # lifecycle ------------------------------------------------------------------------------------
     def spawn(self, coro) -> asyncio.Task:
@@ -264,7 +265,7 @@ class Torrent:
             log.error("%s: task failed", self.name, exc_info=exc)
 
     async def start(self) -> None:
-        self.paused = False
+        self.paused = self.finished = False
         self.error = None
         if self.info is not None and self.storage is None:
             await self._open_storage()
@@ -330,7 +331,7 @@ class Torrent:
     async def pause(self) -> None:
         self.paused = True
         await self.stop()
-        self.state = "paused"
+        self.state = "finished" if self.finished else "paused"
         self.save_resume(force=True)
 
     def save_resume(self, force: bool = False) -> None:
@@ -719,7 +720,7 @@ class Torrent:
             if self.state == "seeding":
                 self.seconds_seeded += 1
                 if self._goal_reached():
-                    self.state = "finished"
+                    self.finished = True
                     self.spawn(self.pause())
                     return
             if self.info is None:

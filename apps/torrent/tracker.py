@@ -168,6 +168,20 @@ async def http_get(session, host: str, port: int, target: str, *, timeout: float
     return await asyncio.wait_for(run(), timeout + 30)
 
 
+async def scrape(session, announce_url: str, info_hashes: list[bytes], *,
+                 timeout: float = 90.0) -> dict[bytes, dict[str, int]]:
+    """BEP 48 scrape of `info_hashes` at the tracker of `announce_url`."""
+    url = scrape_url(announce_url)
+    if url is None:
+        raise TrackerError(f"{announce_url}: no scrape URL (the path does not end in announce)")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise TrackerError(f"{url}: only http:// trackers on .i2p hosts are reachable")
+    query = "&".join("info_hash=" + urllib.parse.quote_from_bytes(h) for h in info_hashes)
+    target = (parts.path or "/") + "?" + "&".join(q for q in (parts.query, query) if q)
+    return parse_scrape_reply(await http_get(session, parts.hostname, parts.port or 80, target, timeout=timeout))
+
+
 # The built-in open tracker ---------------------------------------------------------------------
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ import pytest
 from apps.network import InProcessNetwork
 from apps.torrent import TorrentService
 from apps.torrent.metainfo import Metainfo, create_torrent
+from apps.torrent.tracker import scrape
 from core.client import ClientAPI
 
 
@@ -64,6 +65,10 @@ async def test_multi_file_torrent_through_the_builtin_tracker(network, tmp_path)
         assert seeding.uploaded >= meta.info.total_length
         status = seeder.status()
         assert status["tracker"]["announces"] >= 2 and status["tracker"]["torrents"] == 1
+        # a scrape over I2P: both are seeders now (the leecher announced "completed")
+        await wait_until(lambda: seeder.tracker.swarms[meta.info_hash].downloaded == 1, 20, "completed announce")
+        scraped = await scrape(leecher.session, seeder.tracker_url, [meta.info_hash])
+        assert scraped[meta.info_hash] == {"complete": 2, "incomplete": 0, "downloaded": 1}
         assert status["tracker"]["url"].endswith(".b32.i2p/announce")
     finally:
         await leecher.stop()
@@ -100,6 +105,31 @@ async def test_magnet_link_fetches_the_metadata_from_peers(network, tmp_path):
             and not list((tmp_path / "b" / "torrent" / "torrents").glob("*.magnet"))
         listed = leecher.control_methods()["List"]({})["torrents"]
         assert listed[0]["progress"] == 1.0 and listed[0]["size"] == 140_000
+    finally:
+        await leecher.stop()
+        await seeder.stop()
+
+
+async def test_seeding_goal_stops_the_torrent(network, tmp_path):
+    share = tmp_path / "seed" / "one.bin"
+    share.parent.mkdir()
+    share.write_bytes(random.Random(9).randbytes(100_000))
+    seeder = TorrentService({"tracker": True, "download_dir": str(tmp_path / "seed"), "seed_ratio": 1.0},
+                            tmp_path / "a", network)
+    await seeder.start()
+    leecher = TorrentService({"download_dir": str(tmp_path / "get")}, tmp_path / "b", network)
+    await leecher.start()
+    try:
+        meta = create_torrent(share, tracker=seeder.tracker_url)
+        seeding = await seeder.add_torrent(meta)
+        assert seeding.state == "seeding"
+        leeching = await leecher.add_torrent(meta)
+        await wait_until(lambda: leeching.state == "seeding", 30, f"download: {leeching.status()}")
+        await wait_until(lambda: seeding.state == "finished", 10, f"goal: {seeding.status()}")
+        assert seeding.uploaded >= meta.info.total_length and seeding.peers == {}
+        assert seeder.control_methods()["List"]({})["torrents"][0]["state"] == "finished"
+        resumed = await seeder.control_methods()["Resume"]({"torrent": "one.bin"})
+        assert resumed["state"] == "seeding"
     finally:
         await leecher.stop()
         await seeder.stop()
