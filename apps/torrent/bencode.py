@@ -13,11 +13,19 @@ MAX_DEPTH = 64
 _DIGITS = frozenset(b"0123456789")
 
 
-class BencodeError(ParseError):
-    """Bytes that are not canonical bencode."""
+class TorrentParseError(ParseError):
+    """Bad input to one of the torrent codecs; subclasses name the structure."""
+
+    structure_name = "torrent"
 
     def __init__(self, message: str, offset: int | None = None):
-        super().__init__(message, structure="bencode", offset=offset)
+        super().__init__(message, structure=self.structure_name, offset=offset)
+
+
+class BencodeError(TorrentParseError):
+    """Bytes that are not canonical bencode."""
+
+    structure_name = "bencode"
 
 
 def bencode(value: Any) -> bytes:

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from apps.network import Datagram, NetworkError
-from core.data.errors import ParseError, ProtocolError
+from core.data.errors import ProtocolError
 from core.data.identity import Destination
 
-from .bencode import BencodeError, bdecode, bencode
+from .bencode import BencodeError, TorrentParseError, bdecode, bencode
 from .engine import b32_of
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,8 @@ MAX_DATAGRAM = 16 * 1024
 NODE_FAILURES = 3
 
 
-class KrpcError(ParseError):
-    def __init__(self, message: str):
-        super().__init__(message, structure="krpc")
+class KrpcError(TorrentParseError):
+    structure_name = "krpc"
 
 
 def secure_node_id(dest_hash: bytes, port: int, rng: random.Random) -> bytes:

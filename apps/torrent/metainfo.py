@@ -16,7 +16,7 @@ from typing import Any, Callable
 from core.data.encoding import b32decode
 from core.data.errors import ParseError
 
-from .bencode import BencodeError, bdecode, bdecode_prefix, bencode
+from .bencode import BencodeError, TorrentParseError, bdecode, bdecode_prefix, bencode
 
 MAX_METAINFO_BYTES = 10 * 1024 * 1024      # a .torrent of 100 MB is an attack, not a torrent
 MAX_FILES = 100_000
@@ -27,9 +27,21 @@ MAX_PATH_DEPTH = 32
 MAX_NAME_BYTES = 255
 
 
-class MetainfoError(ParseError):
-    def __init__(self, message: str):
-        super().__init__(message, structure="metainfo")
+class MetainfoError(TorrentParseError):
+    structure_name = "metainfo"
+
+
+class MagnetError(TorrentParseError):
+    structure_name = "magnet"
+
+
+def _decode_capped(data: bytes, what: str) -> Any:
+    if len(data) > MAX_METAINFO_BYTES:
+        raise MetainfoError(f"{what} of {len(data)} bytes is over the {MAX_METAINFO_BYTES} limit")
+    try:
+        return bdecode(data)
+    except BencodeError as exc:
+        raise MetainfoError(f"{what} is not bencode: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +83,7 @@ class Info:
 
     @classmethod
     def parse(cls, raw: bytes) -> "Info":
-        if len(raw) > MAX_METAINFO_BYTES:
-            raise MetainfoError(f"info dictionary of {len(raw)} bytes is over the {MAX_METAINFO_BYTES} limit")
-        try:
-            info = bdecode(raw)
-        except BencodeError as exc:
-            raise MetainfoError(f"info is not bencode: {exc}") from None
-        return cls.from_dict(info, raw)
+        return cls.from_dict(_decode_capped(raw, "info dictionary"), raw)
 
     @classmethod
     def from_dict(cls, info: Any, raw: bytes) -> "Info":
@@ -153,12 +159,7 @@ class Metainfo:
 
     @classmethod
     def parse(cls, data: bytes) -> "Metainfo":
-        if len(data) > MAX_METAINFO_BYTES:
-            raise MetainfoError(f"torrent file of {len(data)} bytes is over the {MAX_METAINFO_BYTES} limit")
-        try:
-            top = bdecode(data)
-        except BencodeError as exc:
-            raise MetainfoError(f"not a torrent file: {exc}") from None
+        top = _decode_capped(data, "torrent file")
         if not isinstance(top, dict) or not isinstance(top.get(b"info"), dict):
             raise MetainfoError("no info dictionary")
         info = Info.from_dict(top[b"info"], _raw_info(data))
@@ -294,7 +295,7 @@ class MagnetLink:
     @classmethod
     def parse(cls, text: str) -> "MagnetLink":
         if not text.startswith("magnet:?") or len(text) > 8192:
-            raise ParseError("not a magnet link", structure="magnet")
+            raise MagnetError("not a magnet link")
         query = urllib.parse.parse_qs(text[8:])
         info_hash = None
         for xt in query.get("xt", []):
@@ -308,7 +309,7 @@ class MagnetLink:
                 except (ValueError, ParseError):
                     info_hash = None
         if info_hash is None or len(info_hash) != 20:
-            raise ParseError("no urn:btih info-hash (40 hex or 32 base32 characters)", structure="magnet")
+            raise MagnetError("no urn:btih info-hash (40 hex or 32 base32 characters)")
         return cls(info_hash, (query.get("dn") or [None])[0], tuple(query.get("tr", [])[:16]))
 
     def to_str(self) -> str:

@@ -11,10 +11,10 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.data.errors import ParseError, ProtocolError
+from core.data.errors import ProtocolError
 from core.data.identity import Destination
 
-from .bencode import BencodeError, bdecode, bencode
+from .bencode import BencodeError, TorrentParseError, bdecode, bencode
 
 MAX_RESPONSE = 1024 * 1024
 MAX_REQUEST_HEAD = 8192
@@ -23,9 +23,8 @@ MIN_INTERVAL = 60
 I2P_PORT = 6881                       # what i2psnark and libtorrent put in port=; meaningless on I2P
 
 
-class TrackerError(ParseError):
-    def __init__(self, message: str):
-        super().__init__(message, structure="tracker")
+class TrackerError(TorrentParseError):
+    structure_name = "tracker"
 
 
 @dataclass(frozen=True, slots=True)

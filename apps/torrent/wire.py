@@ -10,9 +10,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from core.data.errors import ParseError
-
-from .bencode import BencodeError, bdecode_prefix, bencode
+from .bencode import BencodeError, TorrentParseError, bdecode_prefix, bencode
 
 PROTOCOL = b"\x13BitTorrent protocol"
 HANDSHAKE_LEN = 68
@@ -28,9 +26,8 @@ NAMES = {CHOKE: "choke", UNCHOKE: "unchoke", INTERESTED: "interested", NOT_INTER
          PORT: "port", EXTENDED: "extended"}
 
 
-class WireError(ParseError):
-    def __init__(self, message: str):
-        super().__init__(message, structure="peer wire")
+class WireError(TorrentParseError):
+    structure_name = "peer wire"
 
 
 @dataclass(frozen=True, slots=True)
