@@ -322,8 +322,11 @@ class Torrent:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         if announce and self.info is not None and self.state not in ("stopped", "error"):
-            await asyncio.gather(*(self._announce(url, "stopped", timeout=10) for url in self.trackers[:4]),
-                                 return_exceptions=True)
+            try:        # best effort: a tracker that does not answer soon is not waited for
+                await asyncio.wait_for(asyncio.gather(*(self._announce(url, "stopped", timeout=10)
+                                                        for url in self.trackers[:4]), return_exceptions=True), 10)
+            except asyncio.TimeoutError:
+                pass
         self.save_resume(force=True)
         if self.state != "error":
             self.state = "paused" if self.paused else "stopped"

@@ -56,7 +56,7 @@ def _validated(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str
     values = dict(DEFAULTS)
     options: dict[str, str] = {}
     for key, value in config.items():
-        if key.startswith(("inbound.", "outbound.")):
+        if key.startswith(("inbound.", "outbound.", "i2cp.")):
             options[key] = str(value)
             continue
         if key not in DEFAULTS:
