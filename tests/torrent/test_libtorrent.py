@@ -1,6 +1,7 @@
 """libtorrent 2.1, unmodified, as a peer of pyi2p's engine over I2P: libtorrent runs on our SAM bridge on one
 pyi2p router, TorrentService (with its built-in tracker) runs in-process on another. libtorrent downloads a
-multi-file torrent pyi2p seeds, and pyi2p downloads one libtorrent seeds; the files are identical."""
+multi-file torrent pyi2p seeds, and pyi2p downloads one libtorrent seeds; the files are identical. The same
+again from magnet links, so each side serves the other the metadata (BEP 9)."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +12,7 @@ import pytest
 
 from apps.network import InProcessNetwork
 from apps.torrent import TorrentService
-from apps.torrent.metainfo import Metainfo, create_torrent
+from apps.torrent.metainfo import MagnetLink, Metainfo, create_torrent, magnet_of
 from tests.client.routers import free_port, start_network, wait_for
 from tests.sam.test_real_clients_libtorrent import _sam_router, _session
 
@@ -62,6 +63,15 @@ async def test_libtorrent_and_pyi2p_exchange_torrents_both_ways(tmp_path):
         seeding = await service.add_torrent(ours_meta)
         leeching = await service.add_torrent(theirs_meta)
         assert seeding.state == "seeding" and leeching.state == "downloading"
+        ours2, theirs2 = tmp_path / "py" / "ours2", tmp_path / "lt" / "theirs2"
+        make_folder(ours2, [90_000, 5], seed=3)
+        make_folder(theirs2, [70_000, 12], seed=4)
+        ours2_meta = create_torrent(ours2, tracker=service.tracker_url, piece_length=16 * 1024)
+        await service.add_torrent(ours2_meta)
+        theirs2_bytes = lt_torrent(theirs2, service.tracker_url)
+        theirs2_meta = Metainfo.parse(theirs2_bytes)
+        by_magnet = await service.add_torrent(magnet=MagnetLink(theirs2_meta.info_hash, None, (service.tracker_url,)))
+        assert by_magnet.state == "metadata"
 
         session = _session(lt_sam, free_port())
         params = lt.add_torrent_params()
@@ -71,22 +81,32 @@ async def test_libtorrent_and_pyi2p_exchange_torrents_both_ways(tmp_path):
         params.ti, params.save_path = lt.torrent_info(lt.bdecode(theirs_bytes)), \
             str(tmp_path / "lt")
         lt_seeding = session.add_torrent(params)
+        params = lt.add_torrent_params()
+        params.ti, params.save_path = lt.torrent_info(lt.bdecode(theirs2_bytes)), str(tmp_path / "lt")
+        session.add_torrent(params)
+        params = lt.parse_magnet_uri(magnet_of(ours2_meta).to_str())
+        params.save_path = str(tmp_path / "lt")
+        lt_by_magnet = session.add_torrent(params)
 
         alerts: list[str] = []
 
         def done() -> bool:
             alerts.extend(f"{type(a).__name__}: {a.message()}" for a in session.pop_alerts())
-            return lt_leeching.status().is_seeding and leeching.state == "seeding"
+            return lt_leeching.status().is_seeding and leeching.state == "seeding" \
+                and lt_by_magnet.status().is_seeding and by_magnet.state == "seeding"
 
         try:
             await wait_for(done, 150, interval=0.25)
         except TimeoutError:
             pytest.fail(f"no transfer: libtorrent leecher {lt_leeching.status().state} "
-                        f"{lt_leeching.status().progress:.2f}, seeder {lt_seeding.status().state}; pyi2p "
+                        f"{lt_leeching.status().progress:.2f}, seeder {lt_seeding.status().state}, by magnet "
+                        f"{lt_by_magnet.status().state}; pyi2p by magnet {by_magnet.status()}; pyi2p "
                         f"{seeding.status()} {leeching.status()}; tracker {service.status().get('tracker')}; "
                         f"alerts: {alerts[-30:]}")
         assert digests(tmp_path / "lt" / "ours") == digests(ours)
         assert digests(tmp_path / "py" / "theirs") == digests(theirs)     # BEP 47 pad files stay virtual
+        assert digests(tmp_path / "lt" / "ours2") == digests(ours2)
+        assert digests(tmp_path / "py" / "theirs2") == digests(theirs2)
         assert any(f.pad for f in theirs_meta.info.files)
         assert seeding.uploaded >= ours_meta.info.total_length
         assert lt_seeding.status().total_payload_upload >= theirs_meta.info.total_length
