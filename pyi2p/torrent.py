@@ -44,6 +44,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add.add_argument("--dir", help="download folder (default: the node's [torrent] download_dir)")
     add.add_argument("--paused", action="store_true", help="add without starting")
     add.add_argument("--wait", action="store_true", help="show a progress bar until the download completes")
+    add.add_argument("--up-limit", type=int, help="this torrent's upload limit, KiB/s (0 = none)")
+    add.add_argument("--down-limit", type=int, help="this torrent's download limit, KiB/s (0 = none)")
     node_verb("list", "the node's torrents with progress, rates, ETA and peers", run_list)
     for name, text in (("pause", "stop a torrent's transfers"), ("resume", "start a paused torrent again")):
         node_verb(name, text, run_simple).add_argument("torrent", help="info-hash (or a prefix of 4+) or name")
@@ -96,6 +98,10 @@ def run_add(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | N
         params["download_dir"] = str(Path(args.dir).expanduser().resolve())
     if args.paused:
         params["paused"] = True
+    if args.up_limit is not None:
+        params["upload_limit"] = args.up_limit
+    if args.down_limit is not None:
+        params["download_limit"] = args.down_limit
     added = _call(args, "Add", params, err)
     if added is None:
         return 1

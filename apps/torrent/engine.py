@@ -245,6 +245,7 @@ class Torrent:
         self.completed_announced = False
         self.hash_failures = 0
         self.finished = False              # a seeding goal was met
+        self.limits_set = False            # limits given when added win over saved ones
 
     # lifecycle ------------------------------------------------------------------------------------
     def spawn(self, coro) -> asyncio.Task:
@@ -285,6 +286,9 @@ class Torrent:
             if saved is not None:
                 self.uploaded, self.downloaded = saved["uploaded"], saved["downloaded"]
                 self.seconds_seeded = saved["seconds_seeded"]
+                for bucket, rate in ((self.bucket_up, saved["up_limit"]), (self.bucket_down, saved["down_limit"])):
+                    if isinstance(rate, int) and rate >= 0 and not self.limits_set:
+                        bucket.set_rate(rate)
             existed = storage.exists()
             await asyncio.to_thread(storage.allocate)
             if existed:
@@ -342,7 +346,8 @@ class Torrent:
             return
         try:
             self.resume.save(self.info, self.picker.have, uploaded=self.uploaded, downloaded=self.downloaded,
-                             paused=self.paused, seconds_seeded=int(self.seconds_seeded))
+                             paused=self.paused, seconds_seeded=int(self.seconds_seeded),
+                             up_limit=self.bucket_up.rate, down_limit=self.bucket_down.rate)
             self.resume_dirty = False
         except OSError as exc:
             log.warning("%s: resume data not saved: %s", self.name, exc)
@@ -863,6 +868,7 @@ class Torrent:
                 "downloaded": self.downloaded, "uploaded": self.uploaded, "eta": eta,
                 "peers": len(self.peers), "known_peers": len(self.known), "banned": len(self.banned),
                 "hash_failures": self.hash_failures, "trackers": dict(self.tracker_status),
+                "upload_limit": self.bucket_up.rate // 1024, "download_limit": self.bucket_down.rate // 1024,
                 "download_dir": str(self.download_dir)}
 
 

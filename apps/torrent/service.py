@@ -222,11 +222,15 @@ class TorrentService:
         return f"http://{self.tracker_session.b32}/announce" if self.tracker_session is not None else None
 
     async def add_torrent(self, meta: Metainfo | None = None, magnet: MagnetLink | None = None, *,
-                          download_dir: Path | None = None, paused: bool = False) -> Torrent:
-        return await self._add(meta, magnet, save=True, download_dir=download_dir, paused=paused)
+                          download_dir: Path | None = None, paused: bool = False,
+                          upload_limit: int | None = None, download_limit: int | None = None) -> Torrent:
+        """Limits in KiB/s (0 = none); None: the [torrent] torrent_*_limit defaults."""
+        return await self._add(meta, magnet, save=True, download_dir=download_dir, paused=paused,
+                               limits=(upload_limit, download_limit))
 
     async def _add(self, meta: Metainfo | None, magnet: MagnetLink | None, *, save: bool,
-                   download_dir: Path | None = None, paused: bool = False) -> Torrent:
+                   download_dir: Path | None = None, paused: bool = False,
+                   limits: tuple[int | None, int | None] = (None, None)) -> Torrent:
         if self.engine is None:
             raise ServiceError("the torrent service is not running")
         info_hash = meta.info_hash if meta else magnet.info_hash
@@ -239,9 +243,11 @@ class TorrentService:
                           trackers=list(magnet.trackers) if magnet else None,
                           download_dir=download_dir or self.download_dir,
                           resume_path=self.folder / "resume" / f"{info_hash.hex()}.resume",
-                          up_limit=self.settings["torrent_upload_limit"] * kib,
-                          down_limit=self.settings["torrent_download_limit"] * kib,
+                          up_limit=(self.settings["torrent_upload_limit"] if limits[0] is None else limits[0]) * kib,
+                          down_limit=(self.settings["torrent_download_limit"] if limits[1] is None
+                                      else limits[1]) * kib,
                           seed_ratio=float(self.settings["seed_ratio"]), seed_time=self.settings["seed_time"] * 60)
+        torrent.limits_set = limits != (None, None)
         if save:
             if meta is not None:
                 atomic_write(self.folder / "torrents" / f"{info_hash.hex()}.torrent", meta.to_bytes())
@@ -319,9 +325,13 @@ class TorrentService:
         else:
             raise ValueError("give 'torrent' (Base64 of a .torrent file) or 'magnet'")
         download_dir = params.get("download_dir")
+        limits = [params.get(key) for key in ("upload_limit", "download_limit")]
+        if any(v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0) for v in limits):
+            raise ValueError("upload_limit and download_limit are KiB/s, integers >= 0")
         try:
             torrent = await self.add_torrent(meta, magnet, paused=bool(params.get("paused")),
-                                             download_dir=Path(download_dir).expanduser() if download_dir else None)
+                                             download_dir=Path(download_dir).expanduser() if download_dir else None,
+                                             upload_limit=limits[0], download_limit=limits[1])
         except ServiceError as exc:
             raise ValueError(str(exc)) from None
         return torrent.status()

@@ -106,15 +106,16 @@ class ResumeData:
             bits = bitfield_pieces(raw[b"pieces"], info.piece_count)
             return {"have": bytearray(bits), "uploaded": int(raw.get(b"uploaded", 0)),
                     "downloaded": int(raw.get(b"downloaded", 0)), "paused": bool(raw.get(b"paused", 0)),
-                    "seconds_seeded": int(raw.get(b"seconds-seeded", 0))}
+                    "seconds_seeded": int(raw.get(b"seconds-seeded", 0)),
+                    "up_limit": raw.get(b"upload-limit"), "down_limit": raw.get(b"download-limit")}
         except (OSError, BencodeError, WireError, KeyError, TypeError, ValueError, IndexError):
             return None
 
     def save(self, info: Info, have: bytearray, *, uploaded: int, downloaded: int, paused: bool,
-             seconds_seeded: int) -> None:
+             seconds_seeded: int, up_limit: int = 0, down_limit: int = 0) -> None:
         body = {b"info-hash": info.info_hash, b"pieces": bitfield_bytes(have, info.piece_count),
                 b"uploaded": uploaded, b"downloaded": downloaded, b"paused": int(paused),
-                b"seconds-seeded": seconds_seeded}
+                b"seconds-seeded": seconds_seeded, b"upload-limit": up_limit, b"download-limit": down_limit}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path, bencode(body))
 

@@ -1,6 +1,7 @@
 """`pyi2p torrent create` end to end, and how `list` shows a real service's torrents."""
 from __future__ import annotations
 
+import base64
 import io
 
 from apps.network import InProcessNetwork
@@ -42,13 +43,20 @@ async def test_list_shows_progress_state_and_name(tmp_path):
     try:
         (tmp_path / "f.bin").write_bytes(b"x" * 50_000)
         from apps.torrent.metainfo import create_torrent
-        await service.add_torrent(create_torrent(tmp_path / "f.bin"))
+        added = await service.control_methods()["Add"]({"torrent": base64.b64encode(
+            create_torrent(tmp_path / "f.bin").to_bytes()).decode(), "upload_limit": 64})
+        assert added["upload_limit"] == 64 and added["download_limit"] == 0
         text = format_list(service.control_methods()["List"]({})["torrents"])
         assert "[########################] 100.0% seeding" in text and "f.bin" in text
         paused = await service.control_methods()["Pause"]({"torrent": "f.bin"})
         assert paused["state"] == "paused"
         resumed = await service.control_methods()["Resume"]({"torrent": paused["info_hash"][:8]})
-        assert resumed["state"] == "seeding"
+        assert resumed["state"] == "seeding" and resumed["upload_limit"] == 64
+        await service.stop()
+        service = TorrentService({"download_dir": str(tmp_path)}, tmp_path / "d", network)
+        await service.start()            # the torrent and its own limit are kept
+        [kept] = service.control_methods()["List"]({})["torrents"]
+        assert kept["state"] == "seeding" and kept["upload_limit"] == 64
         assert (await service.control_methods()["Remove"]({"torrent": "f.bin"}))["removed"] == paused["info_hash"]
         assert format_list(service.control_methods()["List"]({})["torrents"]) == "no torrents\n"
         assert (tmp_path / "f.bin").exists()
