@@ -15,7 +15,6 @@ import asyncio
 import base64
 import json
 import logging
-import os
 import random
 import resource
 import sys

@@ -12,7 +12,7 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Hashable
+from typing import Any, Callable
 
 from apps.network import NetworkError
 from core.data.errors import ProtocolError
@@ -20,7 +20,6 @@ from core.data.identity import Destination
 from core.data.encoding import b32encode
 
 from . import wire
-from .bencode import bencode
 from .choker import RECHOKE_INTERVAL, Choker, PeerRates
 from .metainfo import Info, MetainfoError, Metainfo
 from .picker import PiecePicker

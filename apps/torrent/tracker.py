@@ -46,8 +46,8 @@ def announce_target(url: str, info_hash: bytes, peer_id: bytes, our: Destination
              ("compact", "1"), ("numwant", str(numwant)), ("ip", our.b64 + ".i2p")]
     if event:
         query.append(("event", event))
-    encoded = "&".join(f"{k}={urllib.parse.quote_from_bytes(v) if isinstance(v, bytes) else urllib.parse.quote(v, safe='')}"
-                       for k, v in query)
+    encoded = "&".join(k + "=" + (urllib.parse.quote_from_bytes(v) if isinstance(v, bytes)
+                                  else urllib.parse.quote(v, safe="")) for k, v in query)
     sep = "&" if parts.query else "?"
     target = (parts.path or "/") + (("?" + parts.query) if parts.query else "") + sep + encoded
     return parts.hostname, parts.port or 80, target

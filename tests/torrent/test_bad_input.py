@@ -16,7 +16,7 @@ from apps.torrent import TorrentService
 from apps.torrent import wire
 from apps.torrent.bencode import bencode
 from apps.torrent.engine import BAD_PIECES_BAN
-from apps.torrent.metainfo import Metainfo, create_torrent
+from apps.torrent.metainfo import create_torrent
 from core.client import ClientAPI
 
 from .test_swarm import wait_until

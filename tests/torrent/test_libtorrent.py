@@ -4,7 +4,6 @@ multi-file torrent pyi2p seeds, and pyi2p downloads one libtorrent seeds; the fi
 again from magnet links, so each side serves the other the metadata (BEP 9)."""
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from apps.torrent.bencode import bdecode, bencode
-from apps.torrent.metainfo import (MAX_METAINFO_BYTES, MagnetLink, Metainfo, MetainfoError, choose_piece_length,
+from apps.torrent.metainfo import (MagnetLink, Metainfo, MetainfoError, choose_piece_length,
                                    create_torrent, magnet_of)
 from core.data.errors import ProtocolError
 

@@ -82,8 +82,8 @@ def test_tracker_replies():
     with pytest.raises(TrackerError, match="32-byte"):
         parse_announce_reply(b"d5:peers5:abcdee")
     assert parse_http_response(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdef") == b"abc"
-    assert parse_http_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n1\r\nd\r\n0\r\n\r\n") \
-        == b"abcd"
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n1\r\nd\r\n0\r\n\r\n"
+    assert parse_http_response(chunked) == b"abcd"
     with pytest.raises(TrackerError, match="404"):
         parse_http_response(b"HTTP/1.0 404 Not Found\r\n\r\n")
 
