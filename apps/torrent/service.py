@@ -382,6 +382,9 @@ class TorrentService:
                               "scrapes": self.tracker.scrapes}
         if self.dht is not None:
             out["dht"] = self.dht.status()
+        if self.session is not None:
+            # what the node prints as listening: the peers' destination and the tracker's announce URL
+            out["listen"] = {"peers": self.session.b32, **({"tracker": self.tracker_url} if self.tracker_url else {})}
         out["download_dir"] = str(self.download_dir)
         return out
 

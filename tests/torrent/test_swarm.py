@@ -69,6 +69,8 @@ async def test_multi_file_torrent_through_the_builtin_tracker(network, tmp_path)
         scraped = await scrape(leecher.session, seeder.tracker_url, [meta.info_hash])
         assert scraped[meta.info_hash] == {"complete": 2, "incomplete": 0, "downloaded": 1}
         assert status["tracker"]["url"].endswith(".b32.i2p/announce")
+        assert status["listen"] == {"peers": seeder.session.b32, "tracker": status["tracker"]["url"]}
+        assert status["state"] == "running" and status["torrents"] == 1 and status["seeding"] == 1
     finally:
         await leecher.stop()
         await seeder.stop()
