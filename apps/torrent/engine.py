@@ -400,6 +400,8 @@ class Torrent:
                 known.next_try = self.now() + RECONNECT_DELAY
 
     def accepts(self, key: bytes) -> bool:
+        if key in self.connecting and key > self.engine.our_hash:
+            return False      # both dialled at once: the stream opened by the lower hash is the one kept
         return not self.paused and self.state not in ("error", "stopped") and key not in self.banned \
             and key not in self.peers and len(self.peers) < MAX_PEERS
 

@@ -134,3 +134,28 @@ async def test_seeding_goal_stops_the_torrent(network, tmp_path):
     finally:
         await leecher.stop()
         await seeder.stop()
+
+
+async def test_a_swarm_of_one_seeder_and_three_leechers(network, tmp_path):
+    share = tmp_path / "seed" / "share"
+    make_files(share, [400_000, 250_000, 3], seed=6)
+    seeder = TorrentService({"tracker": True, "download_dir": str(tmp_path / "seed"), "dht": False,
+                             "torrent_upload_limit": 512}, tmp_path / "s", network)
+    await seeder.start()
+    leechers = [TorrentService({"download_dir": str(tmp_path / f"get{i}"), "dht": False}, tmp_path / f"l{i}", network)
+                for i in range(3)]
+    try:
+        for leecher in leechers:
+            await leecher.start()
+        meta = create_torrent(share, tracker=seeder.tracker_url, piece_length=16384)
+        await seeder.add_torrent(meta)
+        torrents = [await leecher.add_torrent(meta) for leecher in leechers]
+        await wait_until(lambda: all(t.state == "seeding" for t in torrents), 90,
+                         f"swarm: {[t.status() for t in torrents]}")
+        for i in range(3):
+            assert digests(tmp_path / f"get{i}" / "share") == digests(share)
+        # the seeder's upload was limited, so the leechers traded pieces among themselves too
+        assert sum(t.uploaded for t in torrents) > 0
+    finally:
+        for service in (*leechers, seeder):
+            await service.stop()
