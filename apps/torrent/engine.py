@@ -107,6 +107,7 @@ class PeerConnection:
         self.closed = False
         self.destination: Destination | None = None
         self.pex_sent: set[bytes] = set()
+        self.task: asyncio.Task | None = None
 
     # sending ----------------------------------------------------------------------------------------
     async def send(self, data: bytes) -> None:
@@ -121,6 +122,7 @@ class PeerConnection:
     async def run(self, handshake: wire.Handshake | None) -> None:
         """Talk to the peer until it or we hang up. `handshake`: theirs, already read (inbound)."""
         t = self.torrent
+        self.task = asyncio.current_task()
         uploader = asyncio.get_running_loop().create_task(self._upload_loop())
         try:
             items: list = []
@@ -164,6 +166,13 @@ class PeerConnection:
         return self.wire.feed(chunk)
 
     async def _upload_loop(self) -> None:
+        try:
+            await self._upload()
+        except (ConnectionError, OSError, NetworkError) as exc:
+            log.debug("%s: upload to %s ended: %s", self.torrent.name, b32_of(self.key), exc)
+            self.close()
+
+    async def _upload(self) -> None:
         t = self.torrent
         while True:
             if not self.peer_requests or self.am_choking:
@@ -185,8 +194,11 @@ class PeerConnection:
             t.uploaded += length
 
     def close(self) -> None:
+        """Hang up; a read in progress is cancelled rather than left to time out."""
         self.closed = True
         self.writer.close()
+        if self.task is not None and self.task is not asyncio.current_task() and not self.task.done():
+            self.task.cancel()
 
     def info_dict(self) -> dict[str, Any]:
         have = sum(self.have) if self.have else 0
