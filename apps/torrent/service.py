@@ -116,11 +116,13 @@ class TorrentService:
                 self.tracker_session = await self.network.open_session(self._keys("tracker.keys"), self.options,
                                                                        name="tracker")
                 await self.tracker_session.serve(self._serve_tracker, port=0)
-        except OSError as exc:
-            self.state, self.error = "failed", f"{exc.filename or self.folder}: {exc.strerror or exc}"
-            raise ServiceError(self.error) from None
-        except (NetworkError, ProtocolError) as exc:
-            self.state, self.error = "failed", f"I2P session: {exc}"
+        except (OSError, NetworkError, ProtocolError, ServiceError) as exc:
+            if isinstance(exc, OSError):
+                self.error = f"{exc.filename or self.folder}: {exc.strerror or exc}"
+            else:
+                self.error = str(exc) if isinstance(exc, ServiceError) else f"I2P session: {exc}"
+            self.state = "failed"
+            await self._close_sessions()
             raise ServiceError(self.error) from None
         peer_id = PEER_ID_PREFIX + bytes(self.rng.getrandbits(8) for _ in range(12))
         kib = 1024
@@ -207,11 +209,14 @@ class TorrentService:
             self.dht.stop()
             self.dht = None
         self._bootstrap = None
+        await self._close_sessions()
+        self.state = "stopped"
+
+    async def _close_sessions(self) -> None:
         for session in (self.tracker_session, self.session):
             if session is not None:
                 await session.close()
         self.session = self.tracker_session = None
-        self.state = "stopped"
 
     async def _serve_tracker(self, stream) -> None:
         await serve_tracker_stream(self.tracker, stream, self.clock.time)

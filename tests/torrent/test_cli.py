@@ -63,3 +63,22 @@ async def test_list_shows_progress_state_and_name(tmp_path):
     finally:
         await service.stop()
         await network.close()
+
+
+async def test_bad_config_and_bad_keys_fail_with_the_key_or_file_named(tmp_path):
+    from apps.service import ServiceError
+    import pytest
+    network = InProcessNetwork(ClientAPI())
+    try:
+        with pytest.raises(ServiceError, match="seed_ratio"):
+            TorrentService({"seed_ratio": "lots"}, tmp_path, network)
+        with pytest.raises(ServiceError, match="dht_bootstrap"):
+            TorrentService({"dht_bootstrap": "x.i2p"}, tmp_path, network)
+        (tmp_path / "torrent").mkdir()
+        (tmp_path / "torrent" / "torrent.keys").write_bytes(b"not keys")
+        service = TorrentService({}, tmp_path, network)
+        with pytest.raises(ServiceError, match="torrent.keys"):
+            await service.start()
+        assert service.status()["state"] == "failed" and "torrent.keys" in service.status()["error"]
+    finally:
+        await network.close()
