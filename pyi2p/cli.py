@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.control.config import ControlConfigError
 from core.data.errors import ProtocolError
+from core.fsutil import DataDirInUse
 
-from . import reseed, run, status, testnet, tools, torrent
+from . import reseed, run, status, testnet, tools, torrent, tui
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     reseed.add_parser(subparsers)
     testnet.add_parser(subparsers)
     torrent.add_parser(subparsers)
+    tui.add_parser(subparsers)
     return parser
 
 
@@ -25,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ProtocolError as exc:
+    except (ProtocolError, ControlConfigError, DataDirInUse) as exc:
         print(f"pyi2p: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
