@@ -159,3 +159,31 @@ async def test_a_swarm_of_one_seeder_and_three_leechers(network, tmp_path):
     finally:
         for service in (*leechers, seeder):
             await service.stop()
+
+
+@pytest.mark.parametrize("limited", ["global download", "torrent upload"])
+async def test_rate_limits_hold_a_transfer_back(network, tmp_path, limited):
+    """320 KiB at 64 KiB/s (after a 64 KiB burst) cannot take less than 4 s, whichever side limits it."""
+    share = tmp_path / "seed" / "r.bin"
+    share.parent.mkdir()
+    share.write_bytes(random.Random(8).randbytes(320 * 1024))
+    seeder = TorrentService({"tracker": True, "download_dir": str(tmp_path / "seed"), "dht": False},
+                            tmp_path / "a", network)
+    leecher = TorrentService({"download_dir": str(tmp_path / "get"), "dht": False,
+                              **({"download_limit": 64} if limited == "global download" else {})}, tmp_path / "b",
+                             network)
+    await seeder.start()
+    await leecher.start()
+    try:
+        meta = create_torrent(share, tracker=seeder.tracker_url, piece_length=16384)
+        seeding = await seeder.add_torrent(meta, upload_limit=64 if limited == "torrent upload" else None)
+        assert seeding.bucket_up.rate == (64 * 1024 if limited == "torrent upload" else 0)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        leeching = await leecher.add_torrent(meta)
+        await wait_until(lambda: leeching.state == "seeding", 60, f"download: {leeching.status()}")
+        assert loop.time() - started >= 3.5
+        assert digests(tmp_path / "get") == digests(tmp_path / "seed")
+    finally:
+        await leecher.stop()
+        await seeder.stop()
