@@ -13,9 +13,10 @@ from apps.torrent.metainfo import Metainfo, create_torrent
 from core.config import load_config
 from core.router import Router
 from core.tunnel.service import TunnelSettings
-from tests.client.routers import free_port, wait_for
+from tests.client.routers import free_port
 from tests.sam.test_real_clients_libtorrent import _session
-from tests.torrent.test_libtorrent import digests, lt_torrent, make_folder
+from tests.torrent.test_libtorrent import (digests, lt_add, lt_torrent, make_folder, stop_both,
+                                          wait_until_all_seed)
 
 pytestmark = pytest.mark.interop
 lt = pytest.importorskip("libtorrent", reason="libtorrent (PyPI libtorrent 2.1) is not installed")
@@ -47,33 +48,14 @@ async def test_libtorrent_on_i2pd_sam_and_pyi2p_exchange_torrents(testnet, tmp_p
             leeching = await service.add_torrent(theirs_meta)
 
             session = _session(testnet.sam_port("r3"), free_port())
-            params = lt.add_torrent_params()
-            params.ti, params.save_path = lt.torrent_info(ours_meta.to_bytes()), str(tmp_path / "lt")
-            lt_leeching = session.add_torrent(params)
-            params = lt.add_torrent_params()
-            params.ti, params.save_path = lt.torrent_info(lt.bdecode(theirs_bytes)), str(tmp_path / "lt")
-            lt_seeding = session.add_torrent(params)
-            alerts: list[str] = []
-
-            def done() -> bool:
-                alerts.extend(f"{type(a).__name__}: {a.message()}" for a in session.pop_alerts())
-                return lt_leeching.status().is_seeding and leeching.state == "seeding"
-
-            try:
-                await wait_for(done, 360, interval=0.5)
-            except TimeoutError:
-                pytest.fail(f"no transfer: libtorrent leecher {lt_leeching.status().state} "
-                            f"{lt_leeching.status().progress:.2f}, seeder {lt_seeding.status().state}; pyi2p "
-                            f"{seeding.status()} {leeching.status()}; tracker {service.status().get('tracker')}; "
-                            f"alerts: {alerts[-30:]}")
+            lt_leeching = lt_add(session, ours_meta.to_bytes(), tmp_path / "lt")
+            lt_add(session, theirs_bytes, tmp_path / "lt")
+            await wait_until_all_seed(session, [lt_leeching], [leeching], service, 360)
             assert digests(tmp_path / "lt" / "ours") == digests(ours)
             assert digests(tmp_path / "py" / "theirs") == digests(theirs)
             assert seeding.uploaded >= ours_meta.info.total_length
             assert {ours_meta.info_hash, theirs_meta.info_hash} <= set(service.tracker.swarms)
         finally:
-            if session is not None:
-                session.pause()
-                session = None
-            if service is not None:
-                await service.stop()
+            await stop_both(session, service)
+            session = None
             await router.stop()

@@ -39,6 +39,35 @@ def lt_torrent(folder, tracker_url: str) -> bytes:
     return lt.bencode(creator.generate())
 
 
+def lt_add(session, torrent: bytes, save_path):
+    params = lt.add_torrent_params()
+    params.ti, params.save_path = lt.torrent_info(lt.bdecode(torrent)), str(save_path)
+    return session.add_torrent(params)
+
+
+async def wait_until_all_seed(session, lt_handles, torrents, service, timeout: float) -> None:
+    """Until every libtorrent handle and pyi2p torrent seeds; on time-out, what each side saw."""
+    alerts: list[str] = []
+
+    def done() -> bool:
+        alerts.extend(f"{type(a).__name__}: {a.message()}" for a in session.pop_alerts())
+        return all(h.status().is_seeding for h in lt_handles) and all(t.state == "seeding" for t in torrents)
+
+    try:
+        await wait_for(done, timeout, interval=0.25)
+    except TimeoutError:
+        theirs = [(h.status().name, str(h.status().state), h.status().progress) for h in lt_handles]
+        pytest.fail(f"no transfer: libtorrent {theirs}; pyi2p {[t.status() for t in torrents]}; tracker "
+                    f"{service.status().get('tracker')}; alerts: {alerts[-30:]}")
+
+
+async def stop_both(session, service) -> None:
+    if session is not None:
+        session.pause()          # the session itself stops when the caller drops its last reference
+    if service is not None:
+        await service.stop()
+
+
 async def test_libtorrent_and_pyi2p_exchange_torrents_both_ways(tmp_path):
     floodfill, _ = _sam_router(tmp_path, "ff", floodfill=True, sam=False)
     lt_node, lt_sam = _sam_router(tmp_path, "lt")
@@ -73,35 +102,13 @@ async def test_libtorrent_and_pyi2p_exchange_torrents_both_ways(tmp_path):
         assert by_magnet.state == "metadata"
 
         session = _session(lt_sam, free_port())
-        params = lt.add_torrent_params()
-        params.ti, params.save_path = lt.torrent_info(ours_meta.to_bytes()), str(tmp_path / "lt")
-        lt_leeching = session.add_torrent(params)
-        params = lt.add_torrent_params()
-        params.ti, params.save_path = lt.torrent_info(lt.bdecode(theirs_bytes)), \
-            str(tmp_path / "lt")
-        lt_seeding = session.add_torrent(params)
-        params = lt.add_torrent_params()
-        params.ti, params.save_path = lt.torrent_info(lt.bdecode(theirs2_bytes)), str(tmp_path / "lt")
-        session.add_torrent(params)
+        lt_leeching = lt_add(session, ours_meta.to_bytes(), tmp_path / "lt")
+        lt_seeding = lt_add(session, theirs_bytes, tmp_path / "lt")
+        lt_add(session, theirs2_bytes, tmp_path / "lt")
         params = lt.parse_magnet_uri(magnet_of(ours2_meta).to_str())
         params.save_path = str(tmp_path / "lt")
         lt_by_magnet = session.add_torrent(params)
-
-        alerts: list[str] = []
-
-        def done() -> bool:
-            alerts.extend(f"{type(a).__name__}: {a.message()}" for a in session.pop_alerts())
-            return lt_leeching.status().is_seeding and leeching.state == "seeding" \
-                and lt_by_magnet.status().is_seeding and by_magnet.state == "seeding"
-
-        try:
-            await wait_for(done, 150, interval=0.25)
-        except TimeoutError:
-            pytest.fail(f"no transfer: libtorrent leecher {lt_leeching.status().state} "
-                        f"{lt_leeching.status().progress:.2f}, seeder {lt_seeding.status().state}, by magnet "
-                        f"{lt_by_magnet.status().state}; pyi2p by magnet {by_magnet.status()}; pyi2p "
-                        f"{seeding.status()} {leeching.status()}; tracker {service.status().get('tracker')}; "
-                        f"alerts: {alerts[-30:]}")
+        await wait_until_all_seed(session, [lt_leeching, lt_by_magnet], [leeching, by_magnet], service, 150)
         assert digests(tmp_path / "lt" / "ours") == digests(ours)
         assert digests(tmp_path / "py" / "theirs") == digests(theirs)     # BEP 47 pad files stay virtual
         assert digests(tmp_path / "lt" / "ours2") == digests(ours2)
@@ -113,10 +120,7 @@ async def test_libtorrent_and_pyi2p_exchange_torrents_both_ways(tmp_path):
         assert {ours_meta.info_hash, theirs_meta.info_hash} <= set(service.tracker.swarms)
         assert all(peer.flags & lt.peer_info.i2p_socket for peer in lt_leeching.get_peer_info())
     finally:
-        if session is not None:
-            session.pause()
-            session = None
-        if service is not None:
-            await service.stop()
+        await stop_both(session, service)
+        session = None
         for node in reversed(nodes):
             await node.stop()
