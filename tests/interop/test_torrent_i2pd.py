@@ -1,6 +1,6 @@
 """libtorrent 2.1 on i2pd's SAM bridge and pyi2p's TorrentService on an in-process router, on the private
-testnet of i2pd routers: libtorrent downloads a multi-file torrent pyi2p seeds, pyi2p downloads one libtorrent
-seeds, with pyi2p's built-in tracker; the files are identical (SHA-256)."""
+testnet of i2pd routers (once per i2pd version): libtorrent downloads a multi-file torrent pyi2p seeds, pyi2p
+downloads one libtorrent seeds, with pyi2p's built-in tracker; the files are identical (SHA-256)."""
 from __future__ import annotations
 
 import asyncio
@@ -26,7 +26,8 @@ OPTIONS = {"inbound.length": 2, "outbound.length": 2, "inbound.quantity": 2, "ou
            "i2cp.leaseSetEncType": "4"}
 
 
-async def test_libtorrent_on_i2pd_sam_and_pyi2p_exchange_torrents(testnet, tmp_path):
+async def test_libtorrent_on_i2pd_sam_and_pyi2p_exchange_torrents(each_i2pd_testnet, tmp_path):
+    testnet = each_i2pd_testnet
     address = testnet.add_pyi2p_address()
     with testnet.in_netns():
         router = Router(load_config(tmp_path / "py", {"netid": testnet.netid, "host": address, "port": 24310,
