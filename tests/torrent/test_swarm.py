@@ -187,3 +187,33 @@ async def test_rate_limits_hold_a_transfer_back(network, tmp_path, limited):
     finally:
         await leecher.stop()
         await seeder.stop()
+
+
+async def test_i2p_pex_introduces_peers(network, tmp_path, monkeypatch):
+    """No tracker, no DHT: B knows only A, A knows S; A's i2p_pex message tells B about S."""
+    import apps.torrent.engine as engine
+    monkeypatch.setattr(engine, "PEX_INTERVAL", 0.5)
+    share = tmp_path / "s" / "p.bin"
+    share.parent.mkdir()
+    share.write_bytes(random.Random(10).randbytes(300_000))
+    meta = create_torrent(share)
+    # A downloads slowly, so it is still connected to S when its pex messages go out
+    services = [TorrentService({"download_dir": str(tmp_path / name), "dht": False,
+                                **({"download_limit": 32} if name == "a" else {})}, tmp_path / f"d{name}", network)
+                for name in ("s", "a", "b")]
+    seeder, a, b = services
+    try:
+        for service in services:
+            await service.start()
+        await seeder.add_torrent(meta)
+        a_torrent = await a.add_torrent(meta)
+        b_torrent = await b.add_torrent(meta)
+        a_torrent.add_peers([seeder.session.destination])
+        b_torrent.add_peers([a.session.destination])
+        await wait_until(lambda: seeder.session.destination.hash in b_torrent.known, 30,
+                         f"pex: {b_torrent.status()}")
+        await wait_until(lambda: b_torrent.state == "seeding", 30, f"download: {b_torrent.status()}")
+        assert (tmp_path / "b" / "p.bin").read_bytes() == share.read_bytes()
+    finally:
+        for service in services:
+            await service.stop()
