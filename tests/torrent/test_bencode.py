@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from apps.torrent.bencode import BencodeError, bdecode, bdecode_prefix, bencode
 from core.data.errors import ProtocolError
@@ -19,7 +19,6 @@ def test_round_trip(value):
     assert bencode(bdecode(bencode(value))) == bencode(value)
 
 
-@settings(max_examples=500)
 @given(st.binary(max_size=200))
 def test_garbage_raises_only_protocol_errors(data):
     try:

@@ -7,7 +7,7 @@ import random
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from apps.torrent import wire
 from apps.torrent.bencode import bencode
@@ -85,7 +85,6 @@ async def _feed(with_metadata: bool, folder: Path, sequence) -> None:
         task.cancel()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.booleans(), messages)
 def test_any_message_sequence_is_handled_or_refused(with_metadata, sequence):
     with tempfile.TemporaryDirectory() as tmp:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from apps.torrent.bencode import bdecode, bencode
 from apps.torrent.metainfo import (MagnetLink, Metainfo, MetainfoError, choose_piece_length,
@@ -61,7 +61,6 @@ def test_caps_and_consistency():
         Metainfo.parse(torrent(multi([[b"a"], [b"a", b"b"]])))
 
 
-@settings(max_examples=300)
 @given(st.binary(max_size=300))
 def test_fuzzed_bytes_raise_only_protocol_errors(data):
     try:
@@ -70,7 +69,6 @@ def test_fuzzed_bytes_raise_only_protocol_errors(data):
         pass
 
 
-@settings(max_examples=200)
 @given(st.dictionaries(st.sampled_from([b"name", b"piece length", b"length", b"pieces", b"files", b"private"]),
                        st.integers(-5, 1 << 20) | st.binary(max_size=60)
                        | st.lists(st.dictionaries(st.sampled_from([b"length", b"path"]),

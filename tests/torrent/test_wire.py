@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from apps.torrent import wire
 from core.data.errors import ProtocolError
@@ -60,7 +60,6 @@ def test_not_bittorrent():
         wire.PeerWire().feed(b"GET / HTTP/1.1\r\n")
 
 
-@settings(max_examples=300)
 @given(st.binary(max_size=200))
 def test_fuzzed_stream_raises_only_protocol_errors(data):
     codec = wire.PeerWire(piece_count=20)
