@@ -8,7 +8,7 @@ from core.control.config import ControlConfigError
 from core.data.errors import ProtocolError
 from core.fsutil import DataDirInUse
 
-from . import mail, naming, reseed, run, status, testnet, tools, tui
+from . import mail, naming, reseed, run, status, testnet, tools, torrent, tui
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     reseed.add_parser(subparsers)
     naming.add_parser(subparsers)
     testnet.add_parser(subparsers)
+    torrent.add_parser(subparsers)
     tui.add_parser(subparsers)
     mail.add_parser(subparsers)
     return parser
