@@ -186,7 +186,7 @@ def _host_port(authority: str, default: int) -> tuple[str, int]:
         host, port = m.group(1), int(m.group(2))
     if not host or not HOST.fullmatch(host) or not 0 < port < 65536:
         raise HttpError(400, "Bad request", f"the host {authority[:80]!r} is not a valid host name")
-    return host.lower(), port
+    return (host if len(host) > 255 else host.lower()), port     # a Base64 destination keeps its case
 
 
 def request_target(head: RequestHead) -> Target:

@@ -28,19 +28,19 @@ class Route:
 
 
 def classify(host: str) -> Route:
-    host = host.lower().rstrip(".")
+    host = host.rstrip(".")
+    if len(host) >= B64_MIN_CHARS:      # Base64 is case-sensitive
+        b64 = host[:-4] if host.lower().endswith(".i2p") else host
+        return destination_route(b64, host)
+    host = host.lower()
     if host in PROXY_HOSTS:
         return Route("status", host)
     if B32_NAME.fullmatch(host):
         return Route("b32", host)
     if B33_NAME.fullmatch(host):
         return Route("b33", host)
-    if host.endswith(".i2p") and len(host) >= B64_MIN_CHARS:
-        return destination_route(host[:-4], host)
     if host.endswith(".i2p"):
         return Route("name", host) if I2P_NAME.fullmatch(host) and len(host) <= 67 else Route("invalid", host)
-    if len(host) >= B64_MIN_CHARS:
-        return destination_route(host, host)
     if is_local(host):
         return Route("local", host)
     return Route("clearnet", host)

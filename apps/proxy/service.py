@@ -347,6 +347,16 @@ class ProxyService:
                 found = await found
         return found
 
+    async def _destination(self, address: str) -> str | Destination:
+        """What to connect to for an I2P address: a name through the address book, b32 and Base64 as they are."""
+        route = classify(address)
+        if route.kind == "name":
+            found = await self._lookup(route.host)
+            if found is None:
+                raise HttpError(404, "Unknown host", f"{route.host} is not in the address book")
+            return found
+        return route.destination or route.host
+
     async def _connect_i2p(self, to: str | Destination, port: int) -> tuple[Any, Any]:
         """A stream to an I2P destination; network errors become HttpError with their page's status."""
         session = await self._get_session()
@@ -376,7 +386,7 @@ class ProxyService:
                 if outproxy.kind == "socks":
                     conn, writer = await self._socks_outproxy(outproxy, host, port)
                 else:
-                    reader, writer = await self._connect_i2p(outproxy.address, 80)
+                    reader, writer = await self._connect_i2p(await self._destination(outproxy.address), 80)
                     conn = Conn(reader)
                     if tunnel:
                         await self._http_connect(conn, writer, host, port)

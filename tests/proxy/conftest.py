@@ -160,3 +160,23 @@ async def proxy(network, tmp_path, book):
     p = await start_proxy(network, tmp_path, book)
     yield p
     await p.stop()
+
+
+@dataclass
+class Curl:
+    code: int
+    head: str
+    body: bytes
+    stderr: str
+
+
+async def curl(*args: str, timeout: float = 20) -> Curl:
+    """Runs the real curl; returns the last response's status, head and body."""
+    proc = await asyncio.create_subprocess_exec("curl", "-sS", "--max-time", str(int(timeout)), "-D", "-", *args,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout + 5)
+    head, body = b"", out
+    while body.startswith(b"HTTP/"):
+        head, _, body = body.partition(b"\r\n\r\n")
+    code = int(head.split(b" ", 2)[1]) if head else 0
+    return Curl(code, head.decode("latin-1"), body, err.decode())
