@@ -170,9 +170,11 @@ class Curl:
     stderr: str
 
 
-async def curl(*args: str, timeout: float = 20) -> Curl:
-    """Runs the real curl; returns the last response's status, head and body."""
-    proc = await asyncio.create_subprocess_exec("curl", "-sS", "--max-time", str(int(timeout)), "-D", "-", *args,
+async def curl(*args: str, timeout: float = 20, netns: str | None = None) -> Curl:
+    """Runs the real curl (in network namespace `netns` if given); returns the last response's status, head
+    and body."""
+    prefix = ("ip", "netns", "exec", netns) if netns else ()
+    proc = await asyncio.create_subprocess_exec(*prefix, "curl", "-sS", "--max-time", str(int(timeout)), "-D", "-", *args,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout + 5)
     head, body = b"", out
