@@ -63,10 +63,11 @@ async def serve(app: web.Application, host: str, port: int, ssl_context=None) ->
 
 
 def start_tinyproxy(testnet, tmp: Path, port: int) -> subprocess.Popen:
-    """tinyproxy inside the namespace, on 127.0.0.1 only; it resolves the clearnet name through the
+    """tinyproxy inside the namespace, on 127.0.0.1 only (i2pd server tunnels connect from 127.x.y.z, one
+    address per client destination, hence 127.0.0.0/8); it resolves the clearnet name through the
     namespace's own hosts file (`ip netns exec` mounts /etc/netns/<ns>/hosts over /etc/hosts)."""
     conf = tmp / "tinyproxy.conf"
-    conf.write_text(f"User nobody\nGroup nogroup\nPort {port}\nListen 127.0.0.1\nTimeout 60\nAllow 127.0.0.1\n"
+    conf.write_text(f"User nobody\nGroup nogroup\nPort {port}\nListen 127.0.0.1\nTimeout 60\nAllow 127.0.0.0/8\n"
                     "ConnectPort 443\nMaxClients 50\nLogLevel Info\nDisableViaHeader Yes\n")
     return subprocess.Popen(["ip", "netns", "exec", testnet.netns, "tinyproxy", "-d", "-c", str(conf)],
                             stdout=subprocess.DEVNULL, stderr=open(tmp / "tinyproxy.log", "wb"))
@@ -98,7 +99,7 @@ async def test_proxy_pages_headers_and_outproxy(testnet, tmp_path):
     if shutil.which("tinyproxy") is None:
         pytest.skip("Debian's tinyproxy is not installed (.ci/run installs it)")
     address = testnet.add_pyi2p_address()
-    subprocess.run(["ip", "-n", testnet.netns, "addr", "add", f"{CLEARNET_IP}/32", "dev", "lo"], check=True)
+    subprocess.run(["ip", "-n", testnet.netns, "addr", "replace", f"{CLEARNET_IP}/32", "dev", "lo"], check=True)
     hosts_dir = Path("/etc/netns") / testnet.netns
     hosts_dir.mkdir(parents=True, exist_ok=True)
     (hosts_dir / "hosts").write_text(f"127.0.0.1 localhost\n{CLEARNET_IP} {CLEARNET_NAME}\n")
