@@ -477,8 +477,6 @@ class ProxyService:
             framing = request_framing(head)
             target = request_target(head)
             host = target.host
-            if framing.kind != "none":
-                keep = keep and framing.kind == "length"
             return await self._route(conn, writer, head, target, framing, keep)
         except HttpError as exc:
             self._record_error(exc.status, host, exc.detail)
@@ -508,6 +506,8 @@ class ProxyService:
         else:
             route = classify(target.host)
         kind = route.kind
+        body_keep = keep
+        keep = keep and framing.kind == "none"      # a page of ours leaves a request body unread: close after
         if kind == "status":
             writer.write(pages.status_page(self.status(), list(self.errors), list(self.saves), keep_alive=keep))
             await writer.drain()
@@ -525,7 +525,7 @@ class ProxyService:
             await writer.drain()
             return keep
         if kind == "clearnet":
-            return await self._clearnet(conn, writer, head, target, framing, keep)
+            return await self._clearnet(conn, writer, head, target, framing, body_keep)
         helper = extract(target.path) if not target.connect else None
         if helper is not None and not self.config["addresshelper"]:
             raise HttpError(403, "Address helper disabled", "this proxy does not accept ?i2paddresshelper links")
@@ -533,7 +533,7 @@ class ProxyService:
         if kind == "name":
             book = await self._lookup(route.host)
             if helper is not None:
-                return await self._address_helper(writer, head, target, helper, book, keep and framing.kind == "none")
+                return await self._address_helper(writer, head, target, helper, book, keep)
             if book is None:
                 raise HttpError(404, "Unknown host", f"{route.host} is not in the address book")
             destination = book
@@ -548,7 +548,7 @@ class ProxyService:
         reader, site_writer = await self._connect_i2p(destination, port)
         if target.connect:
             return await self._tunnel(conn, writer, Conn(reader), site_writer)
-        return await self._exchange(conn, writer, head, target, framing, keep, Conn(reader), site_writer,
+        return await self._exchange(conn, writer, head, target, framing, body_keep, Conn(reader), site_writer,
                                     outgoing_request(head, target, site_host))
 
     async def _address_helper(self, writer: Any, head: RequestHead, target: Target, helper: Any,
@@ -589,6 +589,7 @@ class ProxyService:
     async def _clearnet(self, conn: Conn, writer: Any, head: RequestHead, target: Target, framing: Framing,
                         keep: bool) -> bool:
         if not self.outproxies.outproxies:
+            keep = keep and framing.kind == "none"
             self._record_error(503, target.host, "no outproxy configured")
             writer.write(pages.no_outproxy_page(target.host, keep_alive=keep))
             await writer.drain()

@@ -3,6 +3,7 @@ Each costs only its own connection; the proxy keeps serving others with bounded 
 from __future__ import annotations
 
 import asyncio
+import re
 
 from .conftest import curl, start_proxy
 
@@ -102,3 +103,24 @@ async def test_a_thousand_connections_bounded_memory(network, tmp_path, site, bo
         for _, writer in held:
             writer.close()
         await proxy.stop()
+
+
+async def test_request_bodies_and_keep_alive(proxy):
+    host, port = proxy.http_address.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    # a chunked upload, then a second request on the same connection
+    writer.write(b"POST http://site.i2p/echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+                 b"GET http://site.i2p/img/0.png HTTP/1.1\r\n\r\n")
+    await writer.drain()
+    first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert first.startswith(b"HTTP/1.1 200") and b"Connection: keep-alive" in first
+    length = int(re.search(rb"Content-Length: (\d+)", first).group(1))
+    assert await reader.readexactly(length) == b"abcde"
+    second = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert second.startswith(b"HTTP/1.1 200")
+    writer.close()
+    # a page of ours answering a request whose body it never reads: the connection closes after it
+    answer = await raw_request(proxy.http_address, b"POST http://nosuch.i2p/ HTTP/1.1\r\nContent-Length: 5\r\n\r\n"
+                                                   b"hello")
+    assert status_of(answer) == 404 and b"Connection: close" in answer

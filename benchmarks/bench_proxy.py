@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Our HTTP proxy against i2pd's, same site, same testnet, same run (needs root and i2pd).
+
+The site is a local web server behind an i2pd `http` server tunnel on r3. Our proxy runs on an in-process
+pyi2p router in the namespace; i2pd's is r5's built-in HTTP proxy (r5 is no floodfill, like our router).
+Both use 1-hop tunnels, 2 of each way (the testnet's httpproxy settings). Figures:
+- a 1 MB page: seconds (median of --reps) and MB/s;
+- a page with 30 small resources (5 KB each), fetched as a browser does (6 connections): seconds;
+- first byte for a fresh host (a new i2pd server tunnel, so a LeaseSet lookup and a new stream): seconds.
+
+    python benchmarks/bench_proxy.py [--reps 5] [--fresh 3]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from apps.network import InProcessNetwork  # noqa: E402
+from apps.proxy import ProxyService  # noqa: E402
+from core.config import load_config  # noqa: E402
+from core.data.privatekeys import PrivateKeys  # noqa: E402
+from core.router import Router  # noqa: E402
+from core.tunnel.service import TunnelSettings  # noqa: E402
+from pyi2p.testnet import Testnet, unavailable_reason  # noqa: E402
+
+SETTINGS = TunnelSettings(ip_restriction=0, test_interval_s=10.0, tick_s=0.2)
+OPTIONS = {"inbound.length": "1", "outbound.length": "1", "inbound.quantity": "2", "outbound.quantity": "2"}
+BIG = os.urandom(1 << 20)
+SMALL = [os.urandom(5000) for _ in range(30)]
+
+
+def site() -> web.Application:
+    async def big(request):
+        return web.Response(body=BIG, content_type="application/octet-stream")
+
+    async def page(request):
+        links = "".join(f'<img src="/r/{i}">' for i in range(30))
+        return web.Response(text=f"<html><body>{links}</body></html>", content_type="text/html")
+
+    async def resource(request):
+        return web.Response(body=SMALL[int(request.match_info["n"])], content_type="image/png")
+
+    async def index(request):
+        return web.Response(text="ok")
+    app = web.Application()
+    app.router.add_get("/", index)
+    app.router.add_get("/big", big)
+    app.router.add_get("/page", page)
+    app.router.add_get("/r/{n}", resource)
+    return app
+
+
+async def timed_get(client: aiohttp.ClientSession, url: str, proxy: str) -> tuple[float, float, bytes]:
+    """(seconds to the first body byte, seconds to the last, body)."""
+    started = time.monotonic()
+    async with client.get(url, proxy=proxy, timeout=aiohttp.ClientTimeout(total=180)) as response:
+        first = await response.content.read(1)
+        first_at = time.monotonic() - started
+        body = first + await response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{url} via {proxy}: HTTP {response.status}")
+        return first_at, time.monotonic() - started, body
+
+
+async def page_with_resources(url: str, proxy: str) -> float:
+    started = time.monotonic()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=6)) as client:
+        _, _, html = await timed_get(client, url + "/page", proxy)
+        paths = re.findall(rb'src="([^"]+)"', html)
+        bodies = await asyncio.gather(*(timed_get(client, url + p.decode(), proxy) for p in paths))
+    assert [b for _, _, b in bodies] == SMALL
+    return time.monotonic() - started
+
+
+async def until_ok(url: str, proxy: str, timeout: float = 180) -> float:
+    """Retries until the proxy gets the page (a fresh i2pd LeaseSet may not be published at once)."""
+    started = time.monotonic()
+    async with aiohttp.ClientSession() as client:
+        while True:
+            try:
+                await timed_get(client, url + "/", proxy)
+                return time.monotonic() - started
+            except (RuntimeError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                if time.monotonic() - started > timeout:
+                    raise TimeoutError(f"{url} via {proxy}: {exc}") from None
+                await asyncio.sleep(2)
+
+
+async def key_file(testnet: Testnet, router: str, name: str) -> PrivateKeys:
+    path = Path(testnet.router(router).datadir) / name
+    for _ in range(100):
+        if path.exists():
+            return PrivateKeys.load(path)
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{path} did not appear")
+
+
+def median(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f}" if values else "-"
+
+
+async def run(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
+        testnet = Testnet(Path(tmp) / "testnet", netns=f"pyi2p-bench{os.getpid()}", die_with_parent=True)
+        try:
+            testnet.up(wait=120)
+            address = testnet.add_pyi2p_address()
+            with testnet.in_netns():
+                runner = web.AppRunner(site())
+                await runner.setup()
+                tcp = web.TCPSite(runner, "127.0.0.1", 0)
+                await tcp.start()
+                web_port = tcp._server.sockets[0].getsockname()[1]
+                tunnel = f"type = http\nhost = 127.0.0.1\nport = {web_port}\n"
+                testnet.set_i2pd_tunnels("r3", "site", f"[site]\n{tunnel}keys = bench-site.dat\n")
+                router = Router(load_config(Path(tmp) / "pyi2p", {
+                    "netid": testnet.netid, "host": address, "port": 24500, "reseed_file": str(testnet.seed_file),
+                    "control_port": 0, "sam_port": 0}), tunnel_settings=SETTINGS)
+                proxy = None
+                try:
+                    await router.start()
+                    proxy = ProxyService({"port": 0, "socks_enabled": False, **OPTIONS}, Path(tmp), 
+                                         InProcessNetwork(router.client))
+                    await proxy.start()
+                    await asyncio.wait_for(proxy._get_session(), 200)
+                    ours = f"http://{proxy.http_address}"
+                    theirs = f"http://127.0.0.1:{testnet.router('r5').http_proxy}"
+                    proxies = {"pyi2p": ours, "i2pd": theirs}
+                    url = "http://" + (await key_file(testnet, "r3", "bench-site.dat")).destination.b32_address
+                    for name, p in proxies.items():
+                        print(f"{name}: first page after {await until_ok(url, p):.1f} s (warm-up)", flush=True)
+
+                    big: dict[str, list[float]] = {n: [] for n in proxies}
+                    page: dict[str, list[float]] = {n: [] for n in proxies}
+                    for rep in range(args.reps):
+                        for name, p in (proxies.items() if rep % 2 == 0 else reversed(proxies.items())):
+                            try:
+                                async with aiohttp.ClientSession() as client:
+                                    _, seconds, body = await timed_get(client, url + "/big", p)
+                                assert body == BIG
+                                big[name].append(seconds)
+                                page[name].append(await page_with_resources(url, p))
+                            except Exception as exc:   # one failure must not lose the other figures
+                                print(f"{name}: rep {rep} failed: {type(exc).__name__} {exc}"[:120], flush=True)
+
+                    fresh: dict[str, list[float]] = {n: [] for n in proxies}
+                    for i in range(args.fresh):
+                        testnet.set_i2pd_tunnels("r4", f"fresh{i}", f"[fresh{i}]\n{tunnel}keys = bench-fresh{i}.dat\n")
+                        fresh_url = "http://" + (await key_file(testnet, "r4", f"bench-fresh{i}.dat")
+                                                 ).destination.b32_address
+                        await asyncio.sleep(args.publish_wait)    # let r4 publish the new LeaseSet
+                        order = list(proxies.items()) if i % 2 == 0 else list(reversed(proxies.items()))
+                        for name, p in order:
+                            try:
+                                async with aiohttp.ClientSession() as client:
+                                    first, _, _ = await timed_get(client, fresh_url + "/", p)
+                                fresh[name].append(first)
+                            except Exception as exc:
+                                print(f"{name}: fresh host {i} failed: {type(exc).__name__} {exc}"[:120], flush=True)
+                        testnet.set_i2pd_tunnels("r4", f"fresh{i}", None)
+                finally:
+                    if proxy is not None:
+                        await proxy.stop()
+                    await router.stop()
+                    await runner.cleanup()
+
+            print(f"\nsame site (i2pd http server tunnel on r3), 1-hop tunnels; medians of {args.reps} "
+                  f"(fresh host: of {args.fresh})")
+            print(f"{'proxy':<6} {'1 MB s':>8} {'MB/s':>6} {'30 res s':>9} {'fresh 1st byte s':>17}   runs")
+            for name in proxies:
+                rate = f"{1.048576 / statistics.median(big[name]):.2f}" if big[name] else "-"
+                print(f"{name:<6} {median(big[name]):>8} {rate:>6} {median(page[name]):>9} "
+                      f"{median(fresh[name]):>17}   1MB {[round(v, 2) for v in big[name]]} "
+                      f"30res {[round(v, 2) for v in page[name]]} fresh {[round(v, 2) for v in fresh[name]]}")
+            if big["pyi2p"] and big["i2pd"]:
+                print(f"\n1 MB: ours/i2pd speed {statistics.median(big['i2pd']) / statistics.median(big['pyi2p']):.2f}x;"
+                      f" 30 resources: {statistics.median(page['i2pd']) / statistics.median(page['pyi2p']):.2f}x")
+        finally:
+            testnet.down()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--fresh", type=int, default=3)
+    parser.add_argument("--publish-wait", type=float, default=8.0)
+    args = parser.parse_args()
+    reason = unavailable_reason()
+    if reason:
+        sys.exit(f"private testnet unavailable: {reason}")
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
