@@ -98,6 +98,20 @@ async def until_ok(url: str, proxy: str, timeout: float = 180) -> float:
                 await asyncio.sleep(2)
 
 
+async def direct_stream(session, b32: str) -> float:
+    """The same 1 MB over a plain stream of the proxy's own destination (no proxy): what the router gives."""
+    started = time.monotonic()
+    reader, writer = await session.connect(b32, 80, timeout=60)
+    writer.write(f"GET /big HTTP/1.1\r\nHost: {b32}\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    got = b""
+    while chunk := await asyncio.wait_for(reader.read(65536), 60):
+        got += chunk
+    writer.close()
+    assert got.endswith(BIG), len(got)
+    return time.monotonic() - started
+
+
 async def key_file(testnet: Testnet, router: str, name: str) -> PrivateKeys:
     path = Path(testnet.router(router).datadir) / name
     for _ in range(100):
@@ -138,11 +152,13 @@ async def run(args: argparse.Namespace) -> None:
                     ours = f"http://{proxy.http_address}"
                     theirs = f"http://127.0.0.1:{testnet.router('r5').http_proxy}"
                     proxies = {"pyi2p": ours, "i2pd": theirs}
+                    floodfill_proxy = f"http://127.0.0.1:{testnet.router('r1').http_proxy}"
                     url = "http://" + (await key_file(testnet, "r3", "bench-site.dat")).destination.b32_address
                     for name, p in proxies.items():
                         print(f"{name}: first page after {await until_ok(url, p):.1f} s (warm-up)", flush=True)
 
                     big: dict[str, list[float]] = {n: [] for n in proxies}
+                    direct: list[float] = []
                     page: dict[str, list[float]] = {n: [] for n in proxies}
                     for rep in range(args.reps):
                         for name, p in (proxies.items() if rep % 2 == 0 else reversed(proxies.items())):
@@ -154,13 +170,23 @@ async def run(args: argparse.Namespace) -> None:
                                 page[name].append(await page_with_resources(url, p))
                             except Exception as exc:   # one failure must not lose the other figures
                                 print(f"{name}: rep {rep} failed: {type(exc).__name__} {exc}"[:120], flush=True)
+                        try:
+                            direct.append(await direct_stream(proxy.session, url[7:]))
+                        except Exception as exc:
+                            print(f"direct stream: rep {rep} failed: {type(exc).__name__} {exc}"[:120], flush=True)
 
                     fresh: dict[str, list[float]] = {n: [] for n in proxies}
                     for i in range(args.fresh):
                         testnet.set_i2pd_tunnels("r4", f"fresh{i}", f"[fresh{i}]\n{tunnel}keys = bench-fresh{i}.dat\n")
                         fresh_url = "http://" + (await key_file(testnet, "r4", f"bench-fresh{i}.dat")
                                                  ).destination.b32_address
-                        await asyncio.sleep(args.publish_wait)    # let r4 publish the new LeaseSet
+                        # published once r1 (a floodfill, neither of the two proxies) gets the page
+                        try:
+                            print(f"fresh host {i}: reachable from r1 after "
+                                  f"{await until_ok(fresh_url, floodfill_proxy, 150):.1f} s", flush=True)
+                        except TimeoutError as exc:
+                            print(f"fresh host {i}: {exc}"[:120], flush=True)
+                            continue
                         order = list(proxies.items()) if i % 2 == 0 else list(reversed(proxies.items()))
                         for name, p in order:
                             try:
@@ -184,6 +210,9 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"{name:<6} {median(big[name]):>8} {rate:>6} {median(page[name]):>9} "
                       f"{median(fresh[name]):>17}   1MB {[round(v, 2) for v in big[name]]} "
                       f"30res {[round(v, 2) for v in page[name]]} fresh {[round(v, 2) for v in fresh[name]]}")
+            if direct:
+                print(f"{'stream':<6} {median(direct):>8} {1.048576 / statistics.median(direct):>6.2f}"
+                      f"{'':>28}   1MB {[round(v, 2) for v in direct]} (pyi2p, the proxy's destination, no proxy)")
             if big["pyi2p"] and big["i2pd"]:
                 print(f"\n1 MB: ours/i2pd speed {statistics.median(big['i2pd']) / statistics.median(big['pyi2p']):.2f}x;"
                       f" 30 resources: {statistics.median(page['i2pd']) / statistics.median(page['pyi2p']):.2f}x")
@@ -195,7 +224,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--fresh", type=int, default=3)
-    parser.add_argument("--publish-wait", type=float, default=8.0)
     args = parser.parse_args()
     reason = unavailable_reason()
     if reason:

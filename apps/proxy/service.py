@@ -719,13 +719,7 @@ class ProxyService:
         route = classify(host)
         try:
             if route.kind in ("b32", "b64", "name"):
-                target: str | Destination | None = route.destination or route.host
-                if route.kind == "name":
-                    target = await self._lookup(route.host)
-                    if target is None:
-                        self._record_error(404, host, "SOCKS: unknown host")
-                        return socks.REPLY_HOST_UNREACHABLE, None
-                reader, writer = await self._connect_i2p(target, port)
+                reader, writer = await self._connect_i2p(await self._destination(host), port)
                 return socks.REPLY_SUCCEEDED, (Conn(reader), writer)
             if route.kind == "clearnet" and self.outproxies.outproxies:
                 conn, writer, _ = await self._open_outproxy(host, port, tunnel=True)
