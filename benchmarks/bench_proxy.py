@@ -6,9 +6,13 @@ pyi2p router in the namespace; i2pd's is r5's built-in HTTP proxy (r5 is no floo
 Both use 1-hop tunnels, 2 of each way (the testnet's httpproxy settings). Figures:
 - a 1 MB page: seconds (median of --reps) and MB/s;
 - a page with 30 small resources (5 KB each), fetched as a browser does (6 connections): seconds;
+The client is curl, in a process of its own, for both proxies.
 - first byte for a fresh host (a new i2pd server tunnel, so a LeaseSet lookup and a new stream): seconds.
 
-    python benchmarks/bench_proxy.py [--reps 5] [--fresh 3]
+    python benchmarks/bench_proxy.py [--reps 5] [--fresh 3] [--i2pd /path/to/i2pd]
+
+A fresh i2pd 2.45.1 destination may take minutes to publish its LeaseSet (testnet README pitfall 5);
+the fresh-host figure waits until a third router (r1) reaches it, then times both proxies.
 """
 from __future__ import annotations
 
@@ -22,7 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -62,40 +65,49 @@ def site() -> web.Application:
     return app
 
 
-async def timed_get(client: aiohttp.ClientSession, url: str, proxy: str) -> tuple[float, float, bytes]:
-    """(seconds to the first body byte, seconds to the last, body)."""
-    started = time.monotonic()
-    async with client.get(url, proxy=proxy, timeout=aiohttp.ClientTimeout(total=180)) as response:
-        first = await response.content.read(1)
-        first_at = time.monotonic() - started
-        body = first + await response.read()
-        if response.status != 200:
-            raise RuntimeError(f"{url} via {proxy}: HTTP {response.status}")
-        return first_at, time.monotonic() - started, body
+async def curl(netns: str, *args: str, timeout: float = 180) -> str:
+    """curl in its own process (so the client costs neither router CPU), inside the namespace."""
+    proc = await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", netns, "curl", "-sS", "--fail", "--max-time", str(int(timeout)), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"curl {args[-1]}: {err.decode().strip()[:100]}")
+    return out.decode()
 
 
-async def page_with_resources(url: str, proxy: str) -> float:
+async def timed_get(netns: str, url: str, proxy: str) -> tuple[float, float]:
+    """(seconds to the first byte, seconds to the last) as curl measures them; the body is checked by size."""
+    out = await curl(netns, "-x", proxy, "-o", "/dev/null", "-w", "%{time_starttransfer} %{time_total} %{size_download}",
+                     url)
+    first, total, size = out.split()
+    if url.endswith("/big") and int(size) != len(BIG):
+        raise RuntimeError(f"{url}: {size} bytes")
+    return float(first), float(total)
+
+
+async def page_with_resources(netns: str, url: str, proxy: str) -> float:
+    """The page, then its 30 resources over 6 connections at once (as a browser does), timed as one."""
     started = time.monotonic()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=6)) as client:
-        _, _, html = await timed_get(client, url + "/page", proxy)
-        paths = re.findall(rb'src="([^"]+)"', html)
-        bodies = await asyncio.gather(*(timed_get(client, url + p.decode(), proxy) for p in paths))
-    assert [b for _, _, b in bodies] == SMALL
+    html = await curl(netns, "-x", proxy, url + "/page")
+    paths = re.findall(r'src="([^"]+)"', html)
+    out = await curl(netns, "-x", proxy, "--parallel", "--parallel-max", "6", "-w", "%{size_download}\\n",
+                     *(arg for p in paths for arg in ("-o", "/dev/null", url + p)))
+    assert [int(n) for n in out.split()] == [len(b) for b in SMALL]
     return time.monotonic() - started
 
 
-async def until_ok(url: str, proxy: str, timeout: float = 180) -> float:
+async def until_ok(netns: str, url: str, proxy: str, timeout: float = 180) -> float:
     """Retries until the proxy gets the page (a fresh i2pd LeaseSet may not be published at once)."""
     started = time.monotonic()
-    async with aiohttp.ClientSession() as client:
-        while True:
-            try:
-                await timed_get(client, url + "/", proxy)
-                return time.monotonic() - started
-            except (RuntimeError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                if time.monotonic() - started > timeout:
-                    raise TimeoutError(f"{url} via {proxy}: {exc}") from None
-                await asyncio.sleep(2)
+    while True:
+        try:
+            await timed_get(netns, url + "/", proxy)
+            return time.monotonic() - started
+        except RuntimeError as exc:
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"{url} via {proxy}: {exc}") from None
+            await asyncio.sleep(2)
 
 
 async def direct_stream(session, b32: str) -> float:
@@ -127,7 +139,8 @@ def median(values: list[float]) -> str:
 
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
-        testnet = Testnet(Path(tmp) / "testnet", netns=f"pyi2p-bench{os.getpid()}", die_with_parent=True)
+        testnet = Testnet(Path(tmp) / "testnet", netns=f"pyi2p-bench{os.getpid()}", die_with_parent=True,
+                          i2pd=args.i2pd)
         try:
             testnet.up(wait=120)
             address = testnet.add_pyi2p_address()
@@ -155,7 +168,7 @@ async def run(args: argparse.Namespace) -> None:
                     floodfill_proxy = f"http://127.0.0.1:{testnet.router('r1').http_proxy}"
                     url = "http://" + (await key_file(testnet, "r3", "bench-site.dat")).destination.b32_address
                     for name, p in proxies.items():
-                        print(f"{name}: first page after {await until_ok(url, p):.1f} s (warm-up)", flush=True)
+                        print(f"{name}: first page after {await until_ok(testnet.netns, url, p):.1f} s (warm-up)", flush=True)
 
                     big: dict[str, list[float]] = {n: [] for n in proxies}
                     direct: list[float] = []
@@ -163,11 +176,8 @@ async def run(args: argparse.Namespace) -> None:
                     for rep in range(args.reps):
                         for name, p in (proxies.items() if rep % 2 == 0 else reversed(proxies.items())):
                             try:
-                                async with aiohttp.ClientSession() as client:
-                                    _, seconds, body = await timed_get(client, url + "/big", p)
-                                assert body == BIG
-                                big[name].append(seconds)
-                                page[name].append(await page_with_resources(url, p))
+                                big[name].append((await timed_get(testnet.netns, url + "/big", p))[1])
+                                page[name].append(await page_with_resources(testnet.netns, url, p))
                             except Exception as exc:   # one failure must not lose the other figures
                                 print(f"{name}: rep {rep} failed: {type(exc).__name__} {exc}"[:120], flush=True)
                         try:
@@ -183,16 +193,14 @@ async def run(args: argparse.Namespace) -> None:
                         # published once r1 (a floodfill, neither of the two proxies) gets the page
                         try:
                             print(f"fresh host {i}: reachable from r1 after "
-                                  f"{await until_ok(fresh_url, floodfill_proxy, 150):.1f} s", flush=True)
+                                  f"{await until_ok(testnet.netns, fresh_url, floodfill_proxy, 240):.1f} s", flush=True)
                         except TimeoutError as exc:
                             print(f"fresh host {i}: {exc}"[:120], flush=True)
                             continue
                         order = list(proxies.items()) if i % 2 == 0 else list(reversed(proxies.items()))
                         for name, p in order:
                             try:
-                                async with aiohttp.ClientSession() as client:
-                                    first, _, _ = await timed_get(client, fresh_url + "/", p)
-                                fresh[name].append(first)
+                                fresh[name].append((await timed_get(testnet.netns, fresh_url + "/", p))[0])
                             except Exception as exc:
                                 print(f"{name}: fresh host {i} failed: {type(exc).__name__} {exc}"[:120], flush=True)
                         testnet.set_i2pd_tunnels("r4", f"fresh{i}", None)
@@ -224,6 +232,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--fresh", type=int, default=3)
+    parser.add_argument("--i2pd", help="the i2pd executable (default: $PYI2P_I2PD or Debian's)")
     args = parser.parse_args()
     reason = unavailable_reason()
     if reason:
