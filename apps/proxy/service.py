@@ -72,7 +72,8 @@ class Conn:
             left = deadline - loop.time()
             if left <= 0:
                 raise TimeoutError
-            data = await asyncio.wait_for(self.reader.read(CHUNK), left)
+            async with asyncio.timeout(left):
+                data = await self.reader.read(CHUNK)
             if not data:
                 if self.buf.strip():
                     raise Closed("the connection ended inside a head")
@@ -84,7 +85,8 @@ class Conn:
             data = bytes(self.buf[:n])
             del self.buf[:n]
             return data
-        return await asyncio.wait_for(self.reader.read(n), timeout)
+        async with asyncio.timeout(timeout):     # no task per read, unlike wait_for
+            return await self.reader.read(n)
 
 
 async def copy_body(src: Conn, dst: Any, framing: Framing, timeout: float) -> None:
