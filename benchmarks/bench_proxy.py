@@ -161,7 +161,7 @@ async def run(args: argparse.Namespace) -> None:
                     proxy = ProxyService({"port": 0, "socks_enabled": False, **OPTIONS}, Path(tmp), 
                                          InProcessNetwork(router.client))
                     await proxy.start()
-                    await asyncio.wait_for(proxy._get_session(), 200)
+                    await asyncio.wait_for(proxy.wait_ready(), 200)
                     ours = f"http://{proxy.http_address}"
                     theirs = f"http://127.0.0.1:{testnet.router('r5').http_proxy}"
                     proxies = {"pyi2p": ours, "i2pd": theirs}

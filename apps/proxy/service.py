@@ -325,6 +325,11 @@ class ProxyService:
         task.add_done_callback(self._tasks.discard)
         return True
 
+    async def wait_ready(self) -> str:
+        """Until the proxy's destination is open (its tunnels built); returns its b32 address. Raises
+        HttpError (503) when it cannot be opened within `session_timeout`."""
+        return (await self._get_session()).b32
+
     async def _get_session(self) -> Any:
         if self.session is not None:
             return self.session

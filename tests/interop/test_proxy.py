@@ -141,7 +141,7 @@ async def test_proxy_pages_headers_and_outproxy(testnet, tmp_path):
             proxy = ProxyService({"port": 0, "socks_port": 0, "outproxy": ["exit.i2p"], **OPTIONS}, tmp_path,
                                  network, addressbook=Book({"web.i2p": web_dest, "exit.i2p": exit_dest}))
             await proxy.start()
-            await asyncio.wait_for(proxy._get_session(), 200)
+            await asyncio.wait_for(proxy.wait_ready(), 200)
             await wait_site(testnet, "r1", web_dest.b32_address)
             via = ["-x", f"http://{proxy.http_address}"]
 

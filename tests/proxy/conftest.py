@@ -151,7 +151,7 @@ async def start_proxy(network, tmp_path, book=None, **config) -> ProxyService:
     proxy = ProxyService({"port": 0, "socks_port": 0, "inbound.length": "0", "outbound.length": "0", **config},
                          tmp_path, network, addressbook=book)
     await proxy.start()
-    await proxy._get_session()
+    await proxy.wait_ready()
     return proxy
 
 

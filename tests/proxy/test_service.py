@@ -295,7 +295,7 @@ async def test_create_proxy_from_i2pd_sections(network, tmp_path, site, book):
     await http.start()
     await sock.start()
     try:
-        await http._get_session()
+        await http.wait_ready()
         key_file = tmp_path / "proxy" / "proxy-keys.dat"
         assert key_file.stat().st_mode & 0o777 == 0o600
         assert PrivateKeys.load(key_file).destination.b32_address == http.status()["b32"]
