@@ -233,6 +233,8 @@ class ProxyService:
             self.state, self.error = "failed", f"cannot listen on {c['host']}: {exc.strerror or exc}"
             port = c["port"] if not self.http_address and c["http_enabled"] else c["socks_port"]
             raise ServiceError(f"[proxy] cannot listen on {c['host']}:{port}: {exc.strerror or exc}") from None
+        if c["host"] not in ("127.0.0.1", "::1", "localhost"):
+            log.warning("[proxy] host = %s: the proxies accept anyone who can reach that address", c["host"])
         keys = self._load_keys()
         self._session_task = asyncio.get_running_loop().create_task(self._open_session(keys))
         self.state, self.error = "running", ""
