@@ -398,7 +398,11 @@ class ProxyService:
                     reader, writer = await self._connect_i2p(await self._destination(outproxy.address), 80)
                     conn = Conn(reader)
                     if tunnel:
-                        await self._http_connect(conn, writer, host, port)
+                        try:
+                            await self._http_connect(conn, writer, host, port)
+                        except BaseException:
+                            close_writer(writer)
+                            raise
                 self.outproxies.worked(host, outproxy)
                 return conn, writer, outproxy
             except HttpError as exc:
@@ -413,11 +417,9 @@ class ProxyService:
         await writer.drain()
         raw = await conn.read_head(self.config["response_timeout"], status=502)
         if raw is None:
-            close_writer(writer)
             raise Closed("the outproxy closed the connection")
         answer = ResponseHead.parse(raw)
         if not 200 <= answer.status < 300:
-            close_writer(writer)
             raise HttpError(502, "Outproxy refused", f"the outproxy answered {answer.status} {answer.reason}")
 
     async def _socks_outproxy(self, outproxy: Outproxy, host: str, port: int) -> tuple[Conn, Any]:
