@@ -126,7 +126,7 @@ async def direct_stream(session, b32: str) -> float:
 
 async def key_file(testnet: Testnet, router: str, name: str) -> PrivateKeys:
     path = Path(testnet.router(router).datadir) / name
-    for _ in range(100):
+    for _ in range(600):     # i2pd re-reads its tunnels on SIGHUP, sometimes only after a while
         if path.exists():
             return PrivateKeys.load(path)
         await asyncio.sleep(0.1)
@@ -135,6 +135,23 @@ async def key_file(testnet: Testnet, router: str, name: str) -> PrivateKeys:
 
 def median(values: list[float]) -> str:
     return f"{statistics.median(values):.2f}" if values else "-"
+
+
+def report(args, proxies, big, page, fresh, direct) -> None:
+    print(f"\nsame site (i2pd http server tunnel on r3), 1-hop tunnels; medians of {args.reps} "
+          f"(fresh host: of {args.fresh})")
+    print(f"{'proxy':<6} {'1 MB s':>8} {'MB/s':>6} {'30 res s':>9} {'fresh 1st byte s':>17}   runs")
+    for name in proxies:
+        rate = f"{1.048576 / statistics.median(big[name]):.2f}" if big[name] else "-"
+        print(f"{name:<6} {median(big[name]):>8} {rate:>6} {median(page[name]):>9} "
+              f"{median(fresh[name]):>17}   1MB {[round(v, 2) for v in big[name]]} "
+              f"30res {[round(v, 2) for v in page[name]]} fresh {[round(v, 2) for v in fresh[name]]}")
+    if direct:
+        print(f"{'stream':<6} {median(direct):>8} {1.048576 / statistics.median(direct):>6.2f}"
+              f"{'':>28}   1MB {[round(v, 2) for v in direct]} (pyi2p, the proxy's destination, no proxy)")
+    if big["pyi2p"] and big["i2pd"]:
+        print(f"\n1 MB: ours/i2pd speed {statistics.median(big['i2pd']) / statistics.median(big['pyi2p']):.2f}x;"
+              f" 30 resources: {statistics.median(page['i2pd']) / statistics.median(page['pyi2p']):.2f}x")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -185,11 +202,16 @@ async def run(args: argparse.Namespace) -> None:
                         except Exception as exc:
                             print(f"direct stream: rep {rep} failed: {type(exc).__name__} {exc}"[:120], flush=True)
 
+                    report(args, proxies, big, page, {n: [] for n in proxies}, direct)
                     fresh: dict[str, list[float]] = {n: [] for n in proxies}
                     for i in range(args.fresh):
                         testnet.set_i2pd_tunnels("r4", f"fresh{i}", f"[fresh{i}]\n{tunnel}keys = bench-fresh{i}.dat\n")
-                        fresh_url = "http://" + (await key_file(testnet, "r4", f"bench-fresh{i}.dat")
-                                                 ).destination.b32_address
+                        try:
+                            fresh_url = "http://" + (await key_file(testnet, "r4", f"bench-fresh{i}.dat")
+                                                     ).destination.b32_address
+                        except TimeoutError as exc:
+                            print(f"fresh host {i}: {exc}", flush=True)
+                            continue
                         # published once r1 (a floodfill, neither of the two proxies) gets the page
                         try:
                             print(f"fresh host {i}: reachable from r1 after "
@@ -210,20 +232,7 @@ async def run(args: argparse.Namespace) -> None:
                     await router.stop()
                     await runner.cleanup()
 
-            print(f"\nsame site (i2pd http server tunnel on r3), 1-hop tunnels; medians of {args.reps} "
-                  f"(fresh host: of {args.fresh})")
-            print(f"{'proxy':<6} {'1 MB s':>8} {'MB/s':>6} {'30 res s':>9} {'fresh 1st byte s':>17}   runs")
-            for name in proxies:
-                rate = f"{1.048576 / statistics.median(big[name]):.2f}" if big[name] else "-"
-                print(f"{name:<6} {median(big[name]):>8} {rate:>6} {median(page[name]):>9} "
-                      f"{median(fresh[name]):>17}   1MB {[round(v, 2) for v in big[name]]} "
-                      f"30res {[round(v, 2) for v in page[name]]} fresh {[round(v, 2) for v in fresh[name]]}")
-            if direct:
-                print(f"{'stream':<6} {median(direct):>8} {1.048576 / statistics.median(direct):>6.2f}"
-                      f"{'':>28}   1MB {[round(v, 2) for v in direct]} (pyi2p, the proxy's destination, no proxy)")
-            if big["pyi2p"] and big["i2pd"]:
-                print(f"\n1 MB: ours/i2pd speed {statistics.median(big['i2pd']) / statistics.median(big['pyi2p']):.2f}x;"
-                      f" 30 resources: {statistics.median(page['i2pd']) / statistics.median(page['pyi2p']):.2f}x")
+            report(args, proxies, big, page, fresh, direct)
         finally:
             testnet.down()
 
