@@ -56,19 +56,19 @@ def find_head_end(buf: bytes | bytearray, start: int = 0) -> int:
     return end + 4 if end != -1 else -1
 
 
-def _parse_fields(lines: list[str], structure: str, error: type) -> Headers:
+def _parse_fields(lines: list[str]) -> Headers:
     if len(lines) > MAX_HEADERS:
-        raise error(431, "Request header fields too large", f"more than {MAX_HEADERS} header lines")
+        raise HttpError(431, "Request header fields too large", f"more than {MAX_HEADERS} header lines")
     fields = []
     for line in lines:
         if line[:1] in (" ", "\t"):
-            raise error(400, "Bad request", "folded header lines (obs-fold) are not accepted")
+            raise HttpError(400, "Bad request", "folded header lines (obs-fold) are not accepted")
         name, sep, value = line.partition(":")
         if not sep or not TOKEN.fullmatch(name):
-            raise error(400, "Bad request", f"a header line is malformed: {line[:60]!r}")
+            raise HttpError(400, "Bad request", f"a header line is malformed: {line[:60]!r}")
         value = value.strip(" \t")
         if any(c in value for c in "\r\n\0"):
-            raise error(400, "Bad request", f"header {name} holds a control character")
+            raise HttpError(400, "Bad request", f"header {name} holds a control character")
         fields.append((name, value))
     return tuple(fields)
 
@@ -104,7 +104,7 @@ class RequestHead:
             raise HttpError(400, "Bad request", f"the request line is malformed: {lines[0][:80]!r}")
         if any(ord(c) < 0x21 or ord(c) == 0x7F for c in parts[1]):
             raise HttpError(400, "Bad request", "the request target holds a control character")
-        return cls(parts[0].upper(), parts[1], parts[2], _parse_fields(lines[1:], "request", HttpError))
+        return cls(parts[0].upper(), parts[1], parts[2], _parse_fields(lines[1:]))
 
     def get(self, name: str) -> str | None:
         return header(self.headers, name)
@@ -140,7 +140,7 @@ class ResponseHead:
             code, _, reason = rest.partition(" ")
             if not re.fullmatch(r"HTTP/\d\.\d", version) or not re.fullmatch(r"[1-5]\d\d", code):
                 raise HttpError(502, "Bad gateway", f"the site's status line is malformed: {lines[0][:80]!r}")
-            return cls(version, int(code), reason, _parse_fields(lines[1:], "response", HttpError))
+            return cls(version, int(code), reason, _parse_fields(lines[1:]))
         except HttpError as exc:
             raise HttpError(502, "Bad gateway", f"the site sent a malformed answer: {exc.detail}") from None
 
