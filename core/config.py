@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from core.fsutil import atomic_write_text
 DEFAULT_DATADIR = Path("~/.pyi2p").expanduser()
 REAL_NETID = 2
 PORT_RANGE = (9000, 31000)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class ConfigError(ProtocolError):
@@ -34,6 +36,7 @@ class RouterConfig:
     control_port: int = 7650
     sam_port: int = 7656             # SAM v3 bridge on control_host; 0 turns it off
     sam_udp_port: int = 7655         # SAM datagrams over UDP; 0: only on the control socket
+    sam_users: tuple[str, ...] = ()  # "user:password" entries: SAM asks for them (required off loopback)
     log_level: str = "INFO"
 
     @property
@@ -43,7 +46,7 @@ class RouterConfig:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(RouterConfig)}
 _TYPES = {"datadir": Path, "host": str, "port": int, "netid": int, "reseed_file": str, "reseed_urls": tuple, "floodfill": "floodfill",
-          "bandwidth": str, "max_connections": int, "control_host": str, "control_port": int, "sam_port": int, "sam_udp_port": int, "log_level": str}
+          "bandwidth": str, "max_connections": int, "control_host": str, "control_port": int, "sam_port": int, "sam_udp_port": int, "sam_users": tuple, "log_level": str}
 
 _TEMPLATE = """\
 # pyi2p router settings. Command-line flags override these for one run.
@@ -79,6 +82,15 @@ control_port = 7650
 # SAM v3.3 for outside applications (0 turns it off), and its UDP datagram port (0: none).
 sam_port = 7656
 sam_udp_port = 7655
+
+# The applications each have a table; `enabled = false` turns one off. See docs/ for each
+# app's settings (docs/proxy.md, docs/naming.md, docs/mail.md, docs/torrent.md);
+# I2PTunnel reads tunnels.conf and tunnels.d/*.conf beside this file (docs/i2ptunnel.md).
+# [proxy]
+# port = 4444
+# [naming]
+# [mail]
+# [torrent]
 """
 
 
@@ -119,6 +131,21 @@ def _validate(config: RouterConfig) -> RouterConfig:
         raise ConfigError(f"bandwidth {config.bandwidth!r} is not one of K L M N O P X", structure="config")
     if config.max_connections < 1:
         raise ConfigError("max_connections must be at least 1", structure="config")
+    if config.log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(f"log_level {config.log_level!r} is not one of {', '.join(LOG_LEVELS)}", structure="config")
+    try:
+        ipaddress.ip_address(config.control_host)
+    except ValueError:
+        raise ConfigError(f"control_host {config.control_host!r} is not an IP address", structure="config") from None
+    if config.host is not None:
+        try:
+            ipaddress.ip_address(config.host)
+        except ValueError:
+            raise ConfigError(f"host {config.host!r} is not an IP address", structure="config") from None
+    for entry in config.sam_users:
+        if ":" not in entry or not entry.partition(":")[0] or len(entry.partition(":")[2]) < 8:
+            raise ConfigError("sam_users entries are \"user:password\" with a password of 8 or more characters",
+                              structure="config")
     return config
 
 
@@ -133,6 +160,8 @@ def load_config(datadir: str | os.PathLike | None = None, overrides: dict | None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: {exc}", structure="config") from None
         for name, value in raw.items():
+            if isinstance(value, dict):
+                continue    # a table ([proxy], [mail], ...) belongs to the node's apps: read_sections()
             if name not in _TYPES or name == "datadir":
                 raise ConfigError(f"{path}: unknown setting {name!r}", structure="config")
             values[name] = _coerce(name, value)
@@ -142,12 +171,56 @@ def load_config(datadir: str | os.PathLike | None = None, overrides: dict | None
     config = _validate(RouterConfig(datadir=base, **values))
     if not path.exists():
         port = config.port or _random_port(rng)
-        atomic_write_text(path, _TEMPLATE.format(port=port, netid=REAL_NETID))
+        atomic_write_text(path, _TEMPLATE.format(port=port, netid=config.netid))   # what this router runs with
         if not config.port:
             config = dataclasses.replace(config, port=port)
     elif not config.port:
         raise ConfigError(f"{path}: no port set", structure="config")
     return config
+
+
+def save_settings(datadir: str | os.PathLike, changes: dict) -> None:
+    """Set top-level settings in DATADIR/config.toml, keeping every other line (comments, tables) as it is."""
+    path = Path(datadir).expanduser() / "config.toml"
+    text = path.read_text("utf-8") if path.exists() else ""
+    lines = text.splitlines()
+    first_table = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
+    for name, value in changes.items():
+        if name not in _TYPES or name == "datadir":
+            raise ConfigError(f"unknown setting {name!r}", structure="config")
+        rendered = f"{name} = {_toml_value(_coerce(name, value))}"
+        for i in range(first_table):
+            if lines[i].split("=", 1)[0].strip() == name:
+                lines[i] = rendered
+                break
+        else:
+            lines.insert(first_table, rendered)
+            first_table += 1
+    new_text = "\n".join(lines) + "\n"
+    tomllib.loads(new_text)          # never write a file the next start cannot read
+    atomic_write_text(path, new_text)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def read_sections(datadir: str | os.PathLike | None = None) -> dict[str, dict]:
+    """The tables of DATADIR/config.toml (`[proxy]`, `[mail]`, ...): each app's own settings."""
+    path = (Path(datadir).expanduser() if datadir else DEFAULT_DATADIR) / "config.toml"
+    try:
+        raw = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}", structure="config") from None
+    return {name: value for name, value in raw.items() if isinstance(value, dict)}
 
 
 def _random_port(rng) -> int:

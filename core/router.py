@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+from collections import OrderedDict, deque
 import logging
 import os
 
 from core.clock import Clock, SystemClock
-from core.config import REAL_NETID, RouterConfig
+from core.config import REAL_NETID, ConfigError, RouterConfig, save_settings
 from core.crypto.x25519 import X25519Keypair
 from core.data.encoding import b64encode
 from core.data.errors import ProtocolError
 from core.data.routerinfo import RouterAddress, RouterInfo
-from core.fsutil import atomic_write
+from core.fsutil import DataDirLock, atomic_write, remove_stale_temp_files
 from core.identity_store import RouterKeys, load_or_create_router_keys
 from core.client import ClientAPI, RouterNetwork
 from core.garlic.routers import RouterGarlicReceiver
@@ -58,6 +60,40 @@ class NetDbTunnelPaths:
         return self.tunnels.send_via_outbound(None, message, to_router=to_router)
 
 
+NEWCOMERS_PER_PREFIX_HOUR = 10          # unknown routers dialling in from one /24 (IPv4) or /48 (IPv6)
+PRIVATE_NET_NEWCOMERS_PER_PREFIX_HOUR = 1000   # a private testnet puts every router in one /24
+
+
+class NewcomerBudget:
+    """How many unknown routers dialling in from one network prefix are stored per hour (bounded state)."""
+
+    def __init__(self, per_hour: int, max_prefixes: int = 4096):
+        self.per_hour = per_hour
+        self.max_prefixes = max_prefixes
+        self._seen: OrderedDict[str, deque[float]] = OrderedDict()
+
+    @staticmethod
+    def prefix(address: str) -> str:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return address
+        return str(ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 48}", strict=False))
+
+    def admit(self, address: str, now: float) -> bool:
+        key = self.prefix(address)
+        times = self._seen.pop(key, None) or deque()
+        while times and now - times[0] > 3600:
+            times.popleft()
+        admitted = len(times) < self.per_hour
+        if admitted:
+            times.append(now)
+        self._seen[key] = times
+        while len(self._seen) > self.max_prefixes:
+            self._seen.popitem(last=False)
+        return admitted
+
+
 class Router:
     """One I2P router: `await start()`, then `await stop()`; everything it runs is owned here."""
 
@@ -88,6 +124,10 @@ class Router:
         self._tasks: list[asyncio.Task] = []
         self._stopped = asyncio.Event()
         self._stop_requested = asyncio.Event()
+        self.restart_requested = False
+        self.newcomers = NewcomerBudget(NEWCOMERS_PER_PREFIX_HOUR if config.netid == REAL_NETID
+                                        else PRIVATE_NET_NEWCOMERS_PER_PREFIX_HOUR)
+        self._lock = DataDirLock(config.datadir)
 
     # --- identity and our RouterInfo
 
@@ -133,6 +173,10 @@ class Router:
 
     async def start(self) -> None:
         datadir = self.config.datadir
+        self._lock.acquire()             # before any file is touched: one router per data folder
+        stale = remove_stale_temp_files(datadir)
+        if stale:
+            log.info("removed %d temp files an earlier run left when it was killed mid-write", stale)
         self.keys, created = load_or_create_router_keys(datadir, self.rng)
         log.info("%s router identity %s", "created" if created else "loaded", b64encode(self.keys.hash))
         self.netdb = NetDb(datadir / "netDb", self.config.netid, self.clock, own_hash=self.keys.hash)
@@ -229,6 +273,7 @@ class Router:
         self._tasks.append(asyncio.create_task(self.reseed_service.run(), name="reseed"))
 
     async def _start_control(self) -> None:
+        from core.control.config import ControlConfigError
         from core.control.server import start_control_server   # aiohttp is loaded only when the API runs
         try:
             self.control = await start_control_server(self, self.config.datadir, address=self.config.control_host,
@@ -236,19 +281,32 @@ class Router:
         except OSError as exc:
             log.error("I2PControl not started on %s:%d: %s", self.config.control_host, self.config.control_port,
                       exc.strerror or exc)
+        except ControlConfigError as exc:
+            log.error("I2PControl not started: %s (fix or delete that file: a new one gets a new password)", exc)
+        if self.control is not None and not ipaddress.ip_address(self.control.host).is_loopback:
+            log.warning("I2PControl listens on %s, reachable from other machines: anyone who learns the "
+                        "password controls this router (control_host = \"127.0.0.1\" keeps it local)",
+                        self.control.host)
 
     async def _start_sam(self) -> None:
         if not self.config.sam_port:
             return
-        from core.sam.bridge import SamBridge, SamConfig
+        if not ipaddress.ip_address(self.config.control_host).is_loopback and not self.config.sam_users:
+            log.error("SAM not started: it would listen on %s, reachable from other machines, without a password "
+                      "(set sam_users = [\"user:password\"] in config.toml, or keep control_host on 127.0.0.1)",
+                      self.config.control_host)
+            return
+        from core.sam.bridge import SamAuth, SamBridge, SamConfig
         from core.sam.client_backend import ClientBackend
         config = SamConfig(host=self.config.control_host, port=self.config.sam_port, udp_host=self.config.control_host,
                            udp_port=self.config.sam_udp_port or None)
-        bridge = SamBridge(ClientBackend(self.client), config, clock=self.clock, rng=self.rng)
+        users = dict(entry.split(":", 1) for entry in self.config.sam_users)
+        bridge = SamBridge(ClientBackend(self.client), config, auth=SamAuth(users, enabled=bool(users)),
+                           clock=self.clock, rng=self.rng)
         try:
             await bridge.start()
         except OSError as exc:
-            log.error("SAM not started on %s:%d: %s", config.host, config.port, exc.strerror or exc)
+            log.error("SAM not started: %s", exc.strerror or exc)
             return
         self.sam = bridge
         log.info("SAM v3 bridge listening on %s:%d", config.host, bridge.port)
@@ -294,8 +352,15 @@ class Router:
     # --- inbound traffic
 
     def handle_router_info(self, peer_hash: bytes, data: bytes) -> None:
-        assert self.netdb_service is not None and self.profiles is not None
+        assert self.netdb_service is not None and self.profiles is not None and self.netdb is not None
         self.profiles.record_connect_success(peer_hash)
+        conn = self.transports.sessions.get(peer_hash) if self.transports is not None else None
+        if conn is not None and conn.inbound and self.netdb.get_router_info(peer_hash) is None:
+            # a stranger that dialled us: throwaway identities from one network must not fill our netDb
+            address = (conn.peername or ("?",))[0]
+            if not self.newcomers.admit(address, self.clock.monotonic()):
+                self.netdb.rejected["newcomer_budget"] += 1
+                return
         self.netdb_service.handle_router_info(peer_hash, data)
 
     def handle_message(self, peer_hash: bytes, message: I2NPMessage) -> None:
@@ -326,6 +391,7 @@ class Router:
             await self.control.stop()
         if self.transports is not None:
             await self.transports.stop()
+        self._lock.release()
         self._stopped.set()
 
     def request_stop(self) -> None:
@@ -389,7 +455,26 @@ class Router:
                 "i2p.router.net.ntcp.autoip": "false"}
 
     def apply_network_settings(self, changes) -> bool:
-        raise SettingError("changing network settings over I2PControl is not supported yet; edit config.toml")
+        """The NTCP2 port and host are saved to config.toml for the next start (RestartNeeded); the
+        other keys name things this router does not have (SSU, UPnP, laptop mode) or sets elsewhere."""
+        saved = {}
+        for key, value in changes.items():
+            if key == "i2p.router.net.ntcp.port":
+                saved["port"] = int(value)
+            elif key == "i2p.router.net.ntcp.hostname":
+                try:
+                    ipaddress.ip_address(value)
+                except ValueError:
+                    raise SettingError(f"{key}: {value!r} is not an IP address") from None
+                saved["host"] = value
+            else:
+                raise SettingError(f"{key} cannot be changed on this router (only i2p.router.net.ntcp.port "
+                                   "and .hostname; other settings are in config.toml)")
+        try:
+            save_settings(self.config.datadir, saved)
+        except (ConfigError, OSError) as exc:
+            raise SettingError(str(exc)) from None
+        return True
 
     async def shutdown(self) -> None:
         self.request_stop()
@@ -398,7 +483,9 @@ class Router:
         self.request_stop()
 
     async def restart(self) -> None:
-        raise SettingError("restart is not supported; stop the router and start it again")
+        """Stop, then start again in the same process with config.toml re-read (pyi2p run does the start)."""
+        self.restart_requested = True
+        self.request_stop()
 
     async def restart_graceful(self) -> None:
         await self.restart()

@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.control.config import ControlConfigError
 from core.data.errors import ProtocolError
+from core.fsutil import DataDirInUse
 
-from . import reseed, run, status, testnet, tools
+from . import reseed, run, status, testnet, tools, tui
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_parsers(subparsers)
     reseed.add_parser(subparsers)
     testnet.add_parser(subparsers)
+    tui.add_parser(subparsers)
     return parser
 
 
@@ -24,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ProtocolError as exc:
+    except (ProtocolError, ControlConfigError, DataDirInUse) as exc:
         print(f"pyi2p: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

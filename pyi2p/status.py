@@ -31,8 +31,12 @@ def collect_status(client: ControlClient) -> dict[str, Any]:
     peers = client.call("pyi2p.Peers").get("Peers", [])
     tunnels = client.call("pyi2p.Tunnels")
     destinations = client.call("pyi2p.Destinations").get("Destinations", [])
+    try:
+        services = client.call("pyi2p.Services.List").get("Services", [])
+    except ControlRpcError:
+        services = []     # a router run without the node's apps
     return {"RouterInfo": router_info, "Summary": summary, "Peers": peers,
-            "Tunnels": tunnels.get("Tunnels", []), "Destinations": destinations}
+            "Tunnels": tunnels.get("Tunnels", []), "Destinations": destinations, "Services": services}
 
 
 def run_status(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -117,4 +121,24 @@ def format_status(status: dict[str, Any]) -> str:
     ntcp2 = s.get("NTCP2", {})
     if ntcp2.get("Port"):
         lines.append(f"NTCP2       {ntcp2.get('Host') or '*'}:{ntcp2['Port']}")
+    services = status.get("Services", [])
+    if services:
+        lines.append("Services")
+    for service in services:
+        lines.append(f"  {service.get('name', '?'):<10} {service.get('state', '?'):<9} {_service_detail(service)}")
     return "\n".join(lines) + "\n"
+
+
+def _service_detail(service: dict[str, Any]) -> str:
+    """Where a service listens and its b32, or why it is not running."""
+    if service.get("error"):
+        return str(service["error"])
+    listen = service.get("listen")
+    if isinstance(listen, dict):
+        where = ", ".join(f"{what} {address}" for what, address in listen.items())
+    elif isinstance(listen, (list, tuple)):
+        where = ", ".join(str(address) for address in listen)
+    else:
+        where = str(listen or "")
+    b32 = service.get("b32")
+    return "  ".join(part for part in (where, str(b32) if b32 else "") if part)

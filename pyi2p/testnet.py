@@ -48,6 +48,7 @@ SEED_FILE = "seed.zip"
 DEFAULT_BASE = "/tmp/pyi2p-testnet"
 DEFAULT_NETNS = "pyi2p-testnet"
 DEFAULT_FIRST_PORT = 20000
+PYI2P_APPS = ("naming", "tunnels", "proxy", "mail", "torrent")   # config.toml tables of `pyi2p run`'s apps
 PORT_STRIDE = 10                      # router k uses ports P..P+4, P = first_port + 10*(k-1)
 PYI2P_HOST_OFFSET = 100               # pyi2p router j lives on PREFIX.(100+j)
 EXTRA_HOST_OFFSET = 200               # in-process routers of tests get PREFIX.(200+i)
@@ -651,8 +652,13 @@ class Testnet:
             raise TestnetError(f"{path}: {exc}") from None
         wanted = {"port": r.port, "netid": self.netid, "control_port": r.i2pcontrol, "bandwidth": "X"}
         missing = [f"{key} = {json.dumps(value)}" for key, value in wanted.items() if key not in settings]
-        if missing:                           # settings someone wrote there stay as they are
-            atomic_write_text(path, text.rstrip("\n") + "\n" + "\n".join(missing) + "\n")
+        # the apps would all want the same 127.0.0.1 ports in the shared namespace: off unless configured
+        tables = [f"[{app}]\nenabled = false" for app in PYI2P_APPS if app not in settings]
+        if missing or tables:                 # settings someone wrote there stay as they are
+            head, table_start, rest = text.partition("\n[")   # top-level keys go before the first table
+            head = head.rstrip("\n") + "\n" + "".join(f"{line}\n" for line in missing)
+            text = head + (table_start.lstrip("\n") and "[" + rest if table_start else "")
+            atomic_write_text(path, text.rstrip("\n") + "\n" + "".join(f"\n{t}\n" for t in tables))
 
     def _make_identities(self, routers: list[Router]) -> None:
         """Start each router that lacks a fresh router.info until it writes one, then stop it."""

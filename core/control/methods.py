@@ -5,20 +5,26 @@ import base64
 import dataclasses
 import hmac
 import inspect
+import logging
 import math
 import os
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from typing import Any, Callable
 
 from core.clock import Clock, Rng, SystemClock
 
 from .api import NETWORK_SETTING_KEYS, ControlledRouter, PeerRecord, RouterSnapshot, SettingError, TunnelRecord
 from .config import ControlConfig, ControlConfigError, validate_address, validate_password
-from .jsonrpc import (API_VERSION_MISSING, API_VERSION_UNSUPPORTED, EXPIRED_TOKEN, INVALID_PARAMS, INVALID_PASSWORD,
-                      METHOD_NOT_FOUND, NO_TOKEN, UNKNOWN_TOKEN, RpcError, answer_body)
+from .jsonrpc import (API_VERSION_MISSING, API_VERSION_UNSUPPORTED, EXPIRED_TOKEN, INTERNAL_ERROR, INVALID_PARAMS,
+                      INVALID_PASSWORD, METHOD_NOT_FOUND, NO_TOKEN, UNKNOWN_TOKEN, RpcError, answer_body)
 from .rates import RateHistory
 
+log = logging.getLogger(__name__)
+
 API_VERSION = 1
+MAX_AUTH_FAILURES = 10             # wrong passwords within the window before Authenticate refuses all
+AUTH_FAILURE_WINDOW_S = 60.0
+MIN_NEW_PASSWORD = 8               # a password set through the API
 TOKEN_LIFETIME_S = 24 * 3600       # as Java's I2PControl: a token lasts a day
 MAX_TOKENS = 64
 
@@ -171,6 +177,8 @@ class ControlService:
         self.tokens = TokenStore(self.clock, rng)
         self.rates = RateHistory(rate_history_s)
         self._save_config = save_config
+        self._auth_failures: deque[float] = deque()
+        self.failed_authentications = 0
         self._methods: dict[str, Callable[[dict], Any]] = {
             "Echo": self._echo,
             "GetRate": self._get_rate,
@@ -188,6 +196,19 @@ class ControlService:
     @property
     def method_names(self) -> tuple[str, ...]:
         return ("Authenticate", *self._methods)
+
+    def add_methods(self, methods: dict[str, Callable[[dict], Any]]) -> None:
+        """Offer more methods (the node's services: pyi2p.<App>.<Verb>); a handler gets the params without
+        the token and raises ValueError for bad ones. The API v1 methods cannot be replaced."""
+        for name, handler in methods.items():
+            if name in self._methods or name == "Authenticate" or not name.startswith("pyi2p."):
+                raise ValueError(f"cannot register I2PControl method {name!r}")
+            self._methods[name] = _extension(handler)
+
+    def remove_methods(self, names) -> None:
+        for name in names:
+            if name.startswith("pyi2p.") and name not in _BUILTIN_EXTENSIONS:
+                self._methods.pop(name, None)
 
     def sample_rates(self) -> None:
         self.rates.record(self.clock.monotonic(), self.router.snapshot())
@@ -220,8 +241,19 @@ class ControlService:
             raise RpcError(API_VERSION_MISSING)
         if isinstance(api, bool) or api != API_VERSION:
             raise RpcError(API_VERSION_UNSUPPORTED, f"This server implements API {API_VERSION}.")
+        now = self.clock.monotonic()
+        while self._auth_failures and now - self._auth_failures[0] > AUTH_FAILURE_WINDOW_S:
+            self._auth_failures.popleft()
+        if len(self._auth_failures) >= MAX_AUTH_FAILURES:
+            wait = AUTH_FAILURE_WINDOW_S - (now - self._auth_failures[0])
+            raise RpcError(INVALID_PASSWORD, f"Too many wrong passwords; try again in {wait:.0f} s.")
         password = _text(params, "Password")
         if not hmac.compare_digest(password.encode("utf-8"), self.config.password.encode("utf-8")):
+            self._auth_failures.append(now)
+            self.failed_authentications += 1
+            if self.failed_authentications <= 10 or self.failed_authentications % 100 == 0:
+                log.warning("I2PControl: wrong password (%d so far); after %d in %.0f s, logins wait",
+                            self.failed_authentications, MAX_AUTH_FAILURES, AUTH_FAILURE_WINDOW_S)
             raise RpcError(INVALID_PASSWORD)
         return {"API": API_VERSION, "Token": self.tokens.issue()}
 
@@ -263,7 +295,10 @@ class ControlService:
         config = self.config
         try:
             if "i2pcontrol.password" in params:
-                config = dataclasses.replace(config, password=validate_password(params["i2pcontrol.password"]))
+                new_password = validate_password(params["i2pcontrol.password"])
+                if len(new_password) < MIN_NEW_PASSWORD:
+                    raise RpcError(INVALID_PARAMS, f"The password needs {MIN_NEW_PASSWORD} or more characters.")
+                config = dataclasses.replace(config, password=new_password)
             if "i2pcontrol.address" in params:
                 address = params["i2pcontrol.address"]
                 if not isinstance(address, str):
@@ -368,6 +403,28 @@ class ControlService:
 
     def _destinations(self, params: dict) -> dict:
         return {"Destinations": [{"B32": d.b32, "Name": d.name} for d in self.router.destinations()]}
+
+
+_BUILTIN_EXTENSIONS = frozenset({"pyi2p.Summary", "pyi2p.Peers", "pyi2p.Tunnels", "pyi2p.NetDb",
+                                 "pyi2p.Destinations"})
+
+
+def _extension(handler: Callable[[dict], Any]) -> Callable[[dict], Any]:
+    """A service's method: params without the token; ValueError becomes the spec's invalid-params error,
+    any other failure a plain internal error (never a traceback to the caller)."""
+    async def call(params: dict) -> Any:
+        args = {k: v for k, v in params.items() if k != "Token"}
+        try:
+            result = handler(args)
+            return await result if inspect.isawaitable(result) else result
+        except RpcError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)[:200]) from None
+        except Exception as exc:
+            log.exception("I2PControl extension failed")
+            raise RpcError(INTERNAL_ERROR, f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    return call
 
 
 def _finite(value: float) -> float:

@@ -23,6 +23,59 @@ log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 RPC_PATHS = ("/", "/jsonrpc", "/jsonrpc/")
 SAMPLE_INTERVAL_S = 1.0
+MAX_CONNECTIONS = 64          # clients are local tools (the console, `pyi2p status`): a few at a time
+IDLE_TIMEOUT_S = 10.0         # a connection that sends nothing this long is closed (slow clients)
+BODY_TIMEOUT_S = 10.0
+
+
+class _CappedProtocol(asyncio.Protocol):
+    """Stands in front of aiohttp's request handler: refuses connections past the cap and closes idle ones."""
+
+    def __init__(self, server: "ControlServer"):
+        self.server = server
+        self.inner = server._runner.server()
+        self.transport: asyncio.Transport | None = None
+        self._idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        if len(self.server._connections) >= self.server.max_connections:
+            self.server.refused_connections += 1
+            transport.abort()
+            return
+        self.server._connections.add(self)
+        self.inner.connection_made(transport)
+        self._touch()
+
+    def _touch(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = asyncio.get_running_loop().call_later(self.server.idle_timeout_s, self._expire)
+
+    def _expire(self) -> None:
+        self.server.timed_out_connections += 1
+        if self.transport is not None:
+            self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        self._touch()
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        if self in self.server._connections:
+            self.server._connections.discard(self)
+            self.inner.connection_lost(exc)
 
 
 def is_loopback(host: str | None) -> bool:
@@ -89,14 +142,21 @@ class ControlServer:
     """Serves a ControlService on host:port; samples the router for GetRate while running."""
 
     def __init__(self, service: ControlService, host: str = "127.0.0.1", port: int = 7650, *,
-                 max_body: int = MAX_BODY, sample_interval_s: float = SAMPLE_INTERVAL_S):
+                 max_body: int = MAX_BODY, sample_interval_s: float = SAMPLE_INTERVAL_S,
+                 max_connections: int = MAX_CONNECTIONS, idle_timeout_s: float = IDLE_TIMEOUT_S):
         self.service = service
         self.host = host
         self.port = port
         self.max_body = max_body
         self.sample_interval_s = sample_interval_s
+        self.max_connections = max_connections
+        self.idle_timeout_s = idle_timeout_s
         self.loopback_only = is_loopback(host)
+        self.refused_connections = 0
+        self.timed_out_connections = 0
+        self._connections: set[_CappedProtocol] = set()
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
         self._sampler: asyncio.Task | None = None
 
     def make_app(self) -> web.Application:
@@ -110,7 +170,11 @@ class ControlServer:
             return rpc_error(INVALID_REQUEST, "Only local clients may use this server.", status=403)
         if request.method != "POST":
             return rpc_error(INVALID_REQUEST, "Send JSON-RPC requests with POST.", status=405)
-        body = await _read_limited(request, self.max_body)
+        try:
+            body = await asyncio.wait_for(_read_limited(request, self.max_body), BODY_TIMEOUT_S)
+        except (ConnectionError, asyncio.TimeoutError, web.HTTPException, OSError):
+            # the client went away or stalled mid-body: nothing to answer, nothing to log as an error
+            raise web.HTTPRequestTimeout() from None
         if body is None:
             return rpc_error(INVALID_REQUEST, f"The request body is over {self.max_body} bytes.", status=413)
         if not body.strip():
@@ -124,14 +188,15 @@ class ControlServer:
         """Bind and serve; returns the bound port (useful with port 0)."""
         runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
+        self._runner = runner
         try:
-            site = web.TCPSite(runner, self.host, self.port)
-            await site.start()
+            self._server = await asyncio.get_running_loop().create_server(
+                lambda: _CappedProtocol(self), self.host, self.port, reuse_address=True)
         except BaseException:
+            self._runner = None
             await runner.cleanup()
             raise
-        self._runner = runner
-        self.port = runner.addresses[0][1]
+        self.port = self._server.sockets[0].getsockname()[1]
         self._sampler = asyncio.create_task(self._sample_forever(), name="i2pcontrol-sampler")
         log.info("I2PControl listening on %s:%d", self.host, self.port)
         return self.port
@@ -142,6 +207,12 @@ class ControlServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sampler
             self._sampler = None
+        if self._server is not None:
+            self._server.close()
+            for connection in list(self._connections):
+                if connection.transport is not None:
+                    connection.transport.abort()
+            self._server = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, utils
 
 from core.data.errors import CryptoError
+
+# cryptography 51+ warns at every use of its DSA classes; I2P needs DSA only to verify (and make) the
+# signing type 0 of old identities, so that one warning is silenced where it is raised: here.
+warnings.filterwarnings("ignore", message="DSA is deprecated", module=__name__)
 
 P = int(
     "9C05B2AA960D9B97B8931963C9CC9E8C3026E9B8ED92FAD0A69CC886D5BF8015"
@@ -30,7 +35,12 @@ PUBLIC_KEY_LEN = 128
 PRIVATE_KEY_LEN = 20
 SIGNATURE_LEN = 40
 
-_PARAMETERS = dsa.DSAParameterNumbers(P, Q, G)
+
+
+@functools.cache
+def _parameters() -> dsa.DSAParameterNumbers:
+    return dsa.DSAParameterNumbers(P, Q, G)
+
 _SHA1 = hashes.SHA1()
 
 
@@ -48,7 +58,7 @@ def _private_scalar(private_key: bytes) -> int:
 @functools.lru_cache(maxsize=16)
 def _signing_key(private_key: bytes) -> dsa.DSAPrivateKey:
     x = _private_scalar(private_key)
-    return dsa.DSAPrivateNumbers(x, dsa.DSAPublicNumbers(pow(G, x, P), _PARAMETERS)).private_key()
+    return dsa.DSAPrivateNumbers(x, dsa.DSAPublicNumbers(pow(G, x, P), _parameters())).private_key()
 
 
 def sign(private_key: bytes, data: bytes) -> bytes:
@@ -65,7 +75,7 @@ def verify(public_key: bytes, data: bytes, signature: bytes) -> bool:
     if not (1 < y < P - 1 and 0 < r < Q and 0 < s < Q):
         return False
     try:
-        key = dsa.DSAPublicNumbers(y, _PARAMETERS).public_key()
+        key = dsa.DSAPublicNumbers(y, _parameters()).public_key()
         key.verify(utils.encode_dss_signature(r, s), data, _SHA1)
     except (InvalidSignature, ValueError):
         return False

@@ -17,7 +17,7 @@ from core.crypto import signing, x25519
 from core.fsutil import atomic_write
 
 from .certificate import crypto_type_info, key_layout
-from .errors import ParseError, SignatureError
+from .errors import ParseError, ProtocolError, SignatureError
 from .identity import Destination, RouterIdentity
 from .keytypes import CRYPTO_ELGAMAL, CRYPTO_X25519, SIG_ED25519, SIG_TYPES
 from .reader import Reader
@@ -160,7 +160,10 @@ class PrivateKeys:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Self:
-        return cls.parse(Path(path).read_bytes())
+        try:
+            return cls.parse(Path(path).read_bytes())
+        except ProtocolError as exc:
+            raise ParseError(f"{path}: {exc}") from None
 
     def save(self, path: str | os.PathLike) -> None:
         atomic_write(path, self.to_bytes(), KEY_FILE_MODE)

@@ -288,21 +288,27 @@ class ProfileStore:
     # --- persistence
 
     def save(self) -> int:
-        """Write changed profiles (atomically); returns how many."""
+        """Write changed profiles (atomically), on this thread; returns how many."""
+        return self.write_files(self.take_unsaved())
+
+    def take_unsaved(self) -> list[tuple[Path, str]]:
+        """Changed profiles as (path, JSON), serialized now (on the event loop, where they change)."""
+        dirty, self._dirty = self._dirty, set()
         if self.root is None:
-            self._dirty.clear()
-            return 0
+            return []
+        return [(profile_path(self.root, peer), profile.to_json())
+                for peer in dirty if (profile := self.profiles.get(peer)) is not None]
+
+    @staticmethod
+    def write_files(changes: list[tuple[Path, str]]) -> int:
+        """Write take_unsaved()'s profiles anywhere (a thread); returns how many were written."""
         written = 0
-        for peer in list(self._dirty):
-            profile = self.profiles.get(peer)
-            if profile is not None:
-                try:
-                    atomic_write_text(profile_path(self.root, peer), profile.to_json())
-                    written += 1
-                except OSError as exc:
-                    log.warning("profiles: cannot save %s: %s", b64encode(peer)[:8], exc)
-                    continue
-            self._dirty.discard(peer)
+        for path, text in changes:
+            try:
+                atomic_write_text(path, text)
+                written += 1
+            except OSError as exc:
+                log.warning("profiles: cannot save %s: %s", path.name, exc.strerror or exc)
         return written
 
     def load(self) -> int:

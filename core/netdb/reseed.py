@@ -437,7 +437,13 @@ class ReseedService:
             self.consecutive_failures += 1
             self.last_error = "; ".join(errors) or ("no reseed servers" if not result.outcomes
                                                     else "no new RouterInfos accepted")
-            log.warning("reseed: attempt %d got nothing: %s", self.attempts, self.last_error)
+            if result.outcomes and not result.servers_ok:
+                log.warning("reseed: none of the %d reseed servers could be reached; retrying in the background. "
+                            "To join now, start with a reseed bundle: --reseed-file FILE (.su3 or .zip, e.g. made "
+                            "by `pyi2p reseed make` on a router that runs)", len(result.outcomes))
+                log.info("reseed: attempt %d: %s", self.attempts, self.last_error)
+            else:
+                log.warning("reseed: attempt %d got nothing: %s", self.attempts, self.last_error)
         return added
 
     async def _wait(self, seconds: float) -> None:

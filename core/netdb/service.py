@@ -72,6 +72,7 @@ class NetDbSettings:
     exploration_excluded: int = 500         # known routers listed so the floodfill names new ones
     expiry_s: float = 60.0
     profile_save_s: float = 300.0
+    flush_s: float = 2.0          # netDb files are written at most this long after an entry changes
     lookups_per_minute_per_peer: int = 60   # what a floodfill answers one requester; beyond: dropped
     max_tracked_requesters: int = 1000
     # network-database.md "Exploration" and "RouterInfo and LeaseSet Lookup": our own RouterInfo lookups and
@@ -150,6 +151,7 @@ class NetDbService:
         self._explore_interval = settings.exploration_min_s
         self._next_expiry = now + settings.expiry_s
         self._next_profile_save = now + settings.profile_save_s
+        self._next_flush = now + settings.flush_s
         self._exploration_known_before = 0
         self._task: asyncio.Task | None = None
 
@@ -167,6 +169,7 @@ class NetDbService:
             search.lookup.state = LookupState.FAILED
             self._complete(search)
         self.profiles.save()
+        self.db.flush()
 
     async def _run(self) -> None:
         while True:
@@ -174,7 +177,22 @@ class NetDbService:
                 self.periodic()
             except Exception:
                 log.exception("netDb: periodic work failed")
+            await self._write_files()
             await asyncio.sleep(self.settings.tick_s)
+
+    async def _write_files(self) -> None:
+        """netDb entries and profiles that changed, written in a thread: fsync never holds up the routers
+        and tunnels we serve. Taken on the loop (where they change), written off it."""
+        now = self.clock.monotonic()
+        try:
+            if now >= self._next_flush:
+                self._next_flush = now + self.settings.flush_s
+                await asyncio.to_thread(self.db.write_files, self.db.take_unsaved())
+            if now >= self._next_profile_save:
+                self._next_profile_save = now + self.settings.profile_save_s
+                await asyncio.to_thread(self.profiles.write_files, self.profiles.take_unsaved())
+        except Exception:
+            log.exception("netDb: writing files failed")
 
     def periodic(self) -> None:
         """Timeouts, then whatever is due: exploration, expiry, saving profiles."""
@@ -186,9 +204,7 @@ class NetDbService:
         if now >= self._next_expiry:
             self.expire()
             self._next_expiry = now + self.settings.expiry_s
-        if now >= self._next_profile_save:
-            self.profiles.save()
-            self._next_profile_save = now + self.settings.profile_save_s
+
 
     def expire(self) -> tuple[int, int]:
         routers = self.db.expire_router_infos(self.uptime(), floodfill=self.floodfill)

@@ -68,6 +68,7 @@ class NetDb:
         self.leasesets: dict[bytes, StoredLeaseSet] = {}
         self.max_leasesets = max_leasesets
         self.rejected: Counter[str] = Counter()
+        self._unsaved: dict[bytes, RouterInfo | None] = {}   # key -> entry to write, None: file to delete
 
     def __len__(self) -> int:
         return len(self.router_infos)
@@ -114,7 +115,7 @@ class NetDb:
             return None
         self.router_infos[key] = ri
         if persist and self.root is not None:
-            atomic_write(router_info_path(self.root, key), ri.to_bytes())
+            self._unsaved[key] = ri          # written by flush(), off the event loop, a few seconds later
         return ri
 
     def get_router_info(self, router_hash: bytes) -> RouterInfo | None:
@@ -125,7 +126,39 @@ class NetDb:
 
     def remove_router_info(self, router_hash: bytes) -> None:
         if self.router_infos.pop(router_hash, None) is not None and self.root is not None:
-            router_info_path(self.root, router_hash).unlink(missing_ok=True)
+            self._unsaved[router_hash] = None
+
+    # --- persistence: batched, so the event loop never waits on fsync
+
+    def take_unsaved(self) -> list[tuple[Path, bytes | None]]:
+        """The file changes made since the last call, as (path, bytes or None for a removal); call on the
+        event loop, then write_files() anywhere (a thread)."""
+        if self.root is None:
+            self._unsaved.clear()
+            return []
+        changes = [(router_info_path(self.root, key), ri.to_bytes() if ri is not None else None)
+                   for key, ri in self._unsaved.items()]
+        self._unsaved.clear()
+        return changes
+
+    @staticmethod
+    def write_files(changes: list[tuple[Path, bytes | None]]) -> int:
+        """Apply take_unsaved()'s changes, each atomic; returns how many failed (logged)."""
+        failed = 0
+        for path, data in changes:
+            try:
+                if data is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    atomic_write(path, data)
+            except OSError as exc:
+                failed += 1
+                log.warning("netDb: cannot write %s: %s", path.name, exc.strerror or exc)
+        return failed
+
+    def flush(self) -> int:
+        """Write what is unsaved now, on this thread."""
+        return self.write_files(self.take_unsaved())
 
     def router_info_max_age_ms(self, ri: RouterInfo, *, floodfill: bool) -> int:
         """How long `ri` may stay after it was published, by the "RouterInfo Expiration" policy."""

@@ -212,13 +212,22 @@ class SamBridge:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Listen; an OSError names the address that could not be bound (TCP commands or UDP datagrams)."""
         cfg = self.config
-        self._server = await asyncio.start_server(self._on_client, cfg.host, cfg.port, limit=READ_CHUNK)
+        try:
+            self._server = await asyncio.start_server(self._on_client, cfg.host, cfg.port, limit=READ_CHUNK)
+        except OSError as exc:
+            raise OSError(exc.errno, f"SAM TCP port {cfg.host}:{cfg.port}: {exc.strerror or exc}") from None
         if cfg.udp_port is not None:
             loop = asyncio.get_running_loop()
             try:
                 self._udp, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self),
                                                                    local_addr=(cfg.udp_host, cfg.udp_port))
+            except OSError as exc:
+                self._server.close()
+                raise OSError(exc.errno, f"SAM UDP datagram port {cfg.udp_host}:{cfg.udp_port}: "
+                                         f"{exc.strerror or exc} (--sam-udp-port, or sam_udp_port in config.toml, "
+                                         "changes it)") from None
             except BaseException:
                 self._server.close()
                 raise

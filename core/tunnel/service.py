@@ -830,11 +830,15 @@ class TunnelService:
 
     async def _look_up_and_send(self, target: bytes) -> None:
         assert self._lookup is not None
+        ri = None
         try:
             ri = await asyncio.wait_for(self._lookup(target), LOOKUP_TIMEOUT_S)
         except (TimeoutError, ProtocolError, OSError):
-            ri = None
-        waiting = self._waiting.pop(target, ())
+            pass
+        except Exception:      # any failure ends the wait: the entry must not outlive its lookup
+            log.exception("next-hop lookup failed")
+        finally:
+            waiting = self._waiting.pop(target, ())
         if ri is None:
             self.stats["next_hop_unknown_drops"] += len(waiting)
             return

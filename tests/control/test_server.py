@@ -147,7 +147,7 @@ async def test_start_control_server_records_the_bound_port(tmp_path):
         result = await asyncio.to_thread(ControlClient.from_config(config).call, "Echo", {"Echo": "up"})
         assert result == {"Result": "up"}
         await asyncio.to_thread(ControlClient.from_config(config).call, "I2PControl",
-                                {"i2pcontrol.password": "changed"})
-        assert read_control_config(tmp_path).password == "changed"  # persisted for `pyi2p status`
+                                {"i2pcontrol.password": "changed-pw"})
+        assert read_control_config(tmp_path).password == "changed-pw"  # persisted for `pyi2p status`
     finally:
         await server.stop()

@@ -16,7 +16,8 @@ from tests.client.routers import ClientRouter, two_hop_leases, wait_for
 from tests.interop.test_client_i2pd import OPTIONS, SETTINGS, SamDatagrams, _first_contact, _send_until_received
 from tests.interop.test_netdb import pyi2p_floodfill_net  # noqa: F401  (the fixture)
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop,
+              pytest.mark.i2pd_defect('i2pd 2.45.1 sometimes never publishes a fresh SAM destination\'s LeaseSet ("Destination is not ready", testnet README pitfall 5)')]
 
 
 async def test_two_i2pd_destinations_meet_through_a_pyi2p_floodfill(pyi2p_floodfill_net):

@@ -214,8 +214,10 @@ def test_pyi2p_routers_get_their_own_control_port_and_keep_what_is_set(tmp_path)
     net._write_files()                                   # a second up adds nothing
     first = tomllib.loads((Path(p1.datadir) / "config.toml").read_text())
     second = tomllib.loads((Path(p2.datadir) / "config.toml").read_text())
-    assert first == {"port": 30010, "netid": 42, "control_port": 30011, "bandwidth": "X"}
-    assert second == {"port": 30020, "floodfill": True, "bandwidth": "O", "netid": 42, "control_port": 30021}
+    apps_off = {app: {"enabled": False} for app in tn.PYI2P_APPS}   # the apps would share one 127.0.0.1
+    assert first == {"port": 30010, "netid": 42, "control_port": 30011, "bandwidth": "X", **apps_off}
+    assert second == {"port": 30020, "floodfill": True, "bandwidth": "O", "netid": 42, "control_port": 30021,
+                      **apps_off}
     assert (p1.i2pcontrol, p2.i2pcontrol) == (30011, 30021)
 
 

@@ -14,7 +14,8 @@ from core.i2np import I2NPMessage, MessageType
 from core.router import Router
 from core.tunnel.service import TunnelService, TunnelSettings
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop,
+              pytest.mark.i2pd_defect('i2pd builds tunnels only when its pools run short, so a build through us may come late')]
 
 # every testnet router shares 198.18.0.0/16, so no IP restriction; short test intervals to see results soon
 SETTINGS = TunnelSettings(ip_restriction=0, test_interval_s=5.0, build_timeout_s=15.0, tick_s=0.5)

@@ -299,3 +299,12 @@ async def test_request_cuts_a_backoff_wait_short():
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_unreachable_servers_say_what_to_do_in_one_line(caplog):
+    h = Harness(script=[], stop_after=2)
+    with caplog.at_level("INFO", logger="core.netdb.reseed"):
+        await h.run()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2 and all("\n" not in w for w in warnings)
+    assert "none of the 1 reseed servers could be reached" in warnings[0] and "--reseed-file" in warnings[0]

@@ -35,6 +35,7 @@ def make_datadir(tmp_path, count=4, netid=42):
     others = [make_ri(netid=netid, published_ms=now_ms) for _ in range(count)]
     for ri in others:
         assert db.add_router_info(ri) is not None
+    db.flush()
     return datadir, own, others
 
 

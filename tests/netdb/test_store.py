@@ -27,6 +27,8 @@ def test_valid_entry_is_stored_and_persisted_where_i2pd_puts_it(tmp_path):
     ri = make_ri(floodfill=True)
     assert db.add_router_info(ri.to_bytes()) == ri
     path = router_info_path(tmp_path / "netDb", ri.hash)
+    assert not path.exists()                 # written in batches, off the event loop
+    assert db.flush() == 0
     assert path.name == f"routerInfo-{b64encode(ri.hash)}.dat"
     assert path.parent.name == "r" + b64encode(ri.hash)[0]
     assert path.read_bytes() == ri.to_bytes()
@@ -49,6 +51,7 @@ def test_bad_entries_are_rejected_counted_and_not_stored(tmp_path, case):
     }[case]()
     assert db.add_router_info(data) is None
     assert len(db) == 0 and sum(db.rejected.values()) == 1
+    db.flush()
     assert not list(tmp_path.rglob("*.dat"))
 
 
@@ -76,6 +79,7 @@ def test_reseed_zip_and_folder(tmp_path):
     db = NetDb(folder, 42, CLOCK)
     for ri in ris:
         db.add_router_info(ri)
+    db.flush()
     assert sorted(read_reseed_file(folder)) == sorted(ri.to_bytes() for ri in ris)
 
 
@@ -84,3 +88,20 @@ def test_reseed_file_that_is_not_a_bundle_is_a_parse_error(tmp_path):
     junk.write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(ParseError):
         read_reseed_file(junk)
+
+
+def test_removals_and_rewrites_reach_the_disk_in_order(tmp_path):
+    db = NetDb(tmp_path / "netDb", 42, CLOCK)
+    ri = make_ri()
+    db.add_router_info(ri)
+    db.flush()
+    path = router_info_path(tmp_path / "netDb", ri.hash)
+    assert path.exists()
+    db.remove_router_info(ri.hash)
+    assert path.exists() and db.flush() == 0 and not path.exists()
+    db.add_router_info(ri)
+    db.remove_router_info(ri.hash)
+    db.add_router_info(ri)          # the last change wins
+    db.flush()
+    assert path.read_bytes() == ri.to_bytes()
+

@@ -1,6 +1,8 @@
 """`pyi2p run` serves SAM v3 on the configured port, backed by the router's client API."""
 import asyncio
 
+import pytest
+
 from core.clock import FakeClock
 from core.config import load_config
 from core.router import Router
@@ -36,4 +38,23 @@ async def test_sam_port_zero_turns_it_off(tmp_path):
     try:
         assert router.sam is None
     finally:
+        await router.stop()
+
+
+async def test_a_taken_udp_port_is_named(tmp_path, free_port, caplog):
+    import socket
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    udp_port = taken.getsockname()[1]
+    router = Router(load_config(tmp_path, {"netid": 42, "control_port": 0, "sam_port": free_port,
+                                           "sam_udp_port": udp_port}), clock=FakeClock())
+    await router.start()
+    try:
+        assert router.sam is None
+        assert f"SAM UDP datagram port 127.0.0.1:{udp_port}" in caplog.text
+        assert "--sam-udp-port" in caplog.text
+        with pytest.raises(OSError):    # the TCP port was let go again
+            await asyncio.open_connection("127.0.0.1", free_port)
+    finally:
+        taken.close()
         await router.stop()

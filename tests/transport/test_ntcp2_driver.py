@@ -238,3 +238,29 @@ async def test_listener_stop_sends_router_shutdown(routers):
         while True:
             blocks.append(await receive(out))
     assert blocks[-1].reason == b.TerminationReason.ROUTER_SHUTDOWN
+
+
+async def test_one_address_cannot_hold_every_handshake_slot(routers):
+    """Silent sockets from one host fill only that host's share; the rest wait out a random delay like any
+    failed handshake (no immediate reset), and a real handshake from the same host still gets a slot once
+    a share is free."""
+    alice, bob_router = routers
+    settings = DriverSettings(handshake_timeout=1.5, probe_delay=(0.2, 0.3), probe_read_max=256,
+                              max_pending_per_address=4)
+    async with Bob(bob_router, settings=settings) as bob:
+        silent = [await asyncio.open_connection("127.0.0.1", bob.listener.port) for _ in range(12)]
+        await asyncio.sleep(0.05)
+        assert bob.listener._pending == 4 and bob.listener.refused == 8
+        started = time.monotonic()
+        reader, _ = silent[-1]
+        try:
+            assert await asyncio.wait_for(reader.read(), 3) == b""
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - started >= 0.15          # refused after the random delay, not at once
+        for _, writer in silent:
+            writer.close()
+        await asyncio.sleep(1.7)                              # the silent handshakes time out
+        conn = await dial(alice, bob_router, bob.listener.port, settings=settings)
+        assert (await bob.accepted()) is not None
+        await conn.close()

@@ -465,3 +465,23 @@ async def test_a_next_hop_we_have_a_session_with_is_not_looked_up():
         await asyncio.sleep(0)
     assert looked_up == [] and not node.service._waiting
     assert [(s, t) for s, t, _ in net.queue] == [(node.hash, peer)]   # sent at once on the session
+
+
+async def test_a_lookup_that_fails_oddly_ends_its_wait():
+    net = MemoryNetwork(3)
+    node = net.nodes[0]
+    target = b"\x09" * 32
+    node.service._netdb = HidingNetDb(net.netdb, {target})
+    calls = []
+
+    async def lookup(router_hash):
+        calls.append(router_hash)
+        raise KeyError("a lookup bug")
+    node.service._lookup = lookup
+    status = I2NPMessage.build(DeliveryStatus(1, 2), 3, int(NOW * 1000) + 10_000)
+    for round_ in (1, 2):
+        node.service._dispatch([SendToRouter(target, status)])
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not node.service._waiting and len(calls) == round_   # a later message starts a new lookup
+    assert node.service.stats["next_hop_unknown_drops"] == 2

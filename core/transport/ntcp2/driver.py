@@ -37,6 +37,8 @@ class DriverSettings:
     probe_delay: tuple[float, float] = (0.5, 5.0)   # ntcp2.rst probing resistance: wait before closing
     probe_read_max: int = 4096               # ...and read up to a random number of bytes meanwhile
     max_pending_handshakes: int = 64
+    max_pending_per_address: int = 8         # one host cannot hold every handshake slot
+    max_refusing: int = 256                  # refused connections waiting out their random delay
     receive_queue_size: int = 256            # blocks; the socket is not read while the queue is full
     read_chunk: int = 65536
     data_padding: int = 15                   # max random padding bytes per data frame
@@ -377,6 +379,9 @@ class NTCP2Listener:
         self.settings = settings
         self._server: asyncio.Server | None = None
         self._pending = 0
+        self._pending_by_address: dict[str, int] = {}
+        self._refusing = 0
+        self.refused = 0
         self._tasks: set[asyncio.Task] = set()
         self.connections: set[NTCP2Connection] = set()
         self.handshake_failures = 0
@@ -408,16 +413,23 @@ class NTCP2Listener:
         await self.stop()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._pending >= self.settings.max_pending_handshakes:
-            _abort(writer)
-            return
+        peer = writer.get_extra_info("peername")
+        address = peer[0] if isinstance(peer, tuple) and peer else "?"
         task = asyncio.current_task()
+        if (self._pending >= self.settings.max_pending_handshakes
+                or self._pending_by_address.get(address, 0) >= self.settings.max_pending_per_address):
+            await self._refuse(reader, writer, task)
+            return
         self._tasks.add(task)
         self._pending += 1
+        self._pending_by_address[address] = self._pending_by_address.get(address, 0) + 1
         try:
             conn = await self._handshake(reader, writer)
         finally:
             self._pending -= 1
+            left = self._pending_by_address.pop(address, 1) - 1
+            if left > 0:
+                self._pending_by_address[address] = left
             self._tasks.discard(task)
         if conn is None:
             return
@@ -426,6 +438,21 @@ class NTCP2Listener:
         outcome = self._on_connection(conn)
         if inspect.isawaitable(outcome):
             await outcome
+
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, task) -> None:
+        """Over a cap: close after the same random delay and read as a failed handshake (ntcp2.rst probing
+        resistance), so a refusal looks like any other; past max_refusing, reset at once."""
+        self.refused += 1
+        if self._refusing >= self.settings.max_refusing:
+            _abort(writer)
+            return
+        self._refusing += 1
+        self._tasks.add(task)
+        try:
+            await _probe_resistant_close(reader, writer, self._rng, self.settings)
+        finally:
+            self._refusing -= 1
+            self._tasks.discard(task)
 
     async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> NTCP2Connection | None:
         settings = self.settings
