@@ -294,7 +294,9 @@ class ProxyService:
                                   "ready": self.session is not None,
                                   "outproxy": [str(o) for o in self.outproxies.outproxies],
                                   "active": len(self._tasks), **self.stats,
-                                  "addresshelper_saves": len(self.saves)}
+                                  "addresshelper_saves": len(self.saves),
+                                  "listen": {k: v for k, v in (("HTTP", self.http_address),
+                                                               ("SOCKS", self.socks_address)) if v}}
         if self.error or self._session_error:
             result["error"] = self.error or self._session_error
         return result
