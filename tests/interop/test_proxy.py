@@ -29,7 +29,9 @@ from core.router import Router
 from core.tunnel.service import TunnelSettings
 from tests.proxy.conftest import Book, Site, curl, site_app
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop,
+              pytest.mark.i2pd_defect("i2pd 2.45.1 sometimes publishes a fresh server tunnel's LeaseSet only minutes "
+                                      "later (\"Destination is not ready\", testnet README pitfall 5)")]
 
 SETTINGS = TunnelSettings(ip_restriction=0, test_interval_s=10.0, tick_s=0.2)
 OPTIONS = {"inbound.length": "1", "outbound.length": "1", "inbound.quantity": "2", "outbound.quantity": "2"}
@@ -73,7 +75,7 @@ def start_tinyproxy(testnet, tmp: Path, port: int) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=open(tmp / "tinyproxy.log", "wb"))
 
 
-async def wait_site(testnet, router_name: str, b32: str, timeout: float = 120) -> None:
+async def wait_site(testnet, router_name: str, b32: str, timeout: float = 240) -> None:
     """Until i2pd's own proxy (another router) gets the site: its LeaseSet is published."""
     deadline = time.monotonic() + timeout
     proxy = f"http://127.0.0.1:{testnet.router(router_name).http_proxy}"
