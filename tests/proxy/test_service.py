@@ -311,3 +311,19 @@ async def test_create_proxy_from_i2pd_sections(network, tmp_path, site, book):
         await sock.stop()
     with pytest.raises(ServiceError):
         create_proxy("client", {}, tmp_path, network)
+
+
+async def test_address_book_failure_is_a_500_page(network, tmp_path, site):
+    class FullBook(Book):
+        def add(self, name, destination, *, book="local", source=""):
+            raise OSError("disk full")
+    proxy = await start_proxy(network, tmp_path, FullBook())
+    try:
+        url = f"http://site.i2p/?i2paddresshelper={quote(site.session.destination.b64, safe='')}"
+        confirm = await curl(*via(proxy), url)
+        link = next(unescape(x.decode()) for x in re.findall(rb'href="([^"]+)"', confirm.body) if b"save=local" in x)
+        failed = await curl(*via(proxy), "-e", url, link)
+        assert failed.code == 500 and b"disk full" in failed.body and b"Traceback" not in failed.body
+        assert proxy.status()["addresshelper_saves"] == 0
+    finally:
+        await proxy.stop()
