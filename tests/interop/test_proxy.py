@@ -97,7 +97,8 @@ async def fetch_retrying(*args: str, netns: str, attempts: int = 6):
     return got
 
 
-async def test_proxy_pages_headers_and_outproxy(testnet, tmp_path):
+async def test_proxy_pages_headers_and_outproxy(each_i2pd_testnet, tmp_path):
+    testnet = each_i2pd_testnet     # Debian's i2pd, and the one in $PYI2P_I2PD_EXTRA
     if shutil.which("tinyproxy") is None:
         pytest.skip("Debian's tinyproxy is not installed (.ci/run installs it)")
     address = testnet.add_pyi2p_address()
