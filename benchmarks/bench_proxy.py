@@ -69,7 +69,8 @@ async def curl(netns: str, *args: str, timeout: float = 180) -> str:
     """curl in its own process (so the client costs neither router CPU), inside the namespace."""
     proc = await asyncio.create_subprocess_exec(
         "ip", "netns", "exec", netns, "curl", "-sS", "--fail", "--max-time", str(int(timeout)), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")})
     out, err = await proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"curl {args[-1]}: {err.decode().strip()[:100]}")

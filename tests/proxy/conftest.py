@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,8 +175,9 @@ async def curl(*args: str, timeout: float = 20, netns: str | None = None) -> Cur
     """Runs the real curl (in network namespace `netns` if given); returns the last response's status, head
     and body."""
     prefix = ("ip", "netns", "exec", netns) if netns else ()
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}   # only the proxy we name
     proc = await asyncio.create_subprocess_exec(*prefix, "curl", "-sS", "--max-time", str(int(timeout)), "-D", "-", *args,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
     out, err = await asyncio.wait_for(proc.communicate(), timeout + 5)
     head, body = b"", out
     while body.startswith(b"HTTP/"):
