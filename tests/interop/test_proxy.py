@@ -27,7 +27,7 @@ from core.config import load_config
 from core.data.privatekeys import PrivateKeys
 from core.router import Router
 from core.tunnel.service import TunnelSettings
-from tests.proxy.conftest import Book, Site, curl, site_app
+from tests.proxy.conftest import Book, Site, curl, pipe, site_app
 
 pytestmark = [pytest.mark.interop,
               pytest.mark.i2pd_defect("i2pd 2.45.1 sometimes publishes a fresh server tunnel's LeaseSet only minutes "
@@ -102,6 +102,7 @@ async def test_proxy_pages_headers_and_outproxy(each_i2pd_testnet, tmp_path):
     if shutil.which("tinyproxy") is None:
         pytest.skip("Debian's tinyproxy is not installed (.ci/run installs it)")
     address = testnet.add_pyi2p_address()
+    site_address = testnet.add_pyi2p_address()
     subprocess.run(["ip", "-n", testnet.netns, "addr", "replace", f"{CLEARNET_IP}/32", "dev", "lo"], check=True)
     hosts_dir = Path("/etc/netns") / testnet.netns
     hosts_dir.mkdir(parents=True, exist_ok=True)
@@ -114,6 +115,11 @@ async def test_proxy_pages_headers_and_outproxy(each_i2pd_testnet, tmp_path):
         router = Router(load_config(tmp_path / "proxy-router", {
             "netid": testnet.netid, "host": address, "port": 24320, "reseed_file": str(testnet.seed_file),
             "control_port": 0, "sam_port": 0}), tunnel_settings=SETTINGS)
+        # a second pyi2p router hosts the same web server on a destination of its own (as a server tunnel does)
+        site_router = Router(load_config(tmp_path / "site-router", {
+            "netid": testnet.netid, "host": site_address, "port": 24321, "reseed_file": str(testnet.seed_file),
+            "control_port": 0, "sam_port": 0}), tunnel_settings=SETTINGS)
+        site_network = None
         try:
             # the eepsite: a web server behind an i2pd http server tunnel on r3
             eepsite = Site(None, "")
@@ -131,6 +137,10 @@ async def test_proxy_pages_headers_and_outproxy(each_i2pd_testnet, tmp_path):
             testnet.set_i2pd_tunnels("r4", "exit", "[exit]\ntype = server\nhost = 127.0.0.1\nport = 24330\n"
                                                    "keys = proxy-exit.dat\n")
             await router.start()
+            await site_router.start()
+            site_network = InProcessNetwork(site_router.client)
+            pyi2p_site = await site_network.open_session(None, OPTIONS, name="pyi2p-site")
+            await pyi2p_site.serve(lambda stream: pipe(stream, "127.0.0.1", web_port))
             for name in ("r3", "r4"):
                 key_file = Path(testnet.router(name).datadir) / ("proxy-web.dat" if name == "r3" else "proxy-exit.dat")
                 for _ in range(100):
@@ -172,6 +182,12 @@ async def test_proxy_pages_headers_and_outproxy(each_i2pd_testnet, tmp_path):
                                          netns=testnet.netns)
             assert socks.code == 200 and len(socks.body) == 1 << 20
 
+            # the same site behind the other pyi2p router: pyi2p to pyi2p across the testnet
+            hosted = await fetch_retrying(*via, "-A", "x", f"http://{pyi2p_site.b32}/img/4.png", netns=testnet.netns)
+            assert hosted.code == 200 and hosted.body.startswith(b"\x89PNG"), (hosted.code, hosted.body[:300])
+            assert eepsite.seen[-1]["Host"] == pyi2p_site.b32 and eepsite.seen[-1]["User-Agent"] == USER_AGENT
+            assert not any(k.lower().startswith("x-i2p-dest") for k in eepsite.seen[-1])   # not i2pd's tunnel
+
             # the outproxy: HTTP as a proxy request, HTTPS as CONNECT, both through tinyproxy
             plain = await fetch_retrying(*via, "-A", "curl-secret", f"http://{CLEARNET_NAME}:8080/img/2.png",
                                          netns=testnet.netns)
@@ -192,6 +208,9 @@ async def test_proxy_pages_headers_and_outproxy(each_i2pd_testnet, tmp_path):
             if network is not None:
                 await network.close()
             await router.stop()
+            if site_network is not None:
+                await site_network.close()
+            await site_router.stop()
             for runner in runners:
                 await runner.cleanup()
             if tinyproxy is not None:
