@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1", "port": 4444, "http_enabled": True,
     "socks_enabled": True, "socks_port": 4447, "socks_user": "", "socks_password": "",
     "outproxy": [], "jumpservers": DEFAULT_JUMPSERVERS, "addresshelper": True, "keys": "",
-    "max_connections": 1000, "head_timeout": 30.0, "idle_timeout": 60.0, "connect_timeout": 60.0,
+    "socks_udp": True, "max_connections": 1000, "head_timeout": 30.0, "idle_timeout": 60.0, "connect_timeout": 60.0,
     "response_timeout": 120.0, "session_timeout": 180.0,
 }
 OPTION_PREFIXES = ("inbound.", "outbound.", "i2cp.", "i2p.streaming.", "explicitPeers")
@@ -157,7 +157,9 @@ class ProxyService:
         self.state, self.error = "stopped", ""
         self.errors: deque[dict[str, Any]] = deque(maxlen=MAX_ERRORS)
         self.saves: deque[dict[str, Any]] = deque(maxlen=MAX_SAVES)
-        self.stats = {"connections": 0, "requests": 0, "errors": 0, "socks_connections": 0, "refused_busy": 0}
+        self.stats = {"connections": 0, "requests": 0, "errors": 0, "socks_connections": 0, "refused_busy": 0,
+                      "udp_associations": 0}
+        self._udp_ports: set[int] = set()
 
     # --- configuration
 
@@ -186,7 +188,7 @@ class ProxyService:
         for key in ("port", "socks_port"):
             if isinstance(merged[key], bool) or not isinstance(merged[key], int) or not 0 <= merged[key] <= 65535:
                 raise bad(key, "a port is 0-65535 (0: any free port)")
-        for key in ("http_enabled", "socks_enabled", "addresshelper"):
+        for key in ("http_enabled", "socks_enabled", "socks_udp", "addresshelper"):
             if not isinstance(merged[key], bool):
                 raise bad(key, "true or false")
         for key in ("host", "socks_user", "socks_password", "keys"):
@@ -688,7 +690,7 @@ class ProxyService:
             return
         self.stats["socks_connections"] += 1
         user, password = self.config["socks_user"], self.config["socks_password"]
-        handshake = socks.SocksHandshake((user, password) if user else None)
+        handshake = socks.SocksHandshake((user, password) if user else None, udp=self.config["socks_udp"])
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config["head_timeout"]
         try:
@@ -706,6 +708,9 @@ class ProxyService:
                 writer.write(handshake.data_to_send())
                 await writer.drain()
             request = handshake.request
+            if request.command == socks.CMD_UDP:
+                await self._socks_udp(handshake, reader, writer)
+                return
             code, site = await self._socks_connect(request.host, request.port)
             writer.write(handshake.reply(code))
             await writer.drain()
@@ -727,6 +732,38 @@ class ProxyService:
         finally:
             close_writer(writer)
 
+    async def _socks_udp(self, handshake: socks.SocksHandshake, reader: Any, writer: Any) -> None:
+        """SOCKS5 UDP ASSOCIATE: the client's datagrams go out as repliable I2P datagrams from a port of the
+        proxy's destination kept for this association; answers to that port come back to the client. The
+        association ends with its TCP connection (RFC 1928 section 7)."""
+        try:
+            session = await self._get_session()
+        except HttpError:
+            writer.write(handshake.reply(socks.REPLY_GENERAL_FAILURE))
+            return
+        port = next((p for p in range(1024, 65536) if p not in self._udp_ports), 0)
+        if not port:
+            writer.write(handshake.reply(socks.REPLY_GENERAL_FAILURE))
+            return
+        self._udp_ports.add(port)
+        relay = UdpRelay(self, session, writer.get_extra_info("peername")[0], port)
+        transport = None
+        try:
+            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+                lambda: relay, local_addr=(self.config["host"], 0))
+            session.on_datagram(relay.from_i2p, port=port)
+            self.stats["udp_associations"] += 1
+            writer.write(handshake.reply(socks.REPLY_SUCCEEDED, transport.get_extra_info("sockname")[:2]))
+            await writer.drain()
+            while await reader.read(512):      # the association lasts as long as this connection
+                pass
+        finally:
+            session.on_datagram(None, port=port)
+            self._udp_ports.discard(port)
+            relay.close()
+            if transport is not None:
+                transport.close()
+
     async def _socks_connect(self, host: str, port: int) -> tuple[int, tuple[Conn, Any] | None]:
         """A SOCKS5 reply code and, on success, the connection to splice."""
         route = classify(host)
@@ -745,6 +782,63 @@ class ProxyService:
                     503: socks.REPLY_GENERAL_FAILURE}.get(exc.status, socks.REPLY_CONNECTION_REFUSED
                                                           if exc.title == "Site unreachable"
                                                           else socks.REPLY_HOST_UNREACHABLE), None
+
+
+class UdpRelay(asyncio.DatagramProtocol):
+    """One UDP association: SOCKS5 UDP datagrams from one client <-> I2P datagrams on one local port."""
+
+    MAX_PENDING = 16          # lookups under way; datagrams beyond are dropped, as UDP may
+    MAX_KNOWN = 256
+
+    def __init__(self, service: ProxyService, session: Any, client_ip: str, port: int):
+        self.service, self.session, self.client_ip, self.port = service, session, client_ip, port
+        self.transport: asyncio.DatagramTransport | None = None
+        self.client: tuple[str, int] | None = None
+        self.known: dict[str, Destination] = {}
+        self.pending: set[asyncio.Task] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport    # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if addr[0] != self.client_ip:
+            return                   # only the client that opened the association
+        self.client = addr
+        try:
+            host, port, payload = socks.parse_udp(data)
+        except socks.SocksError:
+            return
+        dest = self.known.get(host)
+        if dest is not None:
+            self._send(dest, port, payload)
+        elif len(self.pending) < self.MAX_PENDING and classify(host).kind in ("b32", "b64", "name"):
+            task = asyncio.get_running_loop().create_task(self._resolve_and_send(host, port, payload))
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+
+    async def _resolve_and_send(self, host: str, port: int, payload: bytes) -> None:
+        try:
+            target = await self.service._destination(host)
+            dest = target if isinstance(target, Destination) else await self.session.resolve(target)
+        except (HttpError, NetworkError):
+            return
+        if len(self.known) >= self.MAX_KNOWN:
+            self.known.clear()
+        self.known[host] = dest
+        self._send(dest, port, payload)
+
+    def _send(self, dest: Destination, port: int, payload: bytes) -> None:
+        self.session.send_datagram(dest, payload, repliable=True, from_port=self.port, to_port=port)
+
+    def from_i2p(self, datagram: Any) -> None:
+        if self.client is None or self.transport is None or datagram.sender is None:
+            return               # raw datagrams name no sender to answer to
+        self.transport.sendto(socks.build_udp(datagram.sender.b32_address, datagram.from_port, datagram.payload),
+                              self.client)
+
+    def close(self) -> None:
+        for task in self.pending:
+            task.cancel()
 
 
 def _no_body(raw: bytes) -> bool:

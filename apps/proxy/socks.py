@@ -49,8 +49,9 @@ class SocksRequest:
 
 
 class SocksHandshake:
-    def __init__(self, credentials: tuple[str, str] | None = None):
+    def __init__(self, credentials: tuple[str, str] | None = None, *, udp: bool = False):
         self._credentials = credentials
+        self._udp = udp             # accept SOCKS5 UDP ASSOCIATE
         self._buf = bytearray()
         self._out = bytearray()
         self._state = "start"       # start | auth | request | done
@@ -170,17 +171,55 @@ class SocksHandshake:
             host = str(ipaddress.IPv6Address(raw[4:20]))
         else:
             host = raw[5:-2].decode("ascii", "replace")
-        if command != CMD_CONNECT:
+        if command != CMD_CONNECT and not (command == CMD_UDP and self._udp):
             raise SocksError(f"command {command} is not supported", self.reply(REPLY_COMMAND_NOT_SUPPORTED))
         self.request = SocksRequest(5, command, host, port, self.username)
         self._state = "done"
         return False
 
-    def reply(self, code: int) -> bytes:
-        """The answer to the request: a SOCKS5 reply code (mapped to granted/rejected for SOCKS 4)."""
+    def reply(self, code: int, bound: tuple[str, int] = ("0.0.0.0", 0)) -> bytes:
+        """The answer to the request: a SOCKS5 reply code (mapped to granted/rejected for SOCKS 4), with the
+        bound address (where a UDP ASSOCIATE client sends its datagrams)."""
         if self.version == 4:
             return bytes([0, SOCKS4_GRANTED if code == REPLY_SUCCEEDED else SOCKS4_REJECTED]) + b"\0" * 6
-        return bytes([5, code, 0, ATYP_IPV4]) + b"\0" * 6
+        return bytes([5, code, 0]) + _address(*bound)
+
+
+# RFC 1928 section 7: each UDP datagram between the client and the proxy carries this header
+
+def parse_udp(data: bytes) -> tuple[str, int, bytes]:
+    """(host, port, payload) of a client's UDP datagram; fragments (FRAG != 0) are refused."""
+    if len(data) < 4 or data[:2] != b"\0\0":
+        raise SocksError("not a SOCKS5 UDP datagram")
+    if data[2] != 0:
+        raise SocksError("fragmented SOCKS5 UDP datagrams are not supported")
+    atyp = data[3]
+    if atyp == ATYP_IPV4 and len(data) >= 10:
+        return str(ipaddress.IPv4Address(data[4:8])), struct.unpack_from(">H", data, 8)[0], data[10:]
+    if atyp == ATYP_IPV6 and len(data) >= 22:
+        return str(ipaddress.IPv6Address(data[4:20])), struct.unpack_from(">H", data, 20)[0], data[22:]
+    if atyp == ATYP_DOMAIN and len(data) >= 5 and len(data) >= 7 + data[4]:
+        end = 5 + data[4]
+        return data[5:end].decode("ascii", "replace"), struct.unpack_from(">H", data, end)[0], data[end + 2:]
+    raise SocksError("truncated SOCKS5 UDP datagram")
+
+
+def build_udp(host: str, port: int, payload: bytes) -> bytes:
+    """A datagram for the client, from `host` (a b32 name, an IP or a domain) and port."""
+    return b"\0\0\0" + _address(host, port) + payload
+
+
+def _address(host: str, port: int) -> bytes:
+    if _is_ip(host):
+        ip = ipaddress.ip_address(host.strip("[]"))
+        return bytes([ATYP_IPV4 if ip.version == 4 else ATYP_IPV6]) + ip.packed + struct.pack(">H", port)
+    try:
+        name = host.encode("ascii") if host.isascii() else host.encode("idna")
+    except UnicodeError:
+        raise SocksError(f"{host[:60]!r} is not a valid host name") from None
+    if len(name) > 255:
+        raise SocksError("host name too long")
+    return bytes([ATYP_DOMAIN, len(name)]) + name + struct.pack(">H", port)
 
 
 # The client side, for a socks:// outproxy (SOCKS5, no authentication, the host name sent as is)
@@ -190,14 +229,7 @@ def client_greeting() -> bytes:
 
 
 def client_connect(host: str, port: int) -> bytes:
-    name = host.encode("idna") if not _is_ip(host) else b""
-    if name:
-        if len(name) > 255:
-            raise SocksError("host name too long")
-        return bytes([5, CMD_CONNECT, 0, ATYP_DOMAIN, len(name)]) + name + struct.pack(">H", port)
-    ip = ipaddress.ip_address(host)
-    atyp = ATYP_IPV4 if ip.version == 4 else ATYP_IPV6
-    return bytes([5, CMD_CONNECT, 0, atyp]) + ip.packed + struct.pack(">H", port)
+    return bytes([5, CMD_CONNECT, 0]) + _address(host, port)
 
 
 def client_reply_length(head: bytes) -> int:

@@ -167,3 +167,41 @@ async def test_chromium_page_with_images_form_post_and_unknown_host(proxy, site,
         assert shot.startswith(b"\x89PNG\r\n\x1a\n") and len(shot) > 5000
         if SCREENSHOT:
             Path(SCREENSHOT).write_bytes(shot)
+
+
+async def test_socks5_udp_associate_to_an_i2p_datagram_peer(network, proxy, book):
+    from apps.proxy import socks
+    peer = await network.open_session(name="udp-peer")
+
+    def echo(datagram):
+        peer.send_datagram(datagram.sender, b"echo:" + datagram.payload, from_port=datagram.to_port,
+                           to_port=datagram.from_port)
+    peer.on_datagram(echo, port=53)
+    book.add("udp.i2p", peer.destination)
+    host, port = proxy.socks_address.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"\x05\x01\x00" + b"\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00")
+    assert await asyncio.wait_for(reader.readexactly(2), 5) == b"\x05\x00"
+    reply = await asyncio.wait_for(reader.readexactly(10), 5)
+    assert reply[:4] == b"\x05\x00\x00\x01"
+    relay = (".".join(str(b) for b in reply[4:8]), int.from_bytes(reply[8:10], "big"))
+    loop = asyncio.get_running_loop()
+    answers: asyncio.Queue = asyncio.Queue()
+
+    class Client(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            answers.put_nowait(data)
+    transport, _ = await loop.create_datagram_endpoint(Client, local_addr=("127.0.0.1", 0))
+    try:
+        for target in (peer.b32, "udp.i2p", peer.b32):
+            transport.sendto(socks.build_udp(target, 53, b"ping"), relay)
+            assert socks.parse_udp(await asyncio.wait_for(answers.get(), 5)) == (peer.b32, 53, b"echo:ping")
+        assert proxy.stats["udp_associations"] == 1
+    finally:
+        transport.close()
+        writer.close()
+    for _ in range(50):                 # the association ends with its TCP connection
+        if not proxy._udp_ports:
+            break
+        await asyncio.sleep(0.05)
+    assert not proxy._udp_ports

@@ -115,3 +115,18 @@ def test_client_messages():
     assert socks.client_reply_length(b"\x05\x00\x00\x03\x04") == 11
     with pytest.raises(SocksError):
         socks.client_reply_length(b"\x04\x00\x00\x01\x00")
+
+
+def test_udp_associate_and_datagram_header():
+    hs = SocksHandshake(udp=True)
+    run(hs, b"\x05\x01\x00", b"\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00")
+    assert hs.request == SocksRequest(5, socks.CMD_UDP, "0.0.0.0", 0)
+    assert hs.reply(socks.REPLY_SUCCEEDED, ("127.0.0.1", 5000)) == b"\x05\x00\x00\x01\x7f\x00\x00\x01\x13\x88"
+    b32 = "a" * 52 + ".b32.i2p"
+    packet = socks.build_udp(b32, 53, b"query")
+    assert packet[:5] == b"\x00\x00\x00\x03\x3c" and socks.parse_udp(packet) == (b32, 53, b"query")
+    assert socks.parse_udp(b"\x00\x00\x00\x01\x0a\x00\x00\x01\x00\x35hi") == ("10.0.0.1", 53, b"hi")
+    for bad in (b"\x00\x00\x01\x01\x0a\x00\x00\x01\x00\x35hi", b"\x01\x00\x00\x01", b"\x00\x00\x00\x03\x09ab",
+                b"\x00\x00\x00\x07xx"):
+        with pytest.raises(SocksError):
+            socks.parse_udp(bad)
