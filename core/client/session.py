@@ -20,8 +20,8 @@ from core.clock import Clock, Rng
 from core.crypto import x25519
 from core.data.errors import ProtocolError
 from core.data.identity import Destination
-from core.data.keytypes import CRYPTO_X25519
-from core.data.leaseset import AnyLeaseSet, Lease2, LeaseSet2, STORE_LEASESET2
+from core.data.keytypes import CRYPTO_ELGAMAL, CRYPTO_TYPES, CRYPTO_X25519
+from core.data.leaseset import AnyLeaseSet, Lease2, LeaseSet, LeaseSet2, STORE_LEASESET2
 from core.data.privatekeys import PrivateKeys
 from core.datagram import (PROTO_DATAGRAM, PROTO_DATAGRAM2, PROTO_DATAGRAM3, PROTO_RAW, Datagram1, Datagram2,
                            Datagram3, RawDatagram, parse_datagram)
@@ -150,6 +150,7 @@ class _Peer:
     ns_sent: int = 0
     held: deque = field(default_factory=deque)   # cloves waiting for the NSR (ecies.rst "Multiple NS Messages")
     held_since: float = 0.0
+    unreachable_logged: bool = False         # said once that no key of its LeaseSet is of a type we speak
 
 
 @dataclass(slots=True)
@@ -436,12 +437,16 @@ class ClientSession:
     def _send_garlic(self, leaseset: LeaseSet2, cloves: list[GarlicCloveBlock]) -> bool:
         """Encrypt `cloves` (plus our LeaseSet when the peer needs it) and send them to one of its leases."""
         selected = leaseset.select_encryption_key(self.skm.crypto_types)
-        if selected is None:
-            self.stats["dropped_no_common_crypto"] += 1
-            return False
-        crypto_type, static_key = selected
         dest_hash = leaseset.hash
         peer = self._peer(dest_hash)
+        if selected is None:
+            self.stats["dropped_no_common_crypto"] += 1
+            if not peer.unreachable_logged:
+                peer.unreachable_logged = True
+                log.warning("client %s: cannot send to %s: %s", self.name, leaseset.destination.b32_address,
+                            self.unreachable_reason(leaseset))
+            return False
+        crypto_type, static_key = selected
         lease = self._pick_lease(peer, leaseset)
         if lease is None:
             self.stats["dropped_no_lease"] += 1
@@ -585,6 +590,22 @@ class ClientSession:
             self._by_static_key[key] = dest_hash
         self.stats["leasesets_stored"] += 1
         return leaseset
+
+    def unreachable_reason(self, leaseset: AnyLeaseSet) -> str | None:
+        """Why no message of ours can reach this LeaseSet's destination: none of its encryption keys is of a
+        type we speak (e.g. an ElGamal-only destination); None when one is."""
+        if isinstance(leaseset, LeaseSet2):
+            offered = [t for t, _ in leaseset.encryption_keys]
+            if leaseset.select_encryption_key(self.skm.crypto_types) is not None:
+                return None
+        elif isinstance(leaseset, LeaseSet):
+            offered = [CRYPTO_ELGAMAL]
+        else:
+            return None   # a Meta or Encrypted LeaseSet names no keys itself
+        def names(types) -> str:
+            return ", ".join(f"{t} ({CRYPTO_TYPES[t].name})" if t in CRYPTO_TYPES else str(t) for t in types)
+        return (f"its LeaseSet offers only encryption types {names(offered)}; this destination speaks "
+                f"{names(sorted(self.skm.crypto_types))}")
 
     def remote_leaseset(self, dest_hash: bytes) -> LeaseSet2 | None:
         """The cached LeaseSet2 of a remote destination, if current."""
