@@ -203,6 +203,19 @@ async def _transfer(send_writer, receive_reader, seed: bytes, timeout: float,
     return sent, received, time.monotonic() - started
 
 
+async def _round_trip(writer, far_reader, far_writer, reader, seed: bytes, size: int = TRANSFER,
+                      timeout: float = 150) -> tuple[float, float]:
+    """`size` bytes to the far end of one stream, then as many back, compared by SHA-256; MB/s each way."""
+    rates = []
+    for send, receive, tag in ((writer, far_reader, seed), (far_writer, reader, seed + b"-back")):
+        sent, received, seconds = await _transfer(send, receive, tag, timeout, size)
+        assert sent == received
+        rates.append(size / seconds / 1e6)
+    writer.close()
+    far_writer.close()
+    return rates[0], rates[1]
+
+
 SAM_PORT = 24355
 
 
@@ -244,15 +257,8 @@ async def test_streams_both_ways_with_i2pd(each_i2pd_testnet, pyi2p):
         reader, writer = await asyncio.wait_for(streams.open_connection(sam.destination), 40)
         assert await asyncio.wait_for(peer, 30) == streams.destination
 
-        sent, received, seconds = await _transfer(writer, accept_reader, b"to-i2pd", 150)
-        assert sent == received
-        to_i2pd = TRANSFER / seconds / 1e6
-        # and the reply direction on the same stream
-        sent, received, seconds = await _transfer(accept_writer, reader, b"back", 150)
-        assert sent == received
-        from_i2pd_same_stream = TRANSFER / seconds / 1e6
-        writer.close()
-        accept_writer.close()
+        # TRANSFER bytes to i2pd, then as many back on the same stream
+        to_i2pd, from_i2pd_same_stream = await _round_trip(writer, accept_reader, accept_writer, reader, b"to-i2pd")
 
         # i2pd -> pyi2p: a stream i2pd opens to our destination (our server accepts it)
         while not incoming.empty():
@@ -260,14 +266,7 @@ async def test_streams_both_ways_with_i2pd(each_i2pd_testnet, pyi2p):
         sam_reader, sam_writer = await sam.connect(streams.destination, timeout=60)
         our_reader, our_writer = await asyncio.wait_for(incoming.get(), 30)
         assert our_writer.get_extra_info("peername") == sam.destination
-        sent, received, seconds = await _transfer(sam_writer, our_reader, b"from-i2pd", 150)
-        assert sent == received
-        from_i2pd = TRANSFER / seconds / 1e6
-        sent, received, seconds = await _transfer(our_writer, sam_reader, b"reply", 150)
-        assert sent == received
-        to_i2pd_reply = TRANSFER / seconds / 1e6
-        sam_writer.close()
-        our_writer.close()
+        from_i2pd, to_i2pd_reply = await _round_trip(sam_writer, our_reader, our_writer, sam_reader, b"from-i2pd")
         server.close()
         print(f"\n{i2pd_version(testnet.i2pd)}: {TRANSFER // 10**6} MB over 2-hop tunnels: pyi2p->i2pd "
               f"{to_i2pd:.2f} MB/s, i2pd->pyi2p (same stream) {from_i2pd_same_stream:.2f} MB/s; i2pd-opened "
@@ -282,16 +281,6 @@ async def test_streams_both_ways_with_i2pd(each_i2pd_testnet, pyi2p):
             await session.close()
 
 
-async def _sam_round_trip(connector_writer, acceptor_reader, acceptor_writer, connector_reader, seed: bytes) -> None:
-    """SAM_TRANSFER bytes each way over one stream, compared by SHA-256."""
-    sent, received, _ = await _transfer(connector_writer, acceptor_reader, seed, 60, SAM_TRANSFER)
-    assert sent == received
-    sent, received, _ = await _transfer(acceptor_writer, connector_reader, seed + b"-back", 60, SAM_TRANSFER)
-    assert sent == received
-    connector_writer.close()
-    acceptor_writer.close()
-
-
 async def _sam_streams_both_ways(theirs: SamStreams, ours: SamStreams, seed: bytes) -> tuple[float, float]:
     """A pyi2p SAM client opens a stream to the i2pd destination, then i2pd's opens one to ours: first tries.
     Returns the seconds each took to open."""
@@ -300,14 +289,14 @@ async def _sam_streams_both_ways(theirs: SamStreams, ours: SamStreams, seed: byt
     reader, writer = await ours.connect(theirs.destination, timeout=70)
     assert await asyncio.wait_for(peer, 30) == ours.destination
     to_i2pd_s = time.monotonic() - started
-    await _sam_round_trip(writer, accept_reader, accept_writer, reader, seed)
+    await _round_trip(writer, accept_reader, accept_writer, reader, seed, SAM_TRANSFER, 60)
     # i2pd looks our LeaseSet up and its SYN reaches our bridge's STREAM ACCEPT
     accept_reader, accept_writer, peer = await ours.accept()
     started = time.monotonic()
     reader, writer = await theirs.connect(ours.destination, timeout=60)
     assert await asyncio.wait_for(peer, 40) == theirs.destination
     from_i2pd_s = time.monotonic() - started
-    await _sam_round_trip(writer, accept_reader, accept_writer, reader, seed + b"-i2pd")
+    await _round_trip(writer, accept_reader, accept_writer, reader, seed + b"-i2pd", SAM_TRANSFER, 60)
     return to_i2pd_s, from_i2pd_s
 
 
