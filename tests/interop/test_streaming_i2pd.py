@@ -6,9 +6,11 @@ What differs between i2pd versions, and what the tests name:
 - i2pd 2.45.1's SAM destinations are ElGamal-only unless the session asks for `i2cp.leaseSetEncType=4`
   (2.54.0 and later add an X25519 key by default). pyi2p speaks ECIES-X25519 only, so with such a destination
   neither side can encrypt to the other; our CONNECT says so at once (CANT_REACH_PEER).
-- i2pd 2.45.1 sometimes never publishes a fresh destination's LeaseSet ("Can't publish LeaseSet.
-  Destination is not ready", testnet README pitfall 5, fixed in 2.51.0). A lookup that fails counts as
-  that fault only when i2pd's log shows it; then the i2pd session is made anew.
+- SESSION CREATE answers before i2pd has published the destination's LeaseSet, and i2pd 2.45.1 often never
+  publishes it ("Can't publish LeaseSet. Destination is not ready", testnet README pitfall 5, fixed in
+  2.51.0). So our side connects only once an i2pd floodfill's console lists the LeaseSet; a session i2pd
+  leaves unpublished counts as that fault only when i2pd's log shows it (`i2pd_destination`), and any
+  failure after that is ours.
 """
 from __future__ import annotations
 
