@@ -273,7 +273,8 @@ async def test_streams_both_ways_with_i2pd(each_i2pd_testnet, pyi2p):
         print(f"\n{i2pd_version(testnet.i2pd)}: {TRANSFER // 10**6} MB over 2-hop tunnels: pyi2p->i2pd "
               f"{to_i2pd:.2f} MB/s, i2pd->pyi2p (same stream) {from_i2pd_same_stream:.2f} MB/s; i2pd-opened "
               f"stream: i2pd->pyi2p {from_i2pd:.2f} MB/s, pyi2p->i2pd {to_i2pd_reply:.2f} MB/s; "
-              f"i2pd destinations left unpublished ({UNPUBLISHED!r}): {unpublished}; stats {dict(streams.stats)}")
+              f"i2pd destinations left unpublished ({UNPUBLISHED!r}): {unpublished}; stats {dict(streams.stats)}; "
+              f"leases given up: {session.stats['lease_switched']}")
     finally:
         if sam is not None:
             sam.close()
