@@ -20,8 +20,8 @@ from core.clock import Clock, Rng
 from core.crypto import x25519
 from core.data.errors import ProtocolError
 from core.data.identity import Destination
-from core.data.keytypes import CRYPTO_X25519
-from core.data.leaseset import AnyLeaseSet, Lease2, LeaseSet2, STORE_LEASESET2
+from core.data.keytypes import CRYPTO_ELGAMAL, CRYPTO_TYPES, CRYPTO_X25519
+from core.data.leaseset import AnyLeaseSet, Lease2, LeaseSet, LeaseSet2, STORE_LEASESET2
 from core.data.privatekeys import PrivateKeys
 from core.datagram import (PROTO_DATAGRAM, PROTO_DATAGRAM2, PROTO_DATAGRAM3, PROTO_RAW, Datagram1, Datagram2,
                            Datagram3, RawDatagram, parse_datagram)
@@ -47,6 +47,7 @@ LEASE_MARGIN_S = 10.0             # a lease ending sooner than this is not used
 LOOKUP_TIMEOUT_S = 30.0
 FAILED_LOOKUP_HOLD_S = 10.0       # a destination not found is not searched again this soon
 LS_ACK_TIMEOUT_S = 60.0           # resend our LeaseSet when its ack has not come by then
+LEASE_SILENCE_S = 5.0             # nothing back from the peer this long after we sent to its lease: try another
 NS_BEFORE_HOLD = 4                # New Session messages sent before the rest wait for the NSR...
 NS_HOLD_S = 2.0                   # ...at most this long: a burst of NS would hit receivers' NS rate limits
 
@@ -150,6 +151,8 @@ class _Peer:
     ns_sent: int = 0
     held: deque = field(default_factory=deque)   # cloves waiting for the NSR (ecies.rst "Multiple NS Messages")
     held_since: float = 0.0
+    unreachable_logged: bool = False         # said once that no key of its LeaseSet is of a type we speak
+    unanswered_since: float | None = None    # first send to `lease` since we last heard from the peer
 
 
 @dataclass(slots=True)
@@ -436,13 +439,17 @@ class ClientSession:
     def _send_garlic(self, leaseset: LeaseSet2, cloves: list[GarlicCloveBlock]) -> bool:
         """Encrypt `cloves` (plus our LeaseSet when the peer needs it) and send them to one of its leases."""
         selected = leaseset.select_encryption_key(self.skm.crypto_types)
-        if selected is None:
-            self.stats["dropped_no_common_crypto"] += 1
-            return False
-        crypto_type, static_key = selected
         dest_hash = leaseset.hash
         peer = self._peer(dest_hash)
-        lease = self._pick_lease(peer, leaseset)
+        if selected is None:
+            self.stats["dropped_no_common_crypto"] += 1
+            if not peer.unreachable_logged:
+                peer.unreachable_logged = True
+                log.warning("client %s: cannot send to %s: %s", self.name, leaseset.destination.b32_address,
+                            self.unreachable_reason(leaseset))
+            return False
+        crypto_type, static_key = selected
+        lease = self._pick_lease(peer, leaseset, self.clock.monotonic())
         if lease is None:
             self.stats["dropped_no_lease"] += 1
             return False
@@ -488,6 +495,8 @@ class ClientSession:
             peer.lease = None
             return False
         self.stats[f"sent_{sent.kind.name.lower()}"] += 1
+        if peer.unanswered_since is None:
+            peer.unanswered_since = now
         if sent.kind is MessageKind.NEW_SESSION:
             if peer.ns_session != id(self.skm.session(static_key)):
                 peer.ns_session, peer.ns_sent = id(self.skm.session(static_key)), 0
@@ -514,15 +523,22 @@ class ClientSession:
         for cloves in held:
             self._send_garlic(leaseset, cloves)
 
-    def _pick_lease(self, peer: _Peer, leaseset: LeaseSet2) -> Lease2 | None:
-        """Keep one lease per peer while it lasts (a stable path), else a random unexpiring one."""
+    def _pick_lease(self, peer: _Peer, leaseset: LeaseSet2, now: float) -> Lease2 | None:
+        """Keep one lease per peer while it lasts and the peer answers (a stable path), else a random unexpiring
+        one, another than the silent one where there is another: its tunnel may be broken."""
         horizon = self.clock.time() + LEASE_MARGIN_S
-        if peer.lease is not None and peer.lease.end_date > horizon and peer.lease in leaseset.leases:
-            return peer.lease
         usable = [lease for lease in leaseset.leases if lease.end_date > horizon]
+        current = peer.lease if peer.lease in usable else None
+        if current is not None:
+            silent = peer.unanswered_since is not None and now - peer.unanswered_since >= LEASE_SILENCE_S
+            if not silent or len(usable) == 1:
+                return current
+            usable.remove(current)
+            self.stats["lease_switched"] += 1
         if not usable:
             return None
         peer.lease = usable[int.from_bytes(self.rng(2), "big") % len(usable)]
+        peer.unanswered_since = None
         return peer.lease
 
     def _peer(self, dest_hash: bytes) -> _Peer:
@@ -586,6 +602,22 @@ class ClientSession:
         self.stats["leasesets_stored"] += 1
         return leaseset
 
+    def unreachable_reason(self, leaseset: AnyLeaseSet) -> str | None:
+        """Why no message of ours can reach this LeaseSet's destination: none of its encryption keys is of a
+        type we speak (e.g. an ElGamal-only destination); None when one is."""
+        if isinstance(leaseset, LeaseSet2):
+            offered = [t for t, _ in leaseset.encryption_keys]
+            if leaseset.select_encryption_key(self.skm.crypto_types) is not None:
+                return None
+        elif isinstance(leaseset, LeaseSet):
+            offered = [CRYPTO_ELGAMAL]
+        else:
+            return None   # a Meta or Encrypted LeaseSet names no keys itself
+        def names(types) -> str:
+            return ", ".join(f"{t} ({CRYPTO_TYPES[t].name})" if t in CRYPTO_TYPES else str(t) for t in types)
+        return (f"its LeaseSet offers only encryption types {names(offered)}; this destination speaks "
+                f"{names(sorted(self.skm.crypto_types))}")
+
     def remote_leaseset(self, dest_hash: bytes) -> LeaseSet2 | None:
         """The cached LeaseSet2 of a remote destination, if current."""
         return self._remote_leaseset(dest_hash)
@@ -638,6 +670,7 @@ class ClientSession:
         sender_hash = self._by_static_key.get(static_key) if static_key is not None else None
         if sender_hash is not None:
             self._confirm_leaseset(sender_hash, received)
+            self._heard_from(sender_hash)
         payloads: list[bytes] = []
         for clove in received.cloves:
             instructions = clove.delivery_instructions
@@ -657,6 +690,7 @@ class ClientSession:
                     if bound is not None and sender_hash is None:
                         sender_hash = bound
                         self._confirm_leaseset(sender_hash, received)
+                        self._heard_from(sender_hash)
                 elif inner.type == MessageType.DELIVERY_STATUS:
                     self.stats["delivery_status"] += 1
                 else:
@@ -675,6 +709,11 @@ class ClientSession:
                 self.stats["payload_malformed"] += 1
                 continue
             self._dispatch(message, sender, sender_hash)
+
+    def _heard_from(self, dest_hash: bytes) -> None:
+        peer = self._peers.get(dest_hash)
+        if peer is not None:
+            peer.unanswered_since = None
 
     def _confirm_leaseset(self, dest_hash: bytes, received: ReceivedGarlic) -> None:
         """An NSR to our NS (which carried our LeaseSet) or an Ack of the ES that did."""

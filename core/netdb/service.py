@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
@@ -142,6 +142,8 @@ class NetDbService:
         self.garlic = garlic
         self.tunnels = tunnels
         self._searches: dict[tuple[bytes, LookupType], _Search] = {}
+        # searches that ended lately: the other floodfills asked in parallel still answer (late replies)
+        self._finished: OrderedDict[tuple[bytes, LookupType], tuple[float, _Search]] = OrderedDict()
         self._referrals: dict[bytes, set[tuple[bytes, LookupType]]] = {}
         self._pending_stores: dict[int, _PendingStore] = {}
         self._publish_round: _StoreRound | None = None
@@ -317,6 +319,9 @@ class NetDbService:
             entry = self.db.add_router_info(data, key=store.key)
         else:
             as_reply = self._is_awaited(store.key, peer, (LookupType.LEASE_SET, LookupType.ANY))
+            if not as_reply and self._is_late_reply(store.key, peer, (LookupType.LEASE_SET, LookupType.ANY)):
+                self.stats["late_replies"] += 1
+                as_reply = True
             if not as_reply and via_tunnel:
                 self._drop("unsolicited leaseset store down a tunnel", None)   # as i2pd: stores come direct
                 return
@@ -425,7 +430,9 @@ class NetDbService:
         now = self.clock.monotonic()
         searches = [s for (key, _), s in self._searches.items() if key == reply.key]
         if not searches:
-            self._drop("unsolicited search reply", None)
+            late = self._is_late_reply(reply.key, reply.from_hash, tuple(LookupType)) or \
+                self._is_late_reply(reply.key, peer, tuple(LookupType))
+            self._drop("late search reply" if late else "unsolicited search reply", None)
             return
         for search in searches:
             lookup = search.lookup
@@ -528,6 +535,7 @@ class NetDbService:
         if self._searches.get((lookup.key, lookup.lookup_type)) is not search:
             return
         del self._searches[(lookup.key, lookup.lookup_type)]
+        self._remember_finished(search)
         self.stats[f"lookups_{lookup.state.value}"] += 1
         for referral in lookup.discovered:
             parents = self._referrals.get(referral)
@@ -568,11 +576,26 @@ class NetDbService:
                     self._advance_round(pending.round)
 
     def _is_awaited(self, key: bytes, peer: bytes, types: tuple[LookupType, ...]) -> bool:
-        for lookup_type in types:
-            search = self._searches.get((key, lookup_type))
-            if search is not None and (peer in search.lookup.sent_at or (peer == self.own_hash and search.tunneled)):
-                return True
-        return False
+        return any(self._asked(self._searches.get((key, lookup_type)), peer) for lookup_type in types)
+
+    def _asked(self, search: _Search | None, peer: bytes) -> bool:
+        """`peer` was asked in `search` (our own hash: the answer came out of the tunnels the search used)."""
+        return search is not None and (peer in search.lookup.sent_at or (peer == self.own_hash and bool(search.tunneled)))
+
+    def _remember_finished(self, search: _Search) -> None:
+        lookup = search.lookup
+        self._finished.pop((lookup.key, lookup.lookup_type), None)
+        self._finished[(lookup.key, lookup.lookup_type)] = (self.clock.monotonic(), search)
+        while len(self._finished) > self.settings.max_lookups * 4:
+            self._finished.popitem(last=False)
+
+    def _is_late_reply(self, key: bytes, peer: bytes, types: tuple[LookupType, ...]) -> bool:
+        """An answer to a search that ended lately from a peer it asked (the others asked in parallel answer
+        after the first answer ended it), not an unsolicited message."""
+        now = self.clock.monotonic()
+        while self._finished and now - next(iter(self._finished.values()))[0] > REPLY_KEY_MARGIN_S:
+            self._finished.popitem(last=False)
+        return any(self._asked(self._finished.get((key, t), (0.0, None))[1], peer) for t in types)
 
     def _found(self, key: bytes, lookup_type: LookupType, peer: bytes | None, now: float) -> None:
         search = self._searches.get((key, lookup_type))

@@ -50,9 +50,14 @@ class ClientBackendSession(StreamingSessionBase):
                       ) -> tuple[StreamReader, StreamWriter]:
         if self.session.closed:
             raise BackendError("session closed")
-        if self._backend.api.local_session(remote.hash) is None and self.session.remote_leaseset(remote.hash) is None:
-            if await self._backend.lookup(remote.hash, session=self, timeout=timeout) is None:
+        if self._backend.api.local_session(remote.hash) is None:
+            leaseset = self.session.remote_leaseset(remote.hash) or \
+                await self._backend.find_leaseset(remote.hash, session=self, timeout=timeout)
+            if leaseset is None:
                 raise PeerNotFound(f"no leaseset for {remote.b32_address}")
+            reason = self.session.unreachable_reason(leaseset)
+            if reason is not None:   # no SYN could be encrypted to it: say so now, not after the connect timeout
+                raise PeerNotFound(f"{remote.b32_address}: {reason}")
         try:
             return await self._open_stream(remote, from_port, to_port, timeout)
         except TimeoutError:
@@ -120,17 +125,22 @@ class ClientBackend:
         local = self.api.local_session(dest_hash)
         if local is not None:
             return LeaseSetInfo(local.destination, published_options(local.raw_options))
+        found = await self.find_leaseset(dest_hash, session=session, timeout=timeout)
+        return _leaseset_info(found) if found is not None else None
+
+    async def find_leaseset(self, dest_hash: bytes, *, session: ClientBackendSession | None = None,
+                            timeout: float = 30.0) -> Any:
+        """A remote destination's LeaseSet: the session's cached copy, else a lookup through its tunnels."""
         client = session.session if session is not None else None
         if client is not None:
             cached = client.remote_leaseset(dest_hash)
             if cached is not None:
-                return _leaseset_info(cached)
+                return cached
         network = self.api.network
         if network is None:
             return None
         handle = getattr(client, "_handle", None)
         try:
-            found = await asyncio.wait_for(network.lookup_leaseset(handle, dest_hash), timeout)
+            return await asyncio.wait_for(network.lookup_leaseset(handle, dest_hash), timeout)
         except (asyncio.TimeoutError, ProtocolError):
             return None
-        return _leaseset_info(found) if found is not None else None

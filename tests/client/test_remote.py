@@ -203,7 +203,30 @@ async def test_expired_leases_are_not_used(world):
     from dataclasses import replace
     peer = a._peers[b.hash]
     short = [replace(lease, end_date=int(SystemClock().time()) + 5) for lease in ls.leases]
-    assert a._pick_lease(peer, replace(ls, leases=tuple(short))) is None
+    assert a._pick_lease(peer, replace(ls, leases=tuple(short)), SystemClock().monotonic()) is None
+    await api_a.close()
+    await api_b.close()
+
+
+async def test_a_lease_that_stays_silent_is_given_up_for_another(world, monkeypatch):
+    """The peer's tunnel behind our lease broke (its gateway went away): after LEASE_SILENCE_S with nothing
+    back from the peer, the next message goes to another of its leases."""
+    import core.client.session as session_module
+    monkeypatch.setattr(session_module, "LEASE_SILENCE_S", 0.2)
+    api_a, api_b, a, b = await _two(world)
+    a.send_datagram(b.hash, b"first", protocol=PROTO_RAW)
+    assert (await asyncio.wait_for(b.receive_datagram(), 5)).payload == b"first"
+    broken = a._peers[b.hash].lease
+    del world.tunnels[(broken.gateway, broken.tunnel_id)]      # b's tunnel behind that lease is gone
+    a.send_datagram(b.hash, b"lost", protocol=PROTO_RAW)        # within the silence: still the same lease
+    await asyncio.sleep(0.3)
+    a.send_datagram(b.hash, b"second", protocol=PROTO_RAW)
+    assert (await asyncio.wait_for(b.receive_datagram(), 5)).payload == b"second"
+    assert a._peers[b.hash].lease != broken and a.stats["lease_switched"] == 1
+    # an answer from b keeps the new lease however long a's next message waits
+    b.send_datagram(a.hash, b"answer", protocol=PROTO_RAW)
+    await asyncio.wait_for(a.receive_datagram(), 5)
+    assert a._peers[b.hash].unanswered_since is None
     await api_a.close()
     await api_b.close()
 

@@ -1,4 +1,5 @@
-"""The netDb against real i2pd 2.45.1 on the private testnet: exploration, publication, pyi2p as the floodfill."""
+"""The netDb against real i2pd 2.45.1 on the private testnet: exploration, pyi2p as the floodfill (publication to
+i2pd's floodfills, with each i2pd version: test_i2pd_uses_pyi2p.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -11,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from core.config import load_config
-from core.data.encoding import b64decode, b64encode
+from core.data.encoding import b64decode
 from core.data.errors import ProtocolError
 from core.data.routerinfo import RouterInfo
-from core.netdb.lookup import LookupState
 from core.router import Router
 from core.tunnel.service import TunnelSettings
 from pyi2p.testnet import Testnet, netdb_file
@@ -74,32 +74,6 @@ async def test_exploration_from_one_floodfill_finds_every_router(testnet, tmp_pa
                   f"({router.netdb_service.stats['explorations']} explorations; {seen})")
             assert router.netdb_service.stats["explorations"] >= 1
             assert all(ri.verify() for ri in router.netdb.router_infos.values())
-        finally:
-            await router.stop()
-
-
-async def test_our_router_info_reaches_the_i2pd_floodfills(testnet, tmp_path):
-    """Published with reply tokens: both floodfills confirm, answer a lookup with our RouterInfo, and save it."""
-    i2pd = i2pd_hashes(testnet)
-    floodfills = {b64decode(r.ident_hash) for r in testnet.i2pd_routers if r.floodfill}
-    address = testnet.add_pyi2p_address()
-    with testnet.in_netns():
-        router = new_router(testnet, tmp_path / "publisher", address, 24110, testnet.seed_file)
-        await router.start()
-        try:
-            service = router.netdb_service
-            await wait_for(lambda: set(service.published_to) == floodfills, 30)
-            for floodfill in floodfills:
-                lookup = service.verify_router_info(floodfill)
-                await wait_for(lambda: lookup.done, 15)
-                assert lookup.state == LookupState.FOUND and lookup.found_from == floodfill, i2pd[floodfill]
-            # i2pd writes updated RouterInfos to its netDb folder once a minute
-            me = b64encode(router.hash)
-            paths = [netdb_file(r.datadir, me) for r in testnet.i2pd_routers if r.floodfill]
-            await wait_for(lambda: all(p.exists() for p in paths), 80, step=1.0)
-            for path in paths:
-                saved = RouterInfo.parse(path.read_bytes())
-                assert saved.hash == router.hash and saved.verify()
         finally:
             await router.stop()
 

@@ -1,4 +1,5 @@
-"""Tunnels with real i2pd 2.45.1 on the private testnet: our builds through i2pd hops, i2pd's through ours, mixed."""
+"""Tunnels with real i2pd 2.45.1 on the private testnet: our builds through i2pd hops, mixed (i2pd's through ours,
+with each i2pd version: test_i2pd_uses_pyi2p.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -150,34 +151,6 @@ async def test_pyi2p_builds_and_tests_exploratory_tunnels_through_i2pd(testnet, 
             # goes direct when every outbound tunnel ends at its gateway, with 2 tunnels among 5 i2pd: a few do)
             assert service.stats["builds_via_outbound"] >= 4, service.stats
             assert service.stats["garlic_opened"] >= 1  # outbound build replies came garlic-wrapped from i2pd
-
-
-async def test_i2pd_builds_tunnels_through_pyi2p(testnet, tmp_path):
-    """(b) i2pd routers pick our router as a hop once they know it; the transit tunnels carry their traffic."""
-    i2pd = i2pd_hashes(testnet)
-    me = PyRouter(testnet, tmp_path, "b", 24110)
-    with testnet.in_netns():
-        async with running(me):
-            service = me.service
-            assert service is not None
-            for peer in i2pd:  # every i2pd gets our RouterInfo in the session, not only the floodfills
-                assert await connect(me.router, peer)
-
-            def carrying() -> bool:
-                return any(r.messages_in > 0 and r.messages_out > 0 for r in service.transit_records())
-            # i2pd builds when its pools run short; a fresh SAM destination on each i2pd asks for new 3-hop
-            # client tunnels now, from routers it knows (ours among them), instead of at its pools' next expiry
-            async with client_pools(testnet, "b"):
-                await wait_for(carrying, 100, step=1.0, state=lambda: (service.transit.stats, service.summary()))
-            records = service.transit_records()
-            assert service.participating_tunnels == len(records) >= 1
-            assert service.transit.stats.builds_accepted >= 1
-            assert service.transit.stats.messages_forwarded >= 1 and service.transit_bytes_per_tunnel() > 0
-            # the next hops we forward to are routers of the testnet (i2pd ones, ourselves, or pyi2p routers of
-            # earlier tests in this module, which stay in i2pd's netDb) that our netDb knows
-            assert all(r.next_hash == me.router.hash or me.router.netdb.get_router_info(r.next_hash) is not None
-                       for r in records)
-            assert service.transit.stats.builds_undecryptable == 0 and service.stats["malformed"] == 0
 
 
 async def test_mixed_tunnels_of_pyi2p_and_i2pd_hops(testnet, tmp_path):

@@ -160,3 +160,25 @@ def test_an_answer_no_newer_than_our_copy_still_completes_the_lookup():
     lookup = client.service.start_lookup(target.hash, LookupType.ROUTER_INFO)
     net.run()
     assert lookup.state == LookupState.FOUND and lookup.found_from == ff.hash
+
+
+def test_answers_after_the_first_are_late_replies_not_unsolicited():
+    """Floodfills asked in parallel all answer; the first ends the search, the others are late, not strays."""
+    net = MemNet()
+    ffs = [net.add(i, floodfill=True) for i in range(1, 4)]
+    client = net.add(60)
+    ls = make_ls2(63)
+    for ff in ffs:
+        client.knows(ff)
+        ff.db.add_leaseset(ls.hash, ls.STORE_TYPE, ls)
+    lookup = client.service.start_lookup(ls.hash, LookupType.LEASE_SET)
+    assert len(lookup.in_flight) == 3
+    net.run()
+    assert lookup.state == LookupState.FOUND
+    assert client.service.stats["late_replies"] == 2
+    assert not client.service.dropped
+    # a store nobody asked for is still dropped by a non-floodfill
+    stray = make_ls2(64)
+    client.service.handle(ffs[0].hash, DatabaseStore.for_lease_set(stray))
+    assert client.service.dropped["unsolicited leaseset store to a non-floodfill"] == 1
+    assert client.db.get_leaseset(stray.hash) is None

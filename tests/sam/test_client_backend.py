@@ -112,3 +112,35 @@ async def test_a_connect_that_times_out_forgets_the_cached_leaseset(api, monkeyp
         await ours.connect(remote, timeout=1)
     assert remote.hash not in ours.session._remote
     await ours.close()
+
+
+async def test_connect_to_an_elgamal_only_destination_fails_at_once_and_says_why():
+    """A LeaseSet with no key of a type we speak (i2pd 2.45.1's default SAM destination: ElGamal only):
+    CANT_REACH_PEER naming the types, not a TIMEOUT after the connect timeout."""
+    import os
+    import time
+
+    from core.clock import SystemClock
+    from core.data.leaseset import Lease2, LeaseSet2
+    from tests.client.fakes import FakeWorld
+    world = FakeWorld(SystemClock())
+    api = ClientAPI(world.network("A"))
+    remote = PrivateKeys.generate(0, 0)
+    now = int(time.time())
+    world.netdb[remote.destination.hash] = LeaseSet2.create(
+        remote, published=now, expires_offset=600, encryption_keys=[(0, os.urandom(256))],
+        leases=[Lease2(os.urandom(32), 1, now + 600)])
+    bridge = SamBridge(ClientBackend(api), SamConfig(port=0, udp_port=0))
+    try:
+        async with bridge:
+            control, _ = await session(bridge, "a")
+            sam = await Sam.open(bridge)
+            started = time.monotonic()
+            reply = await sam.cmd(f"STREAM CONNECT ID=a DESTINATION={remote.destination.b64}")
+            assert reply.options["RESULT"] == "CANT_REACH_PEER"
+            assert "encryption types 0 (ElGamal)" in reply.options["MESSAGE"], reply
+            assert "4 (X25519)" in reply.options["MESSAGE"]
+            assert time.monotonic() - started < TIMEOUT
+    finally:
+        await close_clients()
+        await api.close()
