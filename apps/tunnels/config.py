@@ -166,7 +166,7 @@ def parse_ini(text: str, file: str) -> tuple[list[_Section], list[ConfigProblem]
             sections.append(current)
             continue
         key, sep, value = line.partition("=")
-        key = key.strip().lower()
+        key = key.strip()
         if not sep or not key:
             problems.append(ConfigProblem(file, number, f"not 'key = value': {line[:60]!r}",
                                           current.name if current else None))
@@ -232,6 +232,7 @@ def build_tunnel(section: _Section, file: str) -> tuple[TunnelConfig, list[Confi
     """A section's TunnelConfig and its warnings; raises _SectionError for a bad value."""
     warnings: list[ConfigProblem] = []
     opts = section.options
+    opts = {k.lower() if not k.lower().startswith(SESSION_OPTION_PREFIXES) else k: v for k, v in opts.items()}
     if "type" not in opts:
         raise _SectionError(section.line, "no 'type' option")
     kind = opts["type"][0].lower()
@@ -239,9 +240,10 @@ def build_tunnel(section: _Section, file: str) -> tuple[TunnelConfig, list[Confi
         raise _SectionError(opts["type"][1], f"unknown type {kind!r} (one of {', '.join(sorted(TUNNEL_TYPES))})")
     values: dict[str, object] = {}
     session: list[tuple[str, str]] = []
-    for key, (value, line) in opts.items():
+    for written, (value, line) in opts.items():
+        key = written.lower()
         if key.startswith(SESSION_OPTION_PREFIXES):
-            session.append((key, value))
+            session.append((written, value))      # as written: the router reads i2cp.leaseSetEncType
         elif kind in PROXY_TYPES:
             continue                     # the proxy's own options go to its factory as written
         elif key in UNSUPPORTED_OPTIONS:

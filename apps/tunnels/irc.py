@@ -107,8 +107,8 @@ class IRCClientFilter:
         if command == "PONG":
             return IRCMessage("", "PONG", params[-1:]).format() if params else None
         if command in ("PRIVMSG", "NOTICE"):
-            if len(params) < 2 or not _ctcp_allowed(params[-1]):
-                return None
+            if len(params) < 2 or not _ctcp_allowed(params[-1]) or params[-1].upper().startswith("DCC "):
+                return None          # mIRC also announces a DCC in a plain NOTICE, with the IP
             return IRCMessage("", command, params).format()
         if command == "USER":
             if len(params) < 4:
