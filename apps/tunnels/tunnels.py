@@ -57,7 +57,8 @@ class TunnelError(Exception):
 Transform = Callable[[bytes], bytes]
 
 
-async def pipe(reader: Any, writer: Any, count: Callable[[int], None], transform: Transform | None = None) -> None:
+async def pipe(reader: Any, writer: Any, count: Callable[[int], None], transform: Transform | None = None,
+               half_close: bool = True) -> None:
     """Copy until EOF, then half-close; drain() after each write bounds what is held to one chunk."""
     while True:
         data = await reader.read(CHUNK)
@@ -69,14 +70,19 @@ async def pipe(reader: Any, writer: Any, count: Callable[[int], None], transform
         if data:
             writer.write(data)
             await writer.drain()
+    if not half_close:
+        await asyncio.Future()           # wait for the other direction to end the pair
     with contextlib.suppress(OSError, RuntimeError, ConnectionError):
         if writer.can_write_eof():
             writer.write_eof()
 
 
 async def pipe_both(local: tuple[Any, Any], remote: tuple[Any, Any], stats: TunnelStats,
-                    out_transform: Transform | None = None, in_transform: Transform | None = None) -> None:
-    """Local <-> I2P until both sides ended; one side failing ends both."""
+                    out_transform: Transform | None = None, in_transform: Transform | None = None,
+                    half_close_local: bool = True) -> None:
+    """Local <-> I2P until both sides ended; one side failing ends both. Without `half_close_local` the
+    remote side's EOF is not passed on: the local side's answer ends the pair (HTTP servers that take a
+    half-close for a hang-up)."""
     (local_reader, local_writer), (remote_reader, remote_writer) = local, remote
 
     def count_out(n: int) -> None:
@@ -86,9 +92,11 @@ async def pipe_both(local: tuple[Any, Any], remote: tuple[Any, Any], stats: Tunn
         stats.bytes_in += n
 
     tasks = [asyncio.ensure_future(pipe(local_reader, remote_writer, count_out, out_transform)),
-             asyncio.ensure_future(pipe(remote_reader, local_writer, count_in, in_transform))]
+             asyncio.ensure_future(pipe(remote_reader, local_writer, count_in, in_transform, half_close_local))]
     try:
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        # without half-close the remote->local pipe never ends by itself: the local side's end ends both
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION if half_close_local
+                                     else asyncio.FIRST_COMPLETED)
         for task in done:
             if task.exception() is not None:
                 raise task.exception()
@@ -258,6 +266,7 @@ class ClientTunnel(Tunnel):
                     raise TunnelError(f"[{self.name}] destination {destination!r} does not resolve: {exc}") from None
 
     async def _release(self) -> None:
+        self.listening = ""
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -405,7 +414,7 @@ class HTTPServerTunnel(ServerTunnel):
             return rewrite_response(found[0]) + found[1]
 
         await pipe_both((upstream_reader, upstream_writer), (stream.reader, stream.writer), self.stats,
-                        out_transform=filter_response)
+                        out_transform=filter_response, half_close_local=False)
 
     async def _answer(self, stream: IncomingStream, status: int, message: str) -> None:
         with contextlib.suppress(Exception):
@@ -454,6 +463,7 @@ class UDPClientTunnel(Tunnel):
                 await asyncio.sleep(5)
 
     async def _release(self) -> None:
+        self.listening = ""
         if self._transport is not None:
             self._transport.close()
             self._transport = None
