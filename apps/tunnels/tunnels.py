@@ -207,6 +207,24 @@ class Tunnel:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def admit(self) -> bool:
+        """Count a new connection in (its task is cancelled by stop()), or refuse it at the cap."""
+        if self.stats.connections_open >= self.config.max_connections:
+            self.stats.connections_refused += 1
+            return False
+        self.stats.connections_open += 1
+        self.stats.connections_total += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        return True
+
+    def leave(self) -> None:
+        self.stats.connections_open -= 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.discard(task)
+
     def failed_connection(self, message: str) -> None:
         self.stats.errors += 1
         self.stats.last_error = message[:200]
@@ -272,15 +290,9 @@ class ClientTunnel(Tunnel):
             self._server = None
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.stats.connections_open >= self.config.max_connections:
-            self.stats.connections_refused += 1
+        if not self.admit():
             writer.transport.abort()
             return
-        self.stats.connections_open += 1
-        self.stats.connections_total += 1
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
         try:
             await self._serve_client(reader, writer)
         except (ConnectionError, OSError, asyncio.IncompleteReadError, ProtocolError) as exc:
@@ -290,10 +302,8 @@ class ClientTunnel(Tunnel):
         except TimeoutError:
             self.failed_connection("the session was not ready in time")
         finally:
-            self.stats.connections_open -= 1
+            self.leave()
             close_quietly(writer)
-            if task is not None:
-                self._tasks.discard(task)
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         c = self.config
@@ -331,15 +341,9 @@ class ServerTunnel(Tunnel):
             self.stats.connections_refused += 1
             stream.writer.abort()
             return
-        if self.stats.connections_open >= c.max_connections:
-            self.stats.connections_refused += 1
+        if not self.admit():
             stream.writer.abort()
             return
-        self.stats.connections_open += 1
-        self.stats.connections_total += 1
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
         try:
             await self._serve_stream(stream)
         except (ConnectionError, OSError, asyncio.IncompleteReadError, TimeoutError, NetworkError,
@@ -348,10 +352,8 @@ class ServerTunnel(Tunnel):
             self.failed_connection(f"{c.host}:{c.port}: {reason}")
             stream.writer.abort()
         finally:
-            self.stats.connections_open -= 1
+            self.leave()
             close_quietly(stream.writer)
-            if task is not None:
-                self._tasks.discard(task)
 
     async def open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         c = self.config
