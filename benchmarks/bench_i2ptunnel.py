@@ -31,6 +31,7 @@ from core.data.privatekeys import PrivateKeys  # noqa: E402
 from core.router import Router  # noqa: E402
 from core.tunnel.service import TunnelSettings  # noqa: E402
 from pyi2p.testnet import Testnet, unavailable_reason  # noqa: E402
+from benchmarks.bench_streaming_testnet import send_bulk  # noqa: E402
 
 SETTINGS = TunnelSettings(ip_restriction=0, test_interval_s=10.0, tick_s=0.2)
 CHUNK = 64 * 1024
@@ -63,19 +64,11 @@ async def service(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
 
 
 async def bulk(port: int, mb: float) -> float:
-    size = int(mb * 1e6)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    block = os.urandom(CHUNK)
-    started = time.monotonic()
-    writer.write(b"T%d\n" % size)
-    left = size
-    while left > 0:
-        writer.write(block[:min(CHUNK, left)])
-        left -= CHUNK
-        await writer.drain()
-    assert await asyncio.wait_for(reader.readexactly(1), 600) == b"k"
-    writer.close()
-    return size / (time.monotonic() - started) / 1e6
+    try:
+        return await send_bulk(reader, writer, int(mb * 1e6), timeout=600)
+    finally:
+        writer.close()
 
 
 async def first_byte(port: int) -> float:
