@@ -84,7 +84,7 @@ class TunnelConfig:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     session_options: tuple[tuple[str, str], ...] = ()
-    raw: tuple[tuple[str, str], ...] = field(default=(), compare=True)
+    raw: tuple[tuple[str, str], ...] = ()
     """Every option as written (for the proxy factory, and to tell what changed on reload)."""
 
     @property

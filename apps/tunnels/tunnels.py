@@ -113,7 +113,7 @@ def close_quietly(writer: Any) -> None:
         writer.close()
 
 
-def line_transform(filter_line: Callable[[str], str | None], dropped: Callable[[], None] | None = None) -> Transform:
+def line_transform(filter_line: Callable[[str], str | None]) -> Transform:
     """Bytes of a line protocol -> the filtered complete lines (CRLF-ended); partial lines wait."""
     splitter = LineSplitter()
 
@@ -121,11 +121,8 @@ def line_transform(filter_line: Callable[[str], str | None], dropped: Callable[[
         out = []
         for raw in splitter.feed(data):
             result = filter_line(raw.decode("utf-8", "surrogateescape"))
-            if result is None:
-                if dropped is not None:
-                    dropped()
-                continue
-            out.append(result.encode("utf-8", "surrogateescape") + b"\r\n")
+            if result is not None:
+                out.append(result.encode("utf-8", "surrogateescape") + b"\r\n")
         return b"".join(out)
     return transform
 
@@ -147,11 +144,6 @@ class Tunnel:
     @property
     def name(self) -> str:
         return self.config.name
-
-    async def start(self) -> None:
-        """bind() then open(); raises TunnelError with the reason."""
-        await self.bind()
-        await self.open()
 
     async def bind(self) -> None:
         """Open the local side (a port taken fails here, at once)."""
@@ -189,9 +181,6 @@ class Tunnel:
         if self.state != "failed":
             self.state = "stopped"
         self._ready.clear()
-
-    async def wait_ready(self, timeout: float) -> None:
-        await asyncio.wait_for(self._ready.wait(), timeout)
 
     async def _bind(self) -> None:
         """Open the local listener (client side); nothing for server tunnels."""
