@@ -242,7 +242,7 @@ def check_destination(tunnel: TunnelConfig) -> None:
         try:
             parse_address(destination)
         except NameNotFound as exc:
-            raise TunnelError(f"[{tunnel.name}] destination {destination[:60]!r}: {exc}") from None
+            raise TunnelError(f"[{tunnel.name}] destination {destination[:60]!r} ({tunnel.where}): {exc}") from None
 
 
 class ClientTunnel(Tunnel):
@@ -270,7 +270,8 @@ class ClientTunnel(Tunnel):
                 try:
                     await self.session.resolve(destination, timeout=self.config.connect_timeout)
                 except NetworkError as exc:
-                    raise TunnelError(f"[{self.name}] destination {destination!r} does not resolve: {exc}") from None
+                    raise TunnelError(f"[{self.name}] destination {destination!r} ({self.config.where}) does not "
+                                      f"resolve: {exc}") from None
 
     async def _release(self) -> None:
         self.listening = ""

@@ -357,6 +357,7 @@ async def test_port_taken_key_dir_missing_and_unknown_name_fail_alone(services, 
         assert nokeys["state"] == "failed" and str(tmp_path / "nodir" / "k.dat") in nokeys["error"]
         assert "does not exist" in nokeys["error"]
         assert nowhere["state"] == "failed" and "nowhere.i2p" in nowhere["error"] and "resolve" in nowhere["error"]
+        assert "tunnels.conf:10" in nowhere["error"]
         assert bad["state"] == "failed" and "not an address" in bad["error"]
         assert "listening" not in nowhere          # its port was given back
         assert tunnel(service, "fine")["state"] == "running"
