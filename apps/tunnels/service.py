@@ -307,12 +307,12 @@ class TunnelsService:
 
     def status(self) -> dict[str, Any]:
         tunnels = [t.status() for t in self._tunnels.values()]
+        # "listen" as the node prints it: where each running tunnel is reached (local address or b32)
+        listen = {t["name"]: t.get("listening") or t.get("b32") for t in tunnels
+                  if t["state"] == "running" and (t.get("listening") or t.get("b32"))}
         result: dict[str, Any] = {
             "state": self.state, "files": [str(self.conf_path), f"{self.conf_dir}/*.conf"],
-            "tunnels": tunnels,
-            "listening": [t["listening"] for t in tunnels if t.get("listening")],
-            "b32": sorted({t["b32"] for t in tunnels if t.get("b32")}),
-            "problems": [str(p) for p in self.config.problems]}
+            "tunnels": tunnels, "listen": listen, "problems": [str(p) for p in self.config.problems]}
         if self.error:
             result["error"] = self.error
         return result
@@ -354,6 +354,10 @@ class TunnelsService:
             tunnel.state, tunnel.error = "stopped", ""
             self._tunnels[name] = tunnel            # kept, stopped, so List shows it
             return tunnel.status()
+
+    async def reload(self) -> dict[str, Any]:
+        """SIGHUP: as control_reload."""
+        return await self.control_reload({})
 
     async def control_reload(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Re-read the files; stop what went away or changed, start what is new or changed."""

@@ -75,7 +75,7 @@ def local_port(service: TunnelsService, name: str) -> int:
 
 async def server_b32(services, tmp_path, network, conf: str) -> tuple[TunnelsService, str]:
     service = await start(services, tmp_path, network, conf)
-    return service, service.status()["b32"][0]
+    return service, service.status()["tunnels"][0]["b32"]
 
 
 async def exchange(port: int, payload: bytes) -> bytes:
@@ -361,7 +361,9 @@ async def test_port_taken_key_dir_missing_and_unknown_name_fail_alone(services, 
         assert bad["state"] == "failed" and "not an address" in bad["error"]
         assert "listening" not in nowhere          # its port was given back
         assert tunnel(service, "fine")["state"] == "running"
-        assert service.status()["state"] == "running"
+        status = service.status()
+        assert status["state"] == "running" and list(status["listen"]) == ["fine"]
+        assert status["listen"]["fine"] == tunnel(service, "fine")["b32"]
     finally:
         taken.close()
 
@@ -407,7 +409,7 @@ async def test_reload_starts_and_stops_only_what_changed(services, tmp_path, net
     (tmp_path / "tunnels.conf").write_text("# moved down a line\n" + conf.replace("[drop]", "[new]").replace(
         f"[change]\ntype = server\nhost = 127.0.0.1\nport = {echo_port}\n",
         f"[change]\ntype = server\nhost = 127.0.0.1\nport = {echo_port}\ninport = 5\n"))
-    result = await service.control_reload({})
+    result = await service.reload()
     assert sorted(result["stopped"]) == ["change", "drop"] and sorted(result["started"]) == ["change", "new"]
     await service.wait_ready(TIMEOUT)
     assert tunnel(service, "keep")["b32"] == before["keep"]
