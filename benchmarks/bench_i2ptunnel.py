@@ -57,8 +57,8 @@ async def service(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
                 writer.write(data)
                 await writer.drain()
         await writer.drain()
-    except (ConnectionError, asyncio.IncompleteReadError, ValueError):
-        pass
+    except (ConnectionError, asyncio.IncompleteReadError, ValueError, asyncio.CancelledError):
+        pass                             # cancelled: the run is over
     finally:
         writer.close()
 
@@ -86,8 +86,7 @@ async def echo(port: int) -> bool:
     payload = os.urandom(ECHO)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"E" + payload)
-        writer.write_eof()
+        writer.write(b"E" + payload)      # no half-close: i2pd's tunnels end the stream on a local EOF
         got = await asyncio.wait_for(reader.readexactly(ECHO), 180)
         writer.close()
         return got == payload
@@ -173,20 +172,29 @@ async def pyi2p_pair(tmp: Path, testnet: Testnet, target: int, args: argparse.Na
 
 async def i2pd_pair(testnet: Testnet, target: int, args: argparse.Namespace) -> dict[str, str]:
     r3, r4 = testnet.router("r3"), testnet.router("r4")
-    testnet.set_i2pd_tunnels(r4, "bench", f"[bench-server]\ntype = server\nhost = 127.0.0.1\nport = {target}\n"
-                                          f"keys = bench-server.dat\n{session_options(args.hops)}")
-    key_file = Path(r4.datadir) / "bench-server.dat"
-    for _ in range(150):
-        if key_file.is_file() and key_file.stat().st_size:
-            break
-        await asyncio.sleep(0.2)
-    b32 = PrivateKeys.load(key_file).destination.b32_address
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    testnet.set_i2pd_tunnels(r3, "bench", f"[bench-client]\ntype = client\naddress = 127.0.0.1\nport = {port}\n"
-                                          f"destination = {b32}\nkeys = bench-client.dat\n{session_options(args.hops)}")
     try:
+        # i2pd 2.45.1 sometimes never publishes a fresh LeaseSet (testnet README pitfall 5): then a new server key
+        for attempt in range(3):
+            key_name = f"bench-server-{attempt}.dat"
+            testnet.set_i2pd_tunnels(r4, "bench", f"[bench-server]\ntype = server\nhost = 127.0.0.1\nport = {target}\n"
+                                                  f"keys = {key_name}\n{session_options(args.hops)}")
+            key_file = Path(r4.datadir) / key_name
+            for _ in range(150):
+                if key_file.is_file() and key_file.stat().st_size:
+                    break
+                await asyncio.sleep(0.2)
+            b32 = PrivateKeys.load(key_file).destination.b32_address
+            testnet.set_i2pd_tunnels(r3, "bench", f"[bench-client]\ntype = client\naddress = 127.0.0.1\nport = {port}\n"
+                                                  f"destination = {b32}\nkeys = bench-client.dat\n"
+                                                  f"{session_options(args.hops)}")
+            try:
+                await reachable(port, 75)
+                break
+            except TimeoutError:
+                print(f"i2pd pair: {b32} not reachable, new server keys", flush=True)
         return await measure(port, args, lambda: rss_mb(r3.pid) + rss_mb(r4.pid))
     finally:
         testnet.set_i2pd_tunnels(r3, "bench", None)

@@ -291,6 +291,8 @@ class ClientTunnel(Tunnel):
             self.failed_connection(str(exc))
         except TimeoutError:
             self.failed_connection("the session was not ready in time")
+        except asyncio.CancelledError:
+            pass           # stop(): ending quietly keeps asyncio's server from logging each cancelled handler
         finally:
             self.leave()
             close_quietly(writer)
