@@ -125,12 +125,8 @@ async def test_bulk_data_through_a_client_server_pair(services, tmp_path, networ
 async def test_100_concurrent_connections(services, tmp_path, network, echo_port):
     server, client = await echo_pair(services, tmp_path, network, echo_port)
     port = local_port(client, "to-echo")
-    # opened a little apart: in-process delivery hands the server all SYNs of a burst before its
-    # accept loop runs, and the streaming accept backlog (64) would reset the rest
-    connections = []
-    for _ in range(100):
-        connections.append(await asyncio.open_connection("127.0.0.1", port))
-        await asyncio.sleep(0.005)
+    # all at once: in-process delivery hands the server destination the 100 SYNs in one burst
+    connections = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(100)))
     await until(lambda: tunnel(server, "echo")["connections_open"] == 100)
     payloads = [os.urandom(20_000 + i) for i in range(100)]
 
