@@ -6,8 +6,8 @@ matching tunnels from a tunnels.d file. Checked, each with a bounded retry:
   X-I2P-DestB32 of i2pd's proxy;
 - an i2pd `client` tunnel reaches a TCP echo service behind our `server` tunnel, and our `client`
   tunnel reaches one behind an i2pd `server` tunnel;
-- `udpclient`/`udpserver`: datagrams both ways with i2pd's UDP tunnels (a test of its own, known to fail
-  with i2pd 2.45.1: see its reason);
+- `udpclient`/`udpserver`: datagrams both ways with i2pd's UDP tunnels (a test of its own, flaky with
+  i2pd 2.45.1: see its reason);
 - IRC: ngircd behind our `irc` server tunnel (WEBIRC), one IRC client through our `ircclient` tunnel
   and one through an i2pd `client` tunnel join one channel and talk; a CTCP VERSION sent on our side
   never reaches the ircd.
@@ -357,10 +357,12 @@ async def test_i2ptunnel_with_i2pd(testnet, tmp_path):
                     ngircd.kill()
 
 
-# i2pd 2.45.1 keeps one default datagram receiver per destination (a udpserver ignores `inport` and takes
-# every port) and its udpclient/udpserver must each have a destination of their own.
-@pytest.mark.xfail(strict=True, reason="no datagram from i2pd 2.45.1's udpclient reaches our destination (nothing "
-                   "arrives at the session), and i2pd's udpserver destination's LeaseSet is never found; open")
+# i2pd 2.45.1: a udpserver takes every port (one default datagram receiver per destination, `inport` unused),
+# its udpclient and udpserver each need a destination of their own, and UDP tunnels added by a SIGHUP reload
+# never get a running destination: they must be in tunnels.d when i2pd starts.
+@pytest.mark.xfail(strict=False, reason="flaky with i2pd 2.45.1: each way has passed, but often within the bounded "
+                   "rounds the answer to i2pd's udpclient never reaches it (its datagrams reach our udpserver and "
+                   "the local service answers), or the LeaseSet of i2pd's udpserver is not found (pitfall 5)")
 async def test_udp_tunnels_with_i2pd(testnet, tmp_path):
     address = testnet.add_pyi2p_address()
     i2pd = testnet.router("r3")
@@ -389,30 +391,55 @@ async def test_udp_tunnels_with_i2pd(testnet, tmp_path):
             await published(service, network)
             ours = PrivateKeys.load(datadir / "udp.dat").destination.b32_address
             i2pd_udp_port, their_port = free_port(socket.SOCK_DGRAM), udp_theirs.get_extra_info("sockname")[1]
-            testnet.set_i2pd_tunnels(i2pd, "pyi2p-udp",
-                f"[to-pyi2p-udp]\ntype = udpclient\naddress = 127.0.0.1\nport = {i2pd_udp_port}\n"
-                f"destination = {ours}\ndestinationport = 53\nkeys = udp-client.dat\n{I2PD_SESSION}"
-                f"[udp-i2pd]\ntype = udpserver\nhost = 127.0.0.1\nport = {their_port}\nkeys = udp-server.dat\n"
-                f"{I2PD_SESSION}")
-            theirs = PrivateKeys.load(await wait_file(Path(i2pd.datadir) / "udp-server.dat")).destination.b32_address
-            await service.control_add({"name": "udp-to-i2pd", "type": "udpclient", "port": 0, "destination": theirs,
-                                       "destinationport": their_port, "keys": "udp-client.dat"})
-            await published(service, network)
-            port = next(int(t["listening"].rsplit(":", 1)[1]) for t in service.status()["tunnels"]
-                        if t["name"] == "udp-to-i2pd")
+
+            keys = {"client": 0, "server": 0}
+
+            async def i2pd_udp_tunnels() -> str:
+                """i2pd's UDP tunnels, then r3 restarted to run them; the b32 of their udpserver."""
+                testnet.set_i2pd_tunnels(i2pd, "pyi2p-udp",
+                    f"[to-pyi2p-udp]\ntype = udpclient\naddress = 127.0.0.1\nport = {i2pd_udp_port}\n"
+                    f"destination = {ours}\ndestinationport = 53\nkeys = udp-client-{keys['client']}.dat\n"
+                    f"{I2PD_SESSION}[udp-i2pd]\ntype = udpserver\nhost = 127.0.0.1\nport = {their_port}\n"
+                    f"keys = udp-server-{keys['server']}.dat\n{I2PD_SESSION}")
+                server_keys = await wait_file(Path(i2pd.datadir) / f"udp-server-{keys['server']}.dat")
+                testnet._stop([i2pd])
+                await asyncio.to_thread(testnet.up, 120)        # r3 again, same identity, reading tunnels.d
+                progress(f"i2pd restarted with its UDP tunnels ({keys})")
+                return PrivateKeys.load(server_keys).destination.b32_address
+
+            async def our_udp_client(theirs: str) -> int:
+                with contextlib.suppress(ValueError):
+                    await service.control_remove({"name": "udp-to-i2pd"})
+                await service.control_add({"name": "udp-to-i2pd", "type": "udpclient", "port": 0,
+                                           "destination": theirs, "destinationport": their_port,
+                                           "keys": "udp-client.dat"})
+                await published(service, network)
+                return next(int(t["listening"].rsplit(":", 1)[1]) for t in service.status()["tunnels"]
+                            if t["name"] == "udp-to-i2pd")
+            port = await our_udp_client(await i2pd_udp_tunnels())
 
             async def udp_to_ours() -> None:
                 assert await udp_round_trip(i2pd_udp_port, b"from i2pd") == b"echo:from i2pd"
 
             async def udp_to_theirs() -> None:
                 assert await udp_round_trip(port, b"from pyi2p") == b"echo:from pyi2p"
-            for what, attempt in (("i2pd udpclient -> pyi2p udpserver", udp_to_ours),
-                                  ("pyi2p udpclient -> i2pd udpserver", udp_to_theirs)):
-                try:
-                    await retry(what, attempt, 45, pause=0.5)
-                except AssertionError as exc:
-                    failures.append(str(exc))
-                    progress(str(exc))
+            # each way needs the LeaseSet of an i2pd destination, which i2pd 2.45.1 may never publish
+            # (testnet README pitfall 5): then one more round with new keys for that destination
+            for what, attempt, side in (("i2pd udpclient -> pyi2p udpserver", udp_to_ours, "client"),
+                                        ("pyi2p udpclient -> i2pd udpserver", udp_to_theirs, "server")):
+                for round_ in (0, 1):
+                    try:
+                        await retry(what, attempt, 45, pause=0.5)
+                        break
+                    except AssertionError as exc:
+                        progress(str(exc))
+                        if round_ == 1:
+                            failures.append(str(exc))
+                            break
+                        keys[side] += 1
+                        theirs = await i2pd_udp_tunnels()
+                        if side == "server":
+                            port = await our_udp_client(theirs)
             assert not failures, "\n".join(failures)
         finally:
             if service is not None:
