@@ -61,10 +61,8 @@ async def sink(reader, writer) -> None:
     writer.close()
 
 
-async def measure(connect, mb: float, pings: int) -> tuple[float, float]:
-    """(MB/s, median round trip in ms) over two fresh streams from `connect()`."""
-    size = int(mb * 1e6)
-    reader, writer = await connect()
+async def send_bulk(reader, writer, size: int, timeout: float = 300) -> float:
+    """'T<size>\\n' and size bytes to a `sink`, until it confirms the last; MB/s."""
     block = os.urandom(CHUNK)
     started = time.monotonic()
     writer.write(b"T%d\n" % size)
@@ -73,8 +71,14 @@ async def measure(connect, mb: float, pings: int) -> tuple[float, float]:
         writer.write(block[:min(CHUNK, left)])
         left -= CHUNK
         await writer.drain()
-    assert await asyncio.wait_for(reader.readexactly(1), 300) == b"k"
-    rate = size / (time.monotonic() - started) / 1e6
+    assert await asyncio.wait_for(reader.readexactly(1), timeout) == b"k"
+    return size / (time.monotonic() - started) / 1e6
+
+
+async def measure(connect, mb: float, pings: int) -> tuple[float, float]:
+    """(MB/s, median round trip in ms) over two fresh streams from `connect()`."""
+    reader, writer = await connect()
+    rate = await send_bulk(reader, writer, int(mb * 1e6))
     writer.close()
 
     reader, writer = await connect()

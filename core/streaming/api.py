@@ -162,6 +162,10 @@ class StreamSession:
             return  # i2p.streaming.enforceProtocol
         self.manager.receive(datagram.payload, src_port=datagram.src_port, dst_port=datagram.dst_port,
                              sender=datagram.sender)
+        # hand new connections to their server at once: a burst of SYNs delivered in one loop tick would
+        # otherwise fill the accept backlog before _service runs, and the rest be reset
+        while (conn := self.manager.accept()) is not None:
+            self._dispatch(conn)
         self._schedule_service()
 
     def _schedule_service(self) -> None:
