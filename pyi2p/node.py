@@ -251,10 +251,10 @@ class Node:
 def _listen_entries(name: str, status: dict[str, Any]) -> list[tuple[str, str]]:
     """The "listen" figures of an app's status: a string, a list of strings, or a dict of what -> where."""
     listen = status.get("listen")
-    if isinstance(listen, str):
+    if isinstance(listen, str) and listen:
         return [(name, listen)]
-    if isinstance(listen, dict):
+    if isinstance(listen, dict) and listen:
         return [(f"{name} {what}", str(where)) for what, where in listen.items()]
-    if isinstance(listen, (list, tuple)):
+    if isinstance(listen, (list, tuple)) and listen:
         return [(name, str(where)) for where in listen]
     return [(name, "running")]
