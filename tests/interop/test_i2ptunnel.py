@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import irc.client_aio
 import pytest
 from aiohttp import web
 
@@ -121,33 +122,30 @@ async def udp_round_trip(port: int, payload: bytes, wait: float = 8.0) -> bytes:
 
 
 class IRCClient:
-    """A scripted IRC client on raw sockets: registers, joins, says, and keeps every line it receives."""
+    """An IRC client from PyPI (jaraco's `irc`, asyncio reactor): registers, joins, says, and keeps every raw
+    line it receives."""
 
     def __init__(self, port: int, nick: str):
         self.port, self.nick = port, nick
         self.lines: list[str] = []
-        self.reader = self.writer = None
         self._new = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self.reactor = irc.client_aio.AioReactor(loop=asyncio.get_running_loop())
+        self.reactor.add_global_handler("all_raw_messages", self._on_raw)
+        self.reactor.add_global_handler("disconnect", lambda connection, event: self._new.set())
+        self.connection = None
+
+    def _on_raw(self, connection, event) -> None:
+        self.lines.append(event.arguments[0])
+        self._new.set()
 
     async def connect(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        self._task = asyncio.ensure_future(self._read())
-        self.send(f"NICK {self.nick}", f"USER {self.nick} {self.nick}.home.lan srv :{self.nick} test")
+        self.connection = await self.reactor.server().connect("127.0.0.1", self.port, self.nick,
+                                                              username=self.nick, ircname=f"{self.nick} test")
         await self.wait_for(lambda line: f" 001 {self.nick} " in line, 60)
-
-    async def _read(self) -> None:
-        while line := await self.reader.readline():
-            text = line.decode("utf-8", "replace").rstrip("\r\n")
-            if text.startswith("PING"):
-                self.send("PONG" + text[4:])
-            self.lines.append(text)
-            self._new.set()
-        self._new.set()
 
     def send(self, *lines: str) -> None:
         for line in lines:
-            self.writer.write(line.encode() + b"\r\n")
+            self.connection.send_raw(line)
 
     async def wait_for(self, predicate, timeout: float = 30) -> str:
         async with asyncio.timeout(timeout):
@@ -157,16 +155,14 @@ class IRCClient:
                     if predicate(line):
                         return line
                 seen = len(self.lines)
-                if self._task is not None and self._task.done():
+                if self.connection is not None and not self.connection.is_connected():
                     raise ConnectionError(f"{self.nick}: connection closed; last lines {self.lines[-3:]}")
                 self._new.clear()
                 await self._new.wait()
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        if self._task is not None:
-            self._task.cancel()
+        if self.connection is not None and self.connection.is_connected():
+            self.connection.disconnect("bye")
 
 
 def start_ngircd(testnet, folder: Path, port: int) -> subprocess.Popen:
