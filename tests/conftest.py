@@ -32,3 +32,13 @@ def pytest_collection_modifyitems(config, items):
             if not defect.args or not str(defect.args[0]).strip():
                 raise pytest.UsageError(f"{item.nodeid}: i2pd_defect needs the defect named")
             item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=5))
+
+
+@pytest.fixture
+async def network():
+    """An in-memory I2P for the apps: destinations of one ClientAPI reach each other by local delivery."""
+    from apps.network import InProcessNetwork
+    from core.client import ClientAPI
+    net = InProcessNetwork(ClientAPI())
+    yield net
+    await net.close()

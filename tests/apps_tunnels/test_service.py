@@ -22,13 +22,6 @@ TIMEOUT = 20
 
 
 @pytest.fixture
-async def network():
-    net = InProcessNetwork(ClientAPI())
-    yield net
-    await net.close()
-
-
-@pytest.fixture
 async def services():
     started: list[TunnelsService] = []
     yield started

@@ -13,13 +13,6 @@ from core.client import ClientAPI
 
 
 @pytest.fixture
-async def network():
-    net = InProcessNetwork(ClientAPI())
-    yield net
-    await net.close()
-
-
-@pytest.fixture
 async def nodes(network, tmp_path):
     """make(name, user=..., password=..., **config): a started MailService with one account."""
     started: list[MailService] = []

@@ -130,13 +130,6 @@ async def start_site(network: InProcessNetwork) -> Site:
 
 
 @pytest.fixture
-async def network():
-    net = InProcessNetwork(ClientAPI())
-    yield net
-    await net.close()
-
-
-@pytest.fixture
 async def site(network):
     s = await start_site(network)
     yield s
