@@ -265,16 +265,16 @@ class TunnelPool:
         return tuple(order_hops(chosen, self.order_key))
 
     def _overused(self) -> set[bytes]:
-        """peer-selection.md "Restrictions": a peer that would be in more than a third of our tunnels (built and
-        being built, with the new one) is avoided; so the two tunnels of a small pool share no hop while other
-        peers fit, and one router going away takes at most one of them."""
-        hop_lists = [t.hops for t in self._tunnels.values()] + [p.hops for p in self._pending.values()]
+        """peer-selection.md "Restrictions": a peer in more than a third of our tunnels is avoided."""
+        tunnels = list(self._tunnels.values())
+        if len(tunnels) < 3:
+            return set()
         counts: dict[bytes, int] = {}
-        for hops in hop_lists:
-            for hop in hops:
+        for tunnel in tunnels:
+            for hop in tunnel.hops:
                 counts[hop] = counts.get(hop, 0) + 1
-        limit = (len(hop_lists) + 1) / 3
-        return {hop for hop, n in counts.items() if n + 1 > limit}
+        limit = len(tunnels) / 3
+        return {hop for hop, n in counts.items() if n > limit}
 
     def build_started(self, build_id: int, hops: Sequence[bytes], now: float) -> None:
         self._pending[build_id] = _PendingBuild(tuple(hops), now, now + self.config.build_timeout)

@@ -168,24 +168,6 @@ def test_overused_peers_are_avoided():
     assert all(pool.select_hops(tiers) == (b"\x02" * 32,) for _ in range(20))
 
 
-def test_the_two_tunnels_of_a_pool_share_no_hop_while_other_peers_fit():
-    peers = [bytes([i]) * 32 for i in range(1, 5)]
-    tiers = PeerTiers(fast=tuple(Candidate(p) for p in peers))
-    for seed in range(20):
-        pool = TunnelPool(PoolConfig(inbound=True, length=2, ip_restriction=0), US, seeded_rng(100 + seed))
-        first = pool.select_hops(tiers)
-        pool.build_started(1, first, 0.0)            # still being built: it counts already
-        second = pool.select_hops(tiers)
-        assert not set(first) & set(second)
-        pool.build_succeeded(1, 10, 0.0)
-        pool.build_started(2, second, 0.0)
-        third = pool.select_hops(tiers)           # every peer is avoided now: any two still do
-        assert third is not None and len(set(third)) == 2
-    lone = TunnelPool(PoolConfig(inbound=True, length=2, ip_restriction=0), US, seeded_rng(9))
-    lone.build_started(1, tuple(peers[:2]), 0.0)
-    assert set(lone.select_hops(PeerTiers(fast=tuple(Candidate(p) for p in peers[:3])))) & set(peers[:2])
-
-
 def test_pick_and_next_wakeup():
     pool = TunnelPool(PoolConfig(inbound=True), US, seeded_rng(7))
     assert pool.pick(0.0) is None
