@@ -125,7 +125,10 @@ class SimRouter:
                 "referrals": len(netdb._referrals), "pending_builds": len(tunnels._pending),
                 "tunnel_tests": len(tunnels._tests), "own_tunnels": sum(len(p.core.tunnels) for p in tunnels.pools),
                 "transit_tunnels": len(tunnels.transit), "next_hop_waits": len(tunnels._waiting),
-                "reply_keys": len(self.garlic.reply_keys._keys), "sessions": len(self.sessions)}
+                "reply_keys": len(self.garlic.reply_keys._keys), "sessions": len(self.sessions),
+                "build_replays": len(tunnels.transit._build_replays),
+                "data_replays": len(tunnels.transit._data_replays),
+                "garlic_replays": len(self.garlic._replay), "used_tags": len(self.garlic._used_tags)}
 
 
 class SimNetwork:

@@ -58,14 +58,14 @@ class Measure:
 
 
 async def bootstrap(net: SimNetwork, *, share: float = 0.9, limit_s: float = 1800.0, step: float = 1.0,
-                    reseed_size: int = 10) -> Figures:
+                    reseed_size: int = 10, progress=None) -> Figures:
     """Every router starts from one reseed of ~10 routers and publishes itself; time until every live router
-    knows `share` of the network."""
+    knows `share` of the network. `progress(line)`, if given, hears how far it is every simulated minute."""
     with Measure(net, "bootstrap") as figures:
         net.reseed(reseed_size)
         net.publish_all()
-        marks: dict[str, float] = {}
-        start = net.clock.monotonic()
+        marks: dict[str, float] = {"reported": 0.0}
+        start, wall_start = net.clock.monotonic(), time.perf_counter()
 
         def converged() -> bool:
             known = net.knowledge()
@@ -73,6 +73,11 @@ async def bootstrap(net: SimNetwork, *, share: float = 0.9, limit_s: float = 180
             median = sorted(known)[len(known) // 2]
             if median >= share and "median_s" not in marks:
                 marks["median_s"] = now
+            if progress is not None and now - marks["reported"] >= 60.0:
+                marks["reported"] = now
+                progress(f"  bootstrap at {now:.0f} s: wall {time.perf_counter() - wall_start:.0f} s, known min "
+                         f"{min(known):.2f} median {median:.2f}, {net.delivered} messages, peak RSS "
+                         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
             return min(known) >= share
         done = await net.advance(limit_s, step, until=converged)
         known = net.knowledge()
@@ -212,7 +217,11 @@ def bounds(net: SimNetwork) -> dict[str, tuple[int, int]]:
               "pending_builds": tunnel_settings.max_pending_builds, "tunnel_tests": tunnel_settings.max_tests,
               "own_tunnels": 4 * (tunnel_settings.exploratory_quantity + 2),
               "transit_tunnels": first.tunnels.transit.policy.max_tunnels, "next_hop_waits": MAX_LOOKUPS, "reply_keys": first.garlic.reply_keys.capacity,
-              "sessions": net.settings.max_sessions}
+              "sessions": net.settings.max_sessions,
+              # the tunnel layer's replay filters keep this period's keys and the last one's
+              "build_replays": 2 * first.tunnels.transit._build_replays.capacity,
+              "data_replays": 2 * first.tunnels.transit._data_replays.capacity,
+              "garlic_replays": first.garlic._replay.capacity, "used_tags": first.garlic._used_tags.capacity}
     peaks = {key: 0 for key in limits}
     for router in net.routers:
         for key, value in router.state().items():
@@ -222,7 +231,7 @@ def bounds(net: SimNetwork) -> dict[str, tuple[int, int]]:
 
 async def run_all(net: SimNetwork, *, bootstrap_limit_s: float = 1800.0, lookups: int = 100,
                   destinations: int = 100, step: float = 1.0, report=print) -> list[Figures]:
-    figures = [await bootstrap(net, limit_s=bootstrap_limit_s, step=step)]
+    figures = [await bootstrap(net, limit_s=bootstrap_limit_s, step=step, progress=report)]
     report(figures[-1].line())
     figures.append(await floodfill_churn(net, lookups=lookups, step=step))
     report(figures[-1].line())
