@@ -142,6 +142,7 @@ class SimNetwork:
         self.down: set[bytes] = set()       # unreachable: messages to them vanish, they do nothing
         self.delivered = 0
         self.lost = 0
+        self.instant_messages = 0     # delivered by the last batch of lookups before the clock moved
         floodfills = max(3, round(size * floodfill_share))
         self.routers = [SimRouter(self, i, floodfill=i < floodfills) for i in range(size)]
         self.by_hash = {r.hash: r for r in self.routers}
