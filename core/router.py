@@ -60,6 +60,7 @@ class NetDbTunnelPaths:
         return self.tunnels.send_via_outbound(None, message, to_router=to_router)
 
 
+STOP_PART_TIMEOUT_S = 15.0
 NEWCOMERS_PER_PREFIX_HOUR = 10          # unknown routers dialling in from one /24 (IPv4) or /48 (IPv6)
 PRIVATE_NET_NEWCOMERS_PER_PREFIX_HOUR = 1000   # a private testnet puts every router in one /24
 
@@ -379,18 +380,19 @@ class Router:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        if self.client is not None:
-            await self.client.close()
-        if self.tunnel_service is not None:
-            await self.tunnel_service.stop()
-        if self.netdb_service is not None:
-            await self.netdb_service.stop()
-        if self.sam is not None:
-            await self.sam.stop()
-        if self.control is not None:
-            await self.control.stop()
-        if self.transports is not None:
-            await self.transports.stop()
+        # each part gets a bounded time: a part that hangs is logged by name, and the rest still stop
+        for name, part in (("client API", self.client and self.client.close),
+                           ("tunnels", self.tunnel_service and self.tunnel_service.stop),
+                           ("netDb", self.netdb_service and self.netdb_service.stop),
+                           ("SAM", self.sam and self.sam.stop),
+                           ("I2PControl", self.control and self.control.stop),
+                           ("transports", self.transports and self.transports.stop)):
+            if part is None:
+                continue
+            try:
+                await asyncio.wait_for(part(), STOP_PART_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                log.error("%s did not stop within %.0f s; going on", name, STOP_PART_TIMEOUT_S)
         self._lock.release()
         self._stopped.set()
 

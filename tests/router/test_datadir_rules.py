@@ -146,3 +146,21 @@ async def test_throwaway_identities_dialling_in_fill_only_their_budget(tmp_path,
             await conn.close()
     finally:
         await router.stop()
+
+
+async def test_a_part_that_hangs_does_not_stop_the_router_stopping(tmp_path, monkeypatch, caplog):
+    import asyncio
+
+    import core.router
+    monkeypatch.setattr(core.router, "STOP_PART_TIMEOUT_S", 0.2)
+    router = Router(load_config(tmp_path, {"netid": 42, "control_port": 0, "sam_port": 0}))
+    await router.start()
+
+    async def hang():
+        await asyncio.Event().wait()
+    monkeypatch.setattr(router.tunnel_service, "stop", hang)
+    await asyncio.wait_for(router.stop(), 5)
+    assert "tunnels did not stop" in caplog.text
+    again = Router(load_config(tmp_path, {"netid": 42, "control_port": 0, "sam_port": 0}))
+    await again.start()          # the data folder was let go
+    await again.stop()
