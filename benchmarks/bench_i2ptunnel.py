@@ -29,6 +29,7 @@ from apps.tunnels import TunnelsService  # noqa: E402
 from core.config import load_config  # noqa: E402
 from core.data.privatekeys import PrivateKeys  # noqa: E402
 from core.router import Router  # noqa: E402
+from core.stats import rss_mb  # noqa: E402
 from core.tunnel.service import TunnelSettings  # noqa: E402
 from pyi2p.testnet import Testnet, unavailable_reason  # noqa: E402
 from benchmarks.bench_streaming_testnet import send_bulk  # noqa: E402
@@ -105,13 +106,6 @@ async def reachable(port: int, timeout: float = 180.0) -> float:
             if time.monotonic() - started > timeout:
                 raise TimeoutError(f"nothing answered through the pair in {timeout:.0f} s") from None
             await asyncio.sleep(2)
-
-
-def rss_mb(pid: int | str = "self") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def measure(port: int, args: argparse.Namespace, rss) -> dict[str, str]:

@@ -26,14 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from apps.mail import MailService  # noqa: E402
 from apps.network import InProcessNetwork  # noqa: E402
 from core.client import ClientAPI  # noqa: E402
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+from core.stats import rss_mb  # noqa: E402
 
 
 def address(text: str) -> tuple[str, int]:

@@ -25,25 +25,18 @@ BOOK_NAMES = 50_000
 FEED_LINES = 10_000
 
 
-def rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 def per_call_us(fn, number: int) -> float:
     return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
 
 
 def _rss_growth_in_a_fresh_process(folder: Path) -> float:
     """MB of RSS a fresh interpreter grows by when it loads the book."""
-    code = ("import sys; sys.path.insert(0, sys.argv[2]); from benchmarks.bench_naming import rss_kib; "
-            "from apps.naming.book import AddressBook; b = rss_kib(); book = AddressBook(sys.argv[1]); "
-            "print(rss_kib() - b)")
+    code = ("import sys; sys.path.insert(0, sys.argv[2]); from core.stats import rss_mb; "
+            "from apps.naming.book import AddressBook; b = rss_mb(); book = AddressBook(sys.argv[1]); "
+            "print(rss_mb() - b)")
     root = str(Path(__file__).resolve().parent.parent)
     out = subprocess.run([sys.executable, "-c", code, str(folder), root], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip()) / 1024
+    return float(out.stdout.strip())
 
 
 def _timed_load(folder: Path) -> float:

@@ -1,4 +1,5 @@
-"""Rates from running byte counters, sampled once a second (I2PControl's 1 s and 15 s bandwidth)."""
+"""Rates from running byte counters, sampled once a second (I2PControl's 1 s and 15 s bandwidth), and a
+process's resident memory (for benchmarks and memory-bound tests)."""
 from __future__ import annotations
 
 from collections import deque
@@ -27,3 +28,15 @@ class RateMeter:
                 break
         elapsed = now - then
         return (total - earlier) / elapsed if elapsed > 0 else 0.0
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of a process in MiB, from /proc (0.0 where there is no /proc)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0

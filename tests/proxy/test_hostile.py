@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import re
 
+from core.stats import rss_mb
+
 from .conftest import curl, start_proxy
 
 
@@ -64,17 +66,12 @@ async def test_slow_clients_time_out_and_do_not_block_others(network, tmp_path, 
         await proxy.stop()
 
 
-def rss_kb() -> int:
-    with open("/proc/self/status") as status:
-        return int(next(line for line in status if line.startswith("VmRSS:")).split()[1])
-
-
 async def test_a_thousand_connections_bounded_memory(network, tmp_path, site, book):
     proxy = await start_proxy(network, tmp_path, book, max_connections=1000, head_timeout=30)
     held = []
     try:
         host, port = proxy.http_address.rsplit(":", 1)
-        before = rss_kb()
+        before = rss_mb()
         for i in range(1000):
             reader, writer = await asyncio.open_connection(host, int(port))
             # half of them park 60 KB of an unfinished head with the proxy
@@ -85,7 +82,7 @@ async def test_a_thousand_connections_bounded_memory(network, tmp_path, site, bo
                 break
             await asyncio.sleep(0.1)
         assert proxy.status()["active"] == 1000
-        grown_mb = (rss_kb() - before) / 1024
+        grown_mb = rss_mb() - before
         # the 1,001st is told the proxy is busy, with a page
         busy = await curl("-x", f"http://{proxy.http_address}", "http://site.i2p/")
         assert busy.code == 503 and proxy.stats["refused_busy"] >= 1

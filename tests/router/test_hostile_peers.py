@@ -20,18 +20,11 @@ from core.data.encoding import b64decode
 from core.i2np.header import I2NPMessage, MessageType
 from core.i2np.messages import DatabaseLookup, DatabaseStore
 from core.router import Router
+from core.stats import rss_mb
 from core.transport.ntcp2.driver import connect
 from tests.transport.test_ntcp2_support import make_router
 
 RSS_GROWTH_CAP_MB = 120
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class Probe:
