@@ -4,6 +4,8 @@ node's own client; then `down` leaves no process, namespace or port behind."""
 from __future__ import annotations
 
 import filecmp
+import importlib
+import logging
 import os
 import poplib
 import re
@@ -17,10 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from pyi2p.demo import ACCOUNTS, CHANNEL, SITE_MARKER, TORRENT_NAME, ngircd_binary
-from pyi2p.testnet import netns_exists
-
-pytestmark = pytest.mark.interop
+from apps.naming.book import AddressBook
+from apps.tunnels.config import load_tunnels
+from apps.torrent.metainfo import Metainfo
+from core.config import load_config, read_sections
+from core.data.privatekeys import PrivateKeys
+from pyi2p.demo import ACCOUNTS, CHANNEL, NAMES, SITE_MARKER, TORRENT_NAME, Demo, DemoPorts, ngircd_binary
+from pyi2p.node import APPS
+from pyi2p.testnet import Testnet, TestnetError, netns_exists
 
 WAIT_S = 240                          # `up --demo` on a fresh base: about 30 s on a 2-core machine
 DEFAULT_PORTS = (4444, 6668, 7659, 7660)
@@ -86,6 +92,7 @@ def _our_processes(base: Path) -> list[str]:
     return found
 
 
+@pytest.mark.interop
 def test_demo_network_from_the_host(testnet_requirements, tmp_path):
     base = tmp_path / "demo"
     netns = f"pyi2p-d{os.getpid()}"
@@ -166,11 +173,19 @@ def test_demo_network_from_the_host(testnet_requirements, tmp_path):
         torrent = base / "demo" / f"{TORRENT_NAME}.torrent"
         t0 = time.monotonic()
         got = _pyi2p("torrent", "add", str(torrent), "--datadir", str(base / "p2"), "--wait", timeout=240)
-        assert got.returncode == 0, got.stdout[-500:] + got.stderr[-500:]
+        assert (got.returncode, got.stderr) == (0, ""), got.stdout[-500:] + got.stderr[-500:]
         print(f"torrent downloaded in {time.monotonic() - t0:.1f} s")
         for name in ("README.txt", "random.bin"):
             assert filecmp.cmp(base / "p1" / "torrent" / "downloads" / TORRENT_NAME / name,
                                base / "p2" / "torrent" / "downloads" / TORRENT_NAME / name, shallow=False)
+
+        # the commands that talk to a running node print nothing on stderr either
+        user = str(base / "p2")
+        for args in (("status", "--datadir", user), ("torrent", "list", "--datadir", user),
+                     ("naming", "--datadir", user, "lookup", "irc.demo.i2p"), ("testnet", "status", "--base", str(base))):
+            result = _pyi2p(*args, timeout=60)
+            assert result.stderr == "" and result.stdout, args
+            assert result.returncode == 0 or args[0] == "testnet", args   # testnet status: 1 while an i2pd rebuilds
     finally:
         down = _pyi2p("testnet", "down", "--base", str(base), timeout=120)
     assert down.returncode == 0, down.stderr
@@ -179,3 +194,65 @@ def test_demo_network_from_the_host(testnet_requirements, tmp_path):
     for port in (proxy, irc, smtp, pop3):
         assert not _listening(port), f"127.0.0.1:{port} still answers"
     assert not list((base / "bridge").glob("*.sock"))
+
+
+# ---------------------------------------------------------------- the demo's files, without a network
+
+def test_demo_files_give_each_node_what_its_apps_accept(tmp_path, caplog):
+    net = Testnet(tmp_path, i2pd_count=2, pyi2p_count=2, first_port=30000)
+    demo = Demo(net, DemoPorts(5444, 5668, 5659, 5660))
+    demo.prepare()
+    net._write_files()                            # what `up` adds: netid, and apps off where no table is
+    host, user = Path(net.router("p1").datadir), Path(net.router("p2").datadir)
+    for datadir, router in ((host, net.router("p1")), (user, net.router("p2"))):
+        config = load_config(datadir)
+        assert (config.port, config.control_port, config.netid, config.sam_udp_port) == \
+            (router.port, router.i2pcontrol, 42, 0)
+        assert config.sam_port not in (router.port, router.i2pcontrol)
+        sections = read_sections(datadir)
+        assert set(sections) == {"naming", "tunnels", "proxy", "mail", "torrent"}
+        with caplog.at_level(logging.WARNING):
+            for spec in APPS:
+                options = {k: v for k, v in sections[spec.name].items() if k != "enabled"}
+                factory = getattr(importlib.import_module(spec.module), spec.factory)
+                factory(options, datadir, None)   # validates its table: a bad value raises
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+        tunnels = load_tunnels(datadir / "tunnels.conf")
+        assert not tunnels.problems, tunnels.problems
+    assert read_sections(user)["proxy"]["port"] == 5444 and read_sections(user)["mail"]["enabled"] is False
+    assert read_sections(host)["mail"]["server"] is True and read_sections(host)["torrent"]["tracker"] is True
+    client = {t.name: t for t in load_tunnels(user / "tunnels.conf").tunnels}
+    assert (client["demo-smtp"].port, client["demo-pop3"].port) == (5659, 5660)
+
+    # every name is the destination of the key file its service will load, in both nodes' books
+    keys = {"demo.i2p": host / "demo-site.dat", "irc.demo.i2p": host / "demo-ircd.dat",
+            "mail.demo.i2p": host / "mail" / "destination.keys", "tracker.demo.i2p": host / "torrent" / "tracker.keys"}
+    assert set(keys) == set(NAMES)
+    for datadir in (host, user):
+        book = AddressBook(datadir / "addressbook")
+        for name, path in keys.items():
+            assert book.lookup(name) == PrivateKeys.load(path).destination, (datadir, name)
+            assert path.stat().st_mode & 0o777 == 0o600
+    publish = PrivateKeys.load(host / "addressbook" / "publish.keys").destination.b32_address
+    assert (user / "addressbook" / "subscriptions.txt").read_text().splitlines()[-1] == \
+        f"http://{publish}/hosts.txt"
+
+    meta = Metainfo.parse(demo.torrent_file.read_bytes())
+    assert meta.announce == "http://tracker.demo.i2p/announce"
+    assert (host / "torrent" / "torrents" / f"{meta.info_hash.hex()}.torrent").read_bytes() == meta.to_bytes()
+    assert (net.base / "demo" / "site" / "i2p.png").read_bytes().startswith(b"\x89PNG")
+    assert SITE_MARKER in (net.base / "demo" / "site" / "index.html").read_text()
+
+    # a second `up` keeps identities, accounts and the torrent
+    before = {p: p.read_bytes() for p in [*keys.values(), demo.torrent_file, host / "mail" / "accounts.json"]}
+    Demo(net, DemoPorts(5444, 5668, 5659, 5660)).prepare()
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_demo_needs_two_pyi2p_nodes_and_four_ports(tmp_path):
+    with pytest.raises(TestnetError, match="two pyi2p routers"):
+        Demo(Testnet(tmp_path, i2pd_count=2, pyi2p_count=1))
+    assert DemoPorts.parse("1,2,3,4") == DemoPorts(1, 2, 3, 4)
+    for bad in ("4444,6668,7659", "4444,6668,7659,x", "4444,6668,7659,70000"):
+        with pytest.raises(TestnetError, match="--demo-ports"):
+            DemoPorts.parse(bad)
