@@ -950,7 +950,7 @@ class Testnet:
                 line += f"\n     {s.error}"
             lines.append(line)
         for e in self.extras:
-            lines.append(f"{e.name:12} {e.pid if e.running else '-':>7} {' '.join(e.argv)[:100]}")
+            lines.append(f"{e.name:14} {e.pid if e.running else '-':>7} {' '.join(e.argv)[:100]}")
         return "\n".join(lines)
 
     # ----- down

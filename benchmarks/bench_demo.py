@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""How long a newcomer waits: `pyi2p testnet up --demo` from a fresh folder (needs root and i2pd) until it
+prints "ready", and until curl gets http://demo.i2p/ through the printed proxy on this host's 127.0.0.1;
+then `down`, and `up --demo` again on the same folder (identities kept), timed the same way.
+
+    python benchmarks/bench_demo.py [--runs 3] [--demo-ports 4444,6668,7659,7660]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pyi2p.testnet import unavailable_reason  # noqa: E402
+
+
+def up(base: Path, netns: str, ports: str) -> tuple[float, float]:
+    """Seconds from the start of `up --demo` to its "ready" line, and to curl's first page of demo.i2p."""
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "pyi2p", "testnet", "up", "--demo", "--base", str(base),
+                             "--netns", netns, "--demo-ports", ports, "--wait", "300"],
+                            capture_output=True, text=True, timeout=420)
+    ready = time.monotonic() - started
+    if result.returncode != 0 or result.stdout.splitlines()[-1:] != ["ready"]:
+        raise SystemExit(f"up --demo failed: {result.stderr[-1500:]}")
+    page = subprocess.run(["curl", "-s", "-m", "60", "-x", f"http://127.0.0.1:{ports.split(',')[0]}",
+                           "http://demo.i2p/"], capture_output=True, text=True, timeout=90).stdout
+    first_page = time.monotonic() - started
+    if "Welcome to demo.i2p" not in page:
+        raise SystemExit(f"demo.i2p did not answer: {page[:200]!r}")
+    return ready, first_page
+
+
+def down(base: Path) -> float:
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "pyi2p", "testnet", "down", "--base", str(base)], capture_output=True,
+                   timeout=120, check=True)
+    return time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--demo-ports", default="4444,6668,7659,7660")
+    args = parser.parse_args()
+    reason = unavailable_reason()
+    if reason:
+        print(f"cannot run: {reason}")
+        return 1
+    figures: dict[str, list[float]] = {"fresh ready": [], "fresh first page": [], "again ready": [],
+                                       "again first page": [], "down": []}
+    for run in range(args.runs):
+        with tempfile.TemporaryDirectory(prefix="bench-demo-") as tmp:
+            base = Path(tmp) / "demo"
+            netns = f"pyi2p-bench{run}"
+            try:
+                ready, page = up(base, netns, args.demo_ports)
+                figures["fresh ready"].append(ready)
+                figures["fresh first page"].append(page)
+                figures["down"].append(down(base))
+                ready, page = up(base, netns, args.demo_ports)
+                figures["again ready"].append(ready)
+                figures["again first page"].append(page)
+            finally:
+                down(base)
+        print(f"run {run + 1}: fresh ready {figures['fresh ready'][-1]:.1f} s, first page "
+              f"{figures['fresh first page'][-1]:.1f} s; again ready {figures['again ready'][-1]:.1f} s, "
+              f"first page {figures['again first page'][-1]:.1f} s; down {figures['down'][-1]:.1f} s", flush=True)
+    for name, values in figures.items():
+        print(f"{name:18} median {statistics.median(values):6.1f} s  (min {min(values):.1f}, max {max(values):.1f},"
+              f" {len(values)} runs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
