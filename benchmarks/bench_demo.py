@@ -8,6 +8,7 @@ then `down`, and `up --demo` again on the same folder (identities kept), timed t
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -56,19 +57,19 @@ def main() -> int:
     figures: dict[str, list[float]] = {"fresh ready": [], "fresh first page": [], "again ready": [],
                                        "again first page": [], "down": []}
     for run in range(args.runs):
-        with tempfile.TemporaryDirectory(prefix="bench-demo-") as tmp:
-            base = Path(tmp) / "demo"
-            netns = f"pyi2p-bench{run}"
-            try:
-                ready, page = up(base, netns, args.demo_ports)
-                figures["fresh ready"].append(ready)
-                figures["fresh first page"].append(page)
-                figures["down"].append(down(base))
-                ready, page = up(base, netns, args.demo_ports)
-                figures["again ready"].append(ready)
-                figures["again first page"].append(page)
-            finally:
-                down(base)
+        base = Path(tempfile.mkdtemp(prefix="bench-demo-")) / "demo"
+        netns = f"demo-bench{run}"
+        try:
+            ready, page = up(base, netns, args.demo_ports)
+            figures["fresh ready"].append(ready)
+            figures["fresh first page"].append(page)
+            figures["down"].append(down(base))
+            ready, page = up(base, netns, args.demo_ports)
+            figures["again ready"].append(ready)
+            figures["again first page"].append(page)
+        finally:
+            down(base)
+        shutil.rmtree(base.parent)            # kept when a run fails: its logs say why
         print(f"run {run + 1}: fresh ready {figures['fresh ready'][-1]:.1f} s, first page "
               f"{figures['fresh first page'][-1]:.1f} s; again ready {figures['again ready'][-1]:.1f} s, "
               f"first page {figures['again first page'][-1]:.1f} s; down {figures['down'][-1]:.1f} s", flush=True)
