@@ -8,6 +8,7 @@ then `down`, and `up --demo` again on the same folder (identities kept), timed t
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
 import subprocess
@@ -21,8 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pyi2p.testnet import unavailable_reason  # noqa: E402
 
 
-def up(base: Path, netns: str, ports: str) -> tuple[float, float]:
-    """Seconds from the start of `up --demo` to its "ready" line, and to curl's first page of demo.i2p."""
+def up(base: Path, netns: str, ports: str) -> tuple[float, float, float]:
+    """Seconds from the start of `up --demo` until the i2pd routers were ready (its "READY after" line), to
+    its "ready" line, and to curl's first page of demo.i2p."""
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "pyi2p", "testnet", "up", "--demo", "--base", str(base),
                              "--netns", netns, "--demo-ports", ports, "--wait", "300"],
@@ -35,7 +37,8 @@ def up(base: Path, netns: str, ports: str) -> tuple[float, float]:
     first_page = time.monotonic() - started
     if "Welcome to demo.i2p" not in page:
         raise SystemExit(f"demo.i2p did not answer: {page[:200]!r}")
-    return ready, first_page
+    routers = float(re.search(r"READY after ([\d.]+) s", result.stdout).group(1))
+    return routers, ready, first_page
 
 
 def down(base: Path) -> float:
@@ -54,25 +57,24 @@ def main() -> int:
     if reason:
         print(f"cannot run: {reason}")
         return 1
-    figures: dict[str, list[float]] = {"fresh ready": [], "fresh first page": [], "again ready": [],
-                                       "again first page": [], "down": []}
+    figures: dict[str, list[float]] = {"fresh routers": [], "fresh ready": [], "fresh first page": [],
+                                       "again routers": [], "again ready": [], "again first page": [], "down": []}
     for run in range(args.runs):
         base = Path(tempfile.mkdtemp(prefix="bench-demo-")) / "demo"
         netns = f"demo-bench{run}"
         try:
-            ready, page = up(base, netns, args.demo_ports)
-            figures["fresh ready"].append(ready)
-            figures["fresh first page"].append(page)
-            figures["down"].append(down(base))
-            ready, page = up(base, netns, args.demo_ports)
-            figures["again ready"].append(ready)
-            figures["again first page"].append(page)
+            for when in ("fresh", "again"):
+                routers, ready, page = up(base, netns, args.demo_ports)
+                figures[f"{when} routers"].append(routers)
+                figures[f"{when} ready"].append(ready)
+                figures[f"{when} first page"].append(page)
+                if when == "fresh":
+                    figures["down"].append(down(base))
         finally:
             down(base)
         shutil.rmtree(base.parent)            # kept when a run fails: its logs say why
-        print(f"run {run + 1}: fresh ready {figures['fresh ready'][-1]:.1f} s, first page "
-              f"{figures['fresh first page'][-1]:.1f} s; again ready {figures['again ready'][-1]:.1f} s, "
-              f"first page {figures['again first page'][-1]:.1f} s; down {figures['down'][-1]:.1f} s", flush=True)
+        print(f"run {run + 1}: " + ", ".join(f"{name} {values[-1]:.1f} s" for name, values in figures.items()),
+              flush=True)
     for name, values in figures.items():
         print(f"{name:18} median {statistics.median(values):6.1f} s  (min {min(values):.1f}, max {max(values):.1f},"
               f" {len(values)} runs)")
