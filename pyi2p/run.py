@@ -55,7 +55,7 @@ async def run_node(config, *, sam: str | None = None, reload_config=None) -> int
     while True:
         node = Node(config, network=sam_network(sam) if sam else None)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(node.reload()))
-        if not await _started(node, stop):
+        if not await start_unless_stopped(node, stop):
             print("pyi2p: stopped while starting", flush=True)
             await node.stop()
             return 0
@@ -83,7 +83,7 @@ async def run_node(config, *, sam: str | None = None, reload_config=None) -> int
         config = reload_config()
 
 
-async def _started(node: Node, stop: asyncio.Event) -> bool:
+async def start_unless_stopped(node: Node, stop: asyncio.Event) -> bool:
     """Start the node unless told to stop first (an app's start can take a while: SIGTERM still ends it)."""
     starting = asyncio.create_task(node.start())
     stopping = asyncio.create_task(stop.wait())
