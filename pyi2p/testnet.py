@@ -769,15 +769,19 @@ class Testnet:
 
     def _launch(self, r: Router) -> None:
         command = ["ip", "netns", "exec", self.netns, *r.command(self.netid, str(self.seed_file))]
-        with open(self._log_path(r, stdout=True), "ab") as out:
-            # `ip netns exec` exec()s the router, so this PID is the router's own
+        self._spawn(r, command, self._log_path(r, stdout=True), r.datadir, append=True)
+
+    def _spawn(self, owner: Router | Extra, command: list[str], log_path: Path, cwd: str, *, append: bool) -> None:
+        """Start `command` for `owner` (its pid set), output to `log_path`; return once it runs as `owner`."""
+        with open(log_path, "ab" if append else "wb") as out:
+            # `ip netns exec` exec()s its command, so this PID is the router's (or process's) own
             proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True, cwd=r.datadir, env=child_env(),
+                                    start_new_session=True, cwd=cwd, env=child_env(),
                                     preexec_fn=_die_with_parent if self.die_with_parent else None)
-        r.pid = proc.pid
+        owner.pid = proc.pid
         self._children[proc.pid] = proc
         deadline = time.monotonic() + 5.0     # until exec, /proc/PID/cmdline is empty or still ours
-        while not r.running and proc.poll() is None and time.monotonic() < deadline:
+        while not owner.running and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
 
     def _log_path(self, r: Router, stdout: bool = False) -> Path:
@@ -808,7 +812,8 @@ class Testnet:
 
     def start_extra(self, name: str, argv: list[str], *, in_netns: bool = True, cwd: str | None = None) -> Extra:
         """Start a process of the testnet besides the routers (inside the namespace unless told otherwise),
-        its output in BASE/<name>.log; one that still runs under that name is kept. `down` stops it."""
+        its output in BASE/<name>.log (from this start on); one that still runs under that name is kept.
+        `down` stops it."""
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", name):
             raise TestnetError(f"bad process name {name!r}")
         extra = next((e for e in self.extras if e.name == name), None)
@@ -819,18 +824,10 @@ class Testnet:
             self.extras.remove(extra)
         extra = Extra(name, list(argv), in_netns)
         command = ["ip", "netns", "exec", self.netns, *argv] if in_netns else list(argv)
-        with open(self.base / f"{name}.log", "ab") as out:
-            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True, cwd=cwd or str(self.base), env=child_env(),
-                                    preexec_fn=_die_with_parent if self.die_with_parent else None)
-        extra.pid = proc.pid
-        self._children[proc.pid] = proc
-        deadline = time.monotonic() + 5.0
-        while not extra.running and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
+        self._spawn(extra, command, self.base / f"{name}.log", cwd or str(self.base), append=False)
         self.extras.append(extra)
         self.save()
-        log.info("started %s pid %d", name, proc.pid)
+        log.info("started %s pid %d", name, extra.pid)
         return extra
 
     def _stop(self, routers: list[Router] | list[Extra]) -> None:
