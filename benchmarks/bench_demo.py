@@ -31,12 +31,12 @@ def up(base: Path, netns: str, ports: str) -> tuple[float, float, float]:
                             capture_output=True, text=True, timeout=420)
     ready = time.monotonic() - started
     if result.returncode != 0 or result.stdout.splitlines()[-1:] != ["ready"]:
-        raise SystemExit(f"up --demo failed: {result.stderr[-1500:]}")
+        raise RuntimeError(f"up --demo failed: {result.stderr.strip().splitlines()[-1:]}")
     page = subprocess.run(["curl", "-s", "-m", "60", "-x", f"http://127.0.0.1:{ports.split(',')[0]}",
                            "http://demo.i2p/"], capture_output=True, text=True, timeout=90).stdout
     first_page = time.monotonic() - started
     if "Welcome to demo.i2p" not in page:
-        raise SystemExit(f"demo.i2p did not answer: {page[:200]!r}")
+        raise RuntimeError(f"demo.i2p did not answer curl: {page[:200]!r}")
     routers = float(re.search(r"READY after ([\d.]+) s", result.stdout).group(1))
     return routers, ready, first_page
 
@@ -59,9 +59,11 @@ def main() -> int:
         return 1
     figures: dict[str, list[float]] = {"fresh routers": [], "fresh ready": [], "fresh first page": [],
                                        "again routers": [], "again ready": [], "again first page": [], "down": []}
+    failures: list[str] = []
     for run in range(args.runs):
         base = Path(tempfile.mkdtemp(prefix="bench-demo-")) / "demo"
         netns = f"demo-bench{run}"
+        failed = False
         try:
             for when in ("fresh", "again"):
                 routers, ready, page = up(base, netns, args.demo_ports)
@@ -70,12 +72,20 @@ def main() -> int:
                 figures[f"{when} first page"].append(page)
                 if when == "fresh":
                     figures["down"].append(down(base))
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            failed = True
+            failures.append(f"run {run + 1} ({when}): {exc}; kept {base}")
+            print(failures[-1], flush=True)
         finally:
             down(base)
-        shutil.rmtree(base.parent)            # kept when a run fails: its logs say why
-        print(f"run {run + 1}: " + ", ".join(f"{name} {values[-1]:.1f} s" for name, values in figures.items()),
-              flush=True)
+        if not failed:
+            shutil.rmtree(base.parent)        # kept when a run fails: its logs say why
+            print(f"run {run + 1}: " + ", ".join(f"{name} {values[-1]:.1f} s" for name, values in figures.items()),
+                  flush=True)
+    print(f"{len(failures)} of {args.runs} runs failed")
     for name, values in figures.items():
+        if not values:
+            continue
         print(f"{name:18} median {statistics.median(values):6.1f} s  (min {min(values):.1f}, max {max(values):.1f},"
               f" {len(values)} runs)")
     return 0
