@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import re
 import secrets
 import shutil
 import struct
@@ -298,7 +299,8 @@ network publishes.</p>"""))
         finally:
             conn.close()
         if response.status != 200 or SITE_MARKER not in body:
-            raise TestnetError(f"http://demo.i2p/: HTTP {response.status}")
+            title = re.search(r"<title>([^<]{1,80})</title>", body)     # the proxy's error pages name the cause
+            raise TestnetError(f"http://demo.i2p/: HTTP {response.status}" + (f" ({title.group(1)})" if title else ""))
         return body
 
     def wait_site(self, timeout: float) -> float:
@@ -306,11 +308,15 @@ network publishes.</p>"""))
         started = time.monotonic()
         deadline = started + timeout
         log.info("waiting up to %.0f s until http://demo.i2p/ answers through the proxy", timeout)
+        last = ""
         while True:
             try:
                 self.fetch_site(timeout=max(5.0, min(60.0, deadline - time.monotonic())))
                 return time.monotonic() - started
             except TestnetError as exc:
+                if str(exc) != last:
+                    log.info("%.0f s: %s", time.monotonic() - started, exc)
+                    last = str(exc)
                 dead = [r.name for r in (self.host, self.user) if not r.running]
                 if dead:
                     raise TestnetError(f"{', '.join(dead)} stopped (see pyi2p.log in its folder)") from None
