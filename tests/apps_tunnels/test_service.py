@@ -206,6 +206,21 @@ async def test_http_server_tunnel_site_down(services, tmp_path, network):
     assert str(dead_port) in tunnel(server, "web")["last_error"]
 
 
+async def test_http_server_tunnel_names_a_caller_that_sends_no_request(services, tmp_path, network, monkeypatch):
+    import apps.tunnels.tunnels
+    monkeypatch.setattr(apps.tunnels.tunnels, "HEAD_TIMEOUT", 0.5)
+    server_dir, client_dir = two_dirs(tmp_path)
+    server, b32 = await server_b32(services, server_dir, network, "[web]\ntype = http\nhost = 127.0.0.1\nport = 9\n")
+    client = await start(services, client_dir, network, f"[b]\ntype = client\nport = 0\ndestination = {b32}\n")
+    reader, writer = await asyncio.open_connection("127.0.0.1", local_port(client, "b"))
+    writer.write(b"GET / HTTP/1.1\r\n")                 # and nothing more
+    await writer.drain()
+    await until(lambda: tunnel(server, "web")["errors"] == 1)
+    caller = tunnel(client, "b")["b32"]
+    assert tunnel(server, "web")["last_error"] == f"request from {caller}: no request head within 0.5 s"
+    writer.close()
+
+
 async def test_accesslist(services, tmp_path, network, echo_port):
     server_dir, client_dir = two_dirs(tmp_path)
     allowed = PrivateKeys.generate()
