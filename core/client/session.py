@@ -2,8 +2,8 @@
 
 Sending (garlic-routing.md, ecies.rst): the payload goes gzip-framed (payload.py) into an I2NP Data
 message, that into a Garlic Clove block with DESTINATION delivery, the blocks into an ECIES-ratchet
-message for the remote's LeaseSet2 key, and the Garlic message out one of our outbound tunnels to the
-inbound gateway of one of the remote's leases. Our LeaseSet2 rides along (a DatabaseStore clove) in
+message for the remote's LeaseSet2 key (ElGamal/AES+SessionTags when it offers only an ElGamal key), and the
+Garlic message out one of our outbound tunnels to the inbound gateway of one of the remote's leases. Our LeaseSet2 rides along (a DatabaseStore clove) in
 New Session messages and, with an ack request, after it changes. Receiving is the reverse, from our
 inbound tunnels. Destinations of the same ClientAPI talk directly, without tunnels or garlic.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from core.clock import Clock, Rng
-from core.crypto import x25519
+from core.crypto import elgamal, x25519
 from core.data.errors import ProtocolError
 from core.data.identity import Destination
 from core.data.keytypes import CRYPTO_ELGAMAL, CRYPTO_TYPES, CRYPTO_X25519
@@ -25,10 +25,11 @@ from core.data.leaseset import AnyLeaseSet, Lease2, LeaseSet, LeaseSet2, STORE_L
 from core.data.privatekeys import PrivateKeys
 from core.datagram import (PROTO_DATAGRAM, PROTO_DATAGRAM2, PROTO_DATAGRAM3, PROTO_RAW, Datagram1, Datagram2,
                            Datagram3, RawDatagram, parse_datagram)
+from core.garlic.elgamal_aes import ElGamalAesManager
 from core.garlic.manager import SessionKeyManager
 from core.garlic.session import SUPPORTED_CRYPTO_TYPES, MessageKind, ReceivedGarlic, SessionNotReady, SessionState
-from core.i2np import (Data, DatabaseStore, DeliveryType, Garlic, GarlicCloveBlock, GarlicCloveDeliveryInstructions,
-                       I2NPMessage, MessageType)
+from core.i2np import (Data, DatabaseStore, DeliveryStatus, DeliveryType, Garlic, GarlicClove, GarlicCloveBlock,
+                       GarlicCloveDeliveryInstructions, GarlicCloveSet, I2NPMessage, MessageType)
 
 from .payload import ClientPayload
 
@@ -50,6 +51,9 @@ LS_ACK_TIMEOUT_S = 60.0           # resend our LeaseSet when its ack has not com
 LEASE_SILENCE_S = 5.0             # nothing back from the peer this long after we sent to its lease: try another
 NS_BEFORE_HOLD = 4                # New Session messages sent before the rest wait for the NSR...
 NS_HOLD_S = 2.0                   # ...at most this long: a burst of NS would hit receivers' NS rate limits
+DEFAULT_CRYPTO_TYPES = "4,0"      # Java's default: ElGamal too, so destinations that speak only it reach us
+MAX_STATUS_WAITS = 256            # DeliveryStatus messages we bundled (ElGamal/AES) and wait for
+FORWARDED_TYPES = frozenset((MessageType.GARLIC, MessageType.DELIVERY_STATUS))   # i2pd's tag acks, to its tunnel
 
 
 class ClientNetwork(Protocol):
@@ -76,7 +80,7 @@ class ClientNetwork(Protocol):
 class SessionOptions:
     """The I2CP options a session reads (i2cp-overview.md "Options"); the rest go to the tunnel pools."""
 
-    crypto_types: tuple[int, ...] = (CRYPTO_X25519,)
+    crypto_types: tuple[int, ...] = (CRYPTO_X25519, CRYPTO_ELGAMAL)
     gzip: bool = True
     publish_leaseset: bool = True
     receive_queue: int = 1024
@@ -88,16 +92,16 @@ class SessionOptions:
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> "SessionOptions":
         types: list[int] = []
-        for item in str(options.get("i2cp.leaseSetEncType", CRYPTO_X25519)).split(","):
+        for item in str(options.get("i2cp.leaseSetEncType", DEFAULT_CRYPTO_TYPES)).split(","):
             try:
                 code = int(item.strip())
             except ValueError:
                 continue
-            if code in SUPPORTED_CRYPTO_TYPES and code not in types:
+            if (code in SUPPORTED_CRYPTO_TYPES or code == CRYPTO_ELGAMAL) and code not in types:
                 types.append(code)
         if not types:
             raise ValueError(f"i2cp.leaseSetEncType: none of {options.get('i2cp.leaseSetEncType')!r} is "
-                             f"supported (supported: {sorted(SUPPORTED_CRYPTO_TYPES)})")
+                             f"supported (supported: {sorted(SUPPORTED_CRYPTO_TYPES | {CRYPTO_ELGAMAL})})")
         return cls(crypto_types=tuple(types),
                    gzip=str(options.get("i2cp.gzip", "true")).lower() == "true",
                    publish_leaseset=str(options.get("i2cp.dontPublishLeaseSet", "false")).lower() != "true")
@@ -153,6 +157,7 @@ class _Peer:
     held_since: float = 0.0
     unreachable_logged: bool = False         # said once that no key of its LeaseSet is of a type we speak
     unanswered_since: float | None = None    # first send to `lease` since we last heard from the peer
+    elgamal_status: tuple[int, float] | None = None   # (DeliveryStatus id, sent at) of the last bundled LeaseSet
 
 
 @dataclass(slots=True)
@@ -176,6 +181,9 @@ class ClientSession:
         self.rng = rng
         self.stats: Counter[str] = Counter()
         self.skm = SessionKeyManager(self._static_keys(), clock=clock, rng=rng)
+        elgamal_key = elgamal.generate_private(rng) if CRYPTO_ELGAMAL in self.options.crypto_types else None
+        self.elgamal = ElGamalAesManager(elgamal_key, clock=clock, rng=rng)
+        self._status_waits: OrderedDict[int, tuple[bytes, int]] = OrderedDict()   # id -> (peer, our LS published)
         self.leaseset: LeaseSet2 | None = None
         self.leaseset_published_at: float | None = None   # monotonic time a floodfill first confirmed it
         self.opened_at = clock.monotonic()
@@ -196,9 +204,10 @@ class ClientSession:
         self.closed = False
 
     def _static_keys(self) -> dict[int, bytes]:
-        """Our LeaseSet2 encryption keys: the destination's own X25519 key for type 4, fresh ones otherwise."""
+        """Our ratchet keys: the destination's own X25519 key for type 4, fresh ones otherwise. A destination
+        that offers only ElGamal still holds an (unpublished) X25519 key: the ratchet manager needs one."""
         keys = {}
-        for crypto_type in self.options.crypto_types:
+        for crypto_type in [t for t in self.options.crypto_types if t != CRYPTO_ELGAMAL] or [CRYPTO_X25519]:
             if crypto_type == CRYPTO_X25519 and self.keys.destination.crypto_type == CRYPTO_X25519:
                 keys[crypto_type] = self.keys.private_key
             else:
@@ -273,6 +282,7 @@ class ClientSession:
     def tick(self) -> None:
         """Keep the LeaseSet current, answer what the ratchet layer owes, expire caches."""
         self._maintain_leaseset()
+        self.elgamal.upkeep()
         for session in self.skm.sessions_wanting_reply(REPLY_AFTER_S):
             dest_hash = self._by_static_key.get(session.remote_static_key)
             leaseset = self._remote_leaseset(dest_hash) if dest_hash is not None else None
@@ -316,7 +326,8 @@ class ClientSession:
         chosen = sorted(leases, key=lambda lease: -lease[2])[:16]
         lease2s = [Lease2(gw, tid, min(int(end), published + LEASESET_MAX_LIFETIME_S)) for gw, tid, end in chosen]
         expires = max(1, min(max(lease.end_date for lease in lease2s) - published, LEASESET_MAX_LIFETIME_S))
-        encryption_keys = [(t, self.skm.public_key(t)) for t in self.options.crypto_types]
+        encryption_keys = [(t, self.elgamal.public_key if t == CRYPTO_ELGAMAL else self.skm.public_key(t))
+                           for t in self.options.crypto_types]
         return LeaseSet2.create(self.keys, published=published, expires_offset=expires,
                                 encryption_keys=encryption_keys, leases=lease2s)
 
@@ -441,6 +452,8 @@ class ClientSession:
         selected = leaseset.select_encryption_key(self.skm.crypto_types)
         dest_hash = leaseset.hash
         peer = self._peer(dest_hash)
+        if selected is None and (elgamal_key := _elgamal_key(leaseset)) is not None:
+            return self._send_elgamal(leaseset, peer, elgamal_key, cloves)
         if selected is None:
             self.stats["dropped_no_common_crypto"] += 1
             if not peer.unreachable_logged:
@@ -502,6 +515,79 @@ class ClientSession:
                 peer.ns_session, peer.ns_sent = id(self.skm.session(static_key)), 0
             peer.ns_sent += 1
         return True
+
+    def _send_elgamal(self, leaseset: LeaseSet2, peer: _Peer, remote_key: bytes,
+                      cloves: list[GarlicCloveBlock]) -> bool:
+        """legacy/elgamal-aes.md to a destination that offers only ElGamal: our LeaseSet rides along until a
+        DeliveryStatus we bundle confirms it, and each new batch of tags gets such a DeliveryStatus too."""
+        now = self.clock.monotonic()
+        lease = self._pick_lease(peer, leaseset, now)
+        if lease is None:
+            self.stats["dropped_no_lease"] += 1
+            return False
+        blocks = list(cloves)
+        ours = self.leaseset
+        bundle = ours is not None and peer.leaseset_sent != ours.header.published
+        if bundle:
+            blocks.insert(0, GarlicCloveBlock(GarlicCloveDeliveryInstructions.local(),
+                                              self._message(DatabaseStore.for_lease_set(ours))))
+        new_tags = self.elgamal.wants_tags(remote_key)
+        status_due = bundle and (peer.elgamal_status is None or now - peer.elgamal_status[1] > LS_ACK_TIMEOUT_S / 4)
+        status_id = None
+        if new_tags or status_due:
+            status_id = int.from_bytes(self.rng(4), "big")
+            status = self._delivery_status_clove(status_id)
+            if status is None:
+                status_id = None
+            else:
+                blocks.append(status)
+                self._status_waits[status_id] = (leaseset.hash, ours.header.published if bundle else -1)
+                while len(self._status_waits) > MAX_STATUS_WAITS:
+                    self._status_waits.popitem(last=False)
+                if bundle:
+                    peer.elgamal_status = (status_id, now)
+        expires = int(self.clock.time() * 1000) + MESSAGE_LIFETIME_MS
+        clove_set = GarlicCloveSet(tuple(GarlicClove(b.delivery_instructions, b.message,
+                                                     int.from_bytes(self.rng(4), "big"), expires) for b in blocks),
+                                   int.from_bytes(self.rng(4), "big"), expires)
+        sent = self.elgamal.encrypt(remote_key, clove_set.to_bytes(),
+                                    tags_message_id=status_id if new_tags else None)
+        if not self.network.send(self._handle, self._message(Garlic(sent.data)), lease.gateway, lease.tunnel_id):
+            self.stats["dropped_no_tunnel"] += 1
+            peer.lease = None
+            return False
+        self.stats["sent_elgamal_new" if sent.new_session else "sent_elgamal_existing"] += 1
+        if peer.unanswered_since is None:
+            peer.unanswered_since = now
+        return True
+
+    def _delivery_status_clove(self, status_id: int) -> GarlicCloveBlock | None:
+        """A DeliveryStatus for the far end to send down one of our inbound tunnels, sealed to ourselves."""
+        leases = self.network.leases(self._handle)
+        if not leases:
+            return None
+        gateway, tunnel_id, _ = leases[int.from_bytes(self.rng(2), "big") % len(leases)]
+        now_ms = int(self.clock.time() * 1000)
+        inner = self._message(DeliveryStatus(status_id, now_ms))
+        clove_set = GarlicCloveSet((GarlicClove(GarlicCloveDeliveryInstructions.local(), inner,
+                                                int.from_bytes(self.rng(4), "big"), now_ms + MESSAGE_LIFETIME_MS),),
+                                   int.from_bytes(self.rng(4), "big"), now_ms + MESSAGE_LIFETIME_MS)
+        sealed = self._message(Garlic(self.elgamal.seal_for_self(clove_set.to_bytes())))
+        return GarlicCloveBlock(GarlicCloveDeliveryInstructions.to_tunnel(gateway, tunnel_id), sealed)
+
+    def _delivery_status(self, status_id: int) -> None:
+        """One of our bundled DeliveryStatus messages came back: its tags are usable, its LeaseSet is stored."""
+        self.elgamal.confirm(status_id)
+        waiting = self._status_waits.pop(status_id, None)
+        if waiting is None:
+            return
+        dest_hash, published = waiting
+        peer = self._peers.get(dest_hash)
+        if peer is None:
+            return
+        self._heard_from(dest_hash)
+        if published >= 0 and peer.elgamal_status is not None and peer.elgamal_status[0] == status_id:
+            peer.leaseset_sent, peer.elgamal_status = published, None
 
     def _flush_held(self, dest_hash: bytes, force: bool = False) -> None:
         """Send what waited for the NSR: once the session is up, or when waiting took too long."""
@@ -607,16 +693,17 @@ class ClientSession:
         type we speak (e.g. an ElGamal-only destination); None when one is."""
         if isinstance(leaseset, LeaseSet2):
             offered = [t for t, _ in leaseset.encryption_keys]
-            if leaseset.select_encryption_key(self.skm.crypto_types) is not None:
+            if leaseset.select_encryption_key(self.skm.crypto_types) is not None \
+                    or _elgamal_key(leaseset) is not None:
                 return None
         elif isinstance(leaseset, LeaseSet):
-            offered = [CRYPTO_ELGAMAL]
+            return "its LeaseSet is of the original kind (store type 1), which this destination does not use"
         else:
             return None   # a Meta or Encrypted LeaseSet names no keys itself
         def names(types) -> str:
             return ", ".join(f"{t} ({CRYPTO_TYPES[t].name})" if t in CRYPTO_TYPES else str(t) for t in types)
         return (f"its LeaseSet offers only encryption types {names(offered)}; this destination speaks "
-                f"{names(sorted(self.skm.crypto_types))}")
+                f"{names(sorted(self.skm.crypto_types | {CRYPTO_ELGAMAL}))}")
 
     def remote_leaseset(self, dest_hash: bytes) -> LeaseSet2 | None:
         """The cached LeaseSet2 of a remote destination, if current."""
@@ -657,7 +744,19 @@ class ClientSession:
         except ProtocolError:
             self.stats["garlic_malformed"] += 1
             return
-        received = self.skm.decrypt(data)
+        # legacy/elgamal-aes.md "Message Reception": a 32-byte tag first; an ElGamal trial only when nothing else fits
+        elgamal_received = self.elgamal.decrypt_existing(data)
+        received = self.skm.decrypt(data) if elgamal_received is None else None
+        if received is None and elgamal_received is None:
+            elgamal_received = self.elgamal.decrypt_new(data)
+        if elgamal_received is not None:
+            try:
+                clove_set = GarlicCloveSet.parse(elgamal_received.payload)
+            except ProtocolError:
+                self.stats["garlic_malformed"] += 1
+                return
+            received = ReceivedGarlic(MessageKind.ELGAMAL_AES, tuple(
+                GarlicCloveBlock(c.delivery_instructions, c.message) for c in clove_set.cloves))
         if received is None:
             self.stats["garlic_undecryptable"] += 1
             return
@@ -678,8 +777,14 @@ class ClientSession:
                 if instructions.to_hash != self.hash:
                     self.stats["clove_wrong_destination"] += 1
                     continue
+            elif instructions.delivery_type == DeliveryType.TUNNEL and received.kind is MessageKind.ELGAMAL_AES \
+                    and clove.message.type in FORWARDED_TYPES and self.network is not None:
+                # the sender's DeliveryStatus for the tags it delivered, back down its own inbound tunnel
+                self.stats["clove_forwarded"] += 1
+                self.network.send(self._handle, clove.message, instructions.to_hash, instructions.tunnel_id)
+                continue
             elif instructions.delivery_type != DeliveryType.LOCAL:
-                self.stats["clove_not_local"] += 1   # we route nothing onward for others
+                self.stats["clove_not_local"] += 1   # we route nothing else onward for others
                 continue
             inner = clove.message
             try:
@@ -693,6 +798,7 @@ class ClientSession:
                         self._heard_from(sender_hash)
                 elif inner.type == MessageType.DELIVERY_STATUS:
                     self.stats["delivery_status"] += 1
+                    self._delivery_status(DeliveryStatus.parse(inner.body).msg_id)
                 else:
                     self.stats["clove_unexpected_type"] += 1
             except ProtocolError:
@@ -787,3 +893,7 @@ class ClientSession:
                 return None
         return ReceivedDatagram(datagram.payload, message.protocol, message.src_port, message.dst_port,
                                 sender, sender_hash)
+
+
+def _elgamal_key(leaseset: LeaseSet2) -> bytes | None:
+    return next((key for crypto_type, key in leaseset.encryption_keys if crypto_type == CRYPTO_ELGAMAL), None)

@@ -113,7 +113,7 @@ async def test_session_rules():
     with pytest.raises(ValueError):
         await api.open_session(name="a")
     with pytest.raises(ValueError, match="leaseSetEncType"):
-        await api.open_session(options={"i2cp.leaseSetEncType": "0"}, name="elgamal")
+        await api.open_session(options={"i2cp.leaseSetEncType": "1,2"}, name="unknown")
     assert api.session("a") is a and api.local_session(keys.destination.hash) is a
     await a.close()
     with pytest.raises(RuntimeError):
