@@ -34,6 +34,7 @@ class ElGamalAesConfig:
     inbound_tag_lifetime: float = 960.0     # "15 minutes currently"; i2pd keeps them 16
     outbound_tag_lifetime: float = 720.0    # use ours well before the far end forgets them (i2pd: 12 minutes)
     confirm_timeout: float = 60.0           # delivered tags not confirmed by then are forgotten
+    retry_after: float = 4.0                # a batch unconfirmed this long: send another (i2pd waits 4 s too)
     session_idle: float = 960.0
     max_sessions: int = 1024
     max_unconfirmed: int = 4                # batches awaiting their DeliveryStatus, per session
@@ -133,7 +134,11 @@ class ElGamalAesManager:
         if session is None:
             return True
         self._expire_outbound(session, self.clock.monotonic())
-        return len(session.tags) <= self.config.low_tags and not session.unconfirmed
+        if len(session.tags) > self.config.low_tags:
+            return False
+        # another batch when the last one's DeliveryStatus is overdue (lost, or its tunnel broke)
+        newest = next(reversed(session.unconfirmed.values()), None)
+        return newest is None or self.clock.monotonic() - newest[1] >= self.config.retry_after
 
     def encrypt(self, remote_key: bytes, payload: bytes, *, tags_message_id: int | None = None) -> ElGamalAesSent:
         """A garlic body for the far end with this ElGamal key: Existing Session when a confirmed tag is left,

@@ -71,6 +71,8 @@ def test_new_session_then_tags_after_confirmation():
     # not confirmed yet: still New Session, and no second batch while one waits
     second = alice.encrypt(key, b"again")
     assert second.new_session and not alice.wants_tags(key)
+    clock.mono += ElGamalAesConfig().retry_after    # that DeliveryStatus is overdue: a second batch may go
+    assert alice.wants_tags(key)
     assert bob.decrypt_new(second.data).payload == b"again"
     assert alice.confirm(7) and not alice.confirm(7) and alice.usable_tags(key) == 40
     third = alice.encrypt(key, b"tagged")
