@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from core.client import ClientAPI, open_stream_session
+from core.client import ClientAPI
 from core.clock import SystemClock
 from core.crypto import elgamal
 from core.data.keytypes import CRYPTO_ELGAMAL, CRYPTO_X25519
@@ -13,6 +13,7 @@ from core.garlic.session import MessageKind
 from core.i2np import DeliveryType, MessageType
 
 from .fakes import FakeWorld
+from .streams import echo_round_trip
 
 HYBRID = 6
 
@@ -188,49 +189,17 @@ async def test_elgamal_only_destination_both_ways(world):
 async def test_elgamal_both_ends_and_streaming(world):
     """Two ElGamal-only destinations (what an i2pd 2.45.1 SAM destination sees of us, both ways): a stream."""
     api_a, api_b, a, b = await _two(world, {"i2cp.leaseSetEncType": "0"}, {"i2cp.leaseSetEncType": "0"})
-    client, server = open_stream_session(a), open_stream_session(b)
-
-    async def echo(reader, writer):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-        writer.close()
-
-    await server.start_server(echo, port=0)
-    reader, writer = await asyncio.wait_for(client.open_connection(b.destination, 80), 10)
-    blob = bytes(range(256)) * 400
-    writer.write(blob)
-    writer.write_eof()
-    assert await asyncio.wait_for(reader.read(-1), 20) == blob
-    writer.close()
+    await echo_round_trip(a, b, bytes(range(256)) * 400)
     assert a.skm.session_count == 0 and b.skm.session_count == 0        # nothing went by the ratchet
     assert a.stats["sent_elgamal_existing"] > a.stats["sent_elgamal_new"] >= 1
     assert b.stats["sent_elgamal_existing"] > b.stats["sent_elgamal_new"] >= 1
-    await client.close()
-    await server.close()
     await api_a.close()
     await api_b.close()
 
 
 async def test_streaming_across_routers(world):
     api_a, api_b, a, b = await _two(world)
-    client, server = open_stream_session(a), open_stream_session(b)
-
-    async def echo(reader, writer):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-        writer.close()
-
-    await server.start_server(echo, port=0)
-    reader, writer = await asyncio.wait_for(client.open_connection(b.destination, 80), 10)
-    blob = bytes(range(256)) * 800
-    writer.write(blob)
-    writer.write_eof()
-    assert await asyncio.wait_for(reader.read(-1), 20) == blob
-    writer.close()
-    await client.close()
-    await server.close()
+    await echo_round_trip(a, b, bytes(range(256)) * 800)
     assert a.stats["sent_existing_session"] > 10
     await api_a.close()
     await api_b.close()
