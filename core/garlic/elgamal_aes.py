@@ -39,8 +39,8 @@ class ElGamalAesConfig:
     max_sessions: int = 1024
     max_unconfirmed: int = 4                # batches awaiting their DeliveryStatus, per session
     max_inbound_tags: int = 50_000
-    new_session_per_second: float = 50.0    # ElGamal decryptions (~30 ms each) allowed per second...
-    new_session_burst: float = 25.0         # ...with this burst
+    new_session_per_second: float = 10.0    # ElGamal decryptions (~30 ms each) allowed per second...
+    new_session_burst: float = 20.0         # ...with this burst
     replay_window: float = 300.0
     replay_capacity: int = 16_384
     padding_max: int = 32

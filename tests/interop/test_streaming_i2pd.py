@@ -328,8 +328,9 @@ async def test_i2pd_sam_destination_with_default_keys(each_i2pd_testnet, pyi2p):
     sams: list[SamStreams] = []
     try:
         log = I2pdLog(testnet, "r5")
-        (theirs, unpublished), ours = await asyncio.gather(
-            i2pd_destination(testnet, "r5", "plain", keys=""), SamStreams(SAM_PORT, "ours", keys="SIGNATURE_TYPE=7").create())
+        (theirs, unpublished), ours = await asyncio.gather(      # ours: no i2cp.leaseSetEncType, so 4,0
+            i2pd_destination(testnet, "r5", "plain", keys=""),
+            SamStreams(SAM_PORT, "ours", keys="SIGNATURE_TYPE=7").create())
         sams += [theirs, ours]
         assert theirs.destination.crypto_type == 0
         session = pyi2p.client.local_session(ours.destination.hash)
