@@ -5,8 +5,8 @@ message, that into a Garlic Clove block with DESTINATION delivery, the blocks in
 message for the remote's LeaseSet2 key (ElGamal/AES+SessionTags when it offers only an ElGamal key),
 and the Garlic message out one of our outbound tunnels to the inbound gateway of one of the remote's
 leases. Our LeaseSet2 rides along (a DatabaseStore clove) in New Session messages and, with an ack
-request, after it changes. Receiving is the reverse, from our
-inbound tunnels. Destinations of the same ClientAPI talk directly, without tunnels or garlic.
+request, after it changes. Receiving is the reverse, from our inbound tunnels. Destinations of the
+same ClientAPI talk directly, without tunnels or garlic.
 """
 from __future__ import annotations
 
