@@ -38,7 +38,7 @@ class ElGamalAesConfig:
     session_idle: float = 960.0
     max_sessions: int = 1024
     max_unconfirmed: int = 4                # batches awaiting their DeliveryStatus, per session
-    max_inbound_tags: int = 50_000
+    max_inbound_tags: int = 10_000          # 250 of i2pd's batches; ~1.5 MB at most
     new_session_per_second: float = 10.0    # ElGamal decryptions (~30 ms each) allowed per second...
     new_session_burst: float = 20.0         # ...with this burst
     replay_window: float = 300.0
