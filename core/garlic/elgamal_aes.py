@@ -29,8 +29,8 @@ _FIXED = 2 + 4 + 32 + 1             # tag count, payload size, payload hash, fla
 
 @dataclass(frozen=True, slots=True)
 class ElGamalAesConfig:
-    tags_to_send: int = 40                  # i2cp.tagsToSend, Java's and i2pd's default
-    low_tags: int = 26                      # send a new batch at 2/3 of it left, as i2pd
+    tags_to_send: int = 40                  # i2cp.tagsToSend, Java's and i2pd's default...
+    max_tags_to_send: int = 160             # ...doubled, up to this, each time a busy session ran out of tags
     inbound_tag_lifetime: float = 960.0     # "15 minutes currently"; i2pd keeps them 16
     outbound_tag_lifetime: float = 720.0    # use ours well before the far end forgets them (i2pd: 12 minutes)
     confirm_timeout: float = 60.0           # delivered tags not confirmed by then are forgotten
@@ -98,6 +98,8 @@ class ElGamalAesReceived:
 class _Outbound:
     session_key: bytes
     last_used: float
+    batch: int
+    confirmed_once: bool = False
     tags: deque = field(default_factory=deque)                      # (tag, usable until)
     unconfirmed: OrderedDict = field(default_factory=OrderedDict)    # message id -> (tags, sent at)
 
@@ -134,7 +136,7 @@ class ElGamalAesManager:
         if session is None:
             return True
         self._expire_outbound(session, self.clock.monotonic())
-        if len(session.tags) > self.config.low_tags:
+        if len(session.tags) > session.batch * 2 // 3:   # a new batch at 2/3 of one left, as i2pd
             return False
         # another batch when the last one's DeliveryStatus is overdue (lost, or its tunnel broke)
         newest = next(reversed(session.unconfirmed.values()), None)
@@ -146,7 +148,7 @@ class ElGamalAesManager:
         now = self.clock.monotonic()
         session = self._sessions.get(remote_key)
         if session is None:
-            session = self._sessions[remote_key] = _Outbound(self.rng(KEY_LEN), now)
+            session = self._sessions[remote_key] = _Outbound(self.rng(KEY_LEN), now, self.config.tags_to_send)
             while len(self._sessions) > self.config.max_sessions:
                 self._forget(self._sessions.popitem(last=False)[1])
         self._sessions.move_to_end(remote_key)
@@ -154,7 +156,7 @@ class ElGamalAesManager:
         self._expire_outbound(session, now)
         tags: tuple[bytes, ...] = ()
         if tags_message_id is not None:
-            tags = tuple(self.rng(TAG_LEN) for _ in range(self.config.tags_to_send))
+            tags = tuple(self.rng(TAG_LEN) for _ in range(session.batch))
             if len(session.unconfirmed) >= self.config.max_unconfirmed:
                 self._waiting.pop(session.unconfirmed.popitem(last=False)[0], None)
             session.unconfirmed[tags_message_id] = (tags, now)
@@ -165,6 +167,9 @@ class ElGamalAesManager:
             self.stats["sent_existing"] += 1
             data = tag + aes.cbc_encrypt(session.session_key, _iv(tag), block)
             return ElGamalAesSent(data, False, len(tags))
+        if session.confirmed_once and session.unconfirmed:
+            # ran out while the next batch was on its way: the far end gets more at a time from now on
+            session.batch = min(2 * session.batch, self.config.max_tags_to_send)
         pre_iv = self.rng(KEY_LEN)
         head = elgamal.encrypt(remote_key, session.session_key + pre_iv + self.rng(_ELGAMAL_PADDING), self.rng)
         self.stats["sent_new"] += 1
@@ -178,6 +183,7 @@ class ElGamalAesManager:
             return False
         tags, sent_at = session.unconfirmed.pop(message_id)
         session.tags.extend((tag, sent_at + self.config.outbound_tag_lifetime) for tag in tags)
+        session.confirmed_once = True
         self.stats["tags_confirmed"] += len(tags)
         return True
 

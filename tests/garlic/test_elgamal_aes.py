@@ -85,15 +85,16 @@ def test_new_session_then_tags_after_confirmation():
 
 
 def test_new_batch_at_the_low_mark_and_tags_expire():
-    config = ElGamalAesConfig(tags_to_send=6, low_tags=3)
+    config = ElGamalAesConfig(tags_to_send=6)
     clock, alice, bob = pair(config)
     key = bob.public_key
     bob.decrypt_new(alice.encrypt(key, b"a", tags_message_id=1).data)
     alice.confirm(1)
-    for n in range(3):
+    for n in range(2):
         assert not alice.wants_tags(key)
         assert bob.decrypt_existing(alice.encrypt(key, b"%d" % n).data).payload == b"%d" % n
-    assert alice.wants_tags(key)
+    assert alice.wants_tags(key)                 # 4 = 2/3 of a batch left
+    alice.encrypt(key, b"2")
     # outbound tags end before the far end forgets them; unconfirmed batches end too
     clock.mono += config.outbound_tag_lifetime + 1
     assert alice.usable_tags(key) == 3 and alice.wants_tags(key) and alice.usable_tags(key) == 0
@@ -151,3 +152,21 @@ def test_existing_session_wire_format():
     data = alice.encrypt(bob.public_key, b"wire").data
     block = aes.cbc_decrypt(session_key, hashlib.sha256(data[:32]).digest()[:16], data[32:])
     assert read_aes_block(block) == ((), b"wire")
+
+
+def test_a_busy_session_gets_bigger_batches():
+    """Tags ran out while the next batch was unconfirmed: the batch doubles, up to max_tags_to_send."""
+    config = ElGamalAesConfig(tags_to_send=3, max_tags_to_send=10)
+    clock, alice, bob = pair(config)
+    key = bob.public_key
+    alice.encrypt(key, b"", tags_message_id=1)
+    alice.confirm(1)
+    sizes = []
+    for n in range(2, 8):
+        while alice.usable_tags(key):
+            alice.encrypt(key, b"", tags_message_id=n if alice.wants_tags(key) else None)
+        assert alice.encrypt(key, b"").new_session            # ran out before confirmation
+        sizes.append(alice.encrypt(key, b"", tags_message_id=100 + n).tags_sent)
+        alice.confirm(n)
+        alice.confirm(100 + n)
+    assert sizes == [6, 10, 10, 10, 10, 10]
