@@ -22,7 +22,7 @@ from core.crypto import elgamal, x25519
 from core.data.errors import ProtocolError
 from core.data.identity import Destination
 from core.data.keytypes import CRYPTO_ELGAMAL, CRYPTO_TYPES, CRYPTO_X25519
-from core.data.leaseset import AnyLeaseSet, Lease2, LeaseSet, LeaseSet2, STORE_LEASESET2
+from core.data.leaseset import STORE_LEASESET, STORE_LEASESET2, AnyLeaseSet, Lease, Lease2, LeaseSet, LeaseSet2
 from core.data.privatekeys import PrivateKeys
 from core.datagram import (PROTO_DATAGRAM, PROTO_DATAGRAM2, PROTO_DATAGRAM3, PROTO_RAW, Datagram1, Datagram2,
                            Datagram3, RawDatagram, parse_datagram)
@@ -142,6 +142,7 @@ class ReceivedDatagram:
 
 
 MessageHandler = Callable[[ReceivedMessage], None]
+RemoteLeaseSet = LeaseSet2 | LeaseSet    # the kinds we send to; an original LeaseSet offers ElGamal only
 DATAGRAM_PROTOCOLS = frozenset((PROTO_DATAGRAM, PROTO_RAW, PROTO_DATAGRAM2, PROTO_DATAGRAM3))
 
 
@@ -151,7 +152,7 @@ class _Peer:
 
     leaseset_sent: int = -1                  # published time of our LeaseSet the peer confirmed
     leaseset_ack: tuple[tuple[int, int], int, float] | None = None   # (ack id, published, sent at)
-    lease: Lease2 | None = None
+    lease: Lease | Lease2 | None = None
     ns_session: int = 0                      # id() of the outbound session the NS count is for
     ns_sent: int = 0
     held: deque = field(default_factory=deque)   # cloves waiting for the NSR (ecies.rst "Multiple NS Messages")
@@ -195,7 +196,7 @@ class ClientSession:
         self._handlers: dict[int, MessageHandler] = {}
         self._messages: asyncio.Queue[ReceivedMessage] = asyncio.Queue(self.options.receive_queue)
         self._datagrams: asyncio.Queue[ReceivedDatagram] = asyncio.Queue(self.options.receive_queue)
-        self._remote: OrderedDict[bytes, LeaseSet2] = OrderedDict()
+        self._remote: OrderedDict[bytes, RemoteLeaseSet] = OrderedDict()
         self._by_static_key: OrderedDict[bytes, bytes] = OrderedDict()
         self._peers: OrderedDict[bytes, _Peer] = OrderedDict()
         self._pending: dict[bytes, _PendingLookup] = {}
@@ -439,7 +440,7 @@ class ClientSession:
         for data in pending.messages if pending is not None else ():
             self._send_data(leaseset, data)
 
-    def _send_data(self, leaseset: LeaseSet2, data: bytes) -> None:
+    def _send_data(self, leaseset: RemoteLeaseSet, data: bytes) -> None:
         clove = GarlicCloveBlock(GarlicCloveDeliveryInstructions.to_destination(leaseset.hash),
                                  self._message(Data(data)))
         self._send_garlic(leaseset, [clove])
@@ -448,7 +449,7 @@ class ClientSession:
         msg_id = int.from_bytes(self.rng(4), "big")
         return I2NPMessage.build(payload, msg_id, int(self.clock.time() * 1000) + MESSAGE_LIFETIME_MS)
 
-    def _send_garlic(self, leaseset: LeaseSet2, cloves: list[GarlicCloveBlock]) -> bool:
+    def _send_garlic(self, leaseset: RemoteLeaseSet, cloves: list[GarlicCloveBlock]) -> bool:
         """Encrypt `cloves` (plus our LeaseSet when the peer needs it) and send them to one of its leases."""
         selected = leaseset.select_encryption_key(self.skm.crypto_types)
         dest_hash = leaseset.hash
@@ -517,7 +518,7 @@ class ClientSession:
             peer.ns_sent += 1
         return True
 
-    def _send_elgamal(self, leaseset: LeaseSet2, peer: _Peer, remote_key: bytes,
+    def _send_elgamal(self, leaseset: RemoteLeaseSet, peer: _Peer, remote_key: bytes,
                       cloves: list[GarlicCloveBlock]) -> bool:
         """legacy/elgamal-aes.md to a destination that offers only ElGamal: our LeaseSet rides along until a
         DeliveryStatus we bundle confirms it, and each new batch of tags gets such a DeliveryStatus too."""
@@ -610,11 +611,11 @@ class ClientSession:
         for cloves in held:
             self._send_garlic(leaseset, cloves)
 
-    def _pick_lease(self, peer: _Peer, leaseset: LeaseSet2, now: float) -> Lease2 | None:
+    def _pick_lease(self, peer: _Peer, leaseset: RemoteLeaseSet, now: float) -> Lease | Lease2 | None:
         """Keep one lease per peer while it lasts and the peer answers (a stable path), else a random unexpiring
         one, another than the silent one where there is another: its tunnel may be broken."""
         horizon = self.clock.time() + LEASE_MARGIN_S
-        usable = [lease for lease in leaseset.leases if lease.end_date > horizon]
+        usable = [lease for lease in leaseset.leases if lease.end_date_ms > horizon * 1000]
         current = peer.lease if peer.lease in usable else None
         if current is not None:
             silent = peer.unanswered_since is not None and now - peer.unanswered_since >= LEASE_SILENCE_S
@@ -640,7 +641,7 @@ class ClientSession:
 
     # ------------------------------------------------------------------ remote LeaseSets
 
-    def _remote_leaseset(self, dest_hash: bytes) -> LeaseSet2 | None:
+    def _remote_leaseset(self, dest_hash: bytes) -> RemoteLeaseSet | None:
         leaseset = self._remote.get(dest_hash)
         if leaseset is None:
             return None
@@ -657,16 +658,18 @@ class ClientSession:
             if self._by_static_key.get(key) == dest_hash:
                 del self._by_static_key[key]
 
-    def _accept_leaseset(self, dest_hash: bytes, leaseset: AnyLeaseSet) -> LeaseSet2 | None:
-        """Cache a remote LeaseSet2 only when it is for `dest_hash`, validly signed, current and usable."""
+    def _accept_leaseset(self, dest_hash: bytes, leaseset: AnyLeaseSet) -> RemoteLeaseSet | None:
+        """Cache a remote LeaseSet2 (or original LeaseSet, ElGamal only) only when it is for `dest_hash`, validly
+        signed, current and usable."""
         now = self.clock.time()
-        if not isinstance(leaseset, LeaseSet2):
+        if not isinstance(leaseset, (LeaseSet2, LeaseSet)):
             self.stats["leaseset_unsupported"] += 1
             return None
         if leaseset.hash != dest_hash:
             self.stats["leaseset_bad"] += 1
             return None
-        if leaseset.expires <= now * 1000 or leaseset.published_ms > (now + 120) * 1000:
+        if leaseset.expires <= now * 1000 or (isinstance(leaseset, LeaseSet2)   # type 1: "published" = a lease end
+                                               and leaseset.published_ms > (now + 120) * 1000):
             self.stats["leaseset_stale"] += 1
             return None
         try:
@@ -677,7 +680,7 @@ class ClientSession:
             self.stats["leaseset_bad_signature"] += 1
             return None
         current = self._remote.get(dest_hash)
-        if current is not None and current.header.published > leaseset.header.published:
+        if current is not None and current.published_ms > leaseset.published_ms:
             return current
         if current is not None:
             self._forget_remote(dest_hash)
@@ -698,7 +701,7 @@ class ClientSession:
                     or _elgamal_key(leaseset) is not None:
                 return None
         elif isinstance(leaseset, LeaseSet):
-            return "its LeaseSet is of the original kind (store type 1), which this destination does not use"
+            return None   # ElGamal, which every destination of ours can send
         else:
             return None   # a Meta or Encrypted LeaseSet names no keys itself
         def names(types) -> str:
@@ -706,8 +709,8 @@ class ClientSession:
         return (f"its LeaseSet offers only encryption types {names(offered)}; this destination speaks "
                 f"{names(sorted(self.skm.crypto_types | {CRYPTO_ELGAMAL}))}")
 
-    def remote_leaseset(self, dest_hash: bytes) -> LeaseSet2 | None:
-        """The cached LeaseSet2 of a remote destination, if current."""
+    def remote_leaseset(self, dest_hash: bytes) -> RemoteLeaseSet | None:
+        """The cached LeaseSet2 (or original LeaseSet) of a remote destination, if current."""
         return self._remote_leaseset(dest_hash)
 
     def forget_remote(self, dest_hash: bytes) -> None:
@@ -837,7 +840,7 @@ class ClientSession:
 
     def _store_bundled(self, store: DatabaseStore, static_key: bytes | None) -> bytes | None:
         """A LeaseSet in a clove: cached when valid; the destination it binds the session to, if its keys match."""
-        if store.store_type != STORE_LEASESET2:
+        if store.store_type not in (STORE_LEASESET2, STORE_LEASESET):
             self.stats["bundled_not_leaseset2"] += 1
             return None
         leaseset = self._accept_leaseset(store.key, store.lease_set())
@@ -896,5 +899,5 @@ class ClientSession:
                                 sender, sender_hash)
 
 
-def _elgamal_key(leaseset: LeaseSet2) -> bytes | None:
+def _elgamal_key(leaseset: RemoteLeaseSet) -> bytes | None:
     return next((key for crypto_type, key in leaseset.encryption_keys if crypto_type == CRYPTO_ELGAMAL), None)

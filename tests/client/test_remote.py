@@ -1,6 +1,7 @@
 """Destinations on different 'routers' (fake tunnels and netDb): garlic, LeaseSet2 publishing, lookup,
 bundling and acks, hybrid keys, streaming, republishing."""
 import asyncio
+import os
 
 import pytest
 
@@ -8,6 +9,7 @@ from core.client import ClientAPI
 from core.clock import SystemClock
 from core.crypto import elgamal
 from core.data.keytypes import CRYPTO_ELGAMAL, CRYPTO_X25519
+from core.data.leaseset import Lease, LeaseSet
 from core.datagram import PROTO_DATAGRAM, PROTO_RAW
 from core.garlic.session import MessageKind
 from core.i2np import DeliveryType, MessageType
@@ -182,6 +184,22 @@ async def test_elgamal_only_destination_both_ways(world):
     # b replies: a's LeaseSet offers ECIES, which b speaks too, so b answers with the ratchet
     b.send_datagram(a.hash, b"back", protocol=PROTO_DATAGRAM)
     assert (await asyncio.wait_for(a.receive_datagram(), 5)).payload == b"back"
+    await api_a.close()
+    await api_b.close()
+
+
+async def test_original_leaseset_is_sent_elgamal(world):
+    """A destination known by an original LeaseSet (store type 1: one ElGamal key, as Java publishes for
+    ElGamal-only destinations): reachable, by ElGamal/AES."""
+    api_a, api_b, a, b = await _two(world, None, {"i2cp.leaseSetEncType": "0"})
+    ls2 = world.netdb[b.hash]
+    world.netdb[b.hash] = LeaseSet.create(b.keys, dict(ls2.encryption_keys)[CRYPTO_ELGAMAL],
+                                          [Lease(lease.gateway, lease.tunnel_id, lease.end_date * 1000)
+                                           for lease in ls2.leases], rng=os.urandom)
+    assert a.unreachable_reason(world.netdb[b.hash]) is None
+    a.send_datagram(b.hash, b"to type 1", protocol=PROTO_DATAGRAM)
+    assert (await asyncio.wait_for(b.receive_datagram(), 5)).payload == b"to type 1"
+    assert isinstance(a.remote_leaseset(b.hash), LeaseSet) and a.stats["sent_elgamal_new"] == 1
     await api_a.close()
     await api_b.close()
 
