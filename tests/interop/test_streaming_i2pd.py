@@ -27,6 +27,7 @@ import pytest_asyncio
 from core.client import open_stream_session
 from core.config import load_config
 from core.data.identity import Destination
+from core.data.leaseset import LeaseSet, LeaseSet2
 from core.router import Router
 from core.tunnel.service import TunnelSettings
 from pyi2p.testnet import i2pd_version
@@ -353,6 +354,30 @@ async def test_i2pd_sam_destination_with_default_keys(each_i2pd_testnet, pyi2p):
         print(f"\n{i2pd_version(testnet.i2pd)}: a default i2pd SAM destination {kind}; streams opened "
               f"pyi2p->i2pd in {to_i2pd_s:.2f} s, i2pd->pyi2p in {from_i2pd_s:.2f} s; unpublished first: "
               f"{unpublished}; our sends {sent}; ElGamal/AES {elgamal}")
+    finally:
+        for sam in sams:
+            sam.close()
+
+
+async def test_i2pd_sam_destination_with_original_leaseset(each_i2pd_testnet, pyi2p):
+    """An i2pd SAM destination with default keys and `i2cp.leaseSetType=1`: i2pd 2.45.1 publishes an original
+    LeaseSet (store type 1, its one ElGamal key, as Java does for ElGamal-only destinations); 2.54.0 and later,
+    whose default keys include X25519, publish a LeaseSet2 whatever the option says. Streams both ways."""
+    testnet = each_i2pd_testnet
+    sams: list[SamStreams] = []
+    try:
+        (theirs, _), ours = await asyncio.gather(
+            i2pd_destination(testnet, "r4", "ls1", keys="i2cp.leaseSetType=1"),
+            SamStreams(SAM_PORT, "ours", keys="SIGNATURE_TYPE=7").create())
+        sams += [theirs, ours]
+        session = pyi2p.client.local_session(ours.destination.hash)
+        to_i2pd_s, from_i2pd_s = await _sam_streams_both_ways(theirs, ours, b"type-1")
+        cached = session.remote_leaseset(theirs.destination.hash)
+        expected = LeaseSet2 if i2pd_release(testnet) >= (2, 54, 0) else LeaseSet
+        assert type(cached) is expected, type(cached)
+        print(f"\n{i2pd_version(testnet.i2pd)}: i2cp.leaseSetType=1 gave a {type(cached).__name__}; streams "
+              f"opened pyi2p->i2pd in {to_i2pd_s:.2f} s, i2pd->pyi2p in {from_i2pd_s:.2f} s; "
+              f"ElGamal/AES {dict(session.elgamal.stats)}")
     finally:
         for sam in sams:
             sam.close()
