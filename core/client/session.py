@@ -680,7 +680,8 @@ class ClientSession:
             self.stats["leaseset_bad_signature"] += 1
             return None
         current = self._remote.get(dest_hash)
-        if current is not None and current.published_ms > leaseset.published_ms:
+        # one kind's "published" does not compare with the other's: a change of kind replaces
+        if current is not None and type(current) is type(leaseset) and current.published_ms > leaseset.published_ms:
             return current
         if current is not None:
             self._forget_remote(dest_hash)
@@ -900,4 +901,5 @@ class ClientSession:
 
 
 def _elgamal_key(leaseset: RemoteLeaseSet) -> bytes | None:
-    return next((key for crypto_type, key in leaseset.encryption_keys if crypto_type == CRYPTO_ELGAMAL), None)
+    selected = leaseset.select_encryption_key((CRYPTO_ELGAMAL,))
+    return selected[1] if selected is not None else None
