@@ -201,8 +201,9 @@ class Node:
         control.service.add_methods(methods)
 
     def settings_get(self, params: dict[str, Any]) -> dict[str, Any]:
-        """config.toml's router settings (value, and whether a change applies now or on restart) and its tables."""
-        config = self.router.config if self.router is not None else self.config
+        """config.toml's router settings (as saved: a change waiting for a restart shows its new value), whether a
+        change applies now or on restart, and the apps' tables."""
+        config = self.config
         settings = [{"key": name, "value": _setting_text(getattr(config, name)),
                      "applies": "now" if name in LIVE_SETTINGS else "restart"} for name in SETTINGS]
         return {"settings": settings, "sections": self.sections, "file": str(config.config_path)}
@@ -212,7 +213,7 @@ class Node:
         name, value = params.get("key"), params.get("value")
         if not isinstance(name, str) or value is None:
             raise ValueError("give 'key' (a config.toml setting) and 'value'")
-        current = self.router.config if self.router is not None else self.config
+        current = self.config
         try:
             changed = change_setting(current, name, value)
             new = getattr(changed, name)

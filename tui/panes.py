@@ -21,7 +21,7 @@ from .client import ControlRpcError, NotConnected
 from .widgets import (Field, FilteredTable, FormScreen, TextScreen, action_bar, human_age, human_rate, human_size,
                       pick, progress_bar, service_where)
 
-MAX_TORRENT_FILE = 4 << 20
+MAX_TORRENT_FILE = 46 << 10          # Base64 of it must fit the control API's 64 KiB request
 SLOW_CALL_S = 120.0            # a test or a feed update may take as long as building tunnels does
 TUNNEL_FIELDS = (("type", "type: client, ircclient, server, http, irc, udpclient, udpserver, socks, httpproxy"),
                  ("address", "listen address (client tunnels)"), ("port", "port (client: listen; server: target)"),
@@ -531,18 +531,23 @@ class TorrentsPane(Pane):
     @on(Button.Pressed, "#torrent-add")
     def action_add_torrent(self) -> None:
         self.form("Add a torrent", [Field("source", "a .torrent file's path, or a magnet: link"),
-                                    Field("download_dir", "download folder (empty: the node's)")], self._add)
+                                    Field("download_dir", "download folder (empty: the node's)"),
+                                    Field("download_limit", "download limit in KiB/s (empty: none)")], self._add)
 
     async def _add(self, values: dict[str, str]) -> str | None:
         source = values["source"]
         params: dict[str, Any] = pick(values, "download_dir")
+        if values["download_limit"]:
+            if not values["download_limit"].isdigit():
+                return "download limit: a whole number of KiB/s"
+            params["download_limit"] = int(values["download_limit"])
         if source.startswith("magnet:"):
             params["magnet"] = source
         elif source:
             path = Path(source).expanduser()
             try:
                 if path.stat().st_size > MAX_TORRENT_FILE:
-                    return f"{path}: over {MAX_TORRENT_FILE >> 20} MiB, not a .torrent file"
+                    return f"{path}: over {MAX_TORRENT_FILE >> 10} KiB, more than the control API carries"
                 params["torrent"] = base64.b64encode(path.read_bytes()).decode()
             except OSError as exc:
                 return f"{path}: {exc.strerror or exc}"
@@ -619,7 +624,7 @@ class SettingsPane(Pane):
         yield Static("", id="settings-file", classes="caption")
         yield action_bar(("Change", "settings-edit"),)
         yield FilteredTable(("Setting", "Value", "Applies"), id="settings-list")
-        yield Static("", id="settings-sections")
+        yield Static("", id="settings-sections", markup=False)
 
     async def load(self) -> None:
         answer = await self.client.call("pyi2p.Settings.Get")

@@ -72,7 +72,11 @@ class FilteredTable(Vertical):
 
     def set_rows(self, rows: list[tuple], keys: list[str] | None = None) -> None:
         self.rows = rows
-        self.keys = keys if keys is not None else [str(r[0]) for r in rows]
+        self.keys, seen = [], set()
+        for i, key in enumerate(keys if keys is not None else [str(r[0]) for r in rows]):
+            key = key if key not in seen else f"{key}#{i}"       # two rows may show the same first column
+            seen.add(key)
+            self.keys.append(key)
         self._render_rows()
 
     def _render_rows(self) -> None:
@@ -129,7 +133,6 @@ class FormScreen(ModalScreen[dict[str, str] | None]):
     FormScreen { align: center middle; }
     FormScreen > VerticalScroll { width: 80; height: auto; max-height: 90%; border: thick $accent;
                                   background: $surface; padding: 0 1; }
-    FormScreen Label.field { margin-top: 1; }
     FormScreen #form-error { color: $error; margin-top: 1; }
     FormScreen Horizontal { height: 3; margin-top: 1; }
     """
