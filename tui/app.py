@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.css.query import NoMatches
 from textual.containers import Horizontal, VerticalScroll
+from textual.worker import Worker, WorkerState
 from textual.widgets import (Button, DataTable, Footer, Header, Label, Input, RichLog, Select, Sparkline, Static,
                              TabbedContent, TabPane)
 
@@ -162,7 +163,7 @@ class ConsoleApp(App):
     def action_refresh(self) -> None:
         self.refresh_visible()
 
-    @work(exclusive=True, group="refresh")
+    @work(exclusive=True, group="refresh", exit_on_error=False)
     async def refresh_visible(self) -> None:
         try:
             tab = self.query_one("#tabs", TabbedContent).active
@@ -190,7 +191,18 @@ class ConsoleApp(App):
             return
         except NoMatches:
             return                  # the console is closing: its widgets are gone
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self.notify(f"The node's answer was not understood: {type(exc).__name__}: {exc}", severity="error",
+                        timeout=6)
+            return
         self._set_banner(None)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """An action that failed in a way no one foresaw: a notification, not a traceback."""
+        if event.state == WorkerState.ERROR and not isinstance(event.worker.error, NoMatches):
+            error = event.worker.error
+            self.notify(f"{event.worker.name or 'action'} failed: {type(error).__name__}: {error}", severity="error",
+                        timeout=8)
 
     async def _services(self) -> list[dict[str, Any]]:
         try:

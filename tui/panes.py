@@ -141,7 +141,7 @@ class ServicesPane(Pane):
         self.form("New tunnel", fields, lambda v: self._save_tunnel("pyi2p.Tunnels.Add", v))
 
     @on(Button.Pressed, "#tunnel-edit")
-    @work(group="tunnels")
+    @work(group="tunnels", exit_on_error=False)
     async def action_edit_tunnel(self) -> None:
         name = self._selected()
         if name is None:
@@ -173,17 +173,17 @@ class ServicesPane(Pane):
         return await self.submit_call(method, params)
 
     @on(Button.Pressed, "#tunnel-start")
-    @work(group="tunnels")
+    @work(group="tunnels", exit_on_error=False)
     async def action_start_tunnel(self) -> None:
         await self._tunnel_verb("Start")
 
     @on(Button.Pressed, "#tunnel-stop")
-    @work(group="tunnels")
+    @work(group="tunnels", exit_on_error=False)
     async def action_stop_tunnel(self) -> None:
         await self._tunnel_verb("Stop")
 
     @on(Button.Pressed, "#tunnel-delete")
-    @work(group="tunnels")
+    @work(group="tunnels", exit_on_error=False)
     async def action_delete_tunnel(self) -> None:
         await self._tunnel_verb("Remove")
 
@@ -194,7 +194,7 @@ class ServicesPane(Pane):
             self.app.action_refresh()
 
     @on(Button.Pressed, "#tunnel-test")
-    @work(group="tests")
+    @work(group="tests", exit_on_error=False)
     async def action_test_tunnel(self) -> None:
         name = self._selected()
         if name is None:
@@ -334,7 +334,7 @@ class AddressBookPane(Pane):
         return error
 
     @on(Button.Pressed, "#ab-delete")
-    @work(group="addressbook")
+    @work(group="addressbook", exit_on_error=False)
     async def action_delete_name(self) -> None:
         entry = self._selected()
         if entry is not None and await self.call("pyi2p.AddressBook.Remove",
@@ -350,7 +350,7 @@ class AddressBookPane(Pane):
             self.app.notify(f"copied {entry['b32']}")
 
     @on(Button.Pressed, "#ab-update")
-    @work(group="addressbook-update", exclusive=True)
+    @work(group="addressbook-update", exclusive=True, exit_on_error=False)
     async def action_update_now(self) -> None:
         self.app.notify("updating the subscriptions…")
         results = await self.call("pyi2p.AddressBook.Update", {"force": True}, timeout_s=SLOW_CALL_S)
@@ -445,7 +445,7 @@ class MailPane(Pane):
                                                           "body": values["body"]})
 
     @on(Button.Pressed, "#mail-test")
-    @work(group="mail")
+    @work(group="mail", exit_on_error=False)
     async def action_test_mail(self) -> None:
         user = self._need_user()
         if user is None:
@@ -459,7 +459,7 @@ class MailPane(Pane):
 
     @on(Button.Pressed, "#mail-read")
     @on(DataTable.RowSelected, "#inbox-list-table")
-    @work(group="mail")
+    @work(group="mail", exit_on_error=False)
     async def action_read_mail(self) -> None:
         user, key = self._need_user(), self.query_one("#inbox-list", FilteredTable).selected
         if user is None or key is None:
@@ -469,7 +469,7 @@ class MailPane(Pane):
             self.app.push_screen(TextScreen(f"Mail {key}", answer.get("message", "")))
 
     @on(Button.Pressed, "#mail-retry")
-    @work(group="mail")
+    @work(group="mail", exit_on_error=False)
     async def action_retry_queue(self) -> None:
         queue = await self.call("pyi2p.Mail.Queue", {"flush": True})
         if queue is not None:
@@ -556,17 +556,17 @@ class TorrentsPane(Pane):
         return await self.submit_call("pyi2p.Torrent.Add", params)
 
     @on(Button.Pressed, "#torrent-pause")
-    @work(group="torrents")
+    @work(group="torrents", exit_on_error=False)
     async def action_pause_torrent(self) -> None:
         await self._verb("Pause")
 
     @on(Button.Pressed, "#torrent-resume")
-    @work(group="torrents")
+    @work(group="torrents", exit_on_error=False)
     async def action_resume_torrent(self) -> None:
         await self._verb("Resume")
 
     @on(Button.Pressed, "#torrent-remove")
-    @work(group="torrents")
+    @work(group="torrents", exit_on_error=False)
     async def action_remove_torrent(self) -> None:
         await self._verb("Remove")
 
@@ -577,7 +577,7 @@ class TorrentsPane(Pane):
             self.app.action_refresh()
 
     @on(Button.Pressed, "#torrent-details")
-    @work(group="torrents")
+    @work(group="torrents", exit_on_error=False)
     async def action_details(self) -> None:
         key = self._selected()
         if key is None:

@@ -155,6 +155,11 @@ class FormScreen(ModalScreen[dict[str, str] | None]):
                 yield Button("OK", variant="primary", id="form-ok")
                 yield Button("Cancel", id="form-cancel")
 
+    def on_mount(self) -> None:
+        first = next((i for i in self.query(Input) if not i.disabled), None)
+        if first is not None:
+            first.focus()
+
     def values(self) -> dict[str, str]:
         return {f.key: self.query_one(f"#field-{f.key}", Input).value.strip() for f in self.fields}
 
@@ -163,7 +168,7 @@ class FormScreen(ModalScreen[dict[str, str] | None]):
     def _ok(self) -> None:
         self.send()
 
-    @work(exclusive=True, group="form")
+    @work(exclusive=True, group="form", exit_on_error=False)
     async def send(self) -> None:
         values = self.values()
         self.query_one("#form-error", Static).update("…")
