@@ -128,6 +128,9 @@ class ServicesPane(Pane):
              f"outproxies: {', '.join(p.get('outproxy', [])) or 'none'}   requests {p.get('requests', 0)}, "
              f"errors {p.get('errors', 0)}") if p else "the proxy is not running")
 
+    def first_table(self) -> DataTable | None:
+        return self.query_one("#i2ptunnel-list", FilteredTable).table      # where the tab's keys act
+
     def _selected(self) -> str | None:
         name = self.query_one("#i2ptunnel-list", FilteredTable).selected
         if name is None:
@@ -369,7 +372,7 @@ class MailPane(Pane):
                 Binding("v", "read_mail", "Read"), Binding("u", "retry_queue", "Retry queue")]
     DEFAULT_CSS = """
     MailPane #mail-bar { height: 3; }
-    MailPane #mail-user { width: 60; }
+    MailPane #mail-user { width: 76; }
     MailPane #queue-list { height: 8; }
     """
 
@@ -387,7 +390,7 @@ class MailPane(Pane):
         yield Label("Inbox", classes="caption")
         yield FilteredTable(("From", "Subject", "Date", "Size"), id="inbox-list")
         yield Label("Queue (outgoing, retried with back-off)", classes="caption")
-        yield FilteredTable(("To", "From", "Attempts", "Next try", "Last error"), id="queue-list", filter_box=False)
+        yield FilteredTable(("To", "Attempts", "Next try", "Last error"), id="queue-list", filter_box=False)
 
     @property
     def user(self) -> str | None:
@@ -408,7 +411,7 @@ class MailPane(Pane):
         now = self.app.now()
         queue = await self.client.call("pyi2p.Mail.Queue")
         self.query_one("#queue-list", FilteredTable).set_rows([
-            (", ".join(q.get("recipients", [])), q.get("sender", ""), q.get("attempts", 0),
+            (", ".join(q.get("recipients", [])), q.get("attempts", 0),
              "now" if q.get("next_try", 0) <= now else f"in {human_age((q['next_try'] - now) * 1000)}",
              q.get("last_error", "")) for q in queue], [q["id"] for q in queue])
         if self.user is None:
