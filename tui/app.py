@@ -17,7 +17,7 @@ from textual.command import Hit, Hits, Provider
 from textual.css.query import NoMatches
 from textual.containers import Horizontal, VerticalScroll
 from textual.worker import Worker, WorkerState
-from textual.widgets import (Button, DataTable, Footer, Header, Label, Input, RichLog, Select, Sparkline, Static,
+from textual.widgets import (Button, Footer, Header, Label, Input, RichLog, Select, Sparkline, Static,
                              TabbedContent, TabPane)
 
 from .client import ConsoleClient, ControlRpcError, NotConnected
@@ -142,14 +142,15 @@ class ConsoleApp(App):
         found: list[tuple[str, Callable[[], Any]]] = [
             (f"Show {title}", lambda t=tab: self.show_tab(t)) for tab, title, _ in TABS]
         for tab, pane_class in PANES.items():
-            for label, action in pane_class.ACTIONS:
+            for label, action in pane_class.palette():
                 found.append((label, lambda t=tab, a=action: self.run_pane_action(t, a)))
         found += [("Refresh now", self.action_refresh), ("Quit", self.exit)]
         return found
 
     def run_pane_action(self, tab: str, action: str) -> None:
         self.show_tab(tab)
-        getattr(self.query_one(f"#{tab}-pane", Pane), f"action_{action}")()
+        pane = self.query_one(f"#{tab}-pane", Pane)
+        self.run_worker(pane.run_action(action), exit_on_error=False)
 
     def action_show_tab(self, tab: str) -> None:
         self.show_tab(tab)

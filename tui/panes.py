@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from textual import on, work
@@ -18,7 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Input, Label, ProgressBar, Select, Static
 
 from .client import ControlRpcError, NotConnected
-from .widgets import (Field, FilteredTable, FormScreen, TextScreen, action_bar, human_age, human_rate, human_size,
+from .widgets import (Field, FilteredTable, FormScreen, TextScreen, human_age, human_rate, human_size,
                       pick, progress_bar, service_where)
 
 MAX_TORRENT_FILE = 46 << 10          # Base64 of it must fit the control API's 64 KiB request
@@ -29,17 +30,53 @@ TUNNEL_FIELDS = (("type", "type: client, ircclient, server, http, irc, udpclient
                  ("destinationport", "destination port"), ("keys", "keys file (or transient)"))
 
 
+@dataclass(frozen=True, slots=True)
+class Act:
+    """One action of a tab: its key (shown in the footer), its button, its name in the command palette."""
+
+    key: str
+    action: str            # a Textual action string on the pane: "add_tunnel", "tunnel_verb('Stop')"
+    button: str
+    button_id: str
+    palette: str
+
+
 class Pane(Vertical):
     """One tab's content. `load` (called while the tab is visible) raises NotConnected / ControlRpcError for
     the app to show; `call` is for actions and turns every failure into a notification."""
 
-    ACTIONS: tuple[tuple[str, str], ...] = ()          # (what the command palette shows, action name)
+    ACTS: tuple[Act, ...] = ()
     DEFAULT_CSS = """
     Pane .actions { height: 1; margin: 0 1; }
     Pane .actions Button { margin-right: 1; }
     Pane .caption { padding: 0 1; color: $text-muted; }
     Pane .result { padding: 0 1; height: auto; }
     """
+
+    def __init_subclass__(cls, **kwargs):
+        cls.BINDINGS = [Binding(a.key, a.action, a.button) for a in cls.ACTS]     # before Textual reads them
+        super().__init_subclass__(**kwargs)
+
+    @classmethod
+    def palette(cls) -> list[tuple[str, str]]:
+        return [(a.palette, a.action) for a in cls.ACTS]
+
+    def buttons(self, *ids: str) -> Horizontal:
+        """The buttons of these actions (by button id), in a row."""
+        acts = {a.button_id: a for a in self.ACTS}
+        return Horizontal(*(Button(acts[i].button, id=i, name=acts[i].action, compact=True) for i in ids),
+                          classes="actions")
+
+    @on(Button.Pressed, ".actions Button")
+    async def _pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        await self.run_action(event.button.name)
+
+    async def row_verb(self, method: str, param: str, key: str | None, what: str) -> None:
+        """A verb on the selected row's item (start, stop, pause, remove...), then a refresh."""
+        if key is not None and await self.call(method, {param: key}) is not None:
+            self.app.notify(f"{method.rsplit('.', 1)[1]} {what}: done")
+            self.app.action_refresh()
 
     async def load(self) -> None:
         raise NotImplementedError
@@ -78,12 +115,14 @@ class Pane(Vertical):
 # ----- services: the apps, I2PTunnel, the proxies
 
 class ServicesPane(Pane):
-    ACTIONS = (("Tunnels: add", "add_tunnel"), ("Tunnels: edit", "edit_tunnel"), ("Tunnels: start", "start_tunnel"),
-               ("Tunnels: stop", "stop_tunnel"), ("Tunnels: delete", "delete_tunnel"),
-               ("Tunnels: test", "test_tunnel"), ("Proxy: outproxies", "outproxies"), ("Proxy: test a URL", "test_proxy"))
-    BINDINGS = [Binding("plus", "add_tunnel", "Add"), Binding("e", "edit_tunnel", "Edit"),
-                Binding("g", "start_tunnel", "Start"), Binding("h", "stop_tunnel", "Stop"),
-                Binding("x", "delete_tunnel", "Delete"), Binding("y", "test_tunnel", "Test")]
+    ACTS = (Act("plus", "add_tunnel", "Add", "tunnel-add", "Tunnels: add"),
+            Act("e", "edit_tunnel", "Edit", "tunnel-edit", "Tunnels: edit"),
+            Act("g", "tunnel_verb('Start')", "Start", "tunnel-start", "Tunnels: start"),
+            Act("h", "tunnel_verb('Stop')", "Stop", "tunnel-stop", "Tunnels: stop"),
+            Act("x", "tunnel_verb('Remove')", "Delete", "tunnel-delete", "Tunnels: delete"),
+            Act("y", "test_tunnel", "Test", "tunnel-test", "Tunnels: test"),
+            Act("f5", "outproxies", "Outproxies", "proxy-outproxies", "Proxy: outproxies"),
+            Act("f6", "test_proxy", "Test a URL", "proxy-test", "Proxy: test a URL"))
     DEFAULT_CSS = """
     ServicesPane #service-list { height: 9; }
     """
@@ -97,13 +136,12 @@ class ServicesPane(Pane):
     def compose(self) -> ComposeResult:
         yield FilteredTable(("Service", "State", "Listening", "b32 / error"), id="service-list")
         yield Label("I2PTunnel", classes="caption")
-        yield action_bar(("Add", "tunnel-add"), ("Edit", "tunnel-edit"), ("Start", "tunnel-start"),
-                         ("Stop", "tunnel-stop"), ("Delete", "tunnel-delete"), ("Test", "tunnel-test"))
+        yield self.buttons("tunnel-add", "tunnel-edit", "tunnel-start", "tunnel-stop", "tunnel-delete", "tunnel-test")
         yield FilteredTable(("Tunnel", "Type", "State", "Local", "Remote", "Conns", "In / out"), id="i2ptunnel-list",
                             filter_box=False)
         yield Label("HTTP / SOCKS proxy", classes="caption")
         yield Static("", id="proxy-text", classes="result")
-        yield action_bar(("Outproxies", "proxy-outproxies"), ("Test a URL", "proxy-test"))
+        yield self.buttons("proxy-outproxies", "proxy-test")
         yield Static("", id="test-result", classes="result")
 
     async def load(self) -> None:
@@ -137,13 +175,11 @@ class ServicesPane(Pane):
             self.app.notify("No tunnel selected", severity="warning")
         return name
 
-    @on(Button.Pressed, "#tunnel-add")
     def action_add_tunnel(self) -> None:
         fields = [Field("name", "name (letters, digits, _ . -)")] + [Field(k, label) for k, label in TUNNEL_FIELDS]
         fields.append(Field("options", "more options: key = value; key = value", placeholder="inbound.length = 2"))
         self.form("New tunnel", fields, lambda v: self._save_tunnel("pyi2p.Tunnels.Add", v))
 
-    @on(Button.Pressed, "#tunnel-edit")
     @work(group="tunnels", exit_on_error=False)
     async def action_edit_tunnel(self) -> None:
         name = self._selected()
@@ -175,28 +211,11 @@ class ServicesPane(Pane):
             return "type: a tunnel needs a type"
         return await self.submit_call(method, params)
 
-    @on(Button.Pressed, "#tunnel-start")
     @work(group="tunnels", exit_on_error=False)
-    async def action_start_tunnel(self) -> None:
-        await self._tunnel_verb("Start")
-
-    @on(Button.Pressed, "#tunnel-stop")
-    @work(group="tunnels", exit_on_error=False)
-    async def action_stop_tunnel(self) -> None:
-        await self._tunnel_verb("Stop")
-
-    @on(Button.Pressed, "#tunnel-delete")
-    @work(group="tunnels", exit_on_error=False)
-    async def action_delete_tunnel(self) -> None:
-        await self._tunnel_verb("Remove")
-
-    async def _tunnel_verb(self, verb: str) -> None:
+    async def action_tunnel_verb(self, verb: str) -> None:
         name = self._selected()
-        if name is not None and await self.call(f"pyi2p.Tunnels.{verb}", {"name": name}) is not None:
-            self.app.notify(f"{verb} {name}: done")
-            self.app.action_refresh()
+        await self.row_verb(f"pyi2p.Tunnels.{verb}", "name", name, name or "")
 
-    @on(Button.Pressed, "#tunnel-test")
     @work(group="tests", exit_on_error=False)
     async def action_test_tunnel(self) -> None:
         name = self._selected()
@@ -218,7 +237,6 @@ class ServicesPane(Pane):
         else:
             self.app.notify(f"{name}: a {kind} tunnel has no test; test the proxy with a URL", severity="warning")
 
-    @on(Button.Pressed, "#proxy-test")
     def action_test_proxy(self) -> None:
         async def submit(values: dict[str, str]) -> str | None:
             if not values["url"].lower().startswith("http://"):
@@ -245,7 +263,6 @@ class ServicesPane(Pane):
                             else "warning", timeout=6)
         self.query_one("#test-result", Static).update(text)
 
-    @on(Button.Pressed, "#proxy-outproxies")
     def action_outproxies(self) -> None:
         current = ", ".join(self.proxy.get("outproxy", []))
         self.form("Outproxies (used for addresses outside I2P; applied at once)",
@@ -257,12 +274,11 @@ class ServicesPane(Pane):
 # ----- address book
 
 class AddressBookPane(Pane):
-    ACTIONS = (("Address book: add", "add_name"), ("Address book: edit", "edit_name"),
-               ("Address book: delete", "delete_name"), ("Address book: copy b32", "copy_b32"),
-               ("Address book: update subscriptions now", "update_now"))
-    BINDINGS = [Binding("plus", "add_name", "Add"), Binding("e", "edit_name", "Edit"),
-                Binding("x", "delete_name", "Delete"), Binding("y", "copy_b32", "Copy b32"),
-                Binding("u", "update_now", "Update now")]
+    ACTS = (Act("plus", "add_name", "Add", "ab-add", "Address book: add"),
+            Act("e", "edit_name", "Edit", "ab-edit", "Address book: edit"),
+            Act("x", "delete_name", "Delete", "ab-delete", "Address book: delete"),
+            Act("y", "copy_b32", "Copy b32", "ab-copy", "Address book: copy b32"),
+            Act("u", "update_now", "Update now", "ab-update", "Address book: update subscriptions now"))
     DEFAULT_CSS = """
     AddressBookPane #ab-search { height: 3; }
     AddressBookPane #sub-list { height: 8; }
@@ -275,11 +291,11 @@ class AddressBookPane(Pane):
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="search names", id="ab-search")
-        yield action_bar(("Add", "ab-add"), ("Edit", "ab-edit"), ("Delete", "ab-delete"), ("Copy b32", "ab-copy"))
+        yield self.buttons("ab-add", "ab-edit", "ab-delete", "ab-copy")
         yield FilteredTable(("Name", "Book", "b32", "Source"), id="ab-list", filter_box=False)
         yield Static("", id="ab-count", classes="caption")
         yield Label("Subscriptions", classes="caption")
-        yield action_bar(("Update now", "ab-update"),)
+        yield self.buttons("ab-update")
         yield FilteredTable(("Feed", "Result", "Last success", "Failures", "Names added"), id="sub-list",
                             filter_box=False)
 
@@ -310,13 +326,11 @@ class AddressBookPane(Pane):
             self.app.notify("No name selected", severity="warning")
         return entry
 
-    @on(Button.Pressed, "#ab-add")
     def action_add_name(self) -> None:
         self.form("New name", [Field("name", "name", placeholder="site.i2p"),
                                Field("destination", "destination: Base64 or b32"),
                                Field("book", "book: local or private", "local")], self._save)
 
-    @on(Button.Pressed, "#ab-edit")
     def action_edit_name(self) -> None:
         entry = self._selected()
         if entry is None:
@@ -336,7 +350,6 @@ class AddressBookPane(Pane):
             await self.call("pyi2p.AddressBook.Remove", {"name": old[0], "book": old[1]})
         return error
 
-    @on(Button.Pressed, "#ab-delete")
     @work(group="addressbook", exit_on_error=False)
     async def action_delete_name(self) -> None:
         entry = self._selected()
@@ -345,14 +358,12 @@ class AddressBookPane(Pane):
             self.app.notify(f"{entry['name']} removed")
             self.app.action_refresh()
 
-    @on(Button.Pressed, "#ab-copy")
     def action_copy_b32(self) -> None:
         entry = self._selected()
         if entry is not None and entry.get("b32"):
             self.app.copy_to_clipboard(entry["b32"])
             self.app.notify(f"copied {entry['b32']}")
 
-    @on(Button.Pressed, "#ab-update")
     @work(group="addressbook-update", exclusive=True, exit_on_error=False)
     async def action_update_now(self) -> None:
         self.app.notify("updating the subscriptions…")
@@ -366,10 +377,10 @@ class AddressBookPane(Pane):
 # ----- mail
 
 class MailPane(Pane):
-    ACTIONS = (("Mail: compose", "compose"), ("Mail: send a test mail to myself", "test_mail"),
-               ("Mail: read", "read_mail"), ("Mail: retry the queue now", "retry_queue"))
-    BINDINGS = [Binding("w", "compose", "Compose"), Binding("y", "test_mail", "Test mail"),
-                Binding("v", "read_mail", "Read"), Binding("u", "retry_queue", "Retry queue")]
+    ACTS = (Act("w", "compose", "Compose", "mail-compose", "Mail: compose"),
+            Act("v", "read_mail", "Read", "mail-read", "Mail: read"),
+            Act("y", "test_mail", "Test mail to myself", "mail-test", "Mail: send a test mail to myself"),
+            Act("u", "retry_queue", "Retry queue now", "mail-retry", "Mail: retry the queue now"))
     DEFAULT_CSS = """
     MailPane #mail-bar { height: 3; }
     MailPane #mail-user { width: 76; }
@@ -385,8 +396,7 @@ class MailPane(Pane):
         with Horizontal(id="mail-bar"):
             yield Select([], prompt="account", id="mail-user")
             yield Static("", id="mail-note", classes="result")
-        yield action_bar(("Compose", "mail-compose"), ("Read", "mail-read"), ("Test mail to myself", "mail-test"),
-                         ("Retry queue now", "mail-retry"))
+        yield self.buttons("mail-compose", "mail-read", "mail-test", "mail-retry")
         yield Label("Inbox", classes="caption")
         yield FilteredTable(("From", "Subject", "Date", "Size"), id="inbox-list")
         yield Label("Queue (outgoing, retried with back-off)", classes="caption")
@@ -431,7 +441,6 @@ class MailPane(Pane):
             self.app.notify("No mail account: add one with `pyi2p mail adduser NAME`", severity="warning")
         return self.user
 
-    @on(Button.Pressed, "#mail-compose")
     def action_compose(self) -> None:
         user = self._need_user()
         if user is None:
@@ -447,7 +456,6 @@ class MailPane(Pane):
         return await self.submit_call("pyi2p.Mail.Send", {"user": user, "to": to, "subject": values["subject"],
                                                           "body": values["body"]})
 
-    @on(Button.Pressed, "#mail-test")
     @work(group="mail", exit_on_error=False)
     async def action_test_mail(self) -> None:
         user = self._need_user()
@@ -460,7 +468,6 @@ class MailPane(Pane):
             self.app.notify(f"test mail sent to {me}")
             self.app.action_refresh()
 
-    @on(Button.Pressed, "#mail-read")
     @on(DataTable.RowSelected, "#inbox-list-table")
     @work(group="mail", exit_on_error=False)
     async def action_read_mail(self) -> None:
@@ -471,7 +478,6 @@ class MailPane(Pane):
         if answer is not None:
             self.app.push_screen(TextScreen(f"Mail {key}", answer.get("message", "")))
 
-    @on(Button.Pressed, "#mail-retry")
     @work(group="mail", exit_on_error=False)
     async def action_retry_queue(self) -> None:
         queue = await self.call("pyi2p.Mail.Queue", {"flush": True})
@@ -482,12 +488,11 @@ class MailPane(Pane):
 # ----- torrents
 
 class TorrentsPane(Pane):
-    ACTIONS = (("Torrents: add", "add_torrent"), ("Torrents: pause", "pause_torrent"),
-               ("Torrents: resume", "resume_torrent"), ("Torrents: remove", "remove_torrent"),
-               ("Torrents: details", "details"))
-    BINDINGS = [Binding("plus", "add_torrent", "Add"), Binding("z", "pause_torrent", "Pause"),
-                Binding("g", "resume_torrent", "Resume"), Binding("x", "remove_torrent", "Remove"),
-                Binding("v", "details", "Details")]
+    ACTS = (Act("plus", "add_torrent", "Add", "torrent-add", "Torrents: add"),
+            Act("z", "torrent_verb('Pause')", "Pause", "torrent-pause", "Torrents: pause"),
+            Act("g", "torrent_verb('Resume')", "Resume", "torrent-resume", "Torrents: resume"),
+            Act("x", "torrent_verb('Remove')", "Remove", "torrent-remove", "Torrents: remove"),
+            Act("v", "details", "Details", "torrent-details", "Torrents: details"))
     DEFAULT_CSS = """
     TorrentsPane #torrent-details { height: auto; max-height: 12; padding: 0 1; }
     TorrentsPane ProgressBar { margin: 0 1; }
@@ -498,8 +503,7 @@ class TorrentsPane(Pane):
         self.torrents: dict[str, dict[str, Any]] = {}
 
     def compose(self) -> ComposeResult:
-        yield action_bar(("Add", "torrent-add"), ("Pause", "torrent-pause"), ("Resume", "torrent-resume"),
-                         ("Remove", "torrent-remove"), ("Details", "torrent-details"))
+        yield self.buttons("torrent-add", "torrent-pause", "torrent-resume", "torrent-remove", "torrent-details")
         yield FilteredTable(("Name", "Progress", "State", "Down", "Up", "ETA", "Peers", "Size"), id="torrent-list")
         yield ProgressBar(total=1.0, show_eta=False, id="torrent-progress")
         yield Static("", id="torrent-details")
@@ -531,7 +535,6 @@ class TorrentsPane(Pane):
             self.app.notify("No torrent selected", severity="warning")
         return key
 
-    @on(Button.Pressed, "#torrent-add")
     def action_add_torrent(self) -> None:
         self.form("Add a torrent", [Field("source", "a .torrent file's path, or a magnet: link"),
                                     Field("download_dir", "download folder (empty: the node's)"),
@@ -558,28 +561,11 @@ class TorrentsPane(Pane):
             return "give a .torrent file or a magnet link"
         return await self.submit_call("pyi2p.Torrent.Add", params)
 
-    @on(Button.Pressed, "#torrent-pause")
     @work(group="torrents", exit_on_error=False)
-    async def action_pause_torrent(self) -> None:
-        await self._verb("Pause")
-
-    @on(Button.Pressed, "#torrent-resume")
-    @work(group="torrents", exit_on_error=False)
-    async def action_resume_torrent(self) -> None:
-        await self._verb("Resume")
-
-    @on(Button.Pressed, "#torrent-remove")
-    @work(group="torrents", exit_on_error=False)
-    async def action_remove_torrent(self) -> None:
-        await self._verb("Remove")
-
-    async def _verb(self, verb: str) -> None:
+    async def action_torrent_verb(self, verb: str) -> None:
         key = self._selected()
-        if key is not None and await self.call(f"pyi2p.Torrent.{verb}", {"torrent": key}) is not None:
-            self.app.notify(f"{verb} {self.torrents.get(key, {}).get('name', key[:16])}: done")
-            self.app.action_refresh()
+        await self.row_verb(f"pyi2p.Torrent.{verb}", "torrent", key, self.torrents.get(key or "", {}).get("name", key))
 
-    @on(Button.Pressed, "#torrent-details")
     @work(group="torrents", exit_on_error=False)
     async def action_details(self) -> None:
         key = self._selected()
@@ -612,8 +598,7 @@ def _torrent_text(t: dict[str, Any]) -> str:
 # ----- settings
 
 class SettingsPane(Pane):
-    ACTIONS = (("Settings: change the selected setting", "edit_setting"),)
-    BINDINGS = [Binding("e", "edit_setting", "Change")]
+    ACTS = (Act("e", "edit_setting", "Change", "settings-edit", "Settings: change the selected setting"),)
     DEFAULT_CSS = """
     SettingsPane #settings-sections { height: auto; padding: 0 1; }
     """
@@ -625,7 +610,7 @@ class SettingsPane(Pane):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="settings-file", classes="caption")
-        yield action_bar(("Change", "settings-edit"),)
+        yield self.buttons("settings-edit")
         yield FilteredTable(("Setting", "Value", "Applies"), id="settings-list")
         yield Static("", id="settings-sections", markup=False)
 
@@ -643,7 +628,6 @@ class SettingsPane(Pane):
             if isinstance(table, dict)) or "no app tables in config.toml: every app runs with its defaults",
         )
 
-    @on(Button.Pressed, "#settings-edit")
     @on(DataTable.RowSelected, "#settings-list-table")
     def action_edit_setting(self) -> None:
         key = self.query_one("#settings-list", FilteredTable).selected

@@ -208,12 +208,6 @@ class TextScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
-def action_bar(*buttons: tuple[str, str]) -> Horizontal:
-    """A row of buttons (label, id)."""
-    bar = Horizontal(*(Button(label, id=bid, compact=True) for label, bid in buttons), classes="actions")
-    return bar
-
-
 def pick(mapping: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: mapping[k] for k in keys if mapping.get(k) not in (None, "")}
 

@@ -1,7 +1,6 @@
 """The console driven by Textual's pilot against a real node (router and services on loopback)."""
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 from textual.widgets import DataTable, RichLog, Static
