@@ -46,6 +46,8 @@ class Pane(Vertical):
     the app to show; `call` is for actions and turns every failure into a notification."""
 
     ACTS: tuple[Act, ...] = ()
+    LIST = ""              # the FilteredTable whose selected row the actions are about
+    NOUN = "item"
     DEFAULT_CSS = """
     Pane .actions { height: 1; margin: 0 1; }
     Pane .actions Button { margin-right: 1; }
@@ -72,10 +74,29 @@ class Pane(Vertical):
         event.stop()
         await self.run_action(event.button.name)
 
-    async def row_verb(self, method: str, param: str, key: str | None, what: str) -> None:
+    def _selected(self) -> str | None:
+        """The key of the item under the cursor of the tab's list (None, with a warning, when there is none)."""
+        key = self.query_one(self.LIST, FilteredTable).selected if self.LIST else None
+        if key is None:
+            self.app.notify(f"No {self.NOUN} selected", severity="warning")
+        return key
+
+    def describe(self, key: str) -> str:
+        return key
+
+    async def call_selected(self, method: str, param: str) -> tuple[str, Any] | None:
+        """`method` on the selected item: (its key, the answer), or None when nothing is selected or it failed."""
+        key = self._selected()
+        if key is None:
+            return None
+        answer = await self.call(method, {param: key})
+        return None if answer is None else (key, answer)
+
+    async def row_verb(self, method: str, param: str) -> None:
         """A verb on the selected row's item (start, stop, pause, remove...), then a refresh."""
-        if key is not None and await self.call(method, {param: key}) is not None:
-            self.app.notify(f"{method.rsplit('.', 1)[1]} {what}: done")
+        done = await self.call_selected(method, param)
+        if done is not None:
+            self.app.notify(f"{method.rsplit('.', 1)[1]} {self.describe(done[0])}: done")
             self.app.action_refresh()
 
     async def load(self) -> None:
@@ -123,6 +144,7 @@ class ServicesPane(Pane):
             Act("y", "test_tunnel", "Test", "tunnel-test", "Tunnels: test"),
             Act("f5", "outproxies", "Outproxies", "proxy-outproxies", "Proxy: outproxies"),
             Act("f6", "test_proxy", "Test a URL", "proxy-test", "Proxy: test a URL"))
+    LIST, NOUN = "#i2ptunnel-list", "tunnel"
     DEFAULT_CSS = """
     ServicesPane #service-list { height: 9; }
     """
@@ -167,13 +189,7 @@ class ServicesPane(Pane):
              f"errors {p.get('errors', 0)}") if p else "the proxy is not running")
 
     def first_table(self) -> DataTable | None:
-        return self.query_one("#i2ptunnel-list", FilteredTable).table      # where the tab's keys act
-
-    def _selected(self) -> str | None:
-        name = self.query_one("#i2ptunnel-list", FilteredTable).selected
-        if name is None:
-            self.app.notify("No tunnel selected", severity="warning")
-        return name
+        return self.query_one(self.LIST, FilteredTable).table      # where the tab's keys act
 
     def action_add_tunnel(self) -> None:
         fields = [Field("name", "name (letters, digits, _ . -)")] + [Field(k, label) for k, label in TUNNEL_FIELDS]
@@ -182,12 +198,10 @@ class ServicesPane(Pane):
 
     @work(group="tunnels", exit_on_error=False)
     async def action_edit_tunnel(self) -> None:
-        name = self._selected()
-        if name is None:
+        found = await self.call_selected("pyi2p.Tunnels.Get", "name")
+        if found is None:
             return
-        current = await self.call("pyi2p.Tunnels.Get", {"name": name})
-        if current is None:
-            return
+        name, current = found
         options = dict(current.get("options", {}))
         fields = [Field("name", "name", name, locked=True)] + [Field(k, label, options.pop(k, "")) for k, label in
                                                                 TUNNEL_FIELDS]
@@ -213,8 +227,7 @@ class ServicesPane(Pane):
 
     @work(group="tunnels", exit_on_error=False)
     async def action_tunnel_verb(self, verb: str) -> None:
-        name = self._selected()
-        await self.row_verb(f"pyi2p.Tunnels.{verb}", "name", name, name or "")
+        await self.row_verb(f"pyi2p.Tunnels.{verb}", "name")
 
     @work(group="tests", exit_on_error=False)
     async def action_test_tunnel(self) -> None:
@@ -493,6 +506,7 @@ class TorrentsPane(Pane):
             Act("g", "torrent_verb('Resume')", "Resume", "torrent-resume", "Torrents: resume"),
             Act("x", "torrent_verb('Remove')", "Remove", "torrent-remove", "Torrents: remove"),
             Act("v", "details", "Details", "torrent-details", "Torrents: details"))
+    LIST, NOUN = "#torrent-list", "torrent"
     DEFAULT_CSS = """
     TorrentsPane #torrent-details { height: auto; max-height: 12; padding: 0 1; }
     TorrentsPane ProgressBar { margin: 0 1; }
@@ -529,12 +543,6 @@ class TorrentsPane(Pane):
     def _highlighted(self) -> None:
         self._show_selected()
 
-    def _selected(self) -> str | None:
-        key = self.query_one("#torrent-list", FilteredTable).selected
-        if key is None:
-            self.app.notify("No torrent selected", severity="warning")
-        return key
-
     def action_add_torrent(self) -> None:
         self.form("Add a torrent", [Field("source", "a .torrent file's path, or a magnet: link"),
                                     Field("download_dir", "download folder (empty: the node's)"),
@@ -563,17 +571,17 @@ class TorrentsPane(Pane):
 
     @work(group="torrents", exit_on_error=False)
     async def action_torrent_verb(self, verb: str) -> None:
-        key = self._selected()
-        await self.row_verb(f"pyi2p.Torrent.{verb}", "torrent", key, self.torrents.get(key or "", {}).get("name", key))
+        await self.row_verb(f"pyi2p.Torrent.{verb}", "torrent")
+
+    def describe(self, key: str) -> str:
+        return self.torrents.get(key, {}).get("name") or key
 
     @work(group="torrents", exit_on_error=False)
     async def action_details(self) -> None:
-        key = self._selected()
-        if key is None:
+        found = await self.call_selected("pyi2p.Torrent.Peers", "torrent")
+        if found is None:
             return
-        peers = await self.call("pyi2p.Torrent.Peers", {"torrent": key})
-        if peers is None:
-            return
+        key, peers = found
         lines = [_torrent_text(self.torrents.get(key, {})), "", f"{len(peers.get('peers', []))} peers connected"]
         lines += [f"  {p['peer'][:16]}…  {p.get('client', '')}  {p.get('progress', 0) * 100:.0f}%  "
                   f"down {human_rate(p.get('down_rate', 0))}  up {human_rate(p.get('up_rate', 0))}"
