@@ -3,17 +3,19 @@ loopback with all its apps (zero-hop tunnels: a lone router delivers locally), r
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from textual.widgets import DataTable, Input, Select, Static
+from textual.widgets import DataTable, Input, RichLog, Select, Static
 
 from apps.network import InProcessNetwork
 from apps.torrent import TorrentService
 from apps.torrent.metainfo import create_torrent
 from core.config import load_config
+from core.data.privatekeys import PrivateKeys
 from core.control.client import ControlClient
 from core.control.config import read_control_config
 from pyi2p.node import Node
@@ -44,7 +46,13 @@ async def world(tmp_path_factory):
     w = World()
     w.datadir = tmp_path_factory.mktemp("node")
     (w.datadir / "tunnels.conf").write_text("# none at start\n")
-    sections = {"naming": {"subscribe": False},
+    site_keys = PrivateKeys.generate()          # the site's b32 is known before the node starts: its feed is subscribed
+    site_keys.save(w.datadir / "site.dat")
+    w.site_b32 = site_keys.destination.b32_address
+    feed_dest = PrivateKeys.generate().destination
+    (w.datadir / "addressbook").mkdir()
+    (w.datadir / "addressbook" / "subscriptions.txt").write_text(f"http://{w.site_b32}/hosts.txt\n")
+    sections = {"naming": {"session_options": {k: str(v) for k, v in ZERO_HOPS.items()}},
                 "proxy": {"port": 0, "socks_port": 0, "inbound": {"length": 0}, "outbound": {"length": 0}},
                 "mail": {"smtp_port": 0, "pop3_port": 0},
                 "torrent": {"download_dir": str(w.datadir / "files"), "dht": False, **ZERO_HOPS}}
@@ -53,7 +61,11 @@ async def world(tmp_path_factory):
     app = web.Application()
     async def page(request):
         return web.Response(body=PAGE)
+
+    async def feed(request):
+        return web.Response(text=f"feedname.i2p={feed_dest.b64}\n")
     app.router.add_get("/", page)
+    app.router.add_get("/hosts.txt", feed)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -61,13 +73,13 @@ async def world(tmp_path_factory):
     port = runner.addresses[0][1]
     w.control = ControlClient.from_config(read_control_config(w.datadir))
     await w.call("pyi2p.Tunnels.Add", {"name": "site", "type": "http", "host": "127.0.0.1", "port": str(port),
-                                      **{k: str(v) for k, v in ZERO_HOPS.items()}})
+                                      "keys": "site.dat", **{k: str(v) for k, v in ZERO_HOPS.items()}})
     for _ in range(100):
         [tunnel] = [t for t in await w.call("pyi2p.Tunnels.List") if t["name"] == "site"]
         if tunnel.get("b32") and tunnel["state"] == "running":
             break
         await asyncio.sleep(0.1)
-    w.site_b32 = tunnel["b32"]
+    assert tunnel["b32"] == w.site_b32
     await asyncio.wait_for(w.node.service("proxy").wait_ready(), 30)
     yield w
     await w.node.stop()
@@ -136,6 +148,17 @@ async def test_every_tab_and_the_palette(world):
             await pilot.press(key)
             await settle(pilot, lambda: app.query_one("#tabs").active == tab, f"the {tab} tab")
             assert app.query_one(shows).display
+        # the log's level filter: INFO lines, then none below WARNING
+        for level, text in ((logging.INFO, "an info line"), (logging.WARNING, "a warning line")):
+            world.node.log_buffer.emit(logging.makeLogRecord({"name": "test", "levelname": logging.getLevelName(level),
+                                                              "levelno": level, "msg": text}))
+        await pilot.press("l")
+        log = app.query_one("#log", RichLog)
+        lines = lambda: [str(line.text) for line in log.lines]
+        await settle(pilot, lambda: any("an info line" in line for line in lines()), "the INFO line")
+        app.query_one("#log-level", Select).value = "WARNING"
+        await settle(pilot, lambda: any("a warning line" in line for line in lines())
+                     and not any(" INFO " in line for line in lines()), "only WARNING and above")
         await pilot.press("s")
         await settle(pilot, lambda: len(rows(app, "#service-list-table")) == 5, "the five apps")
         assert {r[0]: r[1] for r in rows(app, "#service-list-table")} == {
@@ -259,9 +282,14 @@ async def test_address_book_add_resolve_edit_copy_delete(world):
         await pilot.press("x")
         await settle(pilot, lambda: not rows(app, "#ab-list-table"), "the deletion")
         assert await world.call("pyi2p.AddressBook.Lookup", {"name": "renamed.i2p"}) is None
-        await pilot.press("u")     # no subscriptions on this node: an answer, not an error
-        await settle(pilot, lambda: any("no subscriptions" in str(n.message) for n in app._notifications),
-                     "the update's answer")
+        # the subscription (the site's hosts.txt): its state, and "update now" fetches it at once
+        await settle(pilot, lambda: [r[0] for r in rows(app, "#sub-list-table")] == [f"http://{world.site_b32}/hosts.txt"],
+                     "the subscription")
+        assert rows(app, "#sub-list-table")[0][1:3] == ["not fetched yet", "never"]
+        await pilot.press("u")
+        await settle(pilot, lambda: rows(app, "#sub-list-table")[0][1].startswith("ok: 1 added"), "the update", 60)
+        app.query_one("#ab-search", Input).value = "feedname"
+        await select_row(pilot, app, "#ab-list-table", "feedname.i2p")
 
 
 async def test_mail_to_myself_and_the_queue(world):
