@@ -224,16 +224,16 @@ class Node:
             raise ValueError(str(exc)) from None
         except OSError as exc:
             raise ValueError(f"cannot write {current.config_path}: {exc.strerror or exc}") from None
-        applied = name in LIVE_SETTINGS and self.router is not None
+        # "auto" floodfill is decided by a monitor that starts with the router: it waits for a restart
+        applied = (name in LIVE_SETTINGS and self.router is not None
+                   and not (name == "floodfill" and not isinstance(new, bool)))
         if applied:
             router = self.router
             router.config = changed
             if name == "log_level":
                 logging.getLogger().setLevel(new.upper())
-            elif name == "floodfill" and isinstance(new, bool):
-                router.set_floodfill(new)
             elif name == "floodfill":
-                applied = False            # "auto" is decided by a monitor that starts with the router
+                router.set_floodfill(new)
             else:
                 router.refresh_router_info()
                 router.publish_router_info()
