@@ -459,7 +459,7 @@ class MailPane(Pane):
         if user is None:
             return
         self.form(f"New mail from {user}", [Field("to", "to (comma separated)", placeholder="bob@mail.i2p"),
-                                             Field("subject", "subject"), Field("body", "text")],
+                                             Field("subject", "subject"), Field("body", "text", lines=6)],
                   lambda v: self._send(user, v))
 
     async def _send(self, user: str, values: dict[str, str]) -> str | None:

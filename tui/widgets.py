@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Input, Label, Static
+from textual.widgets import Button, DataTable, Input, Label, Static, TextArea
 
 
 def human_rate(value: float) -> str:
@@ -120,6 +120,7 @@ class Field:
     value: str = ""
     placeholder: str = ""
     locked: bool = False           # shown, not editable (the name of what is edited)
+    lines: int = 1                 # more than one: a text area (a mail's body)
 
 
 Submit = Callable[[dict[str, str]], Awaitable[str | None]]
@@ -149,7 +150,12 @@ class FormScreen(ModalScreen[dict[str, str] | None]):
             yield Label(f"[b]{self.title_text}[/b]")
             for f in self.fields:
                 yield Label(f.label, classes="field")
-                yield Input(value=f.value, placeholder=f.placeholder, id=f"field-{f.key}", disabled=f.locked)
+                if f.lines > 1:
+                    area = TextArea(f.value, id=f"field-{f.key}", disabled=f.locked)
+                    area.styles.height = f.lines + 2
+                    yield area
+                else:
+                    yield Input(value=f.value, placeholder=f.placeholder, id=f"field-{f.key}", disabled=f.locked)
             yield Static("", id="form-error")
             with Horizontal():
                 yield Button("OK", variant="primary", id="form-ok")
@@ -161,7 +167,11 @@ class FormScreen(ModalScreen[dict[str, str] | None]):
             first.focus()
 
     def values(self) -> dict[str, str]:
-        return {f.key: self.query_one(f"#field-{f.key}", Input).value.strip() for f in self.fields}
+        values = {}
+        for f in self.fields:
+            widget = self.query_one(f"#field-{f.key}")
+            values[f.key] = widget.text if isinstance(widget, TextArea) else widget.value.strip()
+        return values
 
     @on(Button.Pressed, "#form-ok")
     @on(Input.Submitted)

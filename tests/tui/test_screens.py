@@ -9,7 +9,7 @@ import random
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from textual.widgets import DataTable, Input, RichLog, Select, Static
+from textual.widgets import DataTable, Input, RichLog, Select, Static, TextArea
 
 from apps.network import InProcessNetwork
 from apps.torrent import TorrentService
@@ -112,8 +112,12 @@ async def fill(pilot, app, values: dict[str, str]) -> FormScreen:
     await settle(pilot, lambda: isinstance(app.screen, FormScreen), "the form")
     form = app.screen
     for key, value in values.items():
-        form.query_one(f"#field-{key}", Input).value = value
-    form.query_one(f"#field-{key}", Input).focus()
+        field = form.query_one(f"#field-{key}")
+        if isinstance(field, TextArea):
+            field.text = value
+        else:
+            field.value = value
+    next(i for i in form.query(Input) if not i.disabled).focus()
     await pilot.press("enter")              # enter in a field sends the form, as OK does
     return form
 
@@ -308,14 +312,14 @@ async def test_mail_to_myself_and_the_queue(world):
         await refused(pilot, app, form, "to:")
         form = await fill(pilot, app, {"to": ""})
         await refused(pilot, app, form, "at least one")
-        await fill(pilot, app, {"to": alice, "subject": "hello me", "body": "the body of it"})
+        await fill(pilot, app, {"to": alice, "subject": "hello me", "body": "the body of it\non two lines"})
         await select_row(pilot, app, "#inbox-list-table", alice)
         await settle(pilot, lambda: any(r[1] == "hello me" for r in rows(app, "#inbox-list-table")), "the mail", 30)
         index = next(i for i, r in enumerate(rows(app, "#inbox-list-table")) if r[1] == "hello me")
         app.query_one("#inbox-list-table", DataTable).move_cursor(row=index)
         await pilot.press("v")
         await settle(pilot, lambda: isinstance(app.screen, TextScreen), "the mail opened")
-        assert "the body of it" in str(app.screen.query_one("#text-body", Static).render())
+        assert "the body of it\non two lines" in str(app.screen.query_one("#text-body", Static).render())
         await pilot.press("escape")
         # a mail to a destination nobody serves waits in the queue, with its retry state
         far = "bob@" + "b" * 52 + ".b32.i2p"
