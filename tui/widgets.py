@@ -132,8 +132,9 @@ class FormScreen(ModalScreen[dict[str, str] | None]):
 
     DEFAULT_CSS = """
     FormScreen { align: center middle; }
-    FormScreen > VerticalScroll { width: 80; height: auto; max-height: 90%; border: thick $accent;
+    FormScreen > VerticalScroll { width: 100; height: auto; max-height: 90%; border: thick $accent;
                                   background: $surface; padding: 0 1; }
+    FormScreen Input { margin-bottom: 1; background: $panel-lighten-1; }
     FormScreen #form-error { color: $error; margin-top: 1; }
     FormScreen Horizontal { height: 3; margin-top: 1; }
     """
@@ -155,7 +156,8 @@ class FormScreen(ModalScreen[dict[str, str] | None]):
                     area.styles.height = f.lines + 2
                     yield area
                 else:
-                    yield Input(value=f.value, placeholder=f.placeholder, id=f"field-{f.key}", disabled=f.locked)
+                    yield Input(value=f.value, placeholder=f.placeholder, id=f"field-{f.key}", disabled=f.locked,
+                                compact=True)
             yield Static("", id="form-error")
             with Horizontal():
                 yield Button("OK", variant="primary", id="form-ok")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tui.app import ConsoleApp
+from tui.client import NotConnected
 
 pytest.importorskip("pytest_textual_snapshot", reason="pip install pytest-textual-snapshot (the test extras)")
 
@@ -77,3 +78,19 @@ def app() -> ConsoleApp:
 @pytest.mark.parametrize("key", ["o", "s", "a", "m", "b", "c"])
 def test_main_tabs(snap_compare, key):
     assert snap_compare(app(), press=[key, "_", "_"], terminal_size=(140, 40))
+
+
+class NoNode:
+    where = "/home/me/.pyi2p"
+
+    async def call(self, method, params=None, *, timeout_s=None):
+        raise NotConnected("no router is listening on http://127.0.0.1:7650/jsonrpc (connection refused)")
+
+
+def test_no_node(snap_compare):
+    assert snap_compare(ConsoleApp(NoNode(), refresh_s=3600, clock=False, now=lambda: NOW), press=["_"],
+                        terminal_size=(100, 24))
+
+
+def test_tunnel_form(snap_compare):
+    assert snap_compare(app(), press=["s", "_", "plus", "_"], terminal_size=(140, 40))
