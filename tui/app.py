@@ -53,13 +53,12 @@ class ConsoleApp(App):
     COMMANDS = App.COMMANDS | {TabCommands}
     CSS = """
     #banner { background: $error; color: $text; padding: 0 1; display: none; }
-    #banner.shown { display: block; }
+    #banner.shown { display: block; height: 1fr; content-align: center middle; text-align: center; text-style: bold; }
     #overview-text { padding: 0 1; }
     Sparkline { height: 4; margin: 0 1; }
     .caption { padding: 0 1; color: $text-muted; }
     #log-controls { height: 3; }
     #log-controls Select { width: 20; }
-    #banner.shown { height: 1fr; content-align: center middle; text-align: center; text-style: bold; }
     .offline #tabs { display: none; }
     """
     # letters work from anywhere but a text box (check_action), including from inside a tab's table
@@ -80,6 +79,7 @@ class ConsoleApp(App):
         self.bw_out: deque[float] = deque([0.0], maxlen=HISTORY)
         self.log_next = -1
         self.first_overview_at: float | None = None
+        self.refresh_error: str | None = None
         self.started = time.monotonic()
 
     def compose(self) -> ComposeResult:
@@ -102,12 +102,10 @@ class ConsoleApp(App):
             with TabPane("NetDb", id="netdb"):
                 yield Static("", id="netdb-text")
                 yield FilteredTable(("Destination", "Name"), id="destination-list")
+            titles = {tab: title for tab, title, _ in TABS}
             for tab, pane in PANES.items():
-                if tab != "settings":
-                    with TabPane(dict((t, title) for t, title, _ in TABS)[tab], id=tab):
-                        yield pane(id=f"{tab}-pane")
-            with TabPane("Settings", id="settings"):
-                yield SettingsPane(id="settings-pane")
+                with TabPane(titles[tab], id=tab):
+                    yield pane(id=f"{tab}-pane")
             with TabPane("Logs", id="logs"):
                 with Horizontal(id="log-controls"):
                     yield Select([(level, level) for level in LOG_LEVELS], value="INFO", allow_blank=False,
@@ -157,6 +155,7 @@ class ConsoleApp(App):
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_error = None         # a failure on the new tab is news, even if it reads the same
         self.action_refresh()
 
     # ----- refreshing
@@ -188,15 +187,22 @@ class ConsoleApp(App):
             self._set_banner(f"Not connected: {exc}. Retrying every {self.refresh_s:g} s.")
             return
         except ControlRpcError as exc:
-            self.notify(f"The node refused a request: {exc}", severity="error", timeout=4)
+            self._refresh_failed(f"The node refused a request: {exc}")
             return
         except NoMatches:
             return                  # the console is closing: its widgets are gone
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            self.notify(f"The node's answer was not understood: {type(exc).__name__}: {exc}", severity="error",
-                        timeout=6)
+            self._refresh_failed(f"The node's answer was not understood: {type(exc).__name__}: {exc}")
             return
+        self.refresh_error = None
         self._set_banner(None)
+
+    def _refresh_failed(self, message: str) -> None:
+        """Once per failure, not once a second while it lasts."""
+        self._set_banner(None)
+        if message != self.refresh_error:
+            self.refresh_error = message
+            self.notify(message, severity="error", timeout=6)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """An action that failed in a way no one foresaw: a notification, not a traceback."""
