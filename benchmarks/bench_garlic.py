@@ -1,4 +1,5 @@
-"""Prints µs per ECIES-ratchet operation: NS, NSR and ES (1 KiB clove) encrypt/decrypt, hybrid NS, router one-shot.
+"""Prints µs per ECIES-ratchet operation: NS, NSR and ES (1 KiB clove) encrypt/decrypt, hybrid NS, router one-shot;
+and per ElGamal/AES+SessionTags New and Existing Session message, with ElGamal-2048 key generation.
 
 Run: python benchmarks/bench_garlic.py
 """
@@ -12,6 +13,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.clock import FakeClock  # noqa: E402
+from core.crypto import elgamal  # noqa: E402
+from core.garlic.elgamal_aes import ElGamalAesConfig, ElGamalAesManager  # noqa: E402
 from core.garlic.manager import SessionKeyManager  # noqa: E402
 from core.garlic.routers import RouterGarlicReceiver, encrypt_to_router  # noqa: E402
 from core.garlic.session import RatchetConfig  # noqa: E402
@@ -72,6 +75,29 @@ def router(count: int) -> tuple[float, float]:
     return enc, dec
 
 
+def elgamal_aes(count: int) -> list[tuple[str, float]]:
+    clock = FakeClock()
+    config = ElGamalAesConfig(new_session_per_second=1e9, new_session_burst=1e9)
+    keygen = timed(lambda _: elgamal.generate_private(), range(10))
+    private = elgamal.generate_private()
+    keygen += timed(lambda _: elgamal.public_from_private(private), range(10))
+    alice = ElGamalAesManager(None, clock=clock, config=config)
+    bob = ElGamalAesManager(private, clock=clock, config=config)
+    payload = bytes(1024)
+    new = []
+    enc_new = timed(lambda _: new.append(alice.encrypt(bob.public_key, payload).data), range(count))
+    dec_new = timed(bob.decrypt_new, new)
+    bob.decrypt_new(alice.encrypt(bob.public_key, payload, tags_message_id=1).data)
+    alice.confirm(1)
+    existing = []
+    enc_es = timed(lambda _: existing.append(alice.encrypt(bob.public_key, payload).data), range(40))
+    dec_es = timed(bob.decrypt_existing, existing)
+    assert bob.stats["received_existing"] == 40
+    return [("ElGamal key pair (2048-bit exponent)", keygen),
+            ("ElGamal/AES New Session encrypt (1 KiB)", enc_new), ("ElGamal/AES New Session decrypt", dec_new),
+            ("ElGamal/AES Existing Session encrypt (1 KiB)", enc_es), ("ElGamal/AES Existing Session decrypt", dec_es)]
+
+
 def main() -> None:
     rows = []
     enc_ns, dec_ns, enc_nsr, dec_nsr = new_session(4, 300)
@@ -89,6 +115,7 @@ def main() -> None:
     rows.append(("junk garlic decrypt (unknown tag, NS trial)", timed(alice.decrypt, junk)))
     limited = SessionKeyManager({4: os.urandom(32)}, clock=FakeClock())
     rows.append(("junk garlic decrypt (NS rate limit exhausted)", timed(limited.decrypt, junk * 5)))
+    rows += elgamal_aes(30)
     width = max(len(name) for name, _ in rows)
     for name, us in rows:
         print(f"{name:<{width}}  {us:9.1f} µs")

@@ -122,6 +122,11 @@ class Node:
             self.network = InProcessNetwork(self.router.client)
         for slot in self.slots:
             await self._start_app(slot)
+            if slot.spec.name == "naming":
+                self._use_names()         # before the others start: client tunnels resolve their names then
+        self._register_control()
+
+    def _use_names(self) -> None:
         naming = self.service("naming")
         resolve = getattr(naming, "resolve", None)
         if resolve is not None:
@@ -129,7 +134,6 @@ class Node:
             self.network.resolver = resolve
             if self.router is not None and self.router.sam is not None:
                 self.router.sam.address_book = resolve
-        self._register_control()
 
     def _deps(self, spec: AppSpec) -> dict[str, Any]:
         naming = self.service("naming")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import logging
 import signal
@@ -54,7 +55,10 @@ async def run_node(config, *, sam: str | None = None, reload_config=None) -> int
     while True:
         node = Node(config, network=sam_network(sam) if sam else None)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(node.reload()))
-        await node.start()
+        if not await start_unless_stopped(node, stop):
+            print("pyi2p: stopped while starting", flush=True)
+            await node.stop()
+            return 0
         if node.router is not None:
             print(f"pyi2p router {b64encode(node.router.hash)} running (netid {config.netid}, "
                   f"data in {config.datadir})", flush=True)
@@ -77,6 +81,21 @@ async def run_node(config, *, sam: str | None = None, reload_config=None) -> int
             return 0
         print("pyi2p: restarting", flush=True)
         config = reload_config()
+
+
+async def start_unless_stopped(node: Node, stop: asyncio.Event) -> bool:
+    """Start the node unless told to stop first (an app's start can take a while: SIGTERM still ends it)."""
+    starting = asyncio.create_task(node.start())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if starting.done():
+        starting.result()
+        return True
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    return False
 
 
 class RepeatFilter(logging.Filter):

@@ -7,6 +7,7 @@ leave the machine. Every client of the testnet must run inside that namespace
 choice are in docs/testnet.md.
 
     pyi2p testnet up [-n 5] [-m 0] [--base DIR] [--wait 120]   # idempotent
+    pyi2p testnet up --demo                                     # ... plus demo services (docs/tour.md)
     pyi2p testnet status [--base DIR]
     pyi2p testnet down [--base DIR]                             # idempotent
 """
@@ -233,6 +234,30 @@ class Router:
         marker = ["--conf", f"{self.datadir}/i2pd.conf"] if self.kind == "i2pd" else ["--datadir", self.datadir]
         pairs = zip(argv, argv[1:])
         return tuple(marker) in pairs and (self.kind == "i2pd" or "run" in argv)
+
+    @property
+    def running(self) -> bool:
+        return self.owns_process(self.pid)
+
+
+@dataclass
+class Extra:
+    """A process the testnet runs besides its routers (the demo's web server, ircd, port bridges)."""
+
+    name: str
+    argv: list[str]                   # as exec()ed: inside the namespace, after `ip netns exec NS`
+    in_netns: bool = True
+    pid: int | None = None
+
+    def owns_process(self, pid: int | None) -> bool:
+        if not pid:
+            return False
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().decode("utf-8", "replace").split("\0")[:-1]
+        except OSError:
+            return False
+        return argv[-len(self.argv):] == self.argv    # also the `ip netns exec NS ...` about to exec it
 
     @property
     def running(self) -> bool:
@@ -497,6 +522,7 @@ class Testnet:
         self.i2pd_loglevel = i2pd_loglevel   # "debug" shows each streaming packet's RTT, resends and NACKs
         self.die_with_parent = die_with_parent
         self.extra_addresses: list[str] = []
+        self.extras: list[Extra] = []
         self.ready_after_s: float | None = None
         self._children: dict[int, subprocess.Popen] = {}
         self.routers: list[Router] = []
@@ -545,7 +571,8 @@ class Testnet:
                 "floodfills": self.floodfills, "hops": self.hops, "i2pd": self.i2pd,
                 "i2pd_version": i2pd_version(self.i2pd),
                 "ready_after_s": self.ready_after_s, "extra_addresses": self.extra_addresses,
-                "routers": [dataclasses.asdict(r) for r in self.routers]}
+                "routers": [dataclasses.asdict(r) for r in self.routers],
+                "extras": [dataclasses.asdict(e) for e in self.extras]}
 
     def save(self) -> None:
         atomic_write_text(self.base / STATE_FILE, json.dumps(self.to_json(), indent=1) + "\n")
@@ -566,6 +593,10 @@ class Testnet:
         except (ValueError, KeyError, TypeError) as exc:
             raise TestnetError(f"{path}: unreadable testnet state ({exc})") from None
         net.routers = routers
+        try:
+            net.extras = [Extra(**e) for e in state.get("extras", [])]
+        except TypeError as exc:
+            raise TestnetError(f"{path}: unreadable testnet state ({exc})") from None
         net.extra_addresses = list(state.get("extra_addresses", []))
         net.ready_after_s = state.get("ready_after_s")
         return net
@@ -614,6 +645,7 @@ class Testnet:
         previous = Testnet.load(self.base)
         if previous is None:
             return
+        self.extras = previous.extras         # kept or restarted by start_extra, stopped by down
         if not any(r.running for r in previous.routers):
             if previous.netns != self.netns and not netns_pids(previous.netns):
                 delete_netns(previous.netns)  # the last run here used another name: don't leave it behind
@@ -737,15 +769,19 @@ class Testnet:
 
     def _launch(self, r: Router) -> None:
         command = ["ip", "netns", "exec", self.netns, *r.command(self.netid, str(self.seed_file))]
-        with open(self._log_path(r, stdout=True), "ab") as out:
-            # `ip netns exec` exec()s the router, so this PID is the router's own
+        self._spawn(r, command, self._log_path(r, stdout=True), r.datadir, append=True)
+
+    def _spawn(self, owner: Router | Extra, command: list[str], log_path: Path, cwd: str, *, append: bool) -> None:
+        """Start `command` for `owner` (its pid set), output to `log_path`; return once it runs as `owner`."""
+        with open(log_path, "ab" if append else "wb") as out:
+            # `ip netns exec` exec()s its command, so this PID is the router's (or process's) own
             proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True, cwd=r.datadir,
+                                    start_new_session=True, cwd=cwd, env=child_env(),
                                     preexec_fn=_die_with_parent if self.die_with_parent else None)
-        r.pid = proc.pid
+        owner.pid = proc.pid
         self._children[proc.pid] = proc
         deadline = time.monotonic() + 5.0     # until exec, /proc/PID/cmdline is empty or still ours
-        while not r.running and proc.poll() is None and time.monotonic() < deadline:
+        while not owner.running and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
 
     def _log_path(self, r: Router, stdout: bool = False) -> Path:
@@ -774,8 +810,28 @@ class Testnet:
             return True
         return state in (b"Z", b"X")
 
-    def _stop(self, routers: list[Router]) -> None:
-        """SIGTERM every router we own (all at once), SIGKILL whatever still runs after STOP_TIMEOUT_S."""
+    def start_extra(self, name: str, argv: list[str], *, in_netns: bool = True, cwd: str | None = None) -> Extra:
+        """Start a process of the testnet besides the routers (inside the namespace unless told otherwise),
+        its output in BASE/<name>.log (from this start on); one that still runs under that name is kept.
+        `down` stops it."""
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", name):
+            raise TestnetError(f"bad process name {name!r}")
+        extra = next((e for e in self.extras if e.name == name), None)
+        if extra is not None and extra.running and extra.argv == argv:
+            return extra
+        if extra is not None:
+            self._stop([extra])
+            self.extras.remove(extra)
+        extra = Extra(name, list(argv), in_netns)
+        command = ["ip", "netns", "exec", self.netns, *argv] if in_netns else list(argv)
+        self._spawn(extra, command, self.base / f"{name}.log", cwd or str(self.base), append=False)
+        self.extras.append(extra)
+        self.save()
+        log.info("started %s pid %d", name, extra.pid)
+        return extra
+
+    def _stop(self, routers: list[Router] | list[Extra]) -> None:
+        """SIGTERM every process we own (all at once), SIGKILL whatever still runs after STOP_TIMEOUT_S."""
         stopping = [r for r in routers if r.running]
         for r in stopping:
             with contextlib.suppress(ProcessLookupError):
@@ -890,20 +946,22 @@ class Testnet:
             elif s is not None and s.error:
                 line += f"\n     {s.error}"
             lines.append(line)
+        for e in self.extras:
+            lines.append(f"{e.name:14} {e.pid if e.running else '-':>7} {' '.join(e.argv)[:100]}")
         return "\n".join(lines)
 
     # ----- down
 
     def down(self) -> list[int]:
-        """Stop our routers (by recorded PID only) and delete the namespace; idempotent.
+        """Stop our routers and other processes (by recorded PID only), delete the namespace; idempotent.
 
         Returns the PIDs of foreign processes that kept the namespace alive (then it is left in place).
         """
-        running = [r for r in self.routers if r.running]
+        running = [p for p in [*self.extras, *self.routers] if p.running]
         for r in running:
             log.info("stopping %s pid %d", r.name, r.pid)
-        self._stop(self.routers)
-        for r in self.routers:
+        self._stop([*self.extras, *self.routers])
+        for r in [*self.extras, *self.routers]:
             r.pid = None
         if self.base.exists():
             self.save()
@@ -979,6 +1037,14 @@ class Testnet:
         raise TestnetError("no free extra address left in the namespace")
 
 
+def child_env() -> dict[str, str]:
+    """The environment of the processes we start: they import the same pyi2p as this process."""
+    env = dict(os.environ)
+    source = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
+    return env
+
+
 def _die_with_parent() -> None:
     # child side of fork: the router gets SIGTERM when the thread that started it ends
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -1016,6 +1082,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     up.add_argument("--netns", default=DEFAULT_NETNS, help=f"network namespace (default {DEFAULT_NETNS})")
     up.add_argument("--wait", type=float, default=120.0, help="seconds to wait until ready; 0: don't (default 120)")
     up.add_argument("--i2pd", metavar="PATH", help="the i2pd executable to run (default: $PYI2P_I2PD, else i2pd in PATH)")
+    up.add_argument("--demo", action="store_true",
+                    help="also a web site, IRC, mail and a torrent on the network, reachable from this host "
+                         "(two pyi2p nodes at least; see docs/tour.md)")
+    up.add_argument("--demo-ports", default="4444,6668,7659,7660", metavar="PROXY,IRC,SMTP,POP3",
+                    help="with --demo: the ports on this host's 127.0.0.1 (default 4444,6668,7659,7660)")
     up.set_defaults(func=_cmd_up)
     status = actions.add_parser("status", help="per-router state from the consoles")
     status.set_defaults(func=_cmd_status)
@@ -1042,18 +1113,34 @@ def _progress_to_stderr() -> Iterator[None]:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
+    started = time.monotonic()
     try:
-        net = Testnet(args.base, i2pd_count=args.i2pd_count, pyi2p_count=args.pyi2p_count,
+        pyi2p_count = max(args.pyi2p_count, 2) if args.demo else args.pyi2p_count
+        net = Testnet(args.base, i2pd_count=args.i2pd_count, pyi2p_count=pyi2p_count,
                       floodfills=args.floodfills, netid=args.netid, netns=args.netns, first_port=args.first_port,
                       i2pd=args.i2pd)
         with _progress_to_stderr():
+            demo = None
+            if args.demo:
+                from .demo import Demo, DemoPorts
+                demo = Demo(net, DemoPorts.parse(args.demo_ports))
+                demo.prepare()
+                net.make_identities()
+                demo.start_services()
             statuses = net.up(wait=args.wait)
+            if demo is not None and args.wait > 0:
+                demo.wait_site(max(30.0, args.wait - (time.monotonic() - started)))
     except TestnetError as exc:
         print(f"testnet up: {exc}", file=sys.stderr)
         return 1
     print(net.format_table(statuses))
     if net.ready_after_s is not None and statuses:
         print(f"READY after {net.ready_after_s:.1f} s")
+    if demo is not None:
+        if args.wait > 0:
+            print(f"demo.i2p answered through the proxy {time.monotonic() - started:.1f} s after the start")
+        print()
+        print(demo.instructions(ready=args.wait > 0), flush=True)
     return 0
 
 

@@ -387,6 +387,11 @@ class HTTPServerTunnel(ServerTunnel):
             self.failed_connection(f"request from {stream.peer.b32_address}: {exc}")
             await self._answer(stream, exc.status, exc.reason)
             return
+        except TimeoutError:              # the caller's side, not the site: say so
+            self.failed_connection(f"request from {stream.peer.b32_address}: no request head within "
+                                   f"{HEAD_TIMEOUT:g} s")
+            stream.writer.abort()
+            return
         try:
             upstream_reader, upstream_writer = await self.open_upstream()
         except (OSError, TimeoutError) as exc:

@@ -2,10 +2,11 @@
 
 Sending (garlic-routing.md, ecies.rst): the payload goes gzip-framed (payload.py) into an I2NP Data
 message, that into a Garlic Clove block with DESTINATION delivery, the blocks into an ECIES-ratchet
-message for the remote's LeaseSet2 key, and the Garlic message out one of our outbound tunnels to the
-inbound gateway of one of the remote's leases. Our LeaseSet2 rides along (a DatabaseStore clove) in
-New Session messages and, with an ack request, after it changes. Receiving is the reverse, from our
-inbound tunnels. Destinations of the same ClientAPI talk directly, without tunnels or garlic.
+message for the remote's LeaseSet2 key (ElGamal/AES+SessionTags when it offers only an ElGamal key),
+and the Garlic message out one of our outbound tunnels to the inbound gateway of one of the remote's
+leases. Our LeaseSet2 rides along (a DatabaseStore clove) in New Session messages and, with an ack
+request, after it changes. Receiving is the reverse, from our inbound tunnels. Destinations of the
+same ClientAPI talk directly, without tunnels or garlic.
 """
 from __future__ import annotations
 
@@ -17,18 +18,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from core.clock import Clock, Rng
-from core.crypto import x25519
+from core.crypto import elgamal, x25519
 from core.data.errors import ProtocolError
 from core.data.identity import Destination
 from core.data.keytypes import CRYPTO_ELGAMAL, CRYPTO_TYPES, CRYPTO_X25519
-from core.data.leaseset import AnyLeaseSet, Lease2, LeaseSet, LeaseSet2, STORE_LEASESET2
+from core.data.leaseset import STORE_LEASESET, STORE_LEASESET2, AnyLeaseSet, Lease, Lease2, LeaseSet, LeaseSet2
 from core.data.privatekeys import PrivateKeys
 from core.datagram import (PROTO_DATAGRAM, PROTO_DATAGRAM2, PROTO_DATAGRAM3, PROTO_RAW, Datagram1, Datagram2,
                            Datagram3, RawDatagram, parse_datagram)
+from core.garlic.elgamal_aes import ElGamalAesManager
 from core.garlic.manager import SessionKeyManager
 from core.garlic.session import SUPPORTED_CRYPTO_TYPES, MessageKind, ReceivedGarlic, SessionNotReady, SessionState
-from core.i2np import (Data, DatabaseStore, DeliveryType, Garlic, GarlicCloveBlock, GarlicCloveDeliveryInstructions,
-                       I2NPMessage, MessageType)
+from core.i2np import (Data, DatabaseStore, DeliveryStatus, DeliveryType, Garlic, GarlicClove, GarlicCloveBlock,
+                       GarlicCloveDeliveryInstructions, GarlicCloveSet, I2NPMessage, MessageType)
 
 from .payload import ClientPayload
 
@@ -50,6 +52,9 @@ LS_ACK_TIMEOUT_S = 60.0           # resend our LeaseSet when its ack has not com
 LEASE_SILENCE_S = 5.0             # nothing back from the peer this long after we sent to its lease: try another
 NS_BEFORE_HOLD = 4                # New Session messages sent before the rest wait for the NSR...
 NS_HOLD_S = 2.0                   # ...at most this long: a burst of NS would hit receivers' NS rate limits
+DEFAULT_CRYPTO_TYPES = "4,0"      # Java's default: ElGamal too, so destinations that speak only it reach us
+MAX_STATUS_WAITS = 256            # DeliveryStatus messages we bundled (ElGamal/AES) and wait for
+FORWARDED_TYPES = frozenset((MessageType.GARLIC, MessageType.DELIVERY_STATUS))   # i2pd's tag acks, to its tunnel
 
 
 class ClientNetwork(Protocol):
@@ -76,7 +81,7 @@ class ClientNetwork(Protocol):
 class SessionOptions:
     """The I2CP options a session reads (i2cp-overview.md "Options"); the rest go to the tunnel pools."""
 
-    crypto_types: tuple[int, ...] = (CRYPTO_X25519,)
+    crypto_types: tuple[int, ...] = (CRYPTO_X25519, CRYPTO_ELGAMAL)
     gzip: bool = True
     publish_leaseset: bool = True
     receive_queue: int = 1024
@@ -88,16 +93,16 @@ class SessionOptions:
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> "SessionOptions":
         types: list[int] = []
-        for item in str(options.get("i2cp.leaseSetEncType", CRYPTO_X25519)).split(","):
+        for item in str(options.get("i2cp.leaseSetEncType", DEFAULT_CRYPTO_TYPES)).split(","):
             try:
                 code = int(item.strip())
             except ValueError:
                 continue
-            if code in SUPPORTED_CRYPTO_TYPES and code not in types:
+            if (code in SUPPORTED_CRYPTO_TYPES or code == CRYPTO_ELGAMAL) and code not in types:
                 types.append(code)
         if not types:
             raise ValueError(f"i2cp.leaseSetEncType: none of {options.get('i2cp.leaseSetEncType')!r} is "
-                             f"supported (supported: {sorted(SUPPORTED_CRYPTO_TYPES)})")
+                             f"supported (supported: {sorted(SUPPORTED_CRYPTO_TYPES | {CRYPTO_ELGAMAL})})")
         return cls(crypto_types=tuple(types),
                    gzip=str(options.get("i2cp.gzip", "true")).lower() == "true",
                    publish_leaseset=str(options.get("i2cp.dontPublishLeaseSet", "false")).lower() != "true")
@@ -137,6 +142,7 @@ class ReceivedDatagram:
 
 
 MessageHandler = Callable[[ReceivedMessage], None]
+RemoteLeaseSet = LeaseSet2 | LeaseSet    # the kinds we send to; an original LeaseSet offers ElGamal only
 DATAGRAM_PROTOCOLS = frozenset((PROTO_DATAGRAM, PROTO_RAW, PROTO_DATAGRAM2, PROTO_DATAGRAM3))
 
 
@@ -146,13 +152,14 @@ class _Peer:
 
     leaseset_sent: int = -1                  # published time of our LeaseSet the peer confirmed
     leaseset_ack: tuple[tuple[int, int], int, float] | None = None   # (ack id, published, sent at)
-    lease: Lease2 | None = None
+    lease: Lease | Lease2 | None = None
     ns_session: int = 0                      # id() of the outbound session the NS count is for
     ns_sent: int = 0
     held: deque = field(default_factory=deque)   # cloves waiting for the NSR (ecies.rst "Multiple NS Messages")
     held_since: float = 0.0
     unreachable_logged: bool = False         # said once that no key of its LeaseSet is of a type we speak
     unanswered_since: float | None = None    # first send to `lease` since we last heard from the peer
+    elgamal_status: tuple[int, float] | None = None   # (DeliveryStatus id, sent at) of the last bundled LeaseSet
 
 
 @dataclass(slots=True)
@@ -176,6 +183,9 @@ class ClientSession:
         self.rng = rng
         self.stats: Counter[str] = Counter()
         self.skm = SessionKeyManager(self._static_keys(), clock=clock, rng=rng)
+        elgamal_key = elgamal.generate_private(rng) if CRYPTO_ELGAMAL in self.options.crypto_types else None
+        self.elgamal = ElGamalAesManager(elgamal_key, clock=clock, rng=rng)
+        self._status_waits: OrderedDict[int, tuple[bytes, int]] = OrderedDict()   # id -> (peer, our LS published)
         self.leaseset: LeaseSet2 | None = None
         self.leaseset_published_at: float | None = None   # monotonic time a floodfill first confirmed it
         self.opened_at = clock.monotonic()
@@ -186,7 +196,7 @@ class ClientSession:
         self._handlers: dict[int, MessageHandler] = {}
         self._messages: asyncio.Queue[ReceivedMessage] = asyncio.Queue(self.options.receive_queue)
         self._datagrams: asyncio.Queue[ReceivedDatagram] = asyncio.Queue(self.options.receive_queue)
-        self._remote: OrderedDict[bytes, LeaseSet2] = OrderedDict()
+        self._remote: OrderedDict[bytes, RemoteLeaseSet] = OrderedDict()
         self._by_static_key: OrderedDict[bytes, bytes] = OrderedDict()
         self._peers: OrderedDict[bytes, _Peer] = OrderedDict()
         self._pending: dict[bytes, _PendingLookup] = {}
@@ -196,9 +206,10 @@ class ClientSession:
         self.closed = False
 
     def _static_keys(self) -> dict[int, bytes]:
-        """Our LeaseSet2 encryption keys: the destination's own X25519 key for type 4, fresh ones otherwise."""
+        """Our ratchet keys: the destination's own X25519 key for type 4, fresh ones otherwise. A destination
+        that offers only ElGamal still holds an (unpublished) X25519 key: the ratchet manager needs one."""
         keys = {}
-        for crypto_type in self.options.crypto_types:
+        for crypto_type in [t for t in self.options.crypto_types if t != CRYPTO_ELGAMAL] or [CRYPTO_X25519]:
             if crypto_type == CRYPTO_X25519 and self.keys.destination.crypto_type == CRYPTO_X25519:
                 keys[crypto_type] = self.keys.private_key
             else:
@@ -273,6 +284,7 @@ class ClientSession:
     def tick(self) -> None:
         """Keep the LeaseSet current, answer what the ratchet layer owes, expire caches."""
         self._maintain_leaseset()
+        self.elgamal.upkeep()
         for session in self.skm.sessions_wanting_reply(REPLY_AFTER_S):
             dest_hash = self._by_static_key.get(session.remote_static_key)
             leaseset = self._remote_leaseset(dest_hash) if dest_hash is not None else None
@@ -316,7 +328,8 @@ class ClientSession:
         chosen = sorted(leases, key=lambda lease: -lease[2])[:16]
         lease2s = [Lease2(gw, tid, min(int(end), published + LEASESET_MAX_LIFETIME_S)) for gw, tid, end in chosen]
         expires = max(1, min(max(lease.end_date for lease in lease2s) - published, LEASESET_MAX_LIFETIME_S))
-        encryption_keys = [(t, self.skm.public_key(t)) for t in self.options.crypto_types]
+        encryption_keys = [(t, self.elgamal.public_key if t == CRYPTO_ELGAMAL else self.skm.public_key(t))
+                           for t in self.options.crypto_types]
         return LeaseSet2.create(self.keys, published=published, expires_offset=expires,
                                 encryption_keys=encryption_keys, leases=lease2s)
 
@@ -427,7 +440,7 @@ class ClientSession:
         for data in pending.messages if pending is not None else ():
             self._send_data(leaseset, data)
 
-    def _send_data(self, leaseset: LeaseSet2, data: bytes) -> None:
+    def _send_data(self, leaseset: RemoteLeaseSet, data: bytes) -> None:
         clove = GarlicCloveBlock(GarlicCloveDeliveryInstructions.to_destination(leaseset.hash),
                                  self._message(Data(data)))
         self._send_garlic(leaseset, [clove])
@@ -436,11 +449,13 @@ class ClientSession:
         msg_id = int.from_bytes(self.rng(4), "big")
         return I2NPMessage.build(payload, msg_id, int(self.clock.time() * 1000) + MESSAGE_LIFETIME_MS)
 
-    def _send_garlic(self, leaseset: LeaseSet2, cloves: list[GarlicCloveBlock]) -> bool:
+    def _send_garlic(self, leaseset: RemoteLeaseSet, cloves: list[GarlicCloveBlock]) -> bool:
         """Encrypt `cloves` (plus our LeaseSet when the peer needs it) and send them to one of its leases."""
         selected = leaseset.select_encryption_key(self.skm.crypto_types)
         dest_hash = leaseset.hash
         peer = self._peer(dest_hash)
+        if selected is None and (elgamal_key := _elgamal_key(leaseset)) is not None:
+            return self._send_elgamal(leaseset, peer, elgamal_key, cloves)
         if selected is None:
             self.stats["dropped_no_common_crypto"] += 1
             if not peer.unreachable_logged:
@@ -503,6 +518,79 @@ class ClientSession:
             peer.ns_sent += 1
         return True
 
+    def _send_elgamal(self, leaseset: RemoteLeaseSet, peer: _Peer, remote_key: bytes,
+                      cloves: list[GarlicCloveBlock]) -> bool:
+        """legacy/elgamal-aes.md to a destination that offers only ElGamal: our LeaseSet rides along until a
+        DeliveryStatus we bundle confirms it, and each new batch of tags gets such a DeliveryStatus too."""
+        now = self.clock.monotonic()
+        lease = self._pick_lease(peer, leaseset, now)
+        if lease is None:
+            self.stats["dropped_no_lease"] += 1
+            return False
+        blocks = list(cloves)
+        ours = self.leaseset
+        bundle = ours is not None and peer.leaseset_sent != ours.header.published
+        if bundle:
+            blocks.insert(0, GarlicCloveBlock(GarlicCloveDeliveryInstructions.local(),
+                                              self._message(DatabaseStore.for_lease_set(ours))))
+        new_tags = self.elgamal.wants_tags(remote_key)
+        status_due = bundle and (peer.elgamal_status is None or now - peer.elgamal_status[1] > LS_ACK_TIMEOUT_S / 4)
+        status_id = None
+        if new_tags or status_due:
+            status_id = int.from_bytes(self.rng(4), "big")
+            status = self._delivery_status_clove(status_id)
+            if status is None:
+                status_id = None
+            else:
+                blocks.append(status)
+                self._status_waits[status_id] = (leaseset.hash, ours.header.published if bundle else -1)
+                while len(self._status_waits) > MAX_STATUS_WAITS:
+                    self._status_waits.popitem(last=False)
+                if bundle:
+                    peer.elgamal_status = (status_id, now)
+        expires = int(self.clock.time() * 1000) + MESSAGE_LIFETIME_MS
+        clove_set = GarlicCloveSet(tuple(GarlicClove(b.delivery_instructions, b.message,
+                                                     int.from_bytes(self.rng(4), "big"), expires) for b in blocks),
+                                   int.from_bytes(self.rng(4), "big"), expires)
+        sent = self.elgamal.encrypt(remote_key, clove_set.to_bytes(),
+                                    tags_message_id=status_id if new_tags else None)
+        if not self.network.send(self._handle, self._message(Garlic(sent.data)), lease.gateway, lease.tunnel_id):
+            self.stats["dropped_no_tunnel"] += 1
+            peer.lease = None
+            return False
+        self.stats["sent_elgamal_new" if sent.new_session else "sent_elgamal_existing"] += 1
+        if peer.unanswered_since is None:
+            peer.unanswered_since = now
+        return True
+
+    def _delivery_status_clove(self, status_id: int) -> GarlicCloveBlock | None:
+        """A DeliveryStatus for the far end to send down one of our inbound tunnels, sealed to ourselves."""
+        leases = self.network.leases(self._handle)
+        if not leases:
+            return None
+        gateway, tunnel_id, _ = leases[int.from_bytes(self.rng(2), "big") % len(leases)]
+        now_ms = int(self.clock.time() * 1000)
+        inner = self._message(DeliveryStatus(status_id, now_ms))
+        clove_set = GarlicCloveSet((GarlicClove(GarlicCloveDeliveryInstructions.local(), inner,
+                                                int.from_bytes(self.rng(4), "big"), now_ms + MESSAGE_LIFETIME_MS),),
+                                   int.from_bytes(self.rng(4), "big"), now_ms + MESSAGE_LIFETIME_MS)
+        sealed = self._message(Garlic(self.elgamal.seal_for_self(clove_set.to_bytes())))
+        return GarlicCloveBlock(GarlicCloveDeliveryInstructions.to_tunnel(gateway, tunnel_id), sealed)
+
+    def _delivery_status(self, status_id: int) -> None:
+        """One of our bundled DeliveryStatus messages came back: its tags are usable, its LeaseSet is stored."""
+        self.elgamal.confirm(status_id)
+        waiting = self._status_waits.pop(status_id, None)
+        if waiting is None:
+            return
+        dest_hash, published = waiting
+        peer = self._peers.get(dest_hash)
+        if peer is None:
+            return
+        self._heard_from(dest_hash)
+        if published >= 0 and peer.elgamal_status is not None and peer.elgamal_status[0] == status_id:
+            peer.leaseset_sent, peer.elgamal_status = published, None
+
     def _flush_held(self, dest_hash: bytes, force: bool = False) -> None:
         """Send what waited for the NSR: once the session is up, or when waiting took too long."""
         peer = self._peers.get(dest_hash)
@@ -523,11 +611,11 @@ class ClientSession:
         for cloves in held:
             self._send_garlic(leaseset, cloves)
 
-    def _pick_lease(self, peer: _Peer, leaseset: LeaseSet2, now: float) -> Lease2 | None:
+    def _pick_lease(self, peer: _Peer, leaseset: RemoteLeaseSet, now: float) -> Lease | Lease2 | None:
         """Keep one lease per peer while it lasts and the peer answers (a stable path), else a random unexpiring
         one, another than the silent one where there is another: its tunnel may be broken."""
         horizon = self.clock.time() + LEASE_MARGIN_S
-        usable = [lease for lease in leaseset.leases if lease.end_date > horizon]
+        usable = [lease for lease in leaseset.leases if lease.end_date_ms > horizon * 1000]
         current = peer.lease if peer.lease in usable else None
         if current is not None:
             silent = peer.unanswered_since is not None and now - peer.unanswered_since >= LEASE_SILENCE_S
@@ -553,7 +641,7 @@ class ClientSession:
 
     # ------------------------------------------------------------------ remote LeaseSets
 
-    def _remote_leaseset(self, dest_hash: bytes) -> LeaseSet2 | None:
+    def _remote_leaseset(self, dest_hash: bytes) -> RemoteLeaseSet | None:
         leaseset = self._remote.get(dest_hash)
         if leaseset is None:
             return None
@@ -570,16 +658,18 @@ class ClientSession:
             if self._by_static_key.get(key) == dest_hash:
                 del self._by_static_key[key]
 
-    def _accept_leaseset(self, dest_hash: bytes, leaseset: AnyLeaseSet) -> LeaseSet2 | None:
-        """Cache a remote LeaseSet2 only when it is for `dest_hash`, validly signed, current and usable."""
+    def _accept_leaseset(self, dest_hash: bytes, leaseset: AnyLeaseSet) -> RemoteLeaseSet | None:
+        """Cache a remote LeaseSet2 (or original LeaseSet, ElGamal only) only when it is for `dest_hash`, validly
+        signed, current and usable."""
         now = self.clock.time()
-        if not isinstance(leaseset, LeaseSet2):
+        if not isinstance(leaseset, (LeaseSet2, LeaseSet)):
             self.stats["leaseset_unsupported"] += 1
             return None
         if leaseset.hash != dest_hash:
             self.stats["leaseset_bad"] += 1
             return None
-        if leaseset.expires <= now * 1000 or leaseset.published_ms > (now + 120) * 1000:
+        if leaseset.expires <= now * 1000 or (isinstance(leaseset, LeaseSet2)   # type 1: "published" = a lease end
+                                               and leaseset.published_ms > (now + 120) * 1000):
             self.stats["leaseset_stale"] += 1
             return None
         try:
@@ -590,7 +680,8 @@ class ClientSession:
             self.stats["leaseset_bad_signature"] += 1
             return None
         current = self._remote.get(dest_hash)
-        if current is not None and current.header.published > leaseset.header.published:
+        # one kind's "published" does not compare with the other's: a change of kind replaces
+        if current is not None and type(current) is type(leaseset) and current.published_ms > leaseset.published_ms:
             return current
         if current is not None:
             self._forget_remote(dest_hash)
@@ -607,19 +698,20 @@ class ClientSession:
         type we speak (e.g. an ElGamal-only destination); None when one is."""
         if isinstance(leaseset, LeaseSet2):
             offered = [t for t, _ in leaseset.encryption_keys]
-            if leaseset.select_encryption_key(self.skm.crypto_types) is not None:
+            if leaseset.select_encryption_key(self.skm.crypto_types) is not None \
+                    or _elgamal_key(leaseset) is not None:
                 return None
         elif isinstance(leaseset, LeaseSet):
-            offered = [CRYPTO_ELGAMAL]
+            return None   # ElGamal, which every destination of ours can send
         else:
             return None   # a Meta or Encrypted LeaseSet names no keys itself
         def names(types) -> str:
             return ", ".join(f"{t} ({CRYPTO_TYPES[t].name})" if t in CRYPTO_TYPES else str(t) for t in types)
         return (f"its LeaseSet offers only encryption types {names(offered)}; this destination speaks "
-                f"{names(sorted(self.skm.crypto_types))}")
+                f"{names(sorted(self.skm.crypto_types | {CRYPTO_ELGAMAL}))}")
 
-    def remote_leaseset(self, dest_hash: bytes) -> LeaseSet2 | None:
-        """The cached LeaseSet2 of a remote destination, if current."""
+    def remote_leaseset(self, dest_hash: bytes) -> RemoteLeaseSet | None:
+        """The cached LeaseSet2 (or original LeaseSet) of a remote destination, if current."""
         return self._remote_leaseset(dest_hash)
 
     def forget_remote(self, dest_hash: bytes) -> None:
@@ -657,7 +749,19 @@ class ClientSession:
         except ProtocolError:
             self.stats["garlic_malformed"] += 1
             return
-        received = self.skm.decrypt(data)
+        # legacy/elgamal-aes.md "Message Reception": a 32-byte tag first; an ElGamal trial only when nothing else fits
+        elgamal_received = self.elgamal.decrypt_existing(data)
+        received = self.skm.decrypt(data) if elgamal_received is None else None
+        if received is None and elgamal_received is None:
+            elgamal_received = self.elgamal.decrypt_new(data)
+        if elgamal_received is not None:
+            try:
+                clove_set = GarlicCloveSet.parse(elgamal_received.payload)
+            except ProtocolError:
+                self.stats["garlic_malformed"] += 1
+                return
+            received = ReceivedGarlic(MessageKind.ELGAMAL_AES, tuple(
+                GarlicCloveBlock(c.delivery_instructions, c.message) for c in clove_set.cloves))
         if received is None:
             self.stats["garlic_undecryptable"] += 1
             return
@@ -678,8 +782,14 @@ class ClientSession:
                 if instructions.to_hash != self.hash:
                     self.stats["clove_wrong_destination"] += 1
                     continue
+            elif instructions.delivery_type == DeliveryType.TUNNEL and received.kind is MessageKind.ELGAMAL_AES \
+                    and clove.message.type in FORWARDED_TYPES and self.network is not None:
+                # the sender's DeliveryStatus for the tags it delivered, back down its own inbound tunnel
+                self.stats["clove_forwarded"] += 1
+                self.network.send(self._handle, clove.message, instructions.to_hash, instructions.tunnel_id)
+                continue
             elif instructions.delivery_type != DeliveryType.LOCAL:
-                self.stats["clove_not_local"] += 1   # we route nothing onward for others
+                self.stats["clove_not_local"] += 1   # we route nothing else onward for others
                 continue
             inner = clove.message
             try:
@@ -693,6 +803,7 @@ class ClientSession:
                         self._heard_from(sender_hash)
                 elif inner.type == MessageType.DELIVERY_STATUS:
                     self.stats["delivery_status"] += 1
+                    self._delivery_status(DeliveryStatus.parse(inner.body).msg_id)
                 else:
                     self.stats["clove_unexpected_type"] += 1
             except ProtocolError:
@@ -730,7 +841,7 @@ class ClientSession:
 
     def _store_bundled(self, store: DatabaseStore, static_key: bytes | None) -> bytes | None:
         """A LeaseSet in a clove: cached when valid; the destination it binds the session to, if its keys match."""
-        if store.store_type != STORE_LEASESET2:
+        if store.store_type not in (STORE_LEASESET2, STORE_LEASESET):
             self.stats["bundled_not_leaseset2"] += 1
             return None
         leaseset = self._accept_leaseset(store.key, store.lease_set())
@@ -787,3 +898,8 @@ class ClientSession:
                 return None
         return ReceivedDatagram(datagram.payload, message.protocol, message.src_port, message.dst_port,
                                 sender, sender_hash)
+
+
+def _elgamal_key(leaseset: RemoteLeaseSet) -> bytes | None:
+    selected = leaseset.select_encryption_key((CRYPTO_ELGAMAL,))
+    return selected[1] if selected is not None else None

@@ -14,7 +14,7 @@ from core.crypto.hashes import sha256
 
 from .errors import ParseError, SignatureError
 from .identity import Destination
-from .keytypes import CRYPTO_TYPES, CRYPTO_X25519, SIG_TYPES
+from .keytypes import CRYPTO_ELGAMAL, CRYPTO_TYPES, CRYPTO_X25519, SIG_TYPES
 from .primitives import Mapping
 from .reader import Reader
 
@@ -317,6 +317,14 @@ class LeaseSet:
     @property
     def expires(self) -> int:
         return max((lease.end_date for lease in self.leases), default=0)
+
+    @property
+    def encryption_keys(self) -> tuple[tuple[int, bytes], ...]:
+        """The one key, as LeaseSet2 lists its keys: always ElGamal."""
+        return ((CRYPTO_ELGAMAL, self.encryption_key),)
+
+    def select_encryption_key(self, supported: Iterable[int]) -> tuple[int, bytes] | None:
+        return (CRYPTO_ELGAMAL, self.encryption_key) if CRYPTO_ELGAMAL in set(supported) else None
 
 
 # ---------------------------------------------------------------- LeaseSet2Header

@@ -72,6 +72,7 @@ class MessageKind(Enum):
     ONE_TIME = auto()            # NS with a zero static key: no session, no reply
     ROUTER = auto()              # ecies-routers.rst Noise N one-shot
     REPLY_KEY = auto()           # a reply encrypted with a lookup's reply key and tag
+    ELGAMAL_AES = auto()         # legacy/elgamal-aes.md, from a destination that speaks only ElGamal
 
 
 class SessionState(Enum):

@@ -6,8 +6,11 @@ import argparse
 import subprocess
 import sys
 
+from pathlib import Path
+
 import pytest
 
+from core.data.privatekeys import PrivateKeys
 from pyi2p.cli import build_parser
 
 
@@ -21,10 +24,10 @@ def _subcommands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) 
     return found
 
 
-def _pyi2p(*args: str, cwd=None) -> subprocess.CompletedProcess:
+def _pyi2p(*args: str, cwd=None, input: str | None = None) -> subprocess.CompletedProcess:
     # PYTHONWARNINGS=default: a warning any import raises shows, as it would for a user
     return subprocess.run([sys.executable, "-m", "pyi2p", *args], capture_output=True, text=True, timeout=60,
-                          cwd=cwd, env={"PYTHONWARNINGS": "default", "PATH": "/usr/bin:/bin"})
+                          cwd=cwd, input=input, env={"PYTHONWARNINGS": "default", "PATH": "/usr/bin:/bin"})
 
 
 def test_every_subcommand_is_listed():
@@ -47,6 +50,31 @@ def test_ordinary_tool_runs_print_nothing_on_stderr(tmp_path):
         result = _pyi2p(*args)
         assert (result.returncode, result.stderr) == (0, ""), args
         assert result.stdout
+
+
+def test_ordinary_offline_runs_of_the_data_dir_commands_print_nothing_on_stderr(tmp_path):
+    """One ordinary run of each subcommand that works without a running node (those that need one are run
+    against the demo network in tests/interop/test_demo.py)."""
+    d = ["--datadir", str(tmp_path / "node")]
+    keys = tmp_path / "site.keys"
+    (tmp_path / "share").mkdir()
+    (tmp_path / "share" / "file.txt").write_text("shared\n")
+    fixture = Path(__file__).parent.parent / "data" / "fixtures" / "i2pd-router.info"
+    runs = [("keygen", str(keys)), ("routerinfo", str(fixture)),
+            ("naming", *d, "add", "site.i2p", "--", "DEST"), ("naming", *d, "lookup", "site.i2p"),
+            ("naming", *d, "list"), ("naming", *d, "export"), ("naming", *d, "subscriptions", "list"),
+            ("naming", *d, "remove", "site.i2p"),
+            ("mail", *d, "adduser", "alice", "--password-stdin"), ("mail", *d, "passwd", "alice", "--password-stdin"),
+            ("mail", *d, "address"),
+            ("torrent", "create", str(tmp_path / "share"), "-o", str(tmp_path / "share.torrent")),
+            ("testnet", "down", "--base", str(tmp_path / "no-testnet"))]
+    for args in runs:
+        if "DEST" in args:
+            args = tuple(PrivateKeys.load(keys).destination.b64 if a == "DEST" else a for a in args)
+        result = _pyi2p(*args, input="a-password-of-some-length\n" if "--password-stdin" in args else None)
+        assert (result.returncode, result.stderr) == (0, ""), args
+        if "lookup" in args:
+            assert PrivateKeys.load(keys).destination.b32_address in result.stdout
 
 
 def test_a_message_repeated_every_loop_turn_is_logged_once_per_interval():

@@ -14,9 +14,10 @@ from core.data.keytypes import CRYPTO_X25519
 from core.data.leaseset import Lease2, LeaseSet2
 from core.data.privatekeys import PrivateKeys
 from core.datagram import PROTO_RAW
+from core.garlic.elgamal_aes import ElGamalAesManager
 from core.garlic.manager import SessionKeyManager
-from core.i2np import (Data, DatabaseStore, DeliveryStatus, Garlic, GarlicCloveBlock, GarlicCloveDeliveryInstructions,
-                       I2NPMessage, MessageType)
+from core.i2np import (Data, DatabaseStore, DeliveryStatus, Garlic, GarlicClove, GarlicCloveBlock,
+                       GarlicCloveDeliveryInstructions, GarlicCloveSet, I2NPMessage, MessageType)
 
 from .fakes import FakeWorld
 
@@ -165,3 +166,47 @@ def test_random_cloves_never_raise(cloves):
         b._on_tunnel_message(_garlic(sender.encrypt(b.skm.public_key(), blocks).data))
         await api.close()
     asyncio.run(run())
+
+
+async def test_elgamal_garlic_junk_and_stray_cloves():
+    """ElGamal/AES to our ElGamal key: junk of a New Session's shape costs one rate-limited trial and is dropped;
+    a clove set that does not parse is counted; of TUNNEL cloves only Garlic and DeliveryStatus (a sender's tag
+    acknowledgement) are forwarded, nothing else."""
+    api, b = await _target()
+    key_b = dict(b.leaseset.encryption_keys)[0]
+    sent = []
+    b.network.send = lambda handle, message, gateway, tunnel_id: sent.append((message.type, gateway)) or True
+    sender = ElGamalAesManager(None, clock=CLOCK)
+    b._on_tunnel_message(_garlic(os.urandom(514 + 64)))
+    assert b.elgamal.stats["new_failed"] == 1 and b.stats["garlic_undecryptable"] == 1
+    b._on_tunnel_message(_garlic(sender.encrypt(key_b, b"\x01not a clove set").data))
+    assert b.stats["garlic_malformed"] == 1
+
+    expires = int(CLOCK.time() * 1000) + 60_000
+    gateway = os.urandom(32)
+    cloves = [GarlicClove(GarlicCloveDeliveryInstructions.to_tunnel(gateway, 5), message, n, expires)
+              for n, message in enumerate((_message(Data(b"onward")), _message(DeliveryStatus(9, 1)),
+                                           _message(Garlic(os.urandom(64)))))]
+    cloves.append(GarlicClove(GarlicCloveDeliveryInstructions.to_router(os.urandom(32)), _message(Data(b"x")), 4,
+                              expires))
+    b._on_tunnel_message(_garlic(sender.encrypt(key_b, GarlicCloveSet(tuple(cloves), 1, expires).to_bytes()).data))
+    assert sorted(sent) == [(MessageType.DELIVERY_STATUS, gateway), (MessageType.GARLIC, gateway)]
+    assert b.stats["clove_forwarded"] == 2 and b.stats["clove_not_local"] == 2 and b.stats["received"] == 0
+    await api.close()
+
+
+async def test_elgamal_garlic_carries_no_sender():
+    """ElGamal/AES does not authenticate the sender: a datagram in it reaches us with no sender hash, and a
+    bundled LeaseSet is cached but binds nothing."""
+    api, b = await _target()
+    key_b = dict(b.leaseset.encryption_keys)[0]
+    keys, skm = _sender_keys()
+    expires = int(CLOCK.time() * 1000) + 60_000
+    blocks = [_store_clove(_leaseset(keys, skm)), _data_clove(b.hash, b"unsigned")]
+    clove_set = GarlicCloveSet(tuple(GarlicClove(c.delivery_instructions, c.message, n, expires)
+                                     for n, c in enumerate(blocks)), 1, expires)
+    b._on_tunnel_message(_garlic(ElGamalAesManager(None, clock=CLOCK).encrypt(key_b, clove_set.to_bytes()).data))
+    got = await asyncio.wait_for(b.receive_datagram(), 5)
+    assert got.payload == b"unsigned" and got.sender_hash is None
+    assert b.remote_leaseset(keys.destination.hash) is not None
+    await api.close()

@@ -3,9 +3,11 @@ import asyncio
 
 import pytest
 
-from core.client import ClientAPI, open_stream_session
+from core.client import ClientAPI
 from core.data.privatekeys import PrivateKeys
 from core.datagram import PROTO_DATAGRAM, PROTO_DATAGRAM2, PROTO_DATAGRAM3, PROTO_RAW
+
+from .streams import echo_round_trip
 
 
 async def _pair(api=None):
@@ -83,24 +85,7 @@ async def test_receive_queue_is_bounded():
 
 async def test_streaming_between_local_destinations():
     api, a, b = await _pair()
-    server_streams, client_streams = open_stream_session(b), open_stream_session(a)
-
-    async def echo(reader, writer):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-        writer.close()
-
-    await server_streams.start_server(echo, port=80)
-    reader, writer = await asyncio.wait_for(client_streams.open_connection(b.destination, 80), 5)
-    blob = bytes(range(256)) * 400
-    writer.write(blob)
-    writer.write_eof()
-    received = await asyncio.wait_for(reader.read(-1), 10)
-    assert received == blob
-    writer.close()
-    await client_streams.close()
-    await server_streams.close()
+    await echo_round_trip(a, b, bytes(range(256)) * 400, connect_timeout=5, timeout=10)
     await api.close()
 
 
@@ -113,7 +98,7 @@ async def test_session_rules():
     with pytest.raises(ValueError):
         await api.open_session(name="a")
     with pytest.raises(ValueError, match="leaseSetEncType"):
-        await api.open_session(options={"i2cp.leaseSetEncType": "0"}, name="elgamal")
+        await api.open_session(options={"i2cp.leaseSetEncType": "1,2"}, name="unknown")
     assert api.session("a") is a and api.local_session(keys.destination.hash) is a
     await a.close()
     with pytest.raises(RuntimeError):

@@ -1,17 +1,21 @@
 """Destinations on different 'routers' (fake tunnels and netDb): garlic, LeaseSet2 publishing, lookup,
 bundling and acks, hybrid keys, streaming, republishing."""
 import asyncio
+import os
 
 import pytest
 
-from core.client import ClientAPI, open_stream_session
+from core.client import ClientAPI
 from core.clock import SystemClock
-from core.data.keytypes import CRYPTO_X25519
+from core.crypto import elgamal
+from core.data.keytypes import CRYPTO_ELGAMAL, CRYPTO_X25519
+from core.data.leaseset import Lease, LeaseSet
 from core.datagram import PROTO_DATAGRAM, PROTO_RAW
 from core.garlic.session import MessageKind
 from core.i2np import DeliveryType, MessageType
 
 from .fakes import FakeWorld
+from .streams import echo_round_trip
 
 HYBRID = 6
 
@@ -36,7 +40,9 @@ async def test_published_leaseset(world):
     ls = world.netdb[a.hash]
     now = SystemClock().time()
     assert ls.verify(now) and ls.hash == a.hash
-    assert ls.encryption_keys == ((CRYPTO_X25519, a.skm.public_key(CRYPTO_X25519)),)
+    # Java's default "4,0": ElGamal too, for destinations that speak nothing else
+    assert ls.encryption_keys == ((CRYPTO_X25519, a.skm.public_key(CRYPTO_X25519)),
+                                  (CRYPTO_ELGAMAL, elgamal.public_from_private(a.elgamal.private_key)))
     assert len(ls.leases) == 2 and all(lease.end_date > now + 500 for lease in ls.leases)
     assert ls.header.expires <= ls.header.published + 660
     assert a.leaseset_published_at is not None
@@ -155,25 +161,63 @@ async def test_no_common_crypto_type_is_counted(world):
     await api_b.close()
 
 
+async def test_elgamal_only_destination_both_ways(world):
+    """b offers only ElGamal (as i2pd 2.45.1's default SAM destinations): a sends ElGamal/AES, New Session until
+    the DeliveryStatus bundled with its tags comes back, tagged after; b answers to a's ElGamal key likewise."""
+    api_a, api_b, a, b = await _two(world, None, {"i2cp.leaseSetEncType": "0"})
+    assert [t for t, _ in world.netdb[b.hash].encryption_keys] == [CRYPTO_ELGAMAL]
+    assert a.unreachable_reason(world.netdb[b.hash]) is None
+    a.send_datagram(b.hash, b"first", protocol=PROTO_DATAGRAM)
+    got = await asyncio.wait_for(b.receive_datagram(), 5)
+    assert (got.payload, got.sender) == (b"first", a.destination)
+    assert b.remote_leaseset(a.hash) is not None            # a's LeaseSet came bundled
+    await asyncio.sleep(0.05)                               # b sent a's DeliveryStatus down a's tunnel
+    assert b.stats["clove_forwarded"] == 1 and a.stats["delivery_status"] == 1
+    key_b = world.netdb[b.hash].encryption_keys[0][1]
+    assert a.elgamal.usable_tags(key_b) == 40
+    assert a._peers[b.hash].leaseset_sent == a.leaseset.header.published    # the DeliveryStatus confirmed it
+    for n in range(3):
+        a.send_datagram(b.hash, b"more %d" % n, protocol=PROTO_DATAGRAM)
+        assert (await asyncio.wait_for(b.receive_datagram(), 5)).payload == b"more %d" % n
+    assert a.stats["sent_elgamal_new"] == 1 and a.stats["sent_elgamal_existing"] == 3
+    assert b.elgamal.stats["received_new"] == 1 and b.elgamal.stats["received_existing"] == 3
+    # b replies: a's LeaseSet offers ECIES, which b speaks too, so b answers with the ratchet
+    b.send_datagram(a.hash, b"back", protocol=PROTO_DATAGRAM)
+    assert (await asyncio.wait_for(a.receive_datagram(), 5)).payload == b"back"
+    await api_a.close()
+    await api_b.close()
+
+
+async def test_original_leaseset_is_sent_elgamal(world):
+    """A destination known by an original LeaseSet (store type 1: one ElGamal key, as Java publishes for
+    ElGamal-only destinations): reachable, by ElGamal/AES."""
+    api_a, api_b, a, b = await _two(world, None, {"i2cp.leaseSetEncType": "0"})
+    ls2 = world.netdb[b.hash]
+    world.netdb[b.hash] = LeaseSet.create(b.keys, dict(ls2.encryption_keys)[CRYPTO_ELGAMAL],
+                                          [Lease(lease.gateway, lease.tunnel_id, lease.end_date * 1000)
+                                           for lease in ls2.leases], rng=os.urandom)
+    assert a.unreachable_reason(world.netdb[b.hash]) is None
+    a.send_datagram(b.hash, b"to type 1", protocol=PROTO_DATAGRAM)
+    assert (await asyncio.wait_for(b.receive_datagram(), 5)).payload == b"to type 1"
+    assert isinstance(a.remote_leaseset(b.hash), LeaseSet) and a.stats["sent_elgamal_new"] == 1
+    await api_a.close()
+    await api_b.close()
+
+
+async def test_elgamal_both_ends_and_streaming(world):
+    """Two ElGamal-only destinations (what an i2pd 2.45.1 SAM destination sees of us, both ways): a stream."""
+    api_a, api_b, a, b = await _two(world, {"i2cp.leaseSetEncType": "0"}, {"i2cp.leaseSetEncType": "0"})
+    await echo_round_trip(a, b, bytes(range(256)) * 400)
+    assert a.skm.session_count == 0 and b.skm.session_count == 0        # nothing went by the ratchet
+    assert a.stats["sent_elgamal_existing"] > a.stats["sent_elgamal_new"] >= 1
+    assert b.stats["sent_elgamal_existing"] > b.stats["sent_elgamal_new"] >= 1
+    await api_a.close()
+    await api_b.close()
+
+
 async def test_streaming_across_routers(world):
     api_a, api_b, a, b = await _two(world)
-    client, server = open_stream_session(a), open_stream_session(b)
-
-    async def echo(reader, writer):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-        writer.close()
-
-    await server.start_server(echo, port=0)
-    reader, writer = await asyncio.wait_for(client.open_connection(b.destination, 80), 10)
-    blob = bytes(range(256)) * 800
-    writer.write(blob)
-    writer.write_eof()
-    assert await asyncio.wait_for(reader.read(-1), 20) == blob
-    writer.close()
-    await client.close()
-    await server.close()
+    await echo_round_trip(a, b, bytes(range(256)) * 800)
     assert a.stats["sent_existing_session"] > 10
     await api_a.close()
     await api_b.close()

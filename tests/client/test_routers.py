@@ -4,10 +4,10 @@ and a stream through 2-hop tunnels."""
 import asyncio
 import time
 
-from core.client import open_stream_session
 from core.datagram import PROTO_DATAGRAM, PROTO_RAW
 
 from .routers import make_router, start_network, two_hop_leases, wait_for
+from .streams import echo_round_trip
 
 OPTIONS = {"inbound.length": "2", "outbound.length": "2", "inbound.quantity": "2", "outbound.quantity": "2"}
 
@@ -46,22 +46,7 @@ async def test_datagrams_and_streaming_between_two_routers(tmp_path):
         assert (await asyncio.wait_for(a.receive_datagram(), 20)).payload == b"raw back"
         round_trip = time.monotonic() - started
 
-        client, server = open_stream_session(a), open_stream_session(b)
-
-        async def echo(reader, writer):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-            writer.close()
-        await server.start_server(echo)
-        reader, writer = await asyncio.wait_for(client.open_connection(b.destination), 30)
-        blob = bytes(range(256)) * 200
-        writer.write(blob)
-        writer.write_eof()
-        assert await asyncio.wait_for(reader.read(-1), 30) == blob
-        writer.close()
-        await client.close()
-        await server.close()
+        await echo_round_trip(a, b, bytes(range(256)) * 200, port=0, connect_timeout=30, timeout=30)
         assert a.stats["garlic_undecryptable"] == 0 and b.stats["garlic_undecryptable"] == 0
         print(f"\nLeaseSets published with 2-hop leases {ready_after:.1f} s after opening; "
               f"first datagram round trip {first_round_trip * 1000:.0f} ms (lookup included), "

@@ -27,7 +27,9 @@ from core.netdb.lookup import LookupState
 from pyi2p.testnet import i2pd_version, netdb_file
 from tests.interop.test_tunnels import PyRouter, client_pools, connect, i2pd_hashes, running, wait_for
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop,
+              pytest.mark.i2pd_defect("i2pd 2.58 marks a router unreachable when its dial to it loses a race with "
+                                      "that router's dial to it, then drops its RouterInfo (docstring above)")]
 
 
 async def test_i2pd_stores_saves_and_builds_through_a_pyi2p_router(each_i2pd_testnet, tmp_path):

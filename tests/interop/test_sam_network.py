@@ -13,7 +13,10 @@ from apps.network.sam import SamNetwork
 from core.data.privatekeys import PrivateKeys
 from pyi2p.testnet import i2pd_version
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop,
+              pytest.mark.i2pd_defect("i2pd 2.45.1 sometimes never publishes a fresh SAM destination's LeaseSet "
+                                      "(\"Destination is not ready\", testnet README pitfall 5): then all three "
+                                      "tries can fail")]
 
 OPTIONS = {"inbound.length": "1", "outbound.length": "1", "inbound.quantity": "2", "outbound.quantity": "2"}
 PAYLOAD = bytes(range(256)) * 4096          # 1 MiB

@@ -4,8 +4,8 @@ try, data compared by SHA-256.
 
 What differs between i2pd versions, and what the tests name:
 - i2pd 2.45.1's SAM destinations are ElGamal-only unless the session asks for `i2cp.leaseSetEncType=4`
-  (2.54.0 and later add an X25519 key by default). pyi2p speaks ECIES-X25519 only, so with such a destination
-  neither side can encrypt to the other; our CONNECT says so at once (CANT_REACH_PEER).
+  (2.54.0 and later add an X25519 key by default). With such a destination both sides speak
+  ElGamal/AES+SessionTags: our destinations offer an ElGamal key next to X25519 by default (4,0).
 - SESSION CREATE answers before i2pd has published the destination's LeaseSet, and i2pd 2.45.1 often never
   publishes it ("Can't publish LeaseSet. Destination is not ready", testnet README pitfall 5, fixed in
   2.51.0). So our side connects only once an i2pd floodfill's console lists the LeaseSet; a session i2pd
@@ -27,6 +27,7 @@ import pytest_asyncio
 from core.client import open_stream_session
 from core.config import load_config
 from core.data.identity import Destination
+from core.data.leaseset import LeaseSet, LeaseSet2
 from core.router import Router
 from core.tunnel.service import TunnelSettings
 from pyi2p.testnet import i2pd_version
@@ -45,7 +46,6 @@ CHUNK = 64 * 1024
 UNPUBLISHED = "Can't publish LeaseSet. Destination is not ready"   # i2pd 2.45.1's publication fault
 UNPUBLISHED_GRACE_S = 8.0     # after the first such line: the others may still publish
 PUBLISH_WAIT_S = 40.0
-ELGAMAL_WAIT_S = 8.0          # i2pd resends its SYN after about 4 s ("LeaseSet was not confirmed")
 
 
 def _fields(line: str) -> dict[str, str]:
@@ -321,36 +321,63 @@ async def test_sam_streams_both_ways_with_i2pd_sam(each_i2pd_testnet, pyi2p):
 
 
 async def test_i2pd_sam_destination_with_default_keys(each_i2pd_testnet, pyi2p):
-    """An i2pd SAM destination made with no key options (DSA_SHA1, ElGamal identity). i2pd 2.54.0 and later add
-    an X25519 key to its LeaseSet: streams open both ways. i2pd 2.45.1 publishes the ElGamal key only: no message
-    can be encrypted either way (pyi2p speaks ECIES-X25519 only), and our CONNECT fails at once saying why."""
+    """An i2pd SAM destination made with no key options (DSA_SHA1, ElGamal identity) and ours with our defaults
+    (LeaseSet keys 4,0). i2pd 2.54.0 and later add an X25519 key to their LeaseSet: the ratchet both ways.
+    i2pd 2.45.1 publishes the ElGamal key only: we send it ElGamal/AES+SessionTags, and it answers to our ElGamal
+    key the same way (it speaks nothing else). Streams open both ways on the first try either way."""
     testnet = each_i2pd_testnet
     sams: list[SamStreams] = []
     try:
-        (theirs, unpublished), ours = await asyncio.gather(i2pd_destination(testnet, "r5", "plain", keys=""),
-                                                           SamStreams(SAM_PORT, "ours").create())
+        log = I2pdLog(testnet, "r5")
+        (theirs, unpublished), ours = await asyncio.gather(      # ours: no i2cp.leaseSetEncType, so 4,0
+            i2pd_destination(testnet, "r5", "plain", keys=""),
+            SamStreams(SAM_PORT, "ours", keys="SIGNATURE_TYPE=7").create())
         sams += [theirs, ours]
         assert theirs.destination.crypto_type == 0
+        session = pyi2p.client.local_session(ours.destination.hash)
+        assert [t for t, _ in session.leaseset.encryption_keys] == [4, 0]
+        to_i2pd_s, from_i2pd_s = await _sam_streams_both_ways(theirs, ours, b"plain")
+        sent = {k: v for k, v in session.stats.items() if k.startswith("sent_")}
+        elgamal = dict(session.elgamal.stats)
         if i2pd_release(testnet) >= (2, 54, 0):   # 2.54.0 added X25519 to the default LeaseSet keys
-            to_i2pd_s, from_i2pd_s = await _sam_streams_both_ways(theirs, ours, b"plain")
-            print(f"\n{i2pd_version(testnet.i2pd)}: a default i2pd SAM destination offers X25519 too: streams "
-                  f"opened in {to_i2pd_s:.2f} s and {from_i2pd_s:.2f} s; unpublished first: {unpublished}")
-            return
-        started = time.monotonic()
-        with pytest.raises(ConnectionError) as failure:
-            await ours.connect(theirs.destination, timeout=70)
-        error = str(failure.value)
-        assert "CANT_REACH_PEER" in error and "0 (ElGamal)" in error, error
-        assert time.monotonic() - started < 15
-        # the other way i2pd encrypts to our X25519 key with ElGamal/AES, which nothing of ours can open
-        log = I2pdLog(testnet, "r5")
-        _, _, peer = await ours.accept()
-        await theirs.connect(ours.destination, timeout=30)
-        done, _ = await asyncio.wait([peer], timeout=ELGAMAL_WAIT_S)
-        assert not done and "will use ElGamal" in log.text(), log.text()[-2000:]
-        peer.cancel()
-        print(f"\n{i2pd_version(testnet.i2pd)}: a default i2pd SAM destination is ElGamal-only: {error}; "
-              "its SYN to us went ElGamal-encrypted (i2pd: 'Garlic: No tags available, will use ElGamal')")
+            assert sent.get("sent_elgamal_new", 0) == 0 and not elgamal.get("received_new"), (sent, elgamal)
+            kind = "offers X25519 too: the ratchet both ways"
+        else:
+            # ours: New Session until i2pd returns the DeliveryStatus bundled with our tags, then tags
+            assert sent.get("sent_elgamal_new", 0) >= 1 and sent.get("sent_elgamal_existing", 0) >= 1, (sent, elgamal)
+            assert elgamal["tags_confirmed"] >= 40, elgamal
+            # i2pd's: ElGamal to our key first ("No tags available, will use ElGamal"), then the tags it sent
+            assert elgamal["received_new"] >= 1 and elgamal["received_existing"] >= 1, elgamal
+            assert "will use ElGamal" in log.text()
+            assert session.stats["clove_forwarded"] >= 1   # i2pd's DeliveryStatus, sent back down its tunnel
+            kind = "is ElGamal-only: ElGamal/AES+SessionTags both ways"
+        print(f"\n{i2pd_version(testnet.i2pd)}: a default i2pd SAM destination {kind}; streams opened "
+              f"pyi2p->i2pd in {to_i2pd_s:.2f} s, i2pd->pyi2p in {from_i2pd_s:.2f} s; unpublished first: "
+              f"{unpublished}; our sends {sent}; ElGamal/AES {elgamal}")
+    finally:
+        for sam in sams:
+            sam.close()
+
+
+async def test_i2pd_sam_destination_with_original_leaseset(each_i2pd_testnet, pyi2p):
+    """An i2pd SAM destination with default keys and `i2cp.leaseSetType=1`: i2pd 2.45.1 publishes an original
+    LeaseSet (store type 1, its one ElGamal key, as Java does for ElGamal-only destinations); 2.54.0 and later,
+    whose default keys include X25519, publish a LeaseSet2 whatever the option says. Streams both ways."""
+    testnet = each_i2pd_testnet
+    sams: list[SamStreams] = []
+    try:
+        (theirs, _), ours = await asyncio.gather(
+            i2pd_destination(testnet, "r4", "ls1", keys="i2cp.leaseSetType=1"),
+            SamStreams(SAM_PORT, "ours", keys="SIGNATURE_TYPE=7").create())
+        sams += [theirs, ours]
+        session = pyi2p.client.local_session(ours.destination.hash)
+        to_i2pd_s, from_i2pd_s = await _sam_streams_both_ways(theirs, ours, b"type-1")
+        cached = session.remote_leaseset(theirs.destination.hash)
+        expected = LeaseSet2 if i2pd_release(testnet) >= (2, 54, 0) else LeaseSet
+        assert type(cached) is expected, type(cached)
+        print(f"\n{i2pd_version(testnet.i2pd)}: i2cp.leaseSetType=1 gave a {type(cached).__name__}; streams "
+              f"opened pyi2p->i2pd in {to_i2pd_s:.2f} s, i2pd->pyi2p in {from_i2pd_s:.2f} s; "
+              f"ElGamal/AES {dict(session.elgamal.stats)}")
     finally:
         for sam in sams:
             sam.close()

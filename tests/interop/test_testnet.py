@@ -302,6 +302,27 @@ def test_process_ownership_needs_the_routers_own_command_line(tmp_path):
     assert not router.owns_process(fake.pid)
 
 
+def test_extra_processes_are_recorded_kept_and_stopped_by_down(tmp_path):
+    net = Testnet(tmp_path, i2pd_count=1, floodfills=1, netns="pyi2p-x-none")   # no namespace: nothing to delete
+    argv = [sys.executable, "-c", "import time; time.sleep(60)", "extra-of", str(tmp_path)]
+    extra = net.start_extra("sleeper", argv, in_netns=False)
+    try:
+        assert extra.running and extra.owns_process(extra.pid)
+        assert not tn.Extra("other", [*argv[:-1], "elsewhere"], False).owns_process(extra.pid)
+        loaded = Testnet.load(tmp_path)
+        assert loaded.extras == [extra]
+        again = loaded.start_extra("sleeper", argv, in_netns=False)      # still running: kept
+        assert again.pid == extra.pid and len(loaded.extras) == 1
+        assert "sleeper" in loaded.format_table()
+        assert loaded.down() == []
+        assert not extra.running and Testnet.load(tmp_path).extras[0].pid is None
+    finally:
+        if extra.running:
+            os.kill(extra.pid, signal.SIGKILL)
+    with pytest.raises(TestnetError, match="bad process name"):
+        net.start_extra("../x", argv, in_netns=False)
+
+
 def test_cli_parses_the_subcommands():
     parser = argparse.ArgumentParser(prog="pyi2p")
     tn.add_parser(parser.add_subparsers(dest="command", required=True))
@@ -312,6 +333,9 @@ def test_cli_parses_the_subcommands():
     assert args.func is tn._cmd_up
     assert parser.parse_args(["testnet", "status"]).func is tn._cmd_status
     assert parser.parse_args(["testnet", "down", "--base", "/b"]).base == "/b"
+    demo = parser.parse_args(["testnet", "up", "--demo", "--demo-ports", "1,2,3,4"])
+    assert (demo.demo, demo.demo_ports, demo.pyi2p_count) == (True, "1,2,3,4", 0)
+    assert parser.parse_args(["testnet", "up"]).demo is False
 
 
 def test_cli_without_a_testnet(tmp_path, capsys):

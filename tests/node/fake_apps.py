@@ -52,3 +52,18 @@ class RefusingService(EchoService):
 class CrashingService(EchoService):
     async def start(self) -> None:
         raise RuntimeError("boom")
+
+
+class FakeNaming(EchoService):
+    """Stands in for the address book: the node points the network's resolver at its `resolve`."""
+
+    def resolve(self, name: str):
+        return None
+
+
+class ResolverProbe(EchoService):
+    """Notes which resolver the network had when this app started."""
+
+    async def start(self) -> None:
+        self.resolver_at_start = self.network.resolver
+        await super().start()

@@ -86,3 +86,39 @@ async def test_log_tail_by_sequence_and_level(node, tmp_path):
     assert [line["Text"] for line in later["Lines"]] == ["tests.node: a warning for the tail"]
     with pytest.raises(ControlRpcError, match="unknown level"):
         await loop.run_in_executor(None, client.call, "pyi2p.Logs.Tail", {"Level": "LOUD"})
+
+
+async def test_apps_after_naming_start_with_names_already_resolving(tmp_path):
+    # a client tunnel resolves its destination's name as it starts: the book must be in place by then
+    config = load_config(tmp_path, {"netid": 42, "control_port": 0, "sam_port": 0})
+    node = Node(config, sections={}, apps=(AppSpec("naming", "tests.node.fake_apps", "FakeNaming", "AddressBook"),
+                                           AppSpec("tunnels", "tests.node.fake_apps", "ResolverProbe", "Tunnels")))
+    await node.start()
+    try:
+        assert node.service("tunnels").resolver_at_start == node.service("naming").resolve
+        assert node.network.resolver == node.service("naming").resolve
+    finally:
+        await node.stop()
+
+
+class SlowStart:
+    def __init__(self, seconds: float):
+        self.seconds, self.cancelled = seconds, False
+
+    async def start(self) -> None:
+        try:
+            await asyncio.sleep(self.seconds)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+
+async def test_a_stop_while_the_node_starts_cancels_the_start():
+    from pyi2p.run import start_unless_stopped
+    slow, stop = SlowStart(3600), asyncio.Event()
+    asyncio.get_running_loop().call_later(0.05, stop.set)
+    assert await asyncio.wait_for(start_unless_stopped(slow, stop), 5) is False
+    assert slow.cancelled
+    quick = SlowStart(0)
+    assert await asyncio.wait_for(start_unless_stopped(quick, asyncio.Event()), 5) is True
+    assert not quick.cancelled

@@ -114,9 +114,9 @@ async def test_a_connect_that_times_out_forgets_the_cached_leaseset(api, monkeyp
     await ours.close()
 
 
-async def test_connect_to_an_elgamal_only_destination_fails_at_once_and_says_why():
-    """A LeaseSet with no key of a type we speak (i2pd 2.45.1's default SAM destination: ElGamal only):
-    CANT_REACH_PEER naming the types, not a TIMEOUT after the connect timeout."""
+async def test_connect_to_a_destination_with_no_key_we_speak_fails_at_once_and_says_why():
+    """A LeaseSet with no key of a type we speak (here P256 only, which nobody deploys): CANT_REACH_PEER naming
+    the types, not a TIMEOUT after the connect timeout. (ElGamal-only destinations are reached by ElGamal/AES.)"""
     import os
     import time
 
@@ -128,7 +128,7 @@ async def test_connect_to_an_elgamal_only_destination_fails_at_once_and_says_why
     remote = PrivateKeys.generate(0, 0)
     now = int(time.time())
     world.netdb[remote.destination.hash] = LeaseSet2.create(
-        remote, published=now, expires_offset=600, encryption_keys=[(0, os.urandom(256))],
+        remote, published=now, expires_offset=600, encryption_keys=[(1, os.urandom(64))],
         leases=[Lease2(os.urandom(32), 1, now + 600)])
     bridge = SamBridge(ClientBackend(api), SamConfig(port=0, udp_port=0))
     try:
@@ -138,7 +138,7 @@ async def test_connect_to_an_elgamal_only_destination_fails_at_once_and_says_why
             started = time.monotonic()
             reply = await sam.cmd(f"STREAM CONNECT ID=a DESTINATION={remote.destination.b64}")
             assert reply.options["RESULT"] == "CANT_REACH_PEER"
-            assert "encryption types 0 (ElGamal)" in reply.options["MESSAGE"], reply
+            assert "encryption types 1 (P256)" in reply.options["MESSAGE"], reply
             assert "4 (X25519)" in reply.options["MESSAGE"]
             assert time.monotonic() - started < TIMEOUT
     finally:

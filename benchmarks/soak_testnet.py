@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Soak: two in-process pyi2p routers on a private testnet of i2pd routers (needs root and i2pd) for
+--minutes, with churn: every --churn seconds one i2pd router is restarted, and our clients keep opening,
+using and closing streams between a destination on each router (through tunnels over i2pd hops).
+
+Every --every seconds it prints the process's resident memory, asyncio tasks and open file descriptors,
+with the streams done and failed so far; at the end, the figures at 10 minutes and at the end, and the
+growth between them (the router must not grow after its first ten minutes).
+
+    python benchmarks/soak_testnet.py [--minutes 60] [--churn 120] [--every 60] [--i2pd PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import itertools
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.client import open_stream_session  # noqa: E402
+from core.config import load_config  # noqa: E402
+from core.router import Router  # noqa: E402
+from core.stats import rss_mb  # noqa: E402
+from core.tunnel.service import TunnelSettings  # noqa: E402
+from pyi2p.testnet import Testnet, unavailable_reason  # noqa: E402
+
+SETTINGS = TunnelSettings(ip_restriction=0, test_interval_s=10.0, tick_s=0.2)
+OPTIONS = {"inbound.length": "2", "outbound.length": "2", "inbound.quantity": "2", "outbound.quantity": "2"}
+PAYLOAD = os.urandom(64 * 1024)
+
+
+async def echo(reader, writer) -> None:
+    try:
+        while data := await asyncio.wait_for(reader.read(65536), 60):
+            writer.write(data)
+            await writer.drain()
+    except (asyncio.TimeoutError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def one_stream(client, destination) -> None:
+    """Opens a stream, sends 64 KiB, reads it back, closes."""
+    reader, writer = await asyncio.wait_for(client.open_connection(destination), 60)
+    try:
+        writer.write(PAYLOAD)
+        await writer.drain()
+        assert await asyncio.wait_for(reader.readexactly(len(PAYLOAD)), 60) == PAYLOAD
+    finally:
+        writer.close()
+
+
+def sample() -> tuple[float, int, int]:
+    gc.collect()
+    return rss_mb(), len(asyncio.all_tasks()), len(os.listdir("/proc/self/fd"))
+
+
+async def run(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+        testnet = Testnet(Path(tmp) / "testnet", netns=f"pyi2p-soak{os.getpid()}", die_with_parent=True,
+                          i2pd=args.i2pd)
+        try:
+            testnet.up(wait=120)
+            addresses = [testnet.add_pyi2p_address() for _ in range(2)]
+            with testnet.in_netns():
+                routers = [Router(load_config(Path(tmp) / f"pyi2p{i}", {
+                    "netid": testnet.netid, "host": address, "port": 24500 + i, "reseed_file": str(testnet.seed_file),
+                    "control_port": 0, "sam_port": 0}), tunnel_settings=SETTINGS) for i, address in enumerate(addresses)]
+                for router in routers:
+                    await router.start()
+                try:
+                    await soak(args, testnet, routers)
+                finally:
+                    for router in routers:
+                        await router.stop()
+        finally:
+            testnet.down()
+
+
+async def soak(args: argparse.Namespace, testnet: Testnet, routers: list[Router]) -> None:
+    a, b = await asyncio.gather(*(r.client.open_session(options=OPTIONS, name=f"soak{i}")
+                                  for i, r in enumerate(routers)))
+    client, server = open_stream_session(a), open_stream_session(b)
+    await server.start_server(echo)
+    i2pd = itertools.cycle([r.name for r in testnet.i2pd_routers])
+    counts = {"ok": 0, "failed": 0, "restarts": 0}
+    started = time.monotonic()
+    end = started + args.minutes * 60
+    next_churn = started + args.churn
+    next_sample = started
+    samples: list[tuple[float, float, int, int]] = []
+    print(f"{'min':>5} {'RSS MB':>7} {'tasks':>6} {'fds':>5} {'streams ok':>10} {'failed':>7} {'restarts':>8}",
+          flush=True)
+
+    async def traffic() -> None:
+        while True:   # a few streams at once, then a pause: clients come and go
+            results = await asyncio.gather(*(one_stream(client, b.destination) for _ in range(3)),
+                                           return_exceptions=True)
+            for result in results:
+                counts["failed" if isinstance(result, BaseException) else "ok"] += 1
+            await asyncio.sleep(2)
+
+    clients = asyncio.create_task(traffic())
+    try:
+        while time.monotonic() < end:
+            now = time.monotonic()
+            if now >= next_sample:
+                rss, tasks, fds = sample()
+                minute = (now - started) / 60
+                samples.append((minute, rss, tasks, fds))
+                print(f"{minute:5.1f} {rss:7.1f} {tasks:6d} {fds:5d} {counts['ok']:10d} {counts['failed']:7d} "
+                      f"{counts['restarts']:8d}", flush=True)
+                next_sample += args.every
+            if now >= next_churn:
+                await asyncio.to_thread(testnet.restart, next(i2pd))
+                counts["restarts"] += 1
+                next_churn += args.churn
+            await asyncio.sleep(1)
+    finally:
+        clients.cancel()
+        await asyncio.gather(clients, return_exceptions=True)
+        await client.close()
+        await server.close()
+        await a.close()
+        await b.close()
+    report(samples, counts)
+
+
+def report(samples: list[tuple[float, float, int, int]], counts: dict[str, int]) -> None:
+    if not samples:
+        return
+    at10 = min(samples, key=lambda s: abs(s[0] - 10))
+    last = samples[-1]
+    print(f"\nstreams: {counts['ok']} ok, {counts['failed']} failed; i2pd restarts: {counts['restarts']}")
+    print(f"at {at10[0]:.0f} min: RSS {at10[1]:.1f} MB, {at10[2]} tasks, {at10[3]} fds")
+    print(f"at {last[0]:.0f} min: RSS {last[1]:.1f} MB, {last[2]} tasks, {last[3]} fds")
+    print(f"growth after 10 min: RSS {last[1] - at10[1]:+.1f} MB, tasks {last[2] - at10[2]:+d}, "
+          f"fds {last[3] - at10[3]:+d}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--churn", type=float, default=120.0, help="seconds between i2pd restarts")
+    parser.add_argument("--every", type=float, default=60.0, help="seconds between samples")
+    parser.add_argument("--i2pd", default=None, help="the i2pd binary (default: $PYI2P_I2PD or Debian's)")
+    args = parser.parse_args()
+    reason = unavailable_reason()
+    if reason:
+        sys.exit(f"testnet unavailable: {reason}")
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
