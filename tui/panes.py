@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import base64
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from textual import on, work
