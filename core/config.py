@@ -179,6 +179,30 @@ def load_config(datadir: str | os.PathLike | None = None, overrides: dict | None
     return config
 
 
+SETTINGS = tuple(name for name in _TYPES if name != "datadir")
+
+
+def change_setting(config: RouterConfig, name: str, value) -> RouterConfig:
+    """`config` with one top-level setting changed, from its TOML value or the text a person typed
+    ("7656", "true", "a, b" for a list); ConfigError naming the setting when it is not valid."""
+    if name not in SETTINGS:
+        raise ConfigError(f"unknown setting {name!r}", structure="config")
+    kind = _TYPES[name]
+    if isinstance(value, str):
+        text = value.strip()
+        if kind is int:
+            value = int(text) if text.lstrip("-").isdigit() and len(text) <= 9 else text
+        elif kind == "floodfill":
+            value = {"true": True, "false": False}.get(text.lower(), text.lower())
+        elif kind is tuple:
+            value = [part.strip() for part in text.split(",") if part.strip()]
+        elif name in ("host", "reseed_file") and not text:
+            value = None
+        else:
+            value = text
+    return _validate(dataclasses.replace(config, **{name: _coerce(name, value)}))
+
+
 def save_settings(datadir: str | os.PathLike, changes: dict) -> None:
     """Set top-level settings in DATADIR/config.toml, keeping every other line (comments, tables) as it is."""
     path = Path(datadir).expanduser() / "config.toml"

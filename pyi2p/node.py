@@ -16,10 +16,12 @@ from typing import Any, Callable
 
 from apps.network import I2PNetwork, InProcessNetwork
 from apps.service import Service, ServiceError
-from core.config import RouterConfig, read_sections
+from core.config import SETTINGS, ConfigError, RouterConfig, change_setting, read_sections, save_settings
 from core.router import Router
 
 log = logging.getLogger(__name__)
+
+LIVE_SETTINGS = frozenset({"bandwidth", "floodfill", "log_level"})     # the router takes these without a restart
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +188,8 @@ class Node:
         if control is None:
             return
         methods: dict[str, Callable] = {"pyi2p.Services.List": lambda params: {"Services": self.services_status()},
-                                        "pyi2p.Logs.Tail": self.log_buffer.tail}
+                                        "pyi2p.Logs.Tail": self.log_buffer.tail,
+                                        "pyi2p.Settings.Get": self.settings_get, "pyi2p.Settings.Set": self.settings_set}
         for slot in self.slots:
             if slot.service is None or slot.state != "running":
                 continue
@@ -200,6 +203,47 @@ class Node:
                 methods[name] = handler
                 slot.methods.append(name)
         control.service.add_methods(methods)
+
+    def settings_get(self, params: dict[str, Any]) -> dict[str, Any]:
+        """config.toml's router settings (as saved: a change waiting for a restart shows its new value), whether a
+        change applies now or on restart, and the apps' tables."""
+        config = self.config
+        settings = [{"key": name, "value": _setting_text(getattr(config, name)),
+                     "applies": "now" if name in LIVE_SETTINGS else "restart"} for name in SETTINGS]
+        return {"settings": settings, "sections": self.sections, "file": str(config.config_path)}
+
+    def settings_set(self, params: dict[str, Any]) -> dict[str, Any]:
+        """{"key": ..., "value": ...}: checked, saved to config.toml, and applied at once where the router can."""
+        name, value = params.get("key"), params.get("value")
+        if not isinstance(name, str) or value is None:
+            raise ValueError("give 'key' (a config.toml setting) and 'value'")
+        current = self.config
+        try:
+            changed = change_setting(current, name, value)
+            new = getattr(changed, name)
+            if new is None:
+                raise ConfigError(f"{name} cannot be cleared here: edit {current.config_path}", structure="config")
+            save_settings(current.datadir, {name: new})
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        except OSError as exc:
+            raise ValueError(f"cannot write {current.config_path}: {exc.strerror or exc}") from None
+        # "auto" floodfill is decided by a monitor that starts with the router: it waits for a restart
+        applied = (name in LIVE_SETTINGS and self.router is not None
+                   and not (name == "floodfill" and not isinstance(new, bool)))
+        if applied:
+            router = self.router
+            router.config = changed
+            if name == "log_level":
+                logging.getLogger().setLevel(new.upper())
+            elif name == "floodfill":
+                router.set_floodfill(new)
+            else:
+                router.refresh_router_info()
+                router.publish_router_info()
+        self.config = changed
+        log.info("setting %s = %s saved%s", name, _setting_text(new), " and applied" if applied else "")
+        return {"key": name, "value": _setting_text(new), "applies": "now" if applied else "restart"}
 
     def services_status(self) -> list[dict[str, Any]]:
         return [slot.status() for slot in self.slots]
@@ -262,3 +306,11 @@ def _listen_entries(name: str, status: dict[str, Any]) -> list[tuple[str, str]]:
     if isinstance(listen, (list, tuple)) and listen:
         return [(name, str(where)) for where in listen]
     return [(name, "running")]
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    return "" if value is None else str(value)

@@ -8,103 +8,44 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.css.query import NoMatches
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import (Button, DataTable, Footer, Header, Input, Label, RichLog, Select, Sparkline, Static,
+from textual.containers import Horizontal, VerticalScroll
+from textual.worker import Worker, WorkerState
+from textual.widgets import (Button, Footer, Header, Label, Input, RichLog, Select, Sparkline, Static,
                              TabbedContent, TabPane)
 
 from .client import ConsoleClient, ControlRpcError, NotConnected
+from .panes import AddressBookPane, MailPane, Pane, ServicesPane, SettingsPane, TorrentsPane
+from .widgets import FilteredTable, human_age, human_rate, service_where
 
 REFRESH_S = 1.0
 HISTORY = 300                      # bandwidth samples kept for the plot: five minutes at one a second
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 TABS = (("overview", "Overview", "o"), ("peers", "Peers", "p"), ("tunnels", "Tunnels", "t"),
-        ("netdb", "NetDb", "n"), ("services", "Services", "s"), ("logs", "Logs", "l"))
-
-
-def human_rate(value: float) -> str:
-    value = float(value or 0)
-    for unit, size in (("MiB/s", 1 << 20), ("KiB/s", 1 << 10)):
-        if value >= size:
-            return f"{value / size:.1f} {unit}"
-    return f"{value:.0f} B/s"
-
-
-def human_age(ms: float) -> str:
-    seconds = max(0, int(ms // 1000))
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {seconds:02d}s"
+        ("netdb", "NetDb", "n"), ("services", "Services", "s"), ("addressbook", "Address book", "a"),
+        ("mail", "Mail", "m"), ("torrents", "Torrents", "b"), ("settings", "Settings", "c"), ("logs", "Logs", "l"))
+PANES = {"services": ServicesPane, "addressbook": AddressBookPane, "mail": MailPane, "torrents": TorrentsPane,
+         "settings": SettingsPane}
 
 
 class TabCommands(Provider):
-    """The command palette finds every tab and action."""
+    """The command palette finds every tab and every action of every tab."""
 
     async def search(self, query: str) -> Hits:
         app = self.app
         assert isinstance(app, ConsoleApp)
         matcher = self.matcher(query)
-        for tab_id, title, _key in TABS:
-            score = matcher.match(f"Show {title}")
-            if score > 0:
-                yield Hit(score, matcher.highlight(f"Show {title}"), lambda t=tab_id: app.show_tab(t))
-        for label, action in (("Refresh now", app.action_refresh), ("Quit", app.exit)):
+        for label, callback in app.commands():
             score = matcher.match(label)
             if score > 0:
-                yield Hit(score, matcher.highlight(label), action)
-
-
-class FilteredTable(Vertical):
-    """A DataTable with a filter box: rows whose text contains the filter are shown, sortable by column."""
-
-    DEFAULT_CSS = """
-    FilteredTable { height: 1fr; }
-    FilteredTable Input { height: 3; }
-    """
-
-    def __init__(self, columns: tuple[str, ...], *, id: str):
-        super().__init__(id=id)
-        self.columns = columns
-        self.rows: list[tuple] = []
-        self.sort_column: int | None = None
-
-    def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter", id=f"{self.id}-filter")
-        table = DataTable(id=f"{self.id}-table", zebra_stripes=True, cursor_type="row")
-        yield table
-
-    def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(*self.columns)
-
-    def set_rows(self, rows: list[tuple]) -> None:
-        self.rows = rows
-        self._render_rows()
-
-    def _render_rows(self) -> None:
-        table = self.query_one(DataTable)
-        needle = self.query_one(Input).value.strip().lower()
-        rows = [r for r in self.rows if not needle or needle in " ".join(map(str, r)).lower()]
-        if self.sort_column is not None:
-            rows.sort(key=lambda r: str(r[self.sort_column]))
-        table.clear()
-        for row in rows:
-            table.add_row(*map(str, row))
-
-    @on(Input.Changed)
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self._render_rows()
-
-    @on(DataTable.HeaderSelected)
-    def _sort(self, event: DataTable.HeaderSelected) -> None:
-        self.sort_column = event.column_index
-        self._render_rows()
+                yield Hit(score, matcher.highlight(label), callback)
 
 
 class ConsoleApp(App):
@@ -112,19 +53,23 @@ class ConsoleApp(App):
     COMMANDS = App.COMMANDS | {TabCommands}
     CSS = """
     #banner { background: $error; color: $text; padding: 0 1; display: none; }
-    #banner.shown { display: block; }
+    #banner.shown { display: block; height: 1fr; content-align: center middle; text-align: center; text-style: bold; }
     #overview-text { padding: 0 1; }
     Sparkline { height: 4; margin: 0 1; }
     .caption { padding: 0 1; color: $text-muted; }
     #log-controls { height: 3; }
     #log-controls Select { width: 20; }
+    .offline #tabs { display: none; }
     """
     # letters work from anywhere but a text box (check_action), including from inside a tab's table
     BINDINGS = [Binding(key, f"show_tab('{tab}')", title, priority=True) for tab, title, key in TABS] + [
         Binding("r", "refresh", "Refresh", priority=True), Binding("q", "quit", "Quit", priority=True)]
 
-    def __init__(self, client: ConsoleClient, *, refresh_s: float = REFRESH_S):
+    def __init__(self, client: ConsoleClient, *, refresh_s: float = REFRESH_S, clock: bool = True,
+                 now: Callable[[], float] = time.time):
         super().__init__()
+        self.show_clock = clock
+        self.now = now                     # wall clock for ages (fixed in snapshot tests)
         self.client = client
         self.refresh_s = refresh_s
         self.connected = False
@@ -134,10 +79,11 @@ class ConsoleApp(App):
         self.bw_out: deque[float] = deque([0.0], maxlen=HISTORY)
         self.log_next = -1
         self.first_overview_at: float | None = None
+        self.refresh_error: str | None = None
         self.started = time.monotonic()
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=True)
+        yield Header(show_clock=self.show_clock)
         yield Static("", id="banner")
         with TabbedContent(initial="overview", id="tabs"):
             with TabPane("Overview", id="overview"):
@@ -156,8 +102,10 @@ class ConsoleApp(App):
             with TabPane("NetDb", id="netdb"):
                 yield Static("", id="netdb-text")
                 yield FilteredTable(("Destination", "Name"), id="destination-list")
-            with TabPane("Services", id="services"):
-                yield FilteredTable(("Service", "State", "Listening", "b32 / error"), id="service-list")
+            titles = {tab: title for tab, title, _ in TABS}
+            for tab, pane in PANES.items():
+                with TabPane(titles[tab], id=tab):
+                    yield pane(id=f"{tab}-pane")
             with TabPane("Logs", id="logs"):
                 with Horizontal(id="log-controls"):
                     yield Select([(level, level) for level in LOG_LEVELS], value="INFO", allow_blank=False,
@@ -181,13 +129,33 @@ class ConsoleApp(App):
     def show_tab(self, tab: str) -> None:
         self.set_focus(None)       # a focused widget inside the old tab would switch back to it
         self.query_one("#tabs", TabbedContent).active = tab
+        if tab in PANES:           # its keys (shown in the footer) work from its first table
+            table = self.query_one(f"#{tab}-pane", Pane).first_table()
+            if table is not None:
+                self.set_focus(table)
         self.action_refresh()
+
+    def commands(self) -> list[tuple[str, Callable[[], Any]]]:
+        """Every tab and action, by name, for the command palette."""
+        found: list[tuple[str, Callable[[], Any]]] = [
+            (f"Show {title}", lambda t=tab: self.show_tab(t)) for tab, title, _ in TABS]
+        for tab, pane_class in PANES.items():
+            for label, action in pane_class.palette():
+                found.append((label, lambda t=tab, a=action: self.run_pane_action(t, a)))
+        found += [("Refresh now", self.action_refresh), ("Quit", self.exit)]
+        return found
+
+    def run_pane_action(self, tab: str, action: str) -> None:
+        self.show_tab(tab)
+        pane = self.query_one(f"#{tab}-pane", Pane)
+        self.run_worker(pane.run_action(action), exit_on_error=False)
 
     def action_show_tab(self, tab: str) -> None:
         self.show_tab(tab)
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_error = None         # a failure on the new tab is news, even if it reads the same
         self.action_refresh()
 
     # ----- refreshing
@@ -195,7 +163,7 @@ class ConsoleApp(App):
     def action_refresh(self) -> None:
         self.refresh_visible()
 
-    @work(exclusive=True, group="refresh")
+    @work(exclusive=True, group="refresh", exit_on_error=False)
     async def refresh_visible(self) -> None:
         try:
             tab = self.query_one("#tabs", TabbedContent).active
@@ -211,20 +179,37 @@ class ConsoleApp(App):
             elif tab == "netdb":
                 self._show_netdb(await self.client.call("pyi2p.NetDb"),
                                  (await self.client.call("pyi2p.Destinations")).get("Destinations", []))
-            elif tab == "services":
-                self.services = await self._services()
-                self._show_services()
+            elif tab in PANES:
+                await self.query_one(f"#{tab}-pane", Pane).load()
             elif tab == "logs":
                 await self._show_logs()
         except NotConnected as exc:
             self._set_banner(f"Not connected: {exc}. Retrying every {self.refresh_s:g} s.")
             return
         except ControlRpcError as exc:
-            self.notify(f"The node refused a request: {exc}", severity="error", timeout=4)
+            self._refresh_failed(f"The node refused a request: {exc}")
             return
         except NoMatches:
             return                  # the console is closing: its widgets are gone
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self._refresh_failed(f"The node's answer was not understood: {type(exc).__name__}: {exc}")
+            return
+        self.refresh_error = None
         self._set_banner(None)
+
+    def _refresh_failed(self, message: str) -> None:
+        """Once per failure, not once a second while it lasts."""
+        self._set_banner(None)
+        if message != self.refresh_error:
+            self.refresh_error = message
+            self.notify(message, severity="error", timeout=6)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """An action that failed in a way no one foresaw: a notification, not a traceback."""
+        if event.state == WorkerState.ERROR and not isinstance(event.worker.error, NoMatches):
+            error = event.worker.error
+            self.notify(f"{event.worker.name or 'action'} failed: {type(error).__name__}: {error}", severity="error",
+                        timeout=8)
 
     async def _services(self) -> list[dict[str, Any]]:
         try:
@@ -236,6 +221,7 @@ class ConsoleApp(App):
         banner = self.query_one("#banner", Static)
         self.connected = text is None
         banner.set_class(text is not None, "shown")
+        self.screen.set_class(text is not None, "offline")     # no stale figures under a dead connection
         banner.update(text or "")
 
     def _record_bandwidth(self) -> None:
@@ -266,20 +252,20 @@ class ConsoleApp(App):
         self.query_one("#bw-in", Sparkline).data = list(self.bw_in)
         self.query_one("#bw-out", Sparkline).data = list(self.bw_out)
         lines = ["", "[b]Services[/b]"] + [
-            f"  {svc.get('name', '?'):<10} {svc.get('state', '?'):<9} {_service_where(svc)}  "
+            f"  {svc.get('name', '?'):<10} {svc.get('state', '?'):<9} {service_where(svc)}  "
             f"{svc.get('b32') or svc.get('error') or ''}" for svc in self.services]
         self.query_one("#overview-services", Static).update("\n".join(lines) if self.services else "")
         if self.first_overview_at is None and s.get("RouterHash"):
             self.first_overview_at = time.monotonic() - self.started
 
     def _show_peers(self, peers: list[dict[str, Any]]) -> None:
-        now_ms = time.time() * 1000
+        now_ms = self.now() * 1000
         self.query_one("#peer-list", FilteredTable).set_rows([
             (p.get("Hash", "")[:12], p.get("Transport", ""), "in" if p.get("Inbound") else "out", p.get("Caps", ""),
              p.get("Address", ""), human_age(now_ms - float(p.get("Established", now_ms)))) for p in peers])
 
     def _show_tunnels(self, answer: dict[str, Any]) -> None:
-        now_ms = time.time() * 1000
+        now_ms = self.now() * 1000
         self.query_one("#tunnel-summary", Static).update(
             f"{len(answer.get('Tunnels', []))} of ours, {answer.get('Participating', 0)} transit, "
             f"build success {float(answer.get('BuildSuccessRatio', 0)) * 100:.0f}%")
@@ -295,11 +281,6 @@ class ConsoleApp(App):
             + f"\nLocal destinations: {len(destinations)}")
         self.query_one("#destination-list", FilteredTable).set_rows(
             [(d.get("B32", ""), d.get("Name", "")) for d in destinations])
-
-    def _show_services(self) -> None:
-        self.query_one("#service-list", FilteredTable).set_rows([
-            (svc.get("name", "?"), svc.get("state", "?"), _service_where(svc),
-             svc.get("b32") or svc.get("error") or "") for svc in self.services])
 
     async def _show_logs(self) -> None:
         level = self.query_one("#log-level", Select).value
@@ -320,11 +301,3 @@ class ConsoleApp(App):
     def _clear_log(self) -> None:
         self.query_one("#log", RichLog).clear()
 
-
-def _service_where(service: dict[str, Any]) -> str:
-    listen = service.get("listen")
-    if isinstance(listen, dict):
-        return ", ".join(f"{what} {where}" for what, where in listen.items())
-    if isinstance(listen, (list, tuple)):
-        return ", ".join(map(str, listen))
-    return str(listen or "")

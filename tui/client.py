@@ -36,12 +36,13 @@ class ConsoleClient:
             return self._client.url
         return self.url or str(self.datadir or "~/.pyi2p")
 
-    def _make_client(self) -> ControlClient:
+    def _make_client(self, timeout_s: float | None = None) -> ControlClient:
+        timeout_s = timeout_s or self.timeout_s
         if self.url:
             parts = urlsplit(self.url if "://" in self.url else f"http://{self.url}")
             if not parts.hostname or not parts.port:
                 raise NotConnected(f"{self.url}: give the control API as http://HOST:PORT")
-            return ControlClient(parts.hostname, parts.port, self.password or "", timeout_s=self.timeout_s)
+            return ControlClient(parts.hostname, parts.port, self.password or "", timeout_s=timeout_s)
         datadir = self.datadir or Path("~/.pyi2p").expanduser()
         try:
             config = read_control_config(datadir)
@@ -49,26 +50,36 @@ class ConsoleClient:
             raise NotConnected(f"no node found in {datadir} ({exc}); start one with `pyi2p run`") from None
         if self.password:
             config = dataclasses.replace(config, password=self.password)
-        return ControlClient.from_config(config, timeout_s=self.timeout_s)
+        return ControlClient.from_config(config, timeout_s=timeout_s)
 
-    def _call_blocking(self, method: str, params: dict[str, Any] | None) -> Any:
-        if self._client is None:
-            self._client = self._make_client()
+    def _call_blocking(self, method: str, params: dict[str, Any] | None, client: ControlClient | None = None) -> Any:
+        if client is None:
+            if self._client is None:
+                self._client = self._make_client()
+            client = self._client
         try:
-            return self._client.call(method, params)
+            return client.call(method, params)
         except ControlRpcError as exc:
             if exc.code in (EXPIRED_TOKEN, UNKNOWN_TOKEN):
-                self._client.token = None          # the node restarted or the token aged: log in again
-                return self._client.call(method, params)
+                client.token = None                # the node restarted or the token aged: log in again
+                return client.call(method, params)
             if exc.code == INVALID_PASSWORD:
                 self._client = None
                 raise NotConnected("the node refused the password (see control.json in its data folder)") from None
             raise
         except ControlClientError as exc:
-            self._client = None                    # re-read control.json next time: the node may have moved
+            if client is self._client:
+                self._client = None                # re-read control.json next time: the node may have moved
             raise NotConnected(str(exc)) from None
 
-    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        """The method's result; NotConnected when no node answers, ControlRpcError when it refuses the call."""
+    async def call(self, method: str, params: dict[str, Any] | None = None, *, timeout_s: float | None = None) -> Any:
+        """The method's result; NotConnected when no node answers, ControlRpcError when it refuses the call.
+        A call given its own `timeout_s` (a test that may take a minute) runs beside the refreshes, not after."""
+        if timeout_s is not None:
+            try:
+                client = await asyncio.to_thread(self._make_client, timeout_s)
+            except ControlConfigError as exc:
+                raise NotConnected(str(exc)) from None
+            return await asyncio.to_thread(self._call_blocking, method, params, client)
         async with self._lock:
             return await asyncio.to_thread(self._call_blocking, method, params)

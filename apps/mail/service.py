@@ -544,6 +544,10 @@ class MailService:
 
     def _control_address(self, params: Mapping[str, Any]) -> dict[str, Any]:
         self._running()
+        try:
+            self.accounts.reload()      # accounts added by `pyi2p mail adduser` since the start
+        except MailStoreError as exc:
+            raise ValueError(str(exc)) from None
         return {"domain": self.domain, "domains": sorted(self.domains),
                 "addresses": [self.address(user) for user in self.accounts.names()]}
 

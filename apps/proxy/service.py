@@ -11,6 +11,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Mapping
 
+import aiohttp
+
 from apps.network import (ConnectTimeout, I2PNetwork, NameNotFound, NetworkError, PeerNotFound, PeerUnreachable)
 from apps.service import ServiceError
 from core.data.identity import Destination
@@ -304,7 +306,27 @@ class ProxyService:
         return result
 
     def control_methods(self) -> dict[str, Any]:
-        return {"Status": lambda params: self.status(), "Outproxy": self._control_outproxy}
+        return {"Status": lambda params: self.status(), "Outproxy": self._control_outproxy, "Test": self._control_test}
+
+    async def _control_test(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Fetch {"url": "http://..."} through this HTTP proxy, as a browser would: status, time, size."""
+        url = params.get("url")
+        if not isinstance(url, str) or not url.lower().startswith("http://") or len(url) > 2000:
+            raise ValueError("url: an http:// address is needed")
+        if not self.http_address:
+            raise ValueError("the HTTP proxy is not listening")
+        timeout = aiohttp.ClientTimeout(total=min(float(params.get("timeout", 60)), 300.0))
+        started = time.monotonic()
+        result: dict[str, Any] = {"url": url, "proxy": self.http_address}
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as client:
+                async with client.get(url, proxy=f"http://{self.http_address}", allow_redirects=False) as response:
+                    body = await response.content.read(1 << 20)
+                    result.update(status=response.status, reason=response.reason or "", bytes=len(body))
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            result.update(status=0, error=str(exc) or type(exc).__name__)
+        result["ms"] = round((time.monotonic() - started) * 1000)
+        return result
 
     def _control_outproxy(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """No params: the outproxy list; {"outproxy": [...]}: replace it."""

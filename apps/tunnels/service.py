@@ -14,10 +14,11 @@ import contextlib
 import dataclasses
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from apps.network import I2PNetwork, I2PSession
+from apps.network import I2PNetwork, I2PSession, NetworkError
 from apps.service import ControlMethod, Service, ServiceError
 from core.data.errors import ProtocolError
 from core.data.privatekeys import PrivateKeys
@@ -321,7 +322,8 @@ class TunnelsService:
 
     def control_methods(self) -> dict[str, ControlMethod]:
         return {"List": self.control_list, "Start": self.control_start, "Stop": self.control_stop,
-                "Add": self.control_add, "Remove": self.control_remove, "Reload": self.control_reload}
+                "Add": self.control_add, "Remove": self.control_remove, "Reload": self.control_reload,
+                "Get": self.control_get, "Edit": self.control_edit, "Test": self.control_test}
 
     async def control_list(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [t.status() for t in self._tunnels.values()]
@@ -377,8 +379,8 @@ class TunnelsService:
                     started.append(tunnel.name)
             return {"stopped": stopped, "started": started, "problems": [str(p) for p in new.problems]}
 
-    async def control_add(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """A new tunnel from {"name": ..., "type": ..., option: value...}, written to tunnels.d/<name>.conf."""
+    def _section_text(self, params: Mapping[str, Any]) -> tuple[str, str, list[TunnelConfig], list]:
+        """{"name": ..., "type": ..., option: value...} as a tunnels.conf section, checked by the file's parser."""
         name = self._named(params)
         if not TUNNEL_NAME.fullmatch(name):
             raise ValueError(f"tunnel name {name!r}: letters, digits, '_', '.', '-' only")
@@ -388,21 +390,75 @@ class TunnelsService:
                 raise ValueError(f"bad option {key!r}")
         text = f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in options.items())
         path = self.conf_dir / f"{name}.conf"
+        tunnels, problems = parse_tunnels(text, str(path))
+        errors = [str(p) for p in problems if p.fatal]
+        if errors or not tunnels:
+            raise ValueError("; ".join(errors) or "no tunnel")
+        return name, text, tunnels, problems
+
+    def _write_section(self, name: str, text: str) -> Path:
+        path = self.conf_dir / f"{name}.conf"
+        try:
+            self.conf_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, text)
+        except OSError as exc:
+            raise ValueError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return path
+
+    async def control_add(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A new tunnel from {"name": ..., "type": ..., option: value...}, written to tunnels.d/<name>.conf."""
+        name, text, tunnels, problems = self._section_text(params)
         async with self._lock:
-            if self.config.get(name) is not None or path.exists():
+            if self.config.get(name) is not None or (self.conf_dir / f"{name}.conf").exists():
                 raise ValueError(f"a tunnel named {name!r} exists already")
-            tunnels, problems = parse_tunnels(text, str(path))
-            errors = [str(p) for p in problems if p.fatal]
-            if errors or not tunnels:
-                raise ValueError("; ".join(errors) or "no tunnel")
-            try:
-                self.conf_dir.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(path, text)
-            except OSError as exc:
-                raise ValueError(f"cannot write {path}: {exc.strerror or exc}") from None
+            self._write_section(name, text)
             self.config = TunnelsConfig(self.config.tunnels + tuple(tunnels),
                                         self.config.problems + tuple(problems))
             return (await self._start_tunnel(tunnels[0])).status()
+
+    def control_get(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A tunnel's options as written in its file (what an edit starts from)."""
+        name = self._named(params)
+        config = self.config.get(name)
+        if config is None:
+            raise ValueError(f"no tunnel {name!r}")
+        return {"name": name, "file": config.where, "options": dict(config.raw)}
+
+    async def control_edit(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace a tunnel's options (checked as tunnels.conf is), moving it to tunnels.d/<name>.conf, and
+        restart it; a refused edit leaves the old tunnel as it was."""
+        name, text, tunnels, problems = self._section_text(params)
+        async with self._lock:
+            old = self.config.get(name)
+            if old is None:
+                raise ValueError(f"no tunnel {name!r}")
+            await self._stop_tunnel(name)
+            if Path(old.file) != self.conf_dir / f"{name}.conf":
+                remove_section(Path(old.file), old.line)
+            self._write_section(name, text)
+            self.config = TunnelsConfig(tuple(t for t in self.config.tunnels if t.name != name) + tuple(tunnels),
+                                        self.config.problems + tuple(problems))
+            return (await self._start_tunnel(tunnels[0])).status()
+
+    async def control_test(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A client tunnel: open a stream to its destination and time the round trip (SYN to SYN ACK)."""
+        name = self._named(params)
+        tunnel = self._tunnels.get(name)
+        if tunnel is None or tunnel.state != "running" or tunnel.session is None:
+            raise ValueError(f"tunnel {name!r} is not running")
+        if not tunnel.config.is_client:
+            raise ValueError(f"tunnel {name!r} is a {tunnel.config.type} tunnel: only client tunnels open streams")
+        timeout = min(float(params.get("timeout", 30)), 120.0)
+        destination = tunnel.config.destinations[0]
+        started = time.monotonic()
+        try:
+            _, writer = await tunnel.session.connect(destination, tunnel.config.destination_port, timeout=timeout)
+        except NetworkError as exc:
+            return {"name": name, "destination": destination, "ok": False, "error": str(exc),
+                    "ms": round((time.monotonic() - started) * 1000)}
+        elapsed = round((time.monotonic() - started) * 1000)
+        writer.close()
+        return {"name": name, "destination": destination, "ok": True, "ms": elapsed}
 
     async def control_remove(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Stop a tunnel and take its section out of its file."""

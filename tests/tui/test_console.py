@@ -1,7 +1,6 @@
 """The console driven by Textual's pilot against a real node (router and services on loopback)."""
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 from textual.widgets import DataTable, RichLog, Static
@@ -10,6 +9,7 @@ from core.config import load_config
 from pyi2p.node import AppSpec, Node
 from tui.app import ConsoleApp
 from tui.client import ConsoleClient
+from tui.widgets import FormScreen
 
 SPECS = (AppSpec("echo", "tests.node.fake_apps", "EchoService", "Echo"),
          AppSpec("refusing", "tests.node.fake_apps", "RefusingService", "Refusing"))
@@ -77,3 +77,75 @@ async def test_no_node_shows_a_banner_and_recovers(tmp_path):
         finally:
             await node.stop()
         await settle(pilot, lambda: not app.connected, "the node stopping")
+
+
+async def test_wrong_password_fills_the_screen_and_retries(node, tmp_path):
+    app = ConsoleApp(ConsoleClient(datadir=tmp_path, password="not the password"), refresh_s=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, lambda: "refused the password" in text_of(app, "#banner"), "the refusal")
+        assert app.screen.has_class("offline") and not app.query_one("#tabs").display
+        app.client.password = None                # the right one (from control.json) from now on
+        await settle(pilot, lambda: app.connected and app.query_one("#tabs").display, "the node once let in")
+
+
+async def test_tabs_of_apps_the_node_lacks_answer_with_notifications(node, tmp_path):
+    app = ConsoleApp(ConsoleClient(datadir=tmp_path), refresh_s=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for key in ("m", "b", "a"):
+            await pilot.press(key)
+            await settle(pilot, lambda: any("No method" in str(n.message) for n in app._notifications),
+                         "the refusal as a notification")
+            app.clear_notifications()
+        await pilot.press("s")      # the services tab still works: no tunnels or proxy app, two fake ones
+        await settle(pilot, lambda: "the proxy is not running" in text_of(app, "#proxy-text"), "the services tab")
+        assert app.is_running
+
+
+async def test_node_stopping_under_an_open_form(tmp_path):
+    node = Node(load_config(tmp_path, {"netid": 42, "control_port": 0, "sam_port": 0}), sections={}, apps=SPECS)
+    await node.start()
+    stopped = False
+    try:
+        app = ConsoleApp(ConsoleClient(datadir=tmp_path), refresh_s=0.2)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("c")
+            table = app.query_one("#settings-list-table", DataTable)
+            await settle(pilot, lambda: table.row_count > 5, "the settings")
+            await pilot.press("e")
+            await settle(pilot, lambda: isinstance(app.screen, FormScreen), "the form")
+            await node.stop()
+            stopped = True
+            form = app.screen
+            form.query_one("#field-value").focus()
+            await pilot.press("enter")
+            error = lambda: str(form.query_one("#form-error", Static).render())
+            try:
+                await settle(pilot, lambda: "no router is listening" in error(), "the failure in the form")
+            except AssertionError:
+                raise AssertionError(error()) from None
+            await pilot.press("escape")
+            await settle(pilot, lambda: "Not connected" in text_of(app, "#banner"), "the banner")
+            assert app.is_running
+    finally:
+        if not stopped:
+            await node.stop()
+
+
+class Garbled:
+    """A control API that answers with shapes the console does not expect."""
+
+    where = "garbled"
+
+    async def call(self, method, params=None, *, timeout_s=None):
+        return {"Summary": None} if method == "pyi2p.Summary" else ["not", "a", "dict"]
+
+
+async def test_answers_not_understood_are_notifications():
+    app = ConsoleApp(Garbled(), refresh_s=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for key in ("p", "s", "b", "c", "m"):
+            await pilot.press(key)
+            await settle(pilot, lambda: any("not understood" in str(n.message) for n in app._notifications),
+                         f"the notification on {key}")
+            app.clear_notifications()
+        assert app.is_running
