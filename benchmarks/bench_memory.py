@@ -87,6 +87,32 @@ def import_figures() -> None:
         print(f"  {what:<50} {out.stdout.strip():>6} MB")
 
 
+def netdb_entry_bytes(count: int = 200) -> tuple[float, float]:
+    """(wire bytes, bytes in memory) of one parsed RouterInfo with two addresses, as a netDb holds thousands."""
+    import tracemalloc
+    from core.data.encoding import b64encode
+    from core.data.privatekeys import PrivateKeys
+    from core.data.routerinfo import RouterAddress, RouterInfo
+    blobs = []
+    for i in range(count):
+        keys = PrivateKeys.generate()
+        host = f"10.{i // 250}.{i % 250}.1"
+        addresses = [RouterAddress.create(style, {"host": host, "port": "12345", "s": b64encode(os.urandom(32)),
+                                                  "i": b64encode(os.urandom(size)), "v": "2"})
+                     for style, size in (("NTCP2", 16), ("SSU2", 32))]
+        options = {"caps": "LR", "netId": "2", "router.version": "0.9.66", "coreVersion": "0.9.66",
+                   "netdb.knownLeaseSets": "12", "netdb.knownRouters": "3000"}
+        blobs.append(RouterInfo.create(keys.router_identity, keys.signing_private_key, int(time.time() * 1000),
+                                       addresses, options).to_bytes())
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    parsed = [RouterInfo.parse(blob) for blob in blobs]
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    del parsed
+    return sum(map(len, blobs)) / count, used / count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="idle time before the second reading")
@@ -100,6 +126,9 @@ def main() -> None:
     for name, apps in cases:
         up, idle = measure(apps, args.seconds)
         print(f"{name:<20} RSS {up:6.1f} MB when up, {idle:6.1f} MB after {args.seconds:.0f} s idle")
+    wire, held = netdb_entry_bytes()
+    print(f"netDb: a RouterInfo of {wire:.0f} wire bytes holds {held:.0f} bytes in memory "
+          f"({held * 5000 / 2**20:.1f} MB for a full netDb of 5,000)")
     print("i2pd 2.45.1 idle (measured earlier on this machine): 13-14 MB; goal <= 2x")
 
 
