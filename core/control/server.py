@@ -1,4 +1,5 @@
-"""The asyncio driver: JSON-RPC bodies over HTTP/1.1 POST on "/" and "/jsonrpc" (i2pcontrol-2.10.md), served by\na small protocol of its own (core.httpmsg) so the router does not load an HTTP framework for it."""
+"""The asyncio driver: JSON-RPC bodies over HTTP/1.1 POST on "/" and "/jsonrpc" (i2pcontrol-2.10.md), served by
+a small protocol of its own (core.httpmsg) so the router does not load an HTTP framework for it."""
 from __future__ import annotations
 
 import asyncio
@@ -116,6 +117,8 @@ class _Connection(asyncio.Protocol):
         self._body_timer = asyncio.get_running_loop().call_later(BODY_TIMEOUT_S, self._fail, 408, "Request Timeout")
         if self._length > self.server.max_body:
             raise BodyTooLarge(f"body of {self._length} bytes", structure="HTTP")
+        if request.headers.get("expect", "").lower() == "100-continue":
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")   # curl waits for it before a body over 1 KiB
         return True
 
     def _take_body(self) -> bytes | None:

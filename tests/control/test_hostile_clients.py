@@ -125,3 +125,15 @@ async def test_unreadable_requests_get_a_json_error_and_a_close(server):
         assert await asyncio.wait_for(reader.read(), 5) == b""
         writer.close()
     assert (await asyncio.get_running_loop().run_in_executor(None, good_call, server.port)) == {"Result": "still here"}
+
+
+async def test_expect_100_continue_is_answered_before_the_body(server):
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    body = b'{"jsonrpc":"2.0","id":7,"method":"Echo","params":{"Echo":"' + b"y" * 2000 + b'"}}'
+    request = post_bytes(body, "Expect: 100-continue\r\n")
+    writer.write(request[:-len(body)])                   # the head only, as curl sends it
+    assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(body)
+    status, _, answer = await read_reply(reader)
+    assert status == 200 and json.loads(answer)["id"] == 7
+    writer.close()
