@@ -11,7 +11,6 @@ import os
 from http import HTTPStatus
 from pathlib import Path
 
-
 from core.clock import Clock, Rng
 from core.httpmsg import (MAX_HEAD_BYTES, BodyTooLarge, ChunkedBody, HttpError, Request, format_response,
                           parse_request_head)
@@ -107,7 +106,7 @@ class _Connection(asyncio.Protocol):
         request = parse_request_head(bytes(self._buffer[:end]))
         del self._buffer[:end + 4]
         if "chunked" in request.headers.get("transfer-encoding", "").lower():
-            self._chunks = ChunkedBody(self.server.max_body)
+            self._chunks, self._length = ChunkedBody(self.server.max_body), 0
         else:
             value = request.headers.get("content-length", "0").strip()
             if not value.isdigit():
@@ -135,7 +134,11 @@ class _Connection(asyncio.Protocol):
     def _drop(self) -> None:
         if self._chunks is not None:
             self._chunks.max_body = 1 << 62     # decode to find the end; keep nothing
-            self._chunks.feed(self._buffer)
+            try:
+                self._chunks.feed(self._buffer)
+            except HttpError:
+                self._buffer.clear()
+                self._chunks.done = True
             self._chunks.body.clear()
             finished = self._chunks.done
         else:
