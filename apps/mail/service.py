@@ -14,9 +14,6 @@ import logging
 import os
 from collections import deque
 from email.message import EmailMessage, Message
-from email.mime.base import MIMEBase
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
 from datetime import datetime, timezone
 from email.utils import format_datetime, getaddresses
 from pathlib import Path
@@ -460,6 +457,9 @@ class MailService:
         if domain not in self.domains or local not in self.accounts:
             log.info("mail: undeliverable message from %s dropped (no local sender)", entry.sender or "<>")
             return
+        from email.mime.base import MIMEBase          # only bounces build MIME: not loaded with the node
+        from email.mime.multipart import MIMEMultipart
+        from email.mime.text import MIMEText
         report = MIMEMultipart("report", report_type="delivery-status")
         report["From"] = f"Mail Delivery System <{MAILER_DAEMON}@{self.domain}>"
         report["To"] = entry.sender
