@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TextIO
 
 from apps.mail.queue import QUEUE_DIR, QueueEntry
-from apps.mail.service import MAIL_DIR, load_or_create_mail_keys
 from apps.mail.store import DEFAULT_QUOTA, Accounts, MailStoreError
 from apps.service import ServiceError
 from core.control.client import ControlClient, ControlClientError, ControlRpcError
@@ -65,6 +64,7 @@ def read_queue(folder: Path) -> list[QueueEntry]:
 
 def run_mail(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None,
              stdin: TextIO | None = None) -> int:
+    from apps.mail.service import MAIL_DIR, load_or_create_mail_keys   # aiosmtpd: only for this command
     out, err, stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
     folder = Path(args.datadir).expanduser() / MAIL_DIR
     try:

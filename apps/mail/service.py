@@ -14,9 +14,6 @@ import logging
 import os
 from collections import deque
 from email.message import EmailMessage, Message
-from email.mime.base import MIMEBase
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
 from datetime import datetime, timezone
 from email.utils import format_datetime, getaddresses
 from pathlib import Path
@@ -35,10 +32,15 @@ from .pop3 import serve_pop3
 from .queue import OutboundQueue, QueueEntry, QueueFull
 from .scrub import field_name, field_value, scrub, split_message
 from .smtpclient import Reply, SmtpError, send_mail
-from .smtpserver import make_smtp, serve_smtp_stream
 from .store import Accounts, Mailboxes, MailStoreError, StoredMessage
 
 log = logging.getLogger(__name__)
+
+
+def _smtpserver():
+    """The SMTP protocol module: aiosmtpd loads with the first SMTP connection, not with the node."""
+    from . import smtpserver
+    return smtpserver
 
 MAIL_DIR = "mail"
 KEYS_FILE = "destination.keys"
@@ -251,8 +253,9 @@ class MailService:
         size = self.settings["max_message_size"]
         try:
             smtp = await loop.create_server(
-                lambda: make_smtp(_SmtpHandler(self, "submission"), hostname=self.domain, size_limit=size,
-                                  auth=self._login, auth_required=True), host, self.settings["smtp_port"])
+                lambda: _smtpserver().make_smtp(_SmtpHandler(self, "submission"), hostname=self.domain,
+                                                size_limit=size, auth=self._login, auth_required=True),
+                host, self.settings["smtp_port"])
         except OSError as exc:
             raise ServiceError(f"[mail] smtp_port: cannot listen on {host}:{self.settings['smtp_port']}: "
                                f"{exc.strerror or exc}") from None
@@ -454,6 +457,9 @@ class MailService:
         if domain not in self.domains or local not in self.accounts:
             log.info("mail: undeliverable message from %s dropped (no local sender)", entry.sender or "<>")
             return
+        from email.mime.base import MIMEBase          # only bounces build MIME: not loaded with the node
+        from email.mime.multipart import MIMEMultipart
+        from email.mime.text import MIMEText
         report = MIMEMultipart("report", report_type="delivery-status")
         report["From"] = f"Mail Delivery System <{MAILER_DAEMON}@{self.domain}>"
         report["To"] = entry.sender
@@ -506,10 +512,11 @@ class MailService:
 
     async def _on_smtp_stream(self, stream: IncomingStream) -> None:
         auth = self._login if self.settings["server"] else None
-        protocol = make_smtp(_SmtpHandler(self, "i2p"), hostname=self.domain,
-                             size_limit=self.settings["max_message_size"], auth=auth, auth_required=False)
-        await serve_smtp_stream(protocol, stream.reader, stream.writer, (stream.peer.b32_address, stream.from_port),
-                                destination=stream.peer)
+        smtpserver = _smtpserver()
+        protocol = smtpserver.make_smtp(_SmtpHandler(self, "i2p"), hostname=self.domain,
+                                        size_limit=self.settings["max_message_size"], auth=auth, auth_required=False)
+        await smtpserver.serve_smtp_stream(protocol, stream.reader, stream.writer,
+                                           (stream.peer.b32_address, stream.from_port), destination=stream.peer)
 
     # status and control
     def status(self) -> dict[str, Any]:

@@ -7,19 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
 
-from core.data.errors import ProtocolError
+from core.httpmsg import MAX_HEAD_BYTES, ChunkedBody, HttpError, Request, format_response, parse_request_head
+from core.httpmsg import parse_headers as _parse_headers
 
-MAX_HEAD_BYTES = 16384
-MAX_HEADERS = 100
 READ_CHUNK = 65536
-
-
-class HttpError(ProtocolError):
-    """A malformed or oversized HTTP message."""
 
 
 @dataclass(slots=True)
@@ -28,26 +23,6 @@ class Response:
     reason: str
     headers: dict[str, str]
     body: bytes = b""
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    method: str
-    target: str
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-def _parse_headers(lines: list[bytes]) -> dict[str, str]:
-    if len(lines) > MAX_HEADERS:
-        raise HttpError(f"more than {MAX_HEADERS} header lines", structure="HTTP")
-    headers: dict[str, str] = {}
-    for raw in lines:
-        name, colon, value = raw.decode("latin-1").partition(":")
-        if not colon or not name.strip() or name != name.strip():
-            raise HttpError(f"bad header line {raw[:40]!r}", structure="HTTP")
-        key = name.lower()
-        headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
-    return headers
 
 
 class ResponseParser:
@@ -61,9 +36,7 @@ class ResponseParser:
         self._buffer = bytearray()
         self._body = bytearray()
         self._length: int | None = None
-        self._chunked = False
-        self._chunk_left = -1          # -1: a chunk-size line is next
-        self._trailer = False
+        self._chunks: ChunkedBody | None = None
 
     def feed(self, data: bytes) -> None:
         if self.done:
@@ -85,7 +58,7 @@ class ResponseParser:
         if self.response is None:
             raise HttpError("connection closed before the response head", structure="HTTP")
         if not self.done:
-            if self._chunked or self._length is not None:
+            if self._chunks is not None or self._length is not None:
                 raise HttpError("connection closed in the middle of the body", structure="HTTP")
             self._finish()
         return self.response
@@ -102,7 +75,7 @@ class ResponseParser:
             self._finish()
             return
         if "chunked" in headers.get("transfer-encoding", "").lower():
-            self._chunked = True
+            self._chunks = ChunkedBody(self.max_body)
         elif "content-length" in headers:
             value = headers["content-length"]
             if not value.isdigit():
@@ -118,7 +91,7 @@ class ResponseParser:
             raise HttpError(f"body over the {self.max_body}-byte limit", structure="HTTP")
 
     def _read_body(self) -> None:
-        if self._chunked:
+        if self._chunks is not None:
             self._read_chunks()
         else:
             self._take(self._buffer)
@@ -128,34 +101,10 @@ class ResponseParser:
                 self._finish()
 
     def _read_chunks(self) -> None:
-        while not self.done:
-            if self._chunk_left < 0:
-                end = self._buffer.find(b"\r\n")
-                if end < 0:
-                    if len(self._buffer) > 1024:
-                        raise HttpError("chunk size line too long", structure="HTTP")
-                    return
-                line = bytes(self._buffer[:end])
-                del self._buffer[:end + 2]
-                if self._trailer:
-                    if not line:
-                        self._finish()
-                    continue
-                try:
-                    self._chunk_left = int(line.split(b";")[0].strip(), 16)
-                except ValueError:
-                    raise HttpError(f"bad chunk size {line[:20]!r}", structure="HTTP") from None
-                if self._chunk_left == 0:
-                    self._trailer = True
-                    self._chunk_left = -1
-                elif len(self._body) + self._chunk_left > self.max_body:
-                    raise HttpError(f"body over the {self.max_body}-byte limit", structure="HTTP")
-                continue
-            if len(self._buffer) < self._chunk_left + 2:
-                return
-            self._take(self._buffer[:self._chunk_left])
-            del self._buffer[:self._chunk_left + 2]
-            self._chunk_left = -1
+        self._chunks.feed(self._buffer)
+        if self._chunks.done:
+            self._body = self._chunks.body
+            self._finish()
 
     def _finish(self) -> None:
         body = bytes(self._body)
@@ -172,15 +121,6 @@ class ResponseParser:
         self.done = True
 
 
-def parse_request_head(head: bytes) -> Request:
-    """The request line and headers of a request (without the blank line)."""
-    lines = head.split(b"\r\n")
-    parts = lines[0].decode("latin-1").split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[1]:
-        raise HttpError(f"bad request line {lines[0][:60]!r}", structure="HTTP")
-    return Request(parts[0], parts[1], _parse_headers(lines[1:]))
-
-
 def format_request(method: str, url: str, headers: Mapping[str, str] | None = None) -> tuple[str, int, bytes]:
     """(host, port, request bytes) for an http:// URL."""
     parts = urlsplit(url)
@@ -193,13 +133,6 @@ def format_request(method: str, url: str, headers: Mapping[str, str] | None = No
              "Accept-Encoding: identity", "User-Agent: pyi2p-addressbook"]
     lines.extend(f"{key}: {value}" for key, value in (headers or {}).items())
     return parts.hostname, parts.port or 80, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def format_response(status: int, reason: str, headers: Mapping[str, str], body: bytes = b"",
-                    *, head_only: bool = False) -> bytes:
-    lines = [f"HTTP/1.1 {status} {reason}", *(f"{k}: {v}" for k, v in headers.items()),
-             f"Content-Length: {len(body)}", "Connection: close"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head_only else body)
 
 
 async def http_get(session, url: str, headers: Mapping[str, str] | None = None, *, max_body: int,

@@ -2,8 +2,15 @@
 from .base import (ConnectTimeout, Datagram, I2PNetwork, I2PSession, IncomingStream, NameNotFound, NetworkError,
                    PeerNotFound, PeerUnreachable, parse_address)
 from .inprocess import InProcessNetwork, InProcessSession
-from .sam import SamNetwork, SamSession
 
 __all__ = ["ConnectTimeout", "Datagram", "I2PNetwork", "I2PSession", "InProcessNetwork", "InProcessSession",
            "IncomingStream", "NameNotFound", "NetworkError", "PeerNotFound", "PeerUnreachable", "SamNetwork", "SamSession",
            "parse_address"]
+
+
+def __getattr__(name: str):
+    # the SAM adapter loads on first use: a node over its own router never needs it
+    if name in ("SamNetwork", "SamSession"):
+        from . import sam
+        return getattr(sam, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

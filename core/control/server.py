@@ -1,4 +1,5 @@
-"""The asyncio/aiohttp driver: JSON-RPC bodies over HTTP POST on "/" and "/jsonrpc" (i2pcontrol-2.10.md)."""
+"""The asyncio driver: JSON-RPC bodies over HTTP/1.1 POST on "/" and "/jsonrpc" (i2pcontrol-2.10.md), served by
+a small protocol of its own (core.httpmsg) so the router does not load an HTTP framework for it."""
 from __future__ import annotations
 
 import asyncio
@@ -7,11 +8,12 @@ import dataclasses
 import ipaddress
 import logging
 import os
+from http import HTTPStatus
 from pathlib import Path
 
-from aiohttp import web
-
 from core.clock import Clock, Rng
+from core.httpmsg import (MAX_HEAD_BYTES, BodyTooLarge, ChunkedBody, HttpError, Request, format_response,
+                          parse_request_head)
 
 from .api import ControlledRouter
 from .config import load_or_create_control_config, save_control_config
@@ -28,14 +30,21 @@ IDLE_TIMEOUT_S = 10.0         # a connection that sends nothing this long is clo
 BODY_TIMEOUT_S = 10.0
 
 
-class _CappedProtocol(asyncio.Protocol):
-    """Stands in front of aiohttp's request handler: refuses connections past the cap and closes idle ones."""
+class _Connection(asyncio.Protocol):
+    """One client: refused past the cap, closed when idle; reads a request head and its body (Content-Length or
+    chunked, at most max_body), answers, and keeps the connection for the next request unless asked to close."""
 
     def __init__(self, server: "ControlServer"):
         self.server = server
-        self.inner = server._runner.server()
         self.transport: asyncio.Transport | None = None
         self._idle: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._buffer = bytearray()
+        self._request: Request | None = None
+        self._length = 0                          # of a Content-Length body
+        self._chunks: ChunkedBody | None = None   # of a chunked body
+        self._task: asyncio.Task | None = None
+        self._dropping = False                    # answered 413: the rest of the body is read and dropped
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -44,7 +53,6 @@ class _CappedProtocol(asyncio.Protocol):
             transport.abort()
             return
         self.server._connections.add(self)
-        self.inner.connection_made(transport)
         self._touch()
 
     def _touch(self) -> None:
@@ -59,23 +67,140 @@ class _CappedProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._touch()
-        self.inner.data_received(data)
+        self._buffer += data
+        if self._dropping:
+            self._drop()
+        elif self._task is None:
+            self._advance()
 
-    def eof_received(self) -> bool | None:
-        return self.inner.eof_received()
+    def _advance(self) -> None:
+        """Parse what is buffered; start answering once a whole request is in."""
+        try:
+            if self._request is None and not self._start_request():
+                return
+            body = self._take_body()
+        except BodyTooLarge:
+            self._cancel_body_timer()
+            # answered at once; the body is still read (and dropped) so the client sees the answer, not a reset
+            self._reply(rpc_error(INVALID_REQUEST, f"The request body is over {self.server.max_body} bytes.",
+                                  status=413), close=False, last=True)
+            self._dropping = True
+            self._drop()
+            return
+        except HttpError:
+            self._fail(400, "Bad Request")
+            return
+        if body is None:
+            return
+        request, self._request = self._request, None
+        self._cancel_body_timer()
+        self.transport.pause_reading()
+        self._task = asyncio.ensure_future(self._answer(request, body))
 
-    def pause_writing(self) -> None:
-        self.inner.pause_writing()
+    def _start_request(self) -> bool:
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._buffer) > MAX_HEAD_BYTES:
+                raise HttpError("request head too long", structure="HTTP")
+            return False
+        request = parse_request_head(bytes(self._buffer[:end]))
+        del self._buffer[:end + 4]
+        if "chunked" in request.headers.get("transfer-encoding", "").lower():
+            self._chunks, self._length = ChunkedBody(self.server.max_body), 0
+        else:
+            value = request.headers.get("content-length", "0").strip()
+            if not value.isdigit():
+                raise HttpError(f"bad Content-Length {value[:20]!r}", structure="HTTP")
+            self._chunks, self._length = None, int(value)
+        self._request = request
+        self._body_timer = asyncio.get_running_loop().call_later(BODY_TIMEOUT_S, self._fail, 408, "Request Timeout")
+        if self._length > self.server.max_body:
+            raise BodyTooLarge(f"body of {self._length} bytes", structure="HTTP")
+        if request.headers.get("expect", "").lower() == "100-continue":
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")   # curl waits for it before a body over 1 KiB
+        return True
 
-    def resume_writing(self) -> None:
-        self.inner.resume_writing()
+    def _take_body(self) -> bytes | None:
+        """The whole body once it is in, else None."""
+        if self._chunks is not None:
+            self._chunks.feed(self._buffer)
+            return bytes(self._chunks.body) if self._chunks.done else None
+        if len(self._buffer) < self._length:
+            return None
+        body = bytes(self._buffer[:self._length])
+        del self._buffer[:self._length]
+        return body
+
+    def _drop(self) -> None:
+        if self._chunks is not None:
+            self._chunks.max_body = 1 << 62     # decode to find the end; keep nothing
+            try:
+                self._chunks.feed(self._buffer)
+            except HttpError:
+                self._buffer.clear()
+                self._chunks.done = True
+            self._chunks.body.clear()
+            finished = self._chunks.done
+        else:
+            taken = min(self._length, len(self._buffer))
+            del self._buffer[:taken]
+            self._length -= taken
+            finished = not self._length
+        if finished and self.transport is not None:
+            self.transport.close()
+
+    async def _answer(self, request: Request, body: bytes) -> None:
+        peer = self.transport.get_extra_info("peername") if self.transport is not None else None
+        try:
+            reply = await self.server.answer(request, body, peer[0] if peer else None)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("I2PControl request failed")
+            reply = rpc_error(INTERNAL_ERROR, status=500)
+        self._task = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        self._reply(reply, close=not _keep_alive(request))
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
+            self._advance()
+
+    def _reply(self, reply: tuple[int, bytes], *, close: bool, last: bool = False) -> None:
+        """Write an answer; `close` closes now, `last` only tells the client this connection ends."""
+        status, body = reply
+        headers = {} if status == 204 else {"Content-Type": "application/json"}
+        self.transport.write(format_response(status, HTTPStatus(status).phrase, headers, body, close=close or last))
+        if close:
+            self.transport.close()
+
+    def _fail(self, status: int, reason: str) -> None:
+        """The request cannot be read: a JSON-RPC error with the HTTP status, then the connection closes."""
+        self._body_timer = None
+        if self.transport is not None and not self.transport.is_closing():
+            self._reply(rpc_error(INVALID_REQUEST, f"HTTP {status} {reason}: send JSON-RPC with POST to /jsonrpc.",
+                                  status=status), close=True)
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._idle is not None:
             self._idle.cancel()
-        if self in self.server._connections:
-            self.server._connections.discard(self)
-            self.inner.connection_lost(exc)
+        self._cancel_body_timer()
+        if self._task is not None:
+            self._task.cancel()
+        self.transport = None
+        self.server._connections.discard(self)
+
+
+def _keep_alive(request: Request) -> bool:
+    connection = request.headers.get("connection", "").lower()
+    if request.version == "HTTP/1.0":
+        return "keep-alive" in connection
+    return "close" not in connection
 
 
 def is_loopback(host: str | None) -> bool:
@@ -100,42 +225,8 @@ def host_header_is_local(host_header: str | None) -> bool:
     return host == "localhost" or host.endswith(".localhost") or is_loopback(host)
 
 
-def rpc_error(code: int, detail: str | None = None, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=encode(error_response(None, RpcError(code, detail))),
-                        content_type="application/json")
-
-
-async def _read_limited(request: web.Request, limit: int) -> bytes | None:
-    """The whole body, or None once it passes `limit` bytes."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await request.content.read(min(65536, limit + 1 - size))
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-
-
-@web.middleware
-async def _json_errors(request: web.Request, handler):
-    """Every reply is JSON-RPC: no HTML error pages, no tracebacks."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return rpc_error(INVALID_REQUEST, f"HTTP {exc.status} {exc.reason}: send JSON-RPC with POST to /jsonrpc.",
-                         status=exc.status)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("I2PControl request failed")
-        return rpc_error(INTERNAL_ERROR, status=500)
+def rpc_error(code: int, detail: str | None = None, status: int = 200) -> tuple[int, bytes]:
+    return status, encode(error_response(None, RpcError(code, detail)))
 
 
 class ControlServer:
@@ -154,48 +245,29 @@ class ControlServer:
         self.loopback_only = is_loopback(host)
         self.refused_connections = 0
         self.timed_out_connections = 0
-        self._connections: set[_CappedProtocol] = set()
-        self._runner: web.AppRunner | None = None
+        self._connections: set[_Connection] = set()
         self._server: asyncio.Server | None = None
         self._sampler: asyncio.Task | None = None
 
-    def make_app(self) -> web.Application:
-        app = web.Application(middlewares=[_json_errors], client_max_size=self.max_body)
-        for path in RPC_PATHS:
-            app.router.add_route("*", path, self.handle)
-        return app
-
-    async def handle(self, request: web.Request) -> web.Response:
-        if self.loopback_only and not (is_loopback(request.remote) and host_header_is_local(request.host)):
+    async def answer(self, request: Request, body: bytes, remote: str | None) -> tuple[int, bytes]:
+        """(HTTP status, JSON body) for one request; 204 with no body when only notifications came."""
+        if self.loopback_only and not (is_loopback(remote) and host_header_is_local(request.headers.get("host"))):
             return rpc_error(INVALID_REQUEST, "Only local clients may use this server.", status=403)
+        if request.target.split("?", 1)[0] not in RPC_PATHS:
+            return rpc_error(INVALID_REQUEST, "HTTP 404 Not Found: send JSON-RPC with POST to /jsonrpc.", status=404)
         if request.method != "POST":
             return rpc_error(INVALID_REQUEST, "Send JSON-RPC requests with POST.", status=405)
-        try:
-            body = await asyncio.wait_for(_read_limited(request, self.max_body), BODY_TIMEOUT_S)
-        except (ConnectionError, asyncio.TimeoutError, web.HTTPException, OSError):
-            # the client went away or stalled mid-body: nothing to answer, nothing to log as an error
-            raise web.HTTPRequestTimeout() from None
-        if body is None:
-            return rpc_error(INVALID_REQUEST, f"The request body is over {self.max_body} bytes.", status=413)
         if not body.strip():
             return rpc_error(PARSE_ERROR, "The request body is empty.")
         answer = await self.service.handle_body(body)
         if answer is None:  # only notifications: JSON-RPC 2.0 sends nothing back
-            return web.Response(status=204)
-        return web.Response(body=answer, content_type="application/json")
+            return 204, b""
+        return 200, answer
 
     async def start(self) -> int:
         """Bind and serve; returns the bound port (useful with port 0)."""
-        runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await runner.setup()
-        self._runner = runner
-        try:
-            self._server = await asyncio.get_running_loop().create_server(
-                lambda: _CappedProtocol(self), self.host, self.port, reuse_address=True)
-        except BaseException:
-            self._runner = None
-            await runner.cleanup()
-            raise
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: _Connection(self), self.host, self.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
         self._sampler = asyncio.create_task(self._sample_forever(), name="i2pcontrol-sampler")
         log.info("I2PControl listening on %s:%d", self.host, self.port)
@@ -213,9 +285,6 @@ class ControlServer:
                 if connection.transport is not None:
                     connection.transport.abort()
             self._server = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     async def _sample_forever(self) -> None:
         while True:

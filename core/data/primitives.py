@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Iterable, Self
 
 from .errors import ParseError
@@ -138,6 +139,10 @@ class Mapping:
                 value = buf[key_end + 2:value_end].decode("utf-8")
             except UnicodeDecodeError:
                 raise body.error("String is not valid UTF-8", entry) from None
+            # the same few keys and short values recur in every RouterInfo of a netDb: share one str each
+            key = intern(key)
+            if len(value) <= 16:
+                value = intern(value)
             if key in seen and not allow_duplicates:
                 raise body.error(f"duplicate key {key!r}", entry)
             seen.add(key)

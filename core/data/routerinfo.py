@@ -1,7 +1,7 @@
 """RouterAddress and RouterInfo (common-structures.rst "RouterAddress", "RouterInfo")."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Self
 
 from core.crypto import signing
@@ -119,7 +119,6 @@ class RouterInfo:
     peer_hashes: tuple[bytes, ...]
     options: Mapping
     signature: bytes
-    _signed: bytes = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if len(self.addresses) > 255 or len(self.peer_hashes) > 255:
@@ -129,27 +128,28 @@ class RouterInfo:
         if len(self.signature) != self.identity.signature_len:
             raise ParseError(f"signature must be {self.identity.signature_len} bytes, got {len(self.signature)}",
                              structure="RouterInfo")
-        signed = b"".join((
+        self.signed_bytes    # every part encodes: a bad date or string raises here, not when the entry is sent
+
+    @property
+    def signed_bytes(self) -> bytes:
+        # joined from the parts' own (cached, as read) encodings when needed, not kept: a netDb holds thousands
+        return b"".join((
             self.identity.to_bytes(), write_date(self.published), bytes((len(self.addresses),)),
             *(a.to_bytes() for a in self.addresses),
             bytes((len(self.peer_hashes),)), *self.peer_hashes, self.options.to_bytes()))
-        object.__setattr__(self, "_signed", signed)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
-        start = r.pos
         identity = RouterIdentity.read(r)
         published = r.u64()
         addresses = tuple(RouterAddress.read(r) for _ in range(r.u8()))
         peer_hashes = tuple(r.take(HASH_LEN) for _ in range(r.u8()))
         options = Mapping.read(r)
-        signed_end = r.pos
         signature = r.take(identity.signature_len)
         # counts, hash and signature lengths hold by construction: skip __post_init__'s rebuild
         info = object.__new__(cls)
         for name, value in (("identity", identity), ("published", published), ("addresses", addresses),
-                            ("peer_hashes", peer_hashes), ("options", options), ("signature", signature),
-                            ("_signed", r.buf[start:signed_end])):
+                            ("peer_hashes", peer_hashes), ("options", options), ("signature", signature)):
             object.__setattr__(info, name, value)
         return info
 
@@ -169,16 +169,12 @@ class RouterInfo:
         signature = signing.sign(identity.sig_type, signing_private_key, unsigned.signed_bytes)
         return cls(identity, published_ms, unsigned.addresses, (), unsigned.options, signature)
 
-    @property
-    def signed_bytes(self) -> bytes:
-        return self._signed
-
     def to_bytes(self) -> bytes:
-        return self._signed + self.signature
+        return self.signed_bytes + self.signature
 
     def verify(self) -> bool:
         """True if the router's own key signed it; SignatureError only for an unsupported signing type."""
-        return self.identity.verify(self._signed, self.signature)
+        return self.identity.verify(self.signed_bytes, self.signature)
 
     @property
     def hash(self) -> bytes:

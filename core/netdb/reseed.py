@@ -16,16 +16,18 @@ import ssl
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
-import aiohttp
-from cryptography import x509
 
 from core.clock import Clock, Rng, SystemClock
 from core.data.errors import ParseError, ProtocolError
 from core.data.routerinfo import RouterInfo
 from core.netdb.su3 import MAGIC, ContentType, FileType, Su3File, verify_with_certificates
+
+if TYPE_CHECKING:
+    import aiohttp      # loaded only when a reseed server is asked: a router that has peers never needs it
+    from cryptography import x509
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +257,7 @@ class ReseedFetcher:
 
     async def download(self, session: aiohttp.ClientSession, url: str) -> bytes:
         """GET with no redirects, a size bound and the session's timeout; ReseedError for anything but a 200."""
+        import aiohttp
         try:
             async with session.get(url, allow_redirects=False) as response:
                 if response.status != 200:
@@ -301,6 +304,7 @@ class ReseedFetcher:
         return self.usable_router_infos(bundle)
 
     def session(self) -> aiohttp.ClientSession:
+        import aiohttp
         timeout = aiohttp.ClientTimeout(total=self.timeout_s, sock_connect=self.connect_timeout_s)
         connector = aiohttp.TCPConnector(ssl=self._context(), limit=4)
         return aiohttp.ClientSession(timeout=timeout, connector=connector, trust_env=False,

@@ -7,17 +7,18 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Self
+from typing import TYPE_CHECKING, Iterable, Self
 
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.x509.oid import NameOID
 
 from core.crypto import signing
 from core.data.errors import ParseError, SignatureError
 from core.data.keytypes import SIG_TYPES
+
+if TYPE_CHECKING:
+    from cryptography import x509     # loaded where certificates are read: only a reseed needs them
 from core.data.reader import Reader
 
 MAGIC = b"I2Psu3"
@@ -297,12 +298,14 @@ def certificate_file_name(signer_id: str) -> str:
 
 
 def certificate_common_name(cert: x509.Certificate) -> str | None:
+    from cryptography.x509.oid import NameOID
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     value = names[0].value if names else None
     return value if isinstance(value, str) else None
 
 
 def load_certificate(path: Path) -> x509.Certificate:
+    from cryptography import x509
     """A PEM (or DER) certificate; SignatureError if it cannot be read."""
     try:
         data = Path(path).read_bytes()[:MAX_CERTIFICATE_BYTES + 1]
@@ -372,6 +375,8 @@ def make_signer_certificate(signing_key: SigningKey, signer_id: str, *, now: flo
     # CN only: i2pd reads the signer id out of a 100-byte one-line rendering of the issuer name
     if not 0 < len(signer_id) <= 64 or "/" in signer_id or "\x00" in signer_id:
         raise ParseError(f"signer id {signer_id!r} must be 1-64 characters without '/'", structure="certificate")
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, signer_id)])
     start = datetime.datetime.fromtimestamp(now, datetime.timezone.utc) - datetime.timedelta(days=1)
     algorithm = None if isinstance(signing_key, ed25519.Ed25519PrivateKey) else hashes.SHA512()

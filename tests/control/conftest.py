@@ -1,8 +1,9 @@
-"""Fixtures: a FakeRouter behind a ControlService, served by aiohttp's test server."""
+"""Fixtures: a FakeRouter behind a ControlService, served by a ControlServer on 127.0.0.1 port 0."""
 from __future__ import annotations
 
 import itertools
 
+import aiohttp
 import pytest
 
 from core.clock import FakeClock
@@ -16,7 +17,7 @@ PASSWORD = "correct horse"
 
 
 class Rpc:
-    """Posts JSON-RPC to an aiohttp test client and keeps the token."""
+    """Posts JSON-RPC with an aiohttp client session and keeps the token."""
 
     def __init__(self, client):
         self.client = client
@@ -81,8 +82,14 @@ def service(router, clock, saved_configs):
 
 
 @pytest.fixture
-async def rpc(aiohttp_client, service):
-    app = ControlServer(service, "127.0.0.1", 0).make_app()
-    rpc = Rpc(await aiohttp_client(app))
-    await rpc.authenticate()
-    return rpc
+async def rpc(service):
+    server = ControlServer(service, "127.0.0.1", 0)
+    await server.start()
+    server._sampler.cancel()      # the tests feed the rate history themselves, on the fake clock
+    try:
+        async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{server.port}") as session:
+            rpc = Rpc(session)
+            await rpc.authenticate()
+            yield rpc
+    finally:
+        await server.stop()

@@ -4,16 +4,15 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from unittest import mock
 
 import pytest
-from aiohttp.test_utils import make_mocked_request
 
 from core.control import jsonrpc as codes
 from core.control.client import ControlClient, ControlClientError, ControlRpcError
 from core.control.config import ControlConfig, read_control_config, save_control_config
 from core.control.methods import ControlService
 from core.control.server import ControlServer, host_header_is_local, is_loopback, start_control_server
+from core.httpmsg import Request
 
 from .fakes import FakeRouter
 
@@ -114,19 +113,16 @@ async def test_sampler_feeds_rate_history():
     assert len(service.rates) >= 3
 
 
-def remote_request(peer: str, host: str = "127.0.0.1:7650"):
-    transport = mock.Mock()
-    transport.get_extra_info.side_effect = lambda name, default=None: (peer, 40000) if name == "peername" else default
-    return make_mocked_request("POST", "/jsonrpc", headers={"Host": host}, transport=transport)
-
-
 async def test_non_loopback_client_is_refused_when_bound_to_loopback():
     server = ControlServer(ControlService(FakeRouter(), ControlConfig(password="x")), "127.0.0.1", 0)
-    response = await server.handle(remote_request("192.0.2.7"))
-    assert response.status == 403
-    assert json.loads(response.body)["error"]["code"] == codes.INVALID_REQUEST
-    response = await server.handle(remote_request("127.0.0.1", host="rebound.example"))
-    assert response.status == 403
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "Echo", "params": {"Echo": "x"}}).encode()
+    status, answer = await server.answer(Request("POST", "/jsonrpc", {"host": "127.0.0.1:7650"}), body, "192.0.2.7")
+    assert status == 403
+    assert json.loads(answer)["error"]["code"] == codes.INVALID_REQUEST
+    status, _ = await server.answer(Request("POST", "/jsonrpc", {"host": "rebound.example"}), body, "127.0.0.1")
+    assert status == 403
+    status, answer = await server.answer(Request("POST", "/jsonrpc", {"host": "127.0.0.1:7650"}), body, "127.0.0.1")
+    assert status == 200 and json.loads(answer)["error"]["code"] == codes.NO_TOKEN
 
 
 def test_loopback_and_host_checks():
