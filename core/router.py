@@ -152,6 +152,17 @@ class Router:
             options.update(host=self.config.host, port=str(self.config.port), i=b64encode(self.keys.ntcp2_iv))
         return RouterAddress.create("NTCP2", options, cost=3 if self.config.host else 14)
 
+    def ssu2_address(self) -> RouterAddress:
+        """ssu2.rst "Published Router Info": s, i and v always; host and port when we accept inbound, else
+        caps 4 ("Unpublished SSU2 Address")."""
+        assert self.keys is not None
+        options = {"s": b64encode(self.keys.ssu2_static.public_bytes), "i": b64encode(self.keys.ssu2_intro), "v": "2"}
+        if self.config.host:
+            options.update(host=self.config.host, port=str(self.config.port))
+        else:
+            options["caps"] = "4"
+        return RouterAddress.create("SSU2", options, cost=8 if self.config.host else 15)
+
     def build_router_info(self) -> RouterInfo:
         assert self.keys is not None
         options = {"caps": self.caps(), "netId": str(self.config.netid), "router.version": ROUTER_VERSION}
@@ -163,7 +174,8 @@ class Router:
         if self.router_info is not None and published <= self.router_info.published:
             published = self.router_info.published + 1
         return RouterInfo.create(self.keys.identity, self.keys.signing_private_key, published,
-                                 [self.ntcp2_address()], options)
+                                 [self.ntcp2_address()] + ([self.ssu2_address()] if self.config.ssu2_enabled else []),
+                                 options)
 
     def refresh_router_info(self) -> RouterInfo:
         self.router_info = self.build_router_info()
@@ -193,7 +205,8 @@ class Router:
             netid=self.config.netid, router_info=lambda: self.router_info.to_bytes(),
             lookup_router_info=self.netdb.get_router_info, on_message=self.handle_message,
             on_router_info=self.handle_router_info, clock=self.clock, rng=self.rng,
-            on_dial_failure=self.profiles.record_connect_failure)
+            on_dial_failure=self.profiles.record_connect_failure,
+            ssu2_keys=(self.keys.ssu2_static, self.keys.ssu2_intro) if self.config.ssu2_enabled else None)
         # one receiver for garlic to our router: Noise N one-shots and replies under our reply keys
         self.garlic = RouterGarlicReceiver(self.keys.keys.private_key, clock=self.clock)
         self.netdb_service = NetDbService(
@@ -440,7 +453,7 @@ class Router:
         for peer_hash, conn in (self.transports.sessions.items() if self.transports else ()):
             ri = self.netdb.get_router_info(peer_hash) if self.netdb else None
             host, port = (conn.peername or ("?", 0))[:2]
-            records.append(PeerRecord(peer_hash, "NTCP2", conn.inbound, ri.caps if ri else "", f"{host}:{port}",
+            records.append(PeerRecord(peer_hash, conn.transport_style, conn.inbound, ri.caps if ri else "", f"{host}:{port}",
                                       conn.established_at))
         return records
 

@@ -149,6 +149,8 @@ class NTCP2Connection:
         self._close_callbacks: list[Callable[[NTCP2Connection], None]] = []
         self._reader_task: asyncio.Task | None = None
 
+    transport_style = "NTCP2"
+
     @property
     def outbound(self) -> bool:
         return not self.inbound
