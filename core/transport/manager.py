@@ -18,7 +18,7 @@ from core.transport.ntcp2.blocks import (DateTimeBlock, I2NPBlock, RouterInfoBlo
 from core.transport.ntcp2.driver import ConnectionClosed, DriverSettings, NTCP2Connection, NTCP2Listener, connect
 from core.transport.ntcp2.handshake import ReplayCache
 from core.transport.ssu2.blocks import RouterInfoBlock as SSU2RouterInfoBlock
-from core.transport.ssu2.driver import SSU2Connection, SSU2Endpoint, SSU2Settings
+from core.transport.ssu2.driver import SSU2Connection, SSU2Endpoint, SSU2Settings, address_mtu
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,8 @@ class TransportManager:
     async def _dial_one(self, style: str, address, peer_hash: bytes) -> Connection:
         if style == "SSU2":
             return await self.ssu2.connect(address.host, address.port, peer_router_hash=peer_hash,
-                                           peer_static_key=address.s, peer_intro_key=address.i)
+                                           peer_static_key=address.s, peer_intro_key=address.i,
+                                           peer_mtu=address_mtu(address))
         return await connect(address.host, address.port, static_key=self._static_key,
                              router_info=self._router_info(), peer_router_hash=peer_hash,
                              peer_static_key=address.s, peer_iv=address.i, netid=self.netid,

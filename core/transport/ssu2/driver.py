@@ -210,9 +210,10 @@ def _as_items(items) -> Iterable:
 
 
 class _Pending:
-    __slots__ = ("initiator", "future", "address", "resends", "timer", "started")
+    __slots__ = ("initiator", "future", "address", "resends", "timer", "started", "mtu")
 
-    def __init__(self, initiator: Initiator, future: asyncio.Future, address, started: float):
+    def __init__(self, initiator: Initiator, future: asyncio.Future, address, started: float, mtu: int):
+        self.mtu = mtu
         self.initiator = initiator
         self.future = future
         self.address = address
@@ -293,16 +294,17 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
     # outbound
 
     async def connect(self, host: str, port: int, *, peer_router_hash: bytes, peer_static_key: bytes,
-                      peer_intro_key: bytes) -> SSU2Connection:
+                      peer_intro_key: bytes, peer_mtu: int | None = None) -> SSU2Connection:
         address = (host, port)
+        mtu = min(self.settings.mtu, peer_mtu or self.settings.mtu)
         if address in self._outbound or len(self._outbound) >= self.settings.max_pending_outbound:
             raise ConnectionError("SSU2: a handshake to this address is already running, or too many are")
         initiator = Initiator(static_key=self.static_key, router_info=self._router_info(), intro_key=self.intro_key,
                               peer_router_hash=peer_router_hash, peer_static_key=peer_static_key,
                               peer_intro_key=peer_intro_key, netid=self.netid, clock=self.clock, rng=self.rng,
-                              token=self._take_token(address), mtu=self.settings.mtu, ipv6=":" in host)
+                              token=self._take_token(address), mtu=mtu, ipv6=":" in host)
         future = asyncio.get_running_loop().create_future()
-        pending = _Pending(initiator, future, address, self.clock.monotonic())
+        pending = _Pending(initiator, future, address, self.clock.monotonic(), mtu)
         self._outbound[address] = pending
         self.sendto(initiator.first_packet(), address)
         self._arm_resend(pending)
@@ -386,7 +388,7 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
             pending.timer.cancel()
         del self._outbound[pending.address]
         phase = DataPhase(initiator.result, intro_key=self.intro_key, clock=self.clock, rng=self.rng,
-                          mtu=self.settings.mtu, ipv6=":" in pending.address[0], settings=self.settings.session,
+                          mtu=pending.mtu, ipv6=":" in pending.address[0], settings=self.settings.session,
                           handshake_packets=initiator.last_sent)
         conn = SSU2Connection(self, phase, pending.address, inbound=False, peer_router_info=None)
         conn.bytes_sent = sum(len(p) for p in initiator.last_sent)
@@ -402,7 +404,8 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         if len(self.sessions) >= self.settings.max_sessions:
             self.dropped += 1
             return
-        phase = DataPhase(result, intro_key=self.intro_key, clock=self.clock, rng=self.rng, mtu=self.settings.mtu,
+        mtu = min(self.settings.mtu, published_mtu(result.router_info, result.peer_static_key) or self.settings.mtu)
+        phase = DataPhase(result, intro_key=self.intro_key, clock=self.clock, rng=self.rng, mtu=mtu,
                           ipv6=":" in address[0], settings=self.settings.session)
         conn = SSU2Connection(self, phase, address, inbound=True, peer_router_info=result.peer_router_info)
         self.sessions[phase.receive_id] = conn
@@ -417,3 +420,25 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
     def _forget(self, conn: SSU2Connection) -> None:
         if self.sessions.get(conn.data_phase.receive_id) is conn:
             del self.sessions[conn.data_phase.receive_id]
+
+
+def published_mtu(router_info, static_key: bytes | None = None) -> int | None:
+    """The "mtu" of the peer's SSU2 address (ssu2.rst "MTU": 1280 to 1500), or None when it gives none."""
+    if router_info is None:
+        return None
+    for address in router_info.addresses_of("SSU2"):
+        try:
+            if static_key is not None and address.s != static_key:
+                continue
+        except ProtocolError:
+            continue
+        return address_mtu(address)
+    return None
+
+
+def address_mtu(address) -> int | None:
+    try:
+        mtu = int(address.get("mtu") or 0)
+    except ValueError:
+        return None
+    return max(1280, min(1500, mtu)) if mtu else None
