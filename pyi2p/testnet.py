@@ -1019,6 +1019,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     help=f"router k uses ports P..P+4, P = first + 10*(k-1) (default {DEFAULT_FIRST_PORT})")
     up.add_argument("--netns", default=DEFAULT_NETNS, help=f"network namespace (default {DEFAULT_NETNS})")
     up.add_argument("--wait", type=float, default=120.0, help="seconds to wait until ready; 0: don't (default 120)")
+    up.add_argument("--ssu2-only", type=int, default=0, metavar="K",
+                    help="the last K i2pd routers run with NTCP2 off, so peers reach them over SSU2 (default 0)")
     up.add_argument("--i2pd", metavar="PATH", help="the i2pd executable to run (default: $PYI2P_I2PD, else i2pd in PATH)")
     up.set_defaults(func=_cmd_up)
     status = actions.add_parser("status", help="per-router state from the consoles")
@@ -1049,7 +1051,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     try:
         net = Testnet(args.base, i2pd_count=args.i2pd_count, pyi2p_count=args.pyi2p_count,
                       floodfills=args.floodfills, netid=args.netid, netns=args.netns, first_port=args.first_port,
-                      i2pd=args.i2pd)
+                      i2pd=args.i2pd, ssu2_only=args.ssu2_only)
         with _progress_to_stderr():
             statuses = net.up(wait=args.wait)
     except TestnetError as exc:

@@ -6,6 +6,7 @@ router over SSU2 to deliver a lookup reply.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -22,10 +23,18 @@ pytestmark = pytest.mark.interop
 
 @pytest.fixture(scope="module", params=i2pd_binaries(), ids=_version_id)
 def ssu2_testnet(request, testnet_requirements, tmp_path_factory):
-    """3 i2pd floodfills; r2 and r3 run SSU2 only."""
-    net = _start_testnet(tmp_path_factory, request.param, i2pd_count=3, floodfills=3, ssu2_only=2)
-    yield net
-    net.down()
+    """3 i2pd floodfills; r2 and r3 run SSU2 only. SSU2-only routers take minutes to build their tunnels
+    (their first handshakes collide) and this module needs none: it waits until every console answers."""
+    net = _start_testnet(tmp_path_factory, request.param, wait=0, i2pd_count=3, floodfills=3, ssu2_only=2)
+    try:
+        deadline = time.monotonic() + 60
+        while not all(s.running and (s.known_routers or 0) >= 3 for s in net.status(sessions=False)):
+            if time.monotonic() > deadline:
+                raise TimeoutError("i2pd consoles did not come up in 60 s")
+            time.sleep(1)
+        yield net
+    finally:
+        net.down()
 
 
 async def wait_for(predicate, timeout: float, step: float = 0.2):
@@ -34,10 +43,10 @@ async def wait_for(predicate, timeout: float, step: float = 0.2):
             await asyncio.sleep(step)
 
 
-def ssu2_router(testnet, path, port: int) -> Router:
+def ssu2_router(testnet, path, port: int, *, reseed: bool = True) -> Router:
     return Router(load_config(path, {"netid": testnet.netid, "host": testnet.add_pyi2p_address(), "port": port,
-                                     "reseed_file": str(testnet.seed_file), "control_port": 0, "sam_port": 0,
-                                     "ssu2_enabled": True}))
+                                     "reseed_file": str(testnet.seed_file) if reseed else None, "control_port": 0,
+                                     "sam_port": 0, "ssu2_enabled": True}))
 
 
 async def test_ssu2_both_directions_with_i2pd(ssu2_testnet, tmp_path):
@@ -70,7 +79,7 @@ async def test_ssu2_both_directions_with_i2pd(ssu2_testnet, tmp_path):
                                        for p in testnet.i2pd_peers(only_ssu2[flood], "SSU2")), 15, step=1.0)
 
             # inbound: the floodfill dials a router it learns of only from our store, to answer its lookup
-            other = ssu2_router(testnet, tmp_path / "q", 24101)
+            other = ssu2_router(testnet, tmp_path / "q", 24101, reseed=False)   # knows nobody, dials nobody
             await other.start()
             try:
                 router.transports.send(flood, router.new_message(

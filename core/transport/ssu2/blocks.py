@@ -13,8 +13,9 @@ from typing import ClassVar, Iterable, Self, Union
 
 from core.data.errors import ParseError
 from core.data.reader import Reader
-from core.i2np.header import I2NPMessage
-from core.transport.ntcp2.blocks import DateTimeBlock, I2NPBlock, OptionsBlock, PaddingBlock
+from core.transport.ntcp2.blocks import DateTimeBlock, I2NPBlock, OptionsBlock, PaddingBlock, encode_blocks  # noqa: F401
+from core.transport.ntcp2.blocks import parse_blocks as _parse_blocks
+from core.transport.ntcp2.blocks import read_block as _read_block
 from core.transport.ntcp2.blocks import TerminationBlock as _NTCP2Termination
 
 BLOCK_HEADER_SIZE = 3
@@ -345,6 +346,19 @@ def _emit(ranges: list[tuple[int, int]], nack: int, ack: int) -> None:
         ranges.append((nack, ack))
 
 
+def _read_relay(r: Reader) -> tuple:
+    """nonce, relay tag, timestamp, version, Alice's endpoint and the signature: RelayRequest's signed part."""
+    nonce, tag, ts, ver, asz = r.u32(), r.u32(), r.u32(), r.u8(), r.u8()
+    port, host = _read_endpoint(r, asz)
+    return nonce, tag, ts, ver, port, host, r.rest()
+
+
+def _relay_signed(block) -> bytes:
+    endpoint = _endpoint(block.port, block.host)
+    return (block.nonce.to_bytes(4, "big") + block.relay_tag.to_bytes(4, "big") + block.timestamp.to_bytes(4, "big")
+            + bytes((block.version, len(endpoint))) + endpoint)
+
+
 @dataclass(frozen=True, slots=True)
 class RelayRequestBlock(_Simple):
     """ssu2.rst "RelayRequest" (Alice to Bob)."""
@@ -361,14 +375,11 @@ class RelayRequestBlock(_Simple):
 
     @classmethod
     def read_data(cls, r: Reader) -> Self:
-        flag, nonce, tag, ts, ver, asz = r.u8(), r.u32(), r.u32(), r.u32(), r.u8(), r.u8()
-        port, host = _read_endpoint(r, asz)
-        return cls(nonce, tag, ts, ver, port, host, r.rest(), flag)
+        flag = r.u8()
+        return cls(*_read_relay(r), flag)
 
     def signed_data(self) -> bytes:
-        endpoint = _endpoint(self.port, self.host)
-        return (self.nonce.to_bytes(4, "big") + self.relay_tag.to_bytes(4, "big") + self.timestamp.to_bytes(4, "big")
-                + bytes((self.version, len(endpoint))) + endpoint)
+        return _relay_signed(self)
 
     def data(self) -> bytes:
         return bytes((self.flag,)) + self.signed_data() + self.signature
@@ -432,15 +443,10 @@ class RelayIntroBlock(_Simple):
     @classmethod
     def read_data(cls, r: Reader) -> Self:
         flag, alice = r.u8(), r.take(32)
-        nonce, tag, ts, ver, asz = r.u32(), r.u32(), r.u32(), r.u8(), r.u8()
-        port, host = _read_endpoint(r, asz)
-        return cls(alice, nonce, tag, ts, ver, port, host, r.rest(), flag)
+        return cls(alice, *_read_relay(r), flag)
 
     def data(self) -> bytes:
-        endpoint = _endpoint(self.port, self.host)
-        return (bytes((self.flag,)) + self.alice_hash + self.nonce.to_bytes(4, "big")
-                + self.relay_tag.to_bytes(4, "big") + self.timestamp.to_bytes(4, "big")
-                + bytes((self.version, len(endpoint))) + endpoint + self.signature)
+        return bytes((self.flag,)) + self.alice_hash + _relay_signed(self) + self.signature
 
 
 @dataclass(frozen=True, slots=True)
@@ -591,45 +597,12 @@ NOT_ACK_ELICITING = (AckBlock, AddressBlock, DateTimeBlock, PaddingBlock, Termin
 
 
 def read_block(r: Reader) -> Block:
-    start = r.pos
-    block_type = r.u8()
-    size = r.u16()
-    if size > r.remaining:
-        raise r.error(f"block type {block_type} size {size} overruns the payload ({r.remaining} left)", start + 1)
-    data = r.sub(size, f"SSU2 block {block_type}")
-    cls = _KNOWN.get(block_type)
-    if cls is None:
-        return OpaqueBlock(block_type, data.rest())
-    try:
-        block = cls.read_data(data)
-    except ValueError as exc:          # a field the dataclass refuses (bad IP bytes, range)
-        raise ParseError(str(exc), structure=f"SSU2 block {block_type}", offset=start) from None
-    data.expect_end()
-    return block
+    return _read_block(r, _KNOWN, OpaqueBlock, "SSU2")
 
 
 def parse_blocks(payload: bytes, structure: str = "SSU2 payload") -> list[Block]:
-    """All blocks of a payload, enforcing ssu2.rst "Block Ordering Rules"."""
-    r = Reader(payload, structure)
-    blocks: list[Block] = []
-    while r.remaining:
-        start = r.pos
-        if blocks:
-            last = blocks[-1]
-            if isinstance(last, PaddingBlock):
-                raise ParseError("a block follows the Padding block", structure=structure, offset=start)
-            if isinstance(last, TerminationBlock) and r.buf[start] != PADDING:
-                raise ParseError("a non-Padding block follows Termination", structure=structure, offset=start)
-        blocks.append(read_block(r))
-    return blocks
-
-
-def encode_blocks(blocks: Iterable[Block]) -> bytes:
-    return b"".join(block.to_bytes() for block in blocks)
-
-
-def i2np_block(message: I2NPMessage) -> I2NPBlock:
-    return I2NPBlock.from_message(message)
+    """All blocks of a payload, enforcing ssu2.rst "Block Ordering Rules" (the NTCP2 rules)."""
+    return _parse_blocks(payload, structure, read_block)
 
 
 __all__ = [name for name in dir() if name.endswith("Block") or name in (

@@ -12,10 +12,10 @@ from core.clock import Clock, Rng
 from core.crypto.x25519 import X25519Keypair
 from core.data.errors import ProtocolError
 from core.i2np.header import I2NPMessage
-from core.transport.ntcp2.driver import ConnectionClosed
+from core.transport.ntcp2.driver import _CLOSED, BlockReceiver, ConnectionClosed
 
 from . import header as h
-from .blocks import (Block, DateTimeBlock, I2NPBlock, NewTokenBlock, RouterInfoBlock, TerminationBlock,
+from .blocks import (DateTimeBlock, I2NPBlock, NewTokenBlock, RouterInfoBlock, TerminationBlock,
                      TerminationReason)
 from .handshake import HandshakeResult, Initiator, ReplayCache, Responder, new_token_block
 from .session import DataPhase, SessionSettings
@@ -37,7 +37,7 @@ class SSU2Settings:
     session: SessionSettings = SessionSettings()
 
 
-class SSU2Connection:
+class SSU2Connection(BlockReceiver):
     """An established SSU2 session, with the NTCP2Connection interface the transport manager uses."""
 
     def __init__(self, endpoint: "SSU2Endpoint", phase: DataPhase, address, *, inbound: bool,
@@ -155,24 +155,6 @@ class SSU2Connection:
                 return
         self._flush()
 
-    async def receive(self) -> Block:
-        if self._queue.empty() and self._closed:
-            raise ConnectionClosed(self.close_reason)
-        item = await self._queue.get()
-        if item is _CLOSED:
-            self._queue.put_nowait(_CLOSED)
-            raise ConnectionClosed(self.close_reason)
-        return item
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self) -> Block:
-        try:
-            return await self.receive()
-        except ConnectionClosed:
-            raise StopAsyncIteration from None
-
     # closing
 
     async def close(self, reason: int = TerminationReason.NORMAL_CLOSE) -> None:
@@ -199,8 +181,6 @@ class SSU2Connection:
             except Exception:
                 log.exception("SSU2 close callback failed")
 
-
-_CLOSED = object()
 
 
 def _as_items(items) -> Iterable:

@@ -142,6 +142,25 @@ def peek_long(packet: bytes, key: bytes) -> h.LongHeader:
     return h.LongHeader.parse(h.unprotect_short(packet, key, key) + h.unprotect_rest(packet, key, 16))
 
 
+def _open_noise_long(packet: bytes, k1: bytes, k2: bytes, state: SymmetricState, dh, structure: str):
+    """Session Request or Created: unprotect the long header and ephemeral key, MixHash both, MixKey(DH),
+    decrypt the payload. Returns the header, the ephemeral key, the blocks and their DateTime."""
+    if len(packet) < 64 + TAG_LEN + 8:
+        raise ParseError(f"{structure} too short", structure=structure)
+    plain = h.unprotect_short(packet, k1, k2) + h.unprotect_rest(packet, k2, 48)
+    key = plain[32:64]
+    if key[31] & 0x80:
+        raise CryptoError("ephemeral key has the high bit set", structure=structure)
+    state.mix_hash(plain[:32])
+    state.mix_hash(key)
+    state.mix_key(dh(key))
+    blocks = parse_blocks(state.decrypt_and_hash(packet[64:]), structure)
+    datetime = _find(blocks, DateTimeBlock)
+    if datetime is None:
+        raise HandshakeError("no DateTime block", structure=structure)
+    return h.LongHeader.parse(plain), key, blocks, datetime
+
+
 class Initiator:
     """Alice. `first_packet()`, then `receive(packet)` on Bob's answers; `result` once Session Confirmed is sent.
 
@@ -244,21 +263,10 @@ class Initiator:
             raise HandshakeError("source connection id mismatch", structure="SSU2 long header")
 
     def _on_session_created(self, packet: bytes) -> list[bytes]:
-        k1, k2 = self.peer_intro_key, self._created_header_key
-        if len(packet) < 64 + TAG_LEN + 8:
-            raise ParseError("Session Created too short", structure="Session Created")
-        plain = h.unprotect_short(packet, k1, k2) + h.unprotect_rest(packet, k2, 48)
-        header = h.LongHeader.parse(plain)
-        self._check_long(header, h.SESSION_CREATED)
-        y = plain[32:64]
         state = self._state.copy()
-        state.mix_hash(plain[:32])
-        state.mix_hash(y)
-        state.mix_key(self._ephemeral.dh(y))
-        blocks = parse_blocks(state.decrypt_and_hash(packet[64:]), "Session Created")
-        datetime = _find(blocks, DateTimeBlock)
-        if datetime is None:
-            raise HandshakeError("no DateTime block", structure="Session Created")
+        header, y, blocks, datetime = _open_noise_long(packet, self.peer_intro_key, self._created_header_key, state,
+                                                       self._ephemeral.dh, "Session Created")
+        self._check_long(header, h.SESSION_CREATED)
         skew = _skew(datetime.timestamp, self._clock, "Session Created")
         termination = _find(blocks, TerminationBlock)
         if termination is not None:
@@ -439,19 +447,9 @@ class Responder:
             if len(self._pending) >= self._max_pending:
                 self.dropped += 1
                 raise HandshakeError("too many handshakes in progress", structure="Session Request")
-        k = self.intro_key
-        plain = h.unprotect_short(packet, k, k) + h.unprotect_rest(packet, k, 48)
-        x = plain[32:64]
-        if x[31] & 0x80:
-            raise CryptoError("ephemeral key has the high bit set", structure="Session Request")
         state = self._base.copy()
-        state.mix_hash(plain[:32])
-        state.mix_hash(x)
-        state.mix_key(self._static_key.dh(x))
-        blocks = parse_blocks(state.decrypt_and_hash(packet[64:]), "Session Request")
-        datetime = _find(blocks, DateTimeBlock)
-        if datetime is None:
-            raise HandshakeError("no DateTime block", structure="Session Request")
+        _, x, blocks, datetime = _open_noise_long(packet, self.intro_key, self.intro_key, state, self._static_key.dh,
+                                                  "Session Request")
         try:
             skew = _skew(datetime.timestamp, self._clock, "Session Request")
         except ClockSkewError:
