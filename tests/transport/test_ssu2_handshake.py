@@ -214,3 +214,19 @@ def test_data_packet_from_a_stranger_is_refused(clock, routers):
     packet[-1] ^= 1
     with pytest.raises(ProtocolError):
         bob.receive(bytes(packet))
+
+
+def test_session_created_whose_masked_type_reads_as_retry_is_still_accepted(clock, routers):
+    """Alice reads the type with Bob's intro key for both keys; for Session Created the second key differs,
+    so about 1 in 256 Session Created packets show type 9 (Retry) and must still be taken."""
+    a, b = routers
+    resp = responder(b, clock, max_pending=400)
+    seen = 0
+    for k in range(400):
+        ini = initiator(a, b, clock, token=resp.issue_token(ALICE_ADDR), rng=CountingRng(f"retry-look-{k}"))
+        (created,), _ = resp.receive(ini.first_packet(), ALICE_ADDR)
+        k1 = b.intro_key
+        if h.unprotect_short(created, k1, k1)[12] == h.RETRY:
+            seen += 1
+        assert ini.receive(created) and ini.result is not None
+    assert seen >= 1

@@ -234,7 +234,12 @@ class Initiator:
             raise HandshakeError("not for this handshake", structure="SSU2 packet")
         plain8 = h.unprotect_short(packet, k1, k1)[8:16]
         if plain8[4] == h.RETRY and self.state in ("token", "request"):
-            return self._on_retry(packet)
+            try:
+                return self._on_retry(packet)
+            except CryptoError:
+                # Session Created's type byte is under another key: 1 in 256 of them look like a Retry
+                if self.state != "request":
+                    raise
         if self.state == "request":
             return self._on_session_created(packet)
         raise HandshakeError(f"unexpected packet in state {self.state}", structure="SSU2 packet")
