@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ class SSU2Settings:
     max_tokens: int = 4096                   # tokens Bobs gave us for the next connection
     receive_queue_size: int = 1024           # blocks delivered and not yet read; more are dropped
     max_send_queue: int = 1024
+    socket_buffer: int = 1 << 20
     session: SessionSettings = SessionSettings()
 
 
@@ -57,6 +59,7 @@ class SSU2Connection(BlockReceiver):
         self.last_received = self.last_sent = clock.monotonic()
         self.bytes_sent = 0
         self.bytes_received = 0
+        self.refused_packets = 0
         self.close_reason: int | None = None
         self.peer_termination: TerminationBlock | None = None
         self._queue: asyncio.Queue = asyncio.Queue()
@@ -127,6 +130,10 @@ class SSU2Connection(BlockReceiver):
     # receiving
 
     def _datagram(self, packet: bytes, address) -> None:
+        if self._queue.qsize() >= self._endpoint.settings.receive_queue_size:
+            # the reader is behind: leave the packet unacknowledged so the peer sends it again later
+            self.refused_packets += 1
+            return
         blocks = self.data_phase.receive(packet)      # ProtocolError goes to the endpoint: dropped, counted
         self.bytes_received += len(packet)
         self.last_received = self._endpoint.clock.monotonic()
@@ -142,9 +149,6 @@ class SSU2Connection(BlockReceiver):
                     self.peer_router_info = block.router_info
                 except ProtocolError:
                     continue
-            if self._queue.qsize() >= self._endpoint.settings.receive_queue_size:
-                self._endpoint.dropped += 1
-                continue
             self._queue.put_nowait(block)
             if isinstance(block, TerminationBlock):
                 self.peer_termination = block
@@ -234,6 +238,12 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         self._transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
         self.port = self._transport.get_extra_info("sockname")[1]
+        sock = self._transport.get_extra_info("socket")
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            try:   # a window of full-size packets arrives in one burst; the default buffer drops some
+                sock.setsockopt(socket.SOL_SOCKET, option, self.settings.socket_buffer)
+            except OSError:
+                pass
         self._housekeep()
 
     async def stop(self) -> None:

@@ -35,6 +35,7 @@ class SessionSettings:
     max_reassembly: int = 128           # partially received messages
     reassembly_timeout: float = 10.0
     ack_ranges: int = 32
+    reorder_threshold: int = 3          # packets acknowledged above an unacknowledged one before it counts as lost
     received_window: int = 1024         # packet numbers remembered for ACKs and duplicate detection
     handshake_resend: tuple[float, ...] = (1.25, 2.5, 5.0)
 
@@ -216,10 +217,14 @@ class DataPhase:
 
     def _retransmit_due(self, now: float) -> None:
         expired = [pn for pn, s in self._sent.items() if now - s.time >= self.rto]
-        if not expired:
-            return
+        if expired:
+            self._lost(expired)
+            self.rto = min(self.settings.max_rto, self.rto * 2)
+
+    def _lost(self, numbers: list[int]) -> None:
+        """Packets taken as lost: their blocks go again, in new packets (ssu2.rst "Packet Numbering")."""
         self.window = max(2, self.window // 2)       # a loss: back off
-        for pn in expired:
+        for pn in reversed(numbers):                 # the oldest ends up first in the queue
             sent = self._sent.pop(pn)
             if sent.retransmits >= self.settings.max_retransmits:
                 self.lost_messages += 1
@@ -227,11 +232,9 @@ class DataPhase:
                     self._tries.pop(id(block), None)
                 continue
             self.retransmissions += 1
-            # in a new packet (ssu2.rst "Packet Numbering"); the blocks go to the front of the queue
             for block in reversed(sent.blocks):
                 self._tries[id(block)] = sent.retransmits + 1
                 self._queue.appendleft(block)
-        self.rto = min(self.settings.max_rto, self.rto * 2)
 
     def next_deadline(self) -> float | None:
         """Monotonic time of the next poll() that has work, or None."""
@@ -325,6 +328,11 @@ class DataPhase:
                     self.window += 1
         if newest is not None:
             self._rtt_sample(now - newest.time)
+        # packet threshold loss detection (RFC 9002 section 6.1.1, as ssu2.rst borrows QUIC's recovery):
+        # a packet 3 below one acknowledged now is lost, without waiting for the timeout
+        lost = [pn for pn in self._sent if pn + self.settings.reorder_threshold <= ack.ack_through]
+        if lost:
+            self._lost(lost)
 
     def _rtt_sample(self, rtt: float) -> None:
         """RFC 6298 smoothing."""
