@@ -30,6 +30,7 @@ class SessionSettings:
     max_rto: float = 3.0
     max_retransmits: int = 5            # then the fragments are given up (I2NP has its own recovery)
     initial_window: int = 16            # packets in flight
+    min_window: int = 4
     max_window: int = 256
     max_queued: int = 1024              # blocks waiting to be sent
     max_reassembly: int = 128           # partially received messages
@@ -85,6 +86,7 @@ class DataPhase:
         self._partials: OrderedDict[int, _Partial] = OrderedDict()
         self._delivered_ids: OrderedDict[int, None] = OrderedDict()
         self.window = settings.initial_window
+        self._recovery_start = 0
         self.srtt: float | None = None
         self.rttvar = 0.0
         self.rto = settings.initial_rto
@@ -223,7 +225,10 @@ class DataPhase:
 
     def _lost(self, numbers: list[int]) -> None:
         """Packets taken as lost: their blocks go again, in new packets (ssu2.rst "Packet Numbering")."""
-        self.window = max(2, self.window // 2)       # a loss: back off
+        if max(numbers) >= self._recovery_start:
+            # a loss: back off, once per round trip (RFC 9002 7.3.2 recovery period)
+            self.window = max(self.settings.min_window, self.window // 2)
+            self._recovery_start = self.next_packet_number
         for pn in reversed(numbers):                 # the oldest ends up first in the queue
             sent = self._sent.pop(pn)
             if sent.retransmits >= self.settings.max_retransmits:
@@ -322,7 +327,7 @@ class DataPhase:
             if sent is not None:
                 for block in sent.blocks:
                     self._tries.pop(id(block), None)
-                if newest is None and sent.retransmits == 0:
+                if newest is None:      # packet numbers are never reused: every ACK is an unambiguous sample
                     newest = sent
                 if self.window < self.settings.max_window:
                     self.window += 1
