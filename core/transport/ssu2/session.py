@@ -106,7 +106,7 @@ class DataPhase:
 
     @property
     def in_flight(self) -> int:
-        return sum(1 for s in self._sent.values() if s.eliciting)
+        return len(self._sent)          # only ack-eliciting packets are kept
 
     @property
     def queued(self) -> int:
@@ -335,7 +335,11 @@ class DataPhase:
             self._rtt_sample(now - newest.time)
         # packet threshold loss detection (RFC 9002 section 6.1.1, as ssu2.rst borrows QUIC's recovery):
         # a packet 3 below one acknowledged now is lost, without waiting for the timeout
-        lost = [pn for pn in self._sent if pn + self.settings.reorder_threshold <= ack.ack_through]
+        lost = []
+        for pn in self._sent:           # oldest first
+            if pn + self.settings.reorder_threshold > ack.ack_through:
+                break
+            lost.append(pn)
         if lost:
             self._lost(lost)
 
