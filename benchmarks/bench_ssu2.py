@@ -30,7 +30,7 @@ def bench_memory_handshakes(alice, bob, clock, n: int) -> None:
         for _ in range(n):
             handshake(alice, bob, clock)
     report("handshakes in memory, with Token Request", n, "handshakes/s", meter)
-    resp = responder(bob, clock, max_pending=n + 1)
+    resp = responder(bob, clock, max_pending=n + 1, max_pending_per_ip=n + 1)
     with Meter() as meter:
         for _ in range(n):
             ini = initiator(alice, bob, clock, token=resp.issue_token(ALICE_ADDR), rng=os.urandom)

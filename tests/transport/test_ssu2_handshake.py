@@ -220,7 +220,7 @@ def test_session_created_whose_masked_type_reads_as_retry_is_still_accepted(cloc
     """Alice reads the type with Bob's intro key for both keys; for Session Created the second key differs,
     so about 1 in 256 Session Created packets show type 9 (Retry) and must still be taken."""
     a, b = routers
-    resp = responder(b, clock, max_pending=400)
+    resp = responder(b, clock, max_pending=400, max_pending_per_ip=400)
     seen = 0
     for k in range(400):
         ini = initiator(a, b, clock, token=resp.issue_token(ALICE_ADDR), rng=CountingRng(f"retry-look-{k}"))
@@ -230,3 +230,23 @@ def test_session_created_whose_masked_type_reads_as_retry_is_still_accepted(cloc
             seen += 1
         assert ini.receive(created) and ini.result is not None
     assert seen >= 1
+
+
+def test_a_flood_of_session_requests_from_one_host_is_bounded_and_counted(clock, routers):
+    a, b = routers
+    resp = responder(b, clock, max_pending_per_ip=4)
+    answered = 0
+    for k in range(20):
+        address = ("127.0.0.5", 30000 + k)
+        ini = initiator(a, b, clock, token=resp.issue_token(address), rng=CountingRng(f"flood-{k}"))
+        try:
+            answered += len(resp.receive(ini.first_packet(), address)[0])
+        except HandshakeError:
+            pass
+    assert answered == 4 and len(resp._pending) == 4 and resp.dropped == 16
+    # another host is still served
+    ini = initiator(a, b, clock, token=resp.issue_token(ALICE_ADDR))
+    assert resp.receive(ini.first_packet(), ALICE_ADDR)[0]
+    clock.advance(30)                                # pending handshakes time out and free the slots
+    resp.expire()
+    assert len(resp._pending) == 0

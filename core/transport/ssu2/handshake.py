@@ -353,7 +353,7 @@ class Responder:
 
     def __init__(self, *, static_key: X25519Keypair, intro_key: bytes, netid: int, clock: Clock,
                  rng: Rng = os.urandom, replay_cache: ReplayCache | None = None, max_pending: int = 256,
-                 max_tokens: int = 4096, handshake_timeout: float = 20.0,
+                 max_pending_per_ip: int = 8, max_tokens: int = 4096, handshake_timeout: float = 20.0,
                  router_info_max_age: float = 90 * 60):
         self._static_key = static_key
         self.intro_key = intro_key
@@ -364,6 +364,7 @@ class Responder:
         self._pending: OrderedDict[int, _InboundHandshake] = OrderedDict()
         self._tokens: OrderedDict[tuple, tuple[int, float]] = OrderedDict()   # address -> (token, expiry)
         self._max_pending = max_pending
+        self._max_pending_per_ip = max_pending_per_ip
         self._max_tokens = max_tokens
         self._timeout = handshake_timeout
         self._ri_max_age = router_info_max_age
@@ -449,9 +450,10 @@ class Responder:
             return [self._retry(header, address, self.issue_token(address))]
         if len(self._pending) >= self._max_pending:
             self.expire()
-            if len(self._pending) >= self._max_pending:
-                self.dropped += 1
-                raise HandshakeError("too many handshakes in progress", structure="Session Request")
+        same_ip = sum(1 for p in self._pending.values() if p.address[0] == address[0])
+        if len(self._pending) >= self._max_pending or same_ip >= self._max_pending_per_ip:
+            self.dropped += 1        # before any DH: a flood from one host costs it only its own requests
+            raise HandshakeError("too many handshakes in progress", structure="Session Request")
         state = self._base.copy()
         _, x, blocks, datetime = _open_noise_long(packet, self.intro_key, self.intro_key, state, self._static_key.dh,
                                                   "Session Request")
