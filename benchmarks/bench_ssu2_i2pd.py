@@ -26,7 +26,8 @@ from core.i2np.header import I2NPMessage  # noqa: E402
 from core.i2np.messages import DatabaseLookup, DatabaseStore, LookupType  # noqa: E402
 from core.i2np.registry import parse_payload  # noqa: E402
 from core.router import Router  # noqa: E402
-from core.transport.manager import _dialable_ntcp2, _dialable_ssu2  # noqa: E402
+from core.transport.manager import _dialable_ntcp2  # noqa: E402
+from core.transport.ssu2.driver import dialable_ssu2  # noqa: E402
 from pyi2p.testnet import Testnet  # noqa: E402
 
 DATA = 20          # i2np.rst "Data": read and dropped by a router that is not its destination
@@ -55,7 +56,7 @@ async def run(net: Testnet, name: str, megabytes: int, styles: tuple[str, ...]) 
         expires = int(time.time() * 1000) + 60_000
         marker = peer
         for style in styles:
-            address = _dialable_ssu2(ri) if style == "SSU2" else _dialable_ntcp2(ri)
+            address = dialable_ssu2(ri) if style == "SSU2" else _dialable_ntcp2(ri)
             for _ in range(10):
                 try:
                     conn = await router.transports._dial_one(style, address, peer)

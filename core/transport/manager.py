@@ -18,7 +18,7 @@ from core.transport.ntcp2.blocks import (DateTimeBlock, I2NPBlock, RouterInfoBlo
 from core.transport.ntcp2.driver import ConnectionClosed, DriverSettings, NTCP2Connection, NTCP2Listener, connect
 from core.transport.ntcp2.handshake import ReplayCache
 from core.transport.ssu2.blocks import RouterInfoBlock as SSU2RouterInfoBlock
-from core.transport.ssu2.driver import SSU2Connection, SSU2Endpoint, SSU2Settings, address_mtu
+from core.transport.ssu2.driver import SSU2Connection, SSU2Endpoint, SSU2Settings, address_mtu, dialable_ssu2
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,7 @@ class TransportManager:
     def _dial_choices(self, ri: RouterInfo) -> list[tuple[str, object]]:
         """The transports to try, in order: with both, SSU2 or NTCP2 first at random, as i2pd does."""
         ntcp2 = _dialable_ntcp2(ri)
-        ssu2 = _dialable_ssu2(ri) if self.ssu2 is not None else None
+        ssu2 = dialable_ssu2(ri) if self.ssu2 is not None else None
         choices = [c for c in (("NTCP2", ntcp2), ("SSU2", ssu2)) if c[1] is not None]
         if len(choices) == 2 and self.rng(1)[0] & 1:
             choices.reverse()
@@ -369,14 +369,3 @@ def _dialable_ntcp2(ri: RouterInfo):
             continue
     return None
 
-
-def _dialable_ssu2(ri: RouterInfo):
-    """The first SSU2 address with host, port, s, a 32-byte i and v=2 (ssu2.rst "Published Addresses")."""
-    for address in ri.addresses_of("SSU2"):
-        try:
-            if address.host and address.port and address.s and address.i and len(address.i) == 32 \
-                    and "2" in (address.v or "").split(",") and ":" not in address.host:
-                return address
-        except ProtocolError:
-            continue
-    return None

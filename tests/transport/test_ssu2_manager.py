@@ -4,7 +4,8 @@ import asyncio
 from core.clock import SystemClock
 from core.crypto.x25519 import X25519Keypair
 from core.i2np.header import I2NPMessage
-from core.transport.manager import TransportManager, _dialable_ssu2
+from core.transport.manager import TransportManager
+from core.transport.ssu2.driver import dialable_ssu2
 
 from .ssu2_support import make_ssu2_router
 
@@ -34,7 +35,7 @@ async def test_managers_talk_over_ssu2_when_only_ssu2_is_published():
     await alice_mgr.start(None, 0)           # no published host: SSU2 only dials out
     infos[bob.router_hash] = bob.router_info
     infos[alice.router_hash] = alice.router_info
-    assert _dialable_ssu2(bob.router_info) is not None
+    assert dialable_ssu2(bob.router_info) is not None
     try:
         expires = int(clock.time() * 1000) + 60_000
         for i in range(20):

@@ -432,3 +432,15 @@ def address_mtu(address) -> int | None:
     except ValueError:
         return None
     return max(1280, min(1500, mtu)) if mtu else None
+
+
+def dialable_ssu2(router_info):
+    """The first IPv4 SSU2 address with host, port, s, a 32-byte i and v=2 (ssu2.rst "Published Addresses")."""
+    for address in router_info.addresses_of("SSU2"):
+        try:
+            if address.host and address.port and address.s and address.i and len(address.i) == 32 \
+                    and "2" in (address.v or "").split(",") and ":" not in address.host:
+                return address
+        except ProtocolError:
+            continue
+    return None
