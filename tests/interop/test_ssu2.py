@@ -1,7 +1,7 @@
 """SSU2 against real i2pd on the private testnet: i2pd routers with NTCP2 off, so every session is SSU2.
 
-pyi2p dials an SSU2-only floodfill and exchanges I2NP with it; then that floodfill dials a second pyi2p
-router over SSU2 to deliver a lookup reply.
+pyi2p dials an SSU2-only floodfill and exchanges I2NP with it, builds tunnels through the SSU2-only
+routers, then that floodfill dials a second pyi2p router over SSU2 to deliver a lookup reply.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from core.data.encoding import b64decode, b64encode
 from core.i2np.messages import DatabaseLookup, DatabaseStore, LookupType
 from core.i2np.registry import parse_payload
 from core.router import Router
+from core.tunnel.service import TunnelSettings
 
 from .conftest import _start_testnet, i2pd_binaries, _version_id
 
@@ -54,6 +55,8 @@ async def test_ssu2_both_directions_with_i2pd(ssu2_testnet, tmp_path):
     only_ssu2 = {b64decode(r.ident_hash): r.name for r in testnet.i2pd_routers if not r.ntcp2}
     with testnet.in_netns():
         router = ssu2_router(testnet, tmp_path / "p", 24100)
+        # one hop: i2pd routers that speak only SSU2 need minutes to reach each other at start
+        router.tunnel_settings = TunnelSettings(exploratory_length=1, ip_restriction=0)
         stores: list[tuple[bytes, object]] = []
         on_message = router.handle_message
 
@@ -77,6 +80,10 @@ async def test_ssu2_both_directions_with_i2pd(ssu2_testnet, tmp_path):
             me = b64encode(router.hash)
             await wait_for(lambda: any(me.startswith(p)
                                        for p in testnet.i2pd_peers(only_ssu2[flood], "SSU2")), 15, step=1.0)
+
+            # tunnels: the SSU2-only routers are hops too, and their builds succeed over SSU2
+            await wait_for(lambda: any(t.state == "established" and any(h in only_ssu2 for h in t.hops)
+                                       for t in router.tunnels()), 30)
 
             # inbound: the floodfill dials a router it learns of only from our store, to answer its lookup
             other = ssu2_router(testnet, tmp_path / "q", 24101, reseed=False)   # knows nobody, dials nobody
