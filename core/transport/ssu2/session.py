@@ -33,7 +33,7 @@ class SessionSettings:
     min_window: int = 4
     max_window: int = 256
     max_queued: int = 1024              # blocks waiting to be sent
-    max_reassembly: int = 128           # partially received messages
+    max_reassembly: int = 32            # partially received messages (each up to 127 fragments)
     reassembly_timeout: float = 10.0
     ack_ranges: int = 32
     reorder_threshold: int = 3          # packets acknowledged above an unacknowledged one before it counts as lost
