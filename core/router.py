@@ -28,10 +28,14 @@ from core.netdb.service import NetDbService
 from core.netdb.store import NetDb
 from core.stats import RateMeter
 from core.transport.manager import TransportManager
+from core.transport.ssu2.peertest import Reachability
 from core.tunnel.service import TunnelService, TunnelSettings
 from core.version import ROUTER_VERSION
 
 log = logging.getLogger(__name__)
+
+_REACHABILITY_STATUS = {Reachability.OK: NetStatus.OK, Reachability.FIREWALLED: NetStatus.FIREWALLED,
+                        Reachability.SYMMETRIC_NAT: NetStatus.ERROR_SYMMETRIC_NAT}
 
 ROUTER_INFO_FILE = "router.info"
 REPUBLISH_INTERVAL_S = 30 * 60   # re-sign our RouterInfo so its published time stays fresh
@@ -206,7 +210,8 @@ class Router:
             lookup_router_info=self.netdb.get_router_info, on_message=self.handle_message,
             on_router_info=self.handle_router_info, clock=self.clock, rng=self.rng,
             on_dial_failure=self.profiles.record_connect_failure,
-            ssu2_keys=(self.keys.ssu2_static, self.keys.ssu2_intro) if self.config.ssu2_enabled else None)
+            ssu2_keys=(self.keys.ssu2_static, self.keys.ssu2_intro) if self.config.ssu2_enabled else None,
+            sign=self.keys.sign)
         # one receiver for garlic to our router: Noise N one-shots and replies under our reply keys
         self.garlic = RouterGarlicReceiver(self.keys.keys.private_key, clock=self.clock)
         self.netdb_service = NetDbService(
@@ -427,7 +432,10 @@ class Router:
     def snapshot(self) -> RouterSnapshot:
         netdb, transports = self.netdb, self.transports
         peers = len(transports.sessions) if transports else 0
-        if peers:
+        reachability = transports.ssu2.reachability if transports and transports.ssu2 else None
+        if peers and reachability in _REACHABILITY_STATUS:
+            net_status = _REACHABILITY_STATUS[reachability]     # what the last SSU2 peer test found
+        elif peers:
             net_status = NetStatus.OK if self.config.host else NetStatus.FIREWALLED
         else:
             net_status = NetStatus.ERROR_NO_ACTIVE_PEERS_CHECK_CONNECTION_AND_FIREWALL

@@ -19,6 +19,7 @@ from core.transport.ntcp2.driver import ConnectionClosed, DriverSettings, NTCP2C
 from core.transport.ntcp2.handshake import ReplayCache
 from core.transport.ssu2.blocks import RouterInfoBlock as SSU2RouterInfoBlock
 from core.transport.ssu2.driver import SSU2Connection, SSU2Endpoint, SSU2Settings, address_mtu, dialable_ssu2
+from core.transport.ssu2.peertest import Reachability
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class TransportSettings:
     dial_failure_backoff_s: float = 20.0
     replaced_session_grace_s: float = 30.0  # a superseded session still delivers what is in flight on it
     receive_batch: int = 8                  # messages handled from one session before others get a turn
+    first_peer_test_s: float = 60.0         # SSU2: our reachability, once sessions are up, then now and then
+    peer_test_s: float = 1200.0
 
 
 @dataclass(slots=True)
@@ -60,7 +63,7 @@ class TransportManager:
                  on_message: MessageHandler, on_router_info: RouterInfoHandler,
                  clock: Clock, on_dial_failure: Callable[[bytes], None] | None = None, rng: Rng = os.urandom, settings: TransportSettings = TransportSettings(),
                  driver_settings: DriverSettings = DriverSettings(), ssu2_keys: tuple | None = None,
-                 ssu2_settings: SSU2Settings = SSU2Settings()):
+                 ssu2_settings: SSU2Settings = SSU2Settings(), sign: Callable[[bytes], bytes] | None = None):
         self.router_hash = router_hash
         self._static_key = static_key
         self._iv = iv
@@ -77,6 +80,7 @@ class TransportManager:
         self.replay_cache = ReplayCache(clock)
         self._ssu2_keys = ssu2_keys
         self._ssu2_settings = ssu2_settings
+        self._sign = sign
         self.ssu2: SSU2Endpoint | None = None
         self.sessions: dict[bytes, Connection] = {}
         self._peers: dict[bytes, _PeerState] = {}
@@ -109,10 +113,13 @@ class TransportManager:
             static_key, intro_key = self._ssu2_keys
             self.ssu2 = SSU2Endpoint(static_key=static_key, intro_key=intro_key, netid=self.netid,
                                      router_info=self._router_info, on_connection=self._inbound, clock=self.clock,
-                                     rng=self.rng, replay_cache=self.replay_cache, settings=self._ssu2_settings)
+                                     rng=self.rng, replay_cache=self.replay_cache, settings=self._ssu2_settings,
+                                     sign=self._sign, lookup_router_info=self._lookup)
             # without a published host the socket only dials out, from any port
             await self.ssu2.start(host or "0.0.0.0", (self.listen_port or port) if host else 0)
             log.info("SSU2 on UDP %s:%d", host or "0.0.0.0", self.ssu2.port)
+            if host:
+                self._spawn(self._peer_tests(), "ssu2-peer-tests")
         self._spawn(self._housekeeping(), "transport-housekeeping")
 
     async def stop(self) -> None:
@@ -328,7 +335,29 @@ class TransportManager:
                 except ProtocolError as exc:
                     log.debug("bad RouterInfo block from %s: %s", b64encode(peer)[:8], exc)
             elif isinstance(block, TerminationBlock):
-                log.info("NTCP2: %s terminated the session (reason %d)", b64encode(peer)[:8], block.reason)
+                log.info("%s: %s terminated the session (reason %d)", conn.transport_style, b64encode(peer)[:8],
+                         block.reason)
+
+    async def peer_test(self) -> Reachability | None:
+        """An SSU2 peer test of our published address through a connected peer that offers testing ("B" in
+        its SSU2 caps); None when there is no such peer or SSU2 is off or unpublished."""
+        if self.ssu2 is None or not self._local_host or self.listen_port is None:
+            return None
+        for peer, conn in list(self.sessions.items()):
+            ri = self._lookup(peer) if isinstance(conn, SSU2Connection) and not conn.closed else None
+            address = dialable_ssu2(ri) if ri is not None else None
+            if address is not None and "B" in address.caps:
+                return await self.ssu2.peer_test(conn, self._local_host, self.ssu2.port)
+        return None
+
+    async def _peer_tests(self) -> None:
+        await asyncio.sleep(self.settings.first_peer_test_s)
+        while True:
+            try:
+                await self.peer_test()
+            except (ProtocolError, OSError, ConnectionClosed) as exc:
+                log.debug("SSU2 peer test failed: %s", exc)
+            await asyncio.sleep(self.settings.peer_test_s)
 
     async def _housekeeping(self) -> None:
         while True:

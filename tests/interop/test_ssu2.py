@@ -11,10 +11,12 @@ import time
 import pytest
 
 from core.config import load_config
+from core.control.api import NetStatus
 from core.data.encoding import b64decode, b64encode
 from core.i2np.messages import DatabaseLookup, DatabaseStore, LookupType
 from core.i2np.registry import parse_payload
 from core.router import Router
+from core.transport.ssu2.peertest import Reachability
 from core.tunnel.service import TunnelSettings
 
 from .conftest import _start_testnet, i2pd_binaries, _version_id
@@ -101,5 +103,34 @@ async def test_ssu2_both_directions_with_i2pd(ssu2_testnet, tmp_path):
             finally:
                 await other.stop()
             assert conn.data_phase.srtt is not None and conn.data_phase.srtt < 1.0
+        finally:
+            await router.stop()
+
+
+async def test_peer_test_with_i2pd_as_bob_and_charlie(ssu2_testnet, tmp_path):
+    """A router connected only to Bob asks him for a peer test; i2pd Charlie reaches its published address
+    (OK). Asked about a port where nothing listens, Charlie's message 5 gets nowhere: not OK."""
+    testnet = ssu2_testnet
+    bob_router = next(r for r in testnet.i2pd_routers if not r.ntcp2)
+    bob_hash = b64decode(bob_router.ident_hash)
+    others = {r.ident_hash for r in testnet.i2pd_routers} - {bob_router.ident_hash}
+    # Bob needs a Charlie: an SSU2 session with another i2pd, which SSU2-only routers take a while to get
+    t0 = time.monotonic()
+    await wait_for(lambda: testnet.i2pd_peers(bob_router, "SSU2") & others, 180, step=2.0)
+    print(f"Bob has an SSU2 session with another i2pd after {time.monotonic() - t0:.0f} s")
+    with testnet.in_netns():
+        router = ssu2_router(testnet, tmp_path / "a", 24102, reseed=False)
+        await router.start()
+        try:
+            router.netdb.add_router_info(bob_router.router_info_path.read_bytes())
+            bob = await asyncio.wait_for(router.transports.connect(bob_hash), 20)
+            assert bob is not None and bob.transport_style == "SSU2"
+            ssu2 = router.transports.ssu2
+            host = router.config.host
+            assert await router.transports.peer_test() == Reachability.OK   # picks Bob: "B" in his caps
+            assert ssu2.reachability == Reachability.OK and router.snapshot().net_status == NetStatus.OK
+            result = await ssu2.peer_test(router.transports.sessions[bob_hash], host, 24199)
+            assert result in (Reachability.FIREWALLED, Reachability.SYMMETRIC_NAT)
+            assert router.snapshot().net_status in (NetStatus.FIREWALLED, NetStatus.ERROR_SYMMETRIC_NAT)
         finally:
             await router.stop()

@@ -16,9 +16,10 @@ from core.i2np.header import I2NPMessage
 from core.transport.ntcp2.driver import _CLOSED, BlockReceiver, ConnectionClosed
 
 from . import header as h
-from .blocks import (DateTimeBlock, I2NPBlock, NewTokenBlock, RouterInfoBlock, TerminationBlock,
+from .blocks import (DateTimeBlock, I2NPBlock, NewTokenBlock, PeerTestBlock, RouterInfoBlock, TerminationBlock,
                      TerminationReason)
 from .handshake import HandshakeResult, Initiator, ReplayCache, Responder, new_token_block
+from .peertest import AliceTest, Reachability, nonce_of
 from .session import DataPhase, SessionSettings
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,9 @@ class SSU2Connection(BlockReceiver):
             if isinstance(block, NewTokenBlock):
                 self._endpoint.store_token(self.address, block)
                 continue
+            if isinstance(block, PeerTestBlock):
+                self._endpoint._peer_test_block(self, block)
+                continue
             if isinstance(block, RouterInfoBlock):
                 try:
                     self.peer_router_info = block.router_info
@@ -212,7 +216,8 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
     def __init__(self, *, static_key: X25519Keypair, intro_key: bytes, netid: int,
                  router_info: Callable[[], bytes], on_connection: Callable[[SSU2Connection], None],
                  clock: Clock, rng: Rng = os.urandom, replay_cache: ReplayCache | None = None,
-                 settings: SSU2Settings = SSU2Settings()):
+                 settings: SSU2Settings = SSU2Settings(), sign: Callable[[bytes], bytes] | None = None,
+                 lookup_router_info: Callable[[bytes], object] | None = None):
         self.static_key = static_key
         self.intro_key = intro_key
         self.netid = netid
@@ -231,6 +236,10 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         self._housekeeping: asyncio.TimerHandle | None = None
         self.port: int | None = None
         self.dropped = 0
+        self._sign = sign
+        self._lookup = lookup_router_info
+        self._peer_tests: dict[int, tuple[AliceTest, asyncio.Event]] = {}
+        self.reachability = Reachability.UNKNOWN
 
     # lifecycle
 
@@ -348,6 +357,12 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         if conn is not None:
             conn._datagram(data, address)
             return
+        nonce = nonce_of(dest_id)
+        if nonce is not None and nonce in self._peer_tests:
+            test, event = self._peer_tests[nonce]
+            test.on_packet(data, self.intro_key)
+            event.set()
+            return
         pending = self._outbound.get(address)
         if pending is not None and dest_id not in self.responder:
             try:
@@ -406,6 +421,58 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         phase._remember(0)
         conn._flush()
         self._on_connection(conn)
+
+    # peer test, Alice's side (ssu2.rst "Peer Test Process")
+
+    def _peer_test_block(self, conn: SSU2Connection, block: PeerTestBlock) -> None:
+        entry = self._peer_tests.get(block.nonce)
+        if entry is None or block.msg != 4 or entry[0].bob_hash != conn.peer_router_hash:
+            return            # Bob's and Charlie's roles are not played: i2pd sees no "B" in our caps
+        entry[0].on_message4(block)
+        entry[1].set()
+
+    async def peer_test(self, bob: SSU2Connection, host: str, port: int, *, timeout: float = 10.0) -> Reachability:
+        """Ask `bob` to test whether `host`:`port` (ours, as published) takes inbound SSU2; sets `reachability`."""
+        if self._sign is None or self._lookup is None:
+            raise ValueError("peer testing needs the router's signing key and netDb")
+        test = AliceTest(bob_hash=bob.peer_router_hash, host=host, port=port, sign=self._sign, netid=self.netid,
+                         clock=self.clock, rng=self.rng)
+        event = asyncio.Event()
+        self._peer_tests[test.nonce] = (test, event)
+
+        async def until(predicate, seconds: float) -> bool:
+            try:
+                async with asyncio.timeout(seconds):
+                    while not predicate():
+                        event.clear()
+                        await event.wait()
+            except TimeoutError:
+                return predicate()
+            return True
+        try:
+            bob.send_nowait(test.request)
+            if not await until(lambda: test.code is not None, timeout) or test.code != 0:
+                log.info("SSU2 peer test: Bob %r answered code %s", bob, test.code)
+                return test.result
+            # ssu2.rst: wait a little for message 5 before message 6 opens a firewall
+            await until(lambda: test.got5, 2.0)
+            charlie = None
+            for _ in range(20):               # Bob sent Charlie's RouterInfo before message 4
+                ri = self._lookup(test.charlie_hash)
+                charlie = dialable_ssu2(ri) if ri is not None else None
+                if charlie is not None:
+                    break
+                await asyncio.sleep(0.25)
+            if charlie is not None:
+                for _ in range(3):            # message 6, resent unchanged
+                    self.sendto(test.message6(charlie.host, charlie.port, charlie.i), (charlie.host, charlie.port))
+                    if await until(lambda: test.got7, 2.0):
+                        break
+            return test.result
+        finally:
+            del self._peer_tests[test.nonce]
+            if test.result != Reachability.UNKNOWN:    # a test that told nothing keeps what the last one found
+                self.reachability = test.result
 
     def _forget(self, conn: SSU2Connection) -> None:
         if self.sessions.get(conn.data_phase.receive_id) is conn:
