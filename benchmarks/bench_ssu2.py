@@ -18,7 +18,6 @@ from core.clock import FakeClock, SystemClock  # noqa: E402
 from core.i2np.header import I2NPMessage  # noqa: E402
 from core.transport.ssu2.blocks import I2NPBlock  # noqa: E402
 from core.transport.ssu2.driver import SSU2Endpoint  # noqa: E402
-from core.transport.ssu2.session import DataPhase  # noqa: E402
 from tests.transport.ssu2_support import ALICE_ADDR, handshake, initiator, make_ssu2_router, responder  # noqa: E402
 from tests.transport.test_ntcp2_support import NETID  # noqa: E402
 

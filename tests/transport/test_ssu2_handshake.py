@@ -8,7 +8,6 @@ from core.data.errors import HandshakeError, ProtocolError
 from core.i2np.header import I2NPMessage
 from core.transport.ssu2 import header as h
 from core.transport.ssu2.blocks import I2NPBlock, TerminationBlock, TerminationReason
-from core.transport.ssu2.session import DataPhase
 
 from .ssu2_support import ALICE_ADDR, handshake, initiator, make_ssu2_router, responder
 from .test_ntcp2_support import CountingRng

@@ -22,7 +22,7 @@ from core.transport.ntcp2.handshake import (CLOCK_SKEW_LIMIT, ClockSkewError, Re
                                             check_peer_router_info)
 
 from . import header as h
-from .blocks import (AddressBlock, Block, DateTimeBlock, NewTokenBlock, OptionsBlock, PaddingBlock,
+from .blocks import (AddressBlock, Block, DateTimeBlock, NewTokenBlock, PaddingBlock,
                      RouterInfoBlock, TerminationBlock, TerminationReason, encode_blocks, parse_blocks)
 
 PROTOCOL_NAME = b"Noise_XKchaobfse+hs1+hs2+hs3_25519_ChaChaPoly_SHA256"
@@ -543,5 +543,5 @@ def new_token_block(token: int, clock: Clock, lifetime: int = NEW_TOKEN_LIFETIME
     return NewTokenBlock(int(clock.time()) + lifetime, token)
 
 
-__all__ = ["DataKeys", "HandshakeResult", "Initiator", "Responder", "ReplayCache", "OptionsBlock",
+__all__ = ["DataKeys", "HandshakeResult", "Initiator", "Responder", "ReplayCache",
            "derive_data_keys", "max_payload", "new_token_block", "peek_long", "seal_long", "open_long"]
