@@ -83,16 +83,24 @@ async def bench_loopback(alice, bob, handshakes: int, megabytes: int, sizes: tup
         while not inbound:
             await asyncio.sleep(0.001)
         bob_side = inbound[0]
-        target, sent, received = megabytes * 1_000_000, 0, 0
+        target, sent = megabytes * 1_000_000, 0
+        received = [0]
         body = os.urandom(size)
+
+        async def read():
+            while received[0] < target:
+                block = await bob_side.receive()
+                if isinstance(block, I2NPBlock):
+                    received[0] += len(block.body)
         with Meter() as meter:
-            while received < target:
+            reader = asyncio.create_task(read())
+            while sent < target:
                 while sent < target and conn.data_phase.queued < 256:
                     conn.send_nowait(I2NPMessage(18, sent // size, 0, body))
                     sent += size
-                block = await asyncio.wait_for(bob_side.receive(), 30)
-                if isinstance(block, I2NPBlock):
-                    received += len(block.body)
+                await asyncio.sleep(0.001)
+            await asyncio.wait_for(reader, 60)
+        received = received[0]
         report(f"data phase over 127.0.0.1 UDP, {size}-byte I2NP", received / 1e6, "MB/s", meter)
         print(f"{'':44s} retransmissions {conn.data_phase.retransmissions}, srtt "
               f"{(conn.data_phase.srtt or 0) * 1000:.1f} ms, window {conn.data_phase.window}")
