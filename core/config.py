@@ -38,6 +38,7 @@ class RouterConfig:
     sam_udp_port: int = 7655         # SAM datagrams over UDP; 0: only on the control socket
     sam_users: tuple[str, ...] = ()  # "user:password" entries: SAM asks for them (required off loopback)
     log_level: str = "INFO"
+    ssu2_enabled: bool = False       # [ssu2] enabled: SSU2 on the same port over UDP (docs/ssu2.md)
 
     @property
     def config_path(self) -> Path:
@@ -46,7 +47,8 @@ class RouterConfig:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(RouterConfig)}
 _TYPES = {"datadir": Path, "host": str, "port": int, "netid": int, "reseed_file": str, "reseed_urls": tuple, "floodfill": "floodfill",
-          "bandwidth": str, "max_connections": int, "control_host": str, "control_port": int, "sam_port": int, "sam_udp_port": int, "sam_users": tuple, "log_level": str}
+          "bandwidth": str, "max_connections": int, "control_host": str, "control_port": int, "sam_port": int, "sam_udp_port": int, "sam_users": tuple, "log_level": str,
+          "ssu2_enabled": bool}
 
 _TEMPLATE = """\
 # pyi2p router settings. Command-line flags override these for one run.
@@ -82,6 +84,10 @@ control_port = 7650
 # SAM v3.3 for outside applications (0 turns it off), and its UDP datagram port (0: none).
 sam_port = 7656
 sam_udp_port = 7655
+
+# SSU2, the UDP transport, on the same port as NTCP2 (docs/ssu2.md).
+# [ssu2]
+# enabled = false
 
 # The applications each have a table; `enabled = false` turns one off. See docs/ for each
 # app's settings (docs/proxy.md, docs/naming.md, docs/mail.md, docs/torrent.md);
@@ -160,6 +166,12 @@ def load_config(datadir: str | os.PathLike | None = None, overrides: dict | None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: {exc}", structure="config") from None
         for name, value in raw.items():
+            if name == "ssu2" and isinstance(value, dict):
+                for key, setting in value.items():
+                    if key != "enabled":
+                        raise ConfigError(f"{path}: unknown setting [ssu2] {key!r}", structure="config")
+                    values["ssu2_enabled"] = _coerce("ssu2_enabled", setting)
+                continue
             if isinstance(value, dict):
                 continue    # a table ([proxy], [mail], ...) belongs to the node's apps: read_sections()
             if name not in _TYPES or name == "datadir":

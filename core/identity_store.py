@@ -14,6 +14,7 @@ from core.fsutil import atomic_write
 
 ROUTER_KEYS = "router.keys"      # PrivateKeys format, as i2pd writes it
 NTCP2_KEYS = "ntcp2.keys"        # NTCP2 static X25519 private key (32) + IV "i" (16)
+SSU2_KEYS = "ssu2.keys"          # SSU2 static X25519 private key (32) + intro key "i" (32)
 PRIVATE = 0o600
 
 
@@ -23,6 +24,8 @@ class RouterKeys:
     identity: RouterIdentity
     ntcp2_static: X25519Keypair
     ntcp2_iv: bytes
+    ssu2_static: X25519Keypair
+    ssu2_intro: bytes
 
     @property
     def hash(self) -> bytes:
@@ -55,4 +58,17 @@ def load_or_create_router_keys(datadir: Path, rng=os.urandom) -> tuple[RouterKey
     else:
         raw = rng(32) + rng(16)
         atomic_write(ntcp2_path, raw, PRIVATE)
-    return RouterKeys(keys, keys.router_identity, X25519Keypair(raw[:32]), raw[32:]), created
+    ssu2 = _load_or_create(datadir / SSU2_KEYS, 64, rng)
+    return RouterKeys(keys, keys.router_identity, X25519Keypair(raw[:32]), raw[32:], X25519Keypair(ssu2[:32]),
+                      ssu2[32:]), created
+
+
+def _load_or_create(path: Path, size: int, rng) -> bytes:
+    if path.exists():
+        raw = path.read_bytes()
+        if len(raw) != size:
+            raise ParseError(f"{path}: expected {size} bytes, found {len(raw)}", structure=path.name)
+        return raw
+    raw = rng(size)
+    atomic_write(path, raw, PRIVATE)
+    return raw

@@ -28,10 +28,14 @@ from core.netdb.service import NetDbService
 from core.netdb.store import NetDb
 from core.stats import RateMeter
 from core.transport.manager import TransportManager
+from core.transport.ssu2.peertest import Reachability
 from core.tunnel.service import TunnelService, TunnelSettings
 from core.version import ROUTER_VERSION
 
 log = logging.getLogger(__name__)
+
+_REACHABILITY_STATUS = {Reachability.OK: NetStatus.OK, Reachability.FIREWALLED: NetStatus.FIREWALLED,
+                        Reachability.SYMMETRIC_NAT: NetStatus.ERROR_SYMMETRIC_NAT}
 
 ROUTER_INFO_FILE = "router.info"
 REPUBLISH_INTERVAL_S = 30 * 60   # re-sign our RouterInfo so its published time stays fresh
@@ -152,6 +156,17 @@ class Router:
             options.update(host=self.config.host, port=str(self.config.port), i=b64encode(self.keys.ntcp2_iv))
         return RouterAddress.create("NTCP2", options, cost=3 if self.config.host else 14)
 
+    def ssu2_address(self) -> RouterAddress:
+        """ssu2.rst "Published Router Info": s, i and v always; host and port when we accept inbound, else
+        caps 4 ("Unpublished SSU2 Address")."""
+        assert self.keys is not None
+        options = {"s": b64encode(self.keys.ssu2_static.public_bytes), "i": b64encode(self.keys.ssu2_intro), "v": "2"}
+        if self.config.host:
+            options.update(host=self.config.host, port=str(self.config.port))
+        else:
+            options["caps"] = "4"
+        return RouterAddress.create("SSU2", options, cost=8 if self.config.host else 15)
+
     def build_router_info(self) -> RouterInfo:
         assert self.keys is not None
         options = {"caps": self.caps(), "netId": str(self.config.netid), "router.version": ROUTER_VERSION}
@@ -163,7 +178,8 @@ class Router:
         if self.router_info is not None and published <= self.router_info.published:
             published = self.router_info.published + 1
         return RouterInfo.create(self.keys.identity, self.keys.signing_private_key, published,
-                                 [self.ntcp2_address()], options)
+                                 [self.ntcp2_address()] + ([self.ssu2_address()] if self.config.ssu2_enabled else []),
+                                 options)
 
     def refresh_router_info(self) -> RouterInfo:
         self.router_info = self.build_router_info()
@@ -193,7 +209,9 @@ class Router:
             netid=self.config.netid, router_info=lambda: self.router_info.to_bytes(),
             lookup_router_info=self.netdb.get_router_info, on_message=self.handle_message,
             on_router_info=self.handle_router_info, clock=self.clock, rng=self.rng,
-            on_dial_failure=self.profiles.record_connect_failure)
+            on_dial_failure=self.profiles.record_connect_failure,
+            ssu2_keys=(self.keys.ssu2_static, self.keys.ssu2_intro) if self.config.ssu2_enabled else None,
+            sign=self.keys.sign)
         # one receiver for garlic to our router: Noise N one-shots and replies under our reply keys
         self.garlic = RouterGarlicReceiver(self.keys.keys.private_key, clock=self.clock)
         self.netdb_service = NetDbService(
@@ -207,7 +225,7 @@ class Router:
             send=self.transports.send, netdb=self.netdb, clock=self.clock, rng=self.rng, profiles=self.profiles,
             settings=self.tunnel_settings or self.default_tunnel_settings(),
             lookup_router_info=self.netdb_service.lookup_router_info, garlic=self.garlic,
-            connected=self.transports.is_connected)
+            connected=self.transports.is_connected, ssu2=self.config.ssu2_enabled)
         self.tunnel_service.on_local_message = lambda message: self.handle_message(self.hash, message)
         self.netdb_service.tunnels = NetDbTunnelPaths(self.tunnel_service)
         await self.tunnel_service.start()
@@ -414,7 +432,10 @@ class Router:
     def snapshot(self) -> RouterSnapshot:
         netdb, transports = self.netdb, self.transports
         peers = len(transports.sessions) if transports else 0
-        if peers:
+        reachability = transports.ssu2.reachability if transports and transports.ssu2 else None
+        if peers and reachability in _REACHABILITY_STATUS:
+            net_status = _REACHABILITY_STATUS[reachability]     # what the last SSU2 peer test found
+        elif peers:
             net_status = NetStatus.OK if self.config.host else NetStatus.FIREWALLED
         else:
             net_status = NetStatus.ERROR_NO_ACTIVE_PEERS_CHECK_CONNECTION_AND_FIREWALL
@@ -440,7 +461,7 @@ class Router:
         for peer_hash, conn in (self.transports.sessions.items() if self.transports else ()):
             ri = self.netdb.get_router_info(peer_hash) if self.netdb else None
             host, port = (conn.peername or ("?", 0))[:2]
-            records.append(PeerRecord(peer_hash, "NTCP2", conn.inbound, ri.caps if ri else "", f"{host}:{port}",
+            records.append(PeerRecord(peer_hash, conn.transport_style, conn.inbound, ri.caps if ri else "", f"{host}:{port}",
                                       conn.established_at))
         return records
 

@@ -204,6 +204,7 @@ class Router:
     i2cp: int | None = None
     i2pcontrol: int | None = None     # pyi2p routers: I2PControl JSON-RPC
     floodfill: bool = False
+    ntcp2: bool = True                # i2pd routers: False runs NTCP2 off, so peers must use SSU2
     binary: str | None = None         # i2pd routers: the i2pd executable (None: i2pd_binary())
     pid: int | None = None
     ident_hash: str = ""              # I2P-base64 SHA-256 of the RouterIdentity
@@ -327,8 +328,8 @@ notransit = false
 transittunnels = 10000
 
 [ntcp2]
-enabled = true
-published = true
+enabled = {on[router.ntcp2]}
+published = {on[router.ntcp2]}
 port = {router.port}
 
 [ssu2]
@@ -498,13 +499,16 @@ class Testnet:
     def __init__(self, base: str | os.PathLike = DEFAULT_BASE, *, i2pd_count: int = 5, pyi2p_count: int = 0,
                  floodfills: int = 2, netid: int = 42, netns: str = DEFAULT_NETNS,
                  address_prefix: str = "198.18.0", first_port: int = DEFAULT_FIRST_PORT, hops: int = 1,
-                 die_with_parent: bool = False, i2pd: str | None = None, i2pd_loglevel: str = "info"):
+                 die_with_parent: bool = False, i2pd: str | None = None, i2pd_loglevel: str = "info",
+                 ssu2_only: int = 0):
         if not 1 <= i2pd_count < PYI2P_HOST_OFFSET:
             raise TestnetError(f"i2pd_count must be 1..{PYI2P_HOST_OFFSET - 1}")
         if not 0 <= pyi2p_count < EXTRA_HOST_OFFSET - PYI2P_HOST_OFFSET:
             raise TestnetError("pyi2p_count must be 0..99")
         if not 0 <= floodfills <= i2pd_count:
             raise TestnetError("floodfills must be between 0 and the number of i2pd routers")
+        if not 0 <= ssu2_only < i2pd_count:
+            raise TestnetError("ssu2_only must leave at least one i2pd router with NTCP2")
         if not 1024 <= first_port <= 65535 - PORT_STRIDE * (i2pd_count + pyi2p_count):
             raise TestnetError("first_port leaves no room for the routers' ports")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,30}", netns):
@@ -531,7 +535,7 @@ class Testnet:
             self.routers.append(Router(
                 name=f"r{k}", kind="i2pd", datadir=str(self.base / f"r{k}"), address=f"{address_prefix}.{k}",
                 port=p, console=p + 1, sam=p + 2, http_proxy=p + 3, i2cp=p + 4, floodfill=k <= floodfills,
-                binary=self.i2pd))
+                ntcp2=k <= i2pd_count - ssu2_only, binary=self.i2pd))
         for j in range(1, pyi2p_count + 1):
             p = first_port + PORT_STRIDE * (i2pd_count + j - 1)
             self.routers.append(Router(
@@ -997,8 +1001,8 @@ class Testnet:
         finally:
             conn.close()
 
-    def i2pd_peers(self, router: str | Router) -> set[str]:
-        """Router hashes (I2P base64) with which this i2pd has an established NTCP2 session.
+    def i2pd_peers(self, router: str | Router, transport: str = "NTCP2") -> set[str]:
+        """Router hashes (I2P base64) with which this i2pd has an established session of `transport`.
 
         The console prints 4 hash characters; they are completed from the router's own netDb files.
         A prefix that names no single netDb entry is returned as it is.
@@ -1008,7 +1012,7 @@ class Testnet:
         known = netdb_hashes(r.datadir)
         peers = set()
         for s in sessions:
-            if s.transport != "NTCP2":
+            if s.transport != transport:
                 continue
             matches = [h for h in known if h.startswith(s.hash_prefix)]
             peers.add(matches[0] if len(matches) == 1 else s.hash_prefix)
@@ -1081,6 +1085,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     help=f"router k uses ports P..P+4, P = first + 10*(k-1) (default {DEFAULT_FIRST_PORT})")
     up.add_argument("--netns", default=DEFAULT_NETNS, help=f"network namespace (default {DEFAULT_NETNS})")
     up.add_argument("--wait", type=float, default=120.0, help="seconds to wait until ready; 0: don't (default 120)")
+    up.add_argument("--ssu2-only", type=int, default=0, metavar="K",
+                    help="the last K i2pd routers run with NTCP2 off, so peers reach them over SSU2 (default 0)")
     up.add_argument("--i2pd", metavar="PATH", help="the i2pd executable to run (default: $PYI2P_I2PD, else i2pd in PATH)")
     up.add_argument("--demo", action="store_true",
                     help="also a web site, IRC, mail and a torrent on the network, reachable from this host "
@@ -1118,7 +1124,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         pyi2p_count = max(args.pyi2p_count, 2) if args.demo else args.pyi2p_count
         net = Testnet(args.base, i2pd_count=args.i2pd_count, pyi2p_count=pyi2p_count,
                       floodfills=args.floodfills, netid=args.netid, netns=args.netns, first_port=args.first_port,
-                      i2pd=args.i2pd)
+                      i2pd=args.i2pd, ssu2_only=args.ssu2_only)
         with _progress_to_stderr():
             demo = None
             if args.demo:

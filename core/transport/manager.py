@@ -1,4 +1,4 @@
-"""Transport manager: one NTCP2 session per peer, both roles, bounded queues and connection count."""
+"""Transport manager: one NTCP2 or SSU2 session per peer, both roles, bounded queues and connection count."""
 from __future__ import annotations
 
 import asyncio
@@ -17,6 +17,9 @@ from core.transport.ntcp2.blocks import (DateTimeBlock, I2NPBlock, RouterInfoBlo
                                          TerminationReason)
 from core.transport.ntcp2.driver import ConnectionClosed, DriverSettings, NTCP2Connection, NTCP2Listener, connect
 from core.transport.ntcp2.handshake import ReplayCache
+from core.transport.ssu2.blocks import RouterInfoBlock as SSU2RouterInfoBlock
+from core.transport.ssu2.driver import SSU2Connection, SSU2Endpoint, SSU2Settings, address_mtu, dialable_ssu2
+from core.transport.ssu2.peertest import Reachability
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,8 @@ class TransportSettings:
     dial_failure_backoff_s: float = 20.0
     replaced_session_grace_s: float = 30.0  # a superseded session still delivers what is in flight on it
     receive_batch: int = 8                  # messages handled from one session before others get a turn
+    first_peer_test_s: float = 60.0         # SSU2: our reachability, once sessions are up, then now and then
+    peer_test_s: float = 1200.0
 
 
 @dataclass(slots=True)
@@ -44,14 +49,21 @@ class _PeerState:
     last_failure: float = -1e9
 
 
+Connection = NTCP2Connection | SSU2Connection
+
+
 class TransportManager:
-    """Owns every NTCP2 session of one router; upper layers only call send() and get callbacks."""
+    """Owns every NTCP2 and SSU2 session of one router; upper layers only call send() and get callbacks.
+
+    SSU2 runs when `ssu2_keys` (static key, intro key) is given: on the NTCP2 port over UDP.
+    """
 
     def __init__(self, *, router_hash: bytes, static_key, iv: bytes, netid: int,
                  router_info: Callable[[], bytes], lookup_router_info: Callable[[bytes], RouterInfo | None],
                  on_message: MessageHandler, on_router_info: RouterInfoHandler,
                  clock: Clock, on_dial_failure: Callable[[bytes], None] | None = None, rng: Rng = os.urandom, settings: TransportSettings = TransportSettings(),
-                 driver_settings: DriverSettings = DriverSettings()):
+                 driver_settings: DriverSettings = DriverSettings(), ssu2_keys: tuple | None = None,
+                 ssu2_settings: SSU2Settings = SSU2Settings(), sign: Callable[[bytes], bytes] | None = None):
         self.router_hash = router_hash
         self._static_key = static_key
         self._iv = iv
@@ -66,7 +78,11 @@ class TransportManager:
         self.settings = settings
         self.driver_settings = driver_settings
         self.replay_cache = ReplayCache(clock)
-        self.sessions: dict[bytes, NTCP2Connection] = {}
+        self._ssu2_keys = ssu2_keys
+        self._ssu2_settings = ssu2_settings
+        self._sign = sign
+        self.ssu2: SSU2Endpoint | None = None
+        self.sessions: dict[bytes, Connection] = {}
         self._peers: dict[bytes, _PeerState] = {}
         self._listener: NTCP2Listener | None = None
         self._dial_slots = asyncio.Semaphore(settings.max_concurrent_dials)
@@ -76,7 +92,7 @@ class TransportManager:
         self._flush_handle: asyncio.Handle | None = None
         self.listen_port: int | None = None
         self._local_host: str | None = None
-        self._retired: set[NTCP2Connection] = set()
+        self._retired: set[Connection] = set()
         self.bytes_sent_closed = 0
         self.bytes_received_closed = 0
         self.dropped_messages = 0
@@ -93,11 +109,24 @@ class TransportManager:
             await self._listener.start(host, port)
             self.listen_port = self._listener.port
             log.info("NTCP2 listening on %s:%d", host, self.listen_port)
+        if self._ssu2_keys is not None:
+            static_key, intro_key = self._ssu2_keys
+            self.ssu2 = SSU2Endpoint(static_key=static_key, intro_key=intro_key, netid=self.netid,
+                                     router_info=self._router_info, on_connection=self._inbound, clock=self.clock,
+                                     rng=self.rng, replay_cache=self.replay_cache, settings=self._ssu2_settings,
+                                     sign=self._sign, lookup_router_info=self._lookup)
+            # without a published host the socket only dials out, from any port
+            await self.ssu2.start(host or "0.0.0.0", (self.listen_port or port) if host else 0)
+            log.info("SSU2 on UDP %s:%d", host or "0.0.0.0", self.ssu2.port)
+            if host:
+                self._spawn(self._peer_tests(), "ssu2-peer-tests")
         self._spawn(self._housekeeping(), "transport-housekeeping")
 
     async def stop(self) -> None:
         if self._listener is not None:
             await self._listener.stop()
+        if self.ssu2 is not None:
+            await self.ssu2.stop()
         for conn in [*self.sessions.values(), *self._retired]:
             await conn.close(TerminationReason.ROUTER_SHUTDOWN)
         for task in list(self._tasks):
@@ -153,7 +182,7 @@ class TransportManager:
         conn = self.sessions.get(peer_hash)
         return conn is not None and not conn.closed
 
-    async def connect(self, peer_hash: bytes) -> NTCP2Connection | None:
+    async def connect(self, peer_hash: bytes) -> Connection | None:
         """An established session to `peer_hash`, dialling if there is none; None if that fails."""
         conn = self.sessions.get(peer_hash)
         if conn is not None and not conn.closed:
@@ -174,7 +203,7 @@ class TransportManager:
             else:
                 self._send_now(conn, messages)
 
-    def _send_now(self, conn: NTCP2Connection, messages) -> None:
+    def _send_now(self, conn: Connection, messages) -> None:
         try:
             if not conn.send_nowait([I2NPBlock.from_message(m) for m in messages]):
                 self.dropped_messages += len(messages)   # the peer has not read megabytes we sent: too slow
@@ -188,19 +217,23 @@ class TransportManager:
             if existing is not None and not existing.closed:
                 return
             ri = self._lookup(peer_hash)
-            address = _dialable_ntcp2(ri) if ri is not None else None
-            if address is None:
-                log.debug("NTCP2: no dialable address for %s", b64encode(peer_hash)[:8])
+            choices = self._dial_choices(ri) if ri is not None else []
+            if not choices:
+                log.debug("no dialable address for %s", b64encode(peer_hash)[:8])
                 raise LookupError("no address")
             if len(self.sessions) >= self.settings.max_connections:
                 raise LookupError("connection limit")
             async with self._dial_slots:
-                conn = await connect(address.host, address.port, static_key=self._static_key,
-                                     router_info=self._router_info(), peer_router_hash=peer_hash,
-                                     peer_static_key=address.s, peer_iv=address.i, netid=self.netid,
-                                     clock=self.clock, rng=self.rng, settings=self.driver_settings,
-                                     local_addr=(self._local_host, 0) if self._local_host else None)
-            log.info("NTCP2: connected to %s at %s:%d", b64encode(peer_hash)[:8], address.host, address.port)
+                for k, (style, address) in enumerate(choices):
+                    try:
+                        conn = await self._dial_one(style, address, peer_hash)
+                        break
+                    except (ProtocolError, OSError, TimeoutError) as exc:
+                        if k == len(choices) - 1:
+                            raise
+                        log.info("%s: dial %s failed (%s), trying %s", style, b64encode(peer_hash)[:8], exc,
+                                 choices[k + 1][0])
+            log.info("%s: connected to %s at %s:%d", style, b64encode(peer_hash)[:8], address.host, address.port)
             self._register(conn)
         except (ProtocolError, OSError, TimeoutError, LookupError) as exc:
             state.last_failure = self.clock.monotonic()
@@ -215,16 +248,36 @@ class TransportManager:
             if self._peers.get(peer_hash) is state and not state.queue and peer_hash not in self.sessions:
                 del self._peers[peer_hash]
 
+    def _dial_choices(self, ri: RouterInfo) -> list[tuple[str, object]]:
+        """The transports to try, in order: with both, SSU2 or NTCP2 first at random, as i2pd does."""
+        ntcp2 = _dialable_ntcp2(ri)
+        ssu2 = dialable_ssu2(ri) if self.ssu2 is not None else None
+        choices = [c for c in (("NTCP2", ntcp2), ("SSU2", ssu2)) if c[1] is not None]
+        if len(choices) == 2 and self.rng(1)[0] & 1:
+            choices.reverse()
+        return choices
+
+    async def _dial_one(self, style: str, address, peer_hash: bytes) -> Connection:
+        if style == "SSU2":
+            return await self.ssu2.connect(address.host, address.port, peer_router_hash=peer_hash,
+                                           peer_static_key=address.s, peer_intro_key=address.i,
+                                           peer_mtu=address_mtu(address))
+        return await connect(address.host, address.port, static_key=self._static_key,
+                             router_info=self._router_info(), peer_router_hash=peer_hash,
+                             peer_static_key=address.s, peer_iv=address.i, netid=self.netid,
+                             clock=self.clock, rng=self.rng, settings=self.driver_settings,
+                             local_addr=(self._local_host, 0) if self._local_host else None)
+
     # --- sessions
 
-    def _inbound(self, conn: NTCP2Connection) -> None:
+    def _inbound(self, conn: Connection) -> None:
         if len(self.sessions) >= self.settings.max_connections and conn.peer_router_hash not in self.sessions:
             self._spawn(conn.close(TerminationReason.NORMAL_CLOSE), "ntcp2-refuse")   # no "limits" code in ntcp2.rst
             return
-        log.info("NTCP2: inbound session from %s", b64encode(conn.peer_router_hash)[:8])
+        log.info("%s: inbound session from %s", conn.transport_style, b64encode(conn.peer_router_hash)[:8])
         self._register(conn)
 
-    def _register(self, conn: NTCP2Connection) -> None:
+    def _register(self, conn: Connection) -> None:
         peer = conn.peer_router_hash
         old = self.sessions.get(peer)
         if old is not None and old is not conn and not old.closed:
@@ -241,16 +294,16 @@ class TransportManager:
         if state is not None and state.queue:
             self._send_now(conn, list(state.queue))
 
-    def _closed(self, conn: NTCP2Connection) -> None:
+    def _closed(self, conn: Connection) -> None:
         self.bytes_sent_closed += conn.bytes_sent
         self.bytes_received_closed += conn.bytes_received
         if self.sessions.get(conn.peer_router_hash) is conn:
             del self.sessions[conn.peer_router_hash]
             self._last_i2np.pop(conn.peer_router_hash, None)
-            log.info("NTCP2: session with %s closed (reason %s)", b64encode(conn.peer_router_hash)[:8],
+            log.info("%s: session with %s closed (reason %s)", conn.transport_style, b64encode(conn.peer_router_hash)[:8],
                      conn.close_reason)
 
-    async def _retire(self, conn: NTCP2Connection) -> None:
+    async def _retire(self, conn: Connection) -> None:
         self._retired.add(conn)
         try:
             await asyncio.sleep(self.settings.replaced_session_grace_s)
@@ -258,7 +311,7 @@ class TransportManager:
         finally:
             self._retired.discard(conn)
 
-    async def _receive(self, conn: NTCP2Connection) -> None:
+    async def _receive(self, conn: Connection) -> None:
         peer = conn.peer_router_hash
         handled = 0
         async for block in conn:
@@ -276,10 +329,35 @@ class TransportManager:
                     log.debug("NTCP2: bad I2NP message from %s: %s", b64encode(peer)[:8], exc)
                 except Exception:
                     log.exception("I2NP handler failed on a message from %s", b64encode(peer)[:8])
-            elif isinstance(block, RouterInfoBlock):
-                self._on_router_info(peer, block.router_info)
+            elif isinstance(block, (RouterInfoBlock, SSU2RouterInfoBlock)):
+                try:
+                    self._on_router_info(peer, block.router_info)
+                except ProtocolError as exc:
+                    log.debug("bad RouterInfo block from %s: %s", b64encode(peer)[:8], exc)
             elif isinstance(block, TerminationBlock):
-                log.info("NTCP2: %s terminated the session (reason %d)", b64encode(peer)[:8], block.reason)
+                log.info("%s: %s terminated the session (reason %d)", conn.transport_style, b64encode(peer)[:8],
+                         block.reason)
+
+    async def peer_test(self) -> Reachability | None:
+        """An SSU2 peer test of our published address through a connected peer that offers testing ("B" in
+        its SSU2 caps); None when there is no such peer or SSU2 is off or unpublished."""
+        if self.ssu2 is None or not self._local_host or self.listen_port is None:
+            return None
+        for peer, conn in list(self.sessions.items()):
+            ri = self._lookup(peer) if isinstance(conn, SSU2Connection) and not conn.closed else None
+            address = dialable_ssu2(ri) if ri is not None else None
+            if address is not None and "B" in address.caps:
+                return await self.ssu2.peer_test(conn, self._local_host, self.ssu2.port)
+        return None
+
+    async def _peer_tests(self) -> None:
+        await asyncio.sleep(self.settings.first_peer_test_s)
+        while True:
+            try:
+                await self.peer_test()
+            except (ProtocolError, OSError, ConnectionClosed) as exc:
+                log.debug("SSU2 peer test failed: %s", exc)
+            await asyncio.sleep(self.settings.peer_test_s)
 
     async def _housekeeping(self) -> None:
         while True:
@@ -293,7 +371,7 @@ class TransportManager:
                 elif now - conn.last_sent > self.settings.keepalive_s:
                     self._spawn(self._keepalive(conn), "ntcp2-keepalive")
 
-    async def _keepalive(self, conn: NTCP2Connection) -> None:
+    async def _keepalive(self, conn: Connection) -> None:
         try:
             await conn.send(DateTimeBlock.now(self.clock.time()))
         except ConnectionClosed:
@@ -319,3 +397,4 @@ def _dialable_ntcp2(ri: RouterInfo):
         except ProtocolError:
             continue
     return None
+

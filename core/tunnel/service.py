@@ -25,6 +25,7 @@ from core.garlic.routers import RouterGarlicReceiver, encrypt_with_reply_key, wr
 from core.i2np import (DeliveryStatus, DeliveryType, Garlic, GarlicCloveBlock, GarlicCloveDeliveryInstructions,
                        I2NPMessage, MessageType, OutboundTunnelBuildReply, ShortTunnelBuild, TunnelBuildReply,
                        TunnelData, TunnelGateway, VariableTunnelBuild, VariableTunnelBuildReply)
+from core.transport.ssu2.driver import dialable_ssu2
 
 from .build import PendingBuild, create_build, random_tunnel_id, randbelow
 from .endpoints import InboundTunnel, OutboundTunnel
@@ -154,8 +155,9 @@ class TunnelService:
                  rng: Rng = os.urandom, profiles: Any = None, settings: TunnelSettings = TunnelSettings(),
                  transit_policy: TransitPolicy | None = None, garlic: RouterGarlicReceiver | None = None,
                  lookup_router_info: LookupRouterInfo | None = None,
-                 connected: Callable[[bytes], bool] = lambda peer: False):
+                 connected: Callable[[bytes], bool] = lambda peer: False, ssu2: bool = False):
         self.router_hash = router_hash
+        self._ssu2 = ssu2             # SSU2-only routers can be hops too
         self._send = send
         self._lookup = lookup_router_info
         self._connected = connected   # a session to the peer is up: send without its RouterInfo
@@ -319,7 +321,7 @@ class TunnelService:
         high: list[Candidate] = []
         standard: list[Candidate] = []
         for router_hash, ri in list(self._netdb.router_infos.items()):
-            if router_hash == self.router_hash or not self._usable_hop(ri):
+            if router_hash == self.router_hash or not self._usable_hop(ri, self._ssu2):
                 continue
             tier = getattr(tier_of.get(router_hash), "value", tier_of.get(router_hash))
             if tier == "failing":
@@ -337,8 +339,9 @@ class TunnelService:
         return self._tiers
 
     @staticmethod
-    def _usable_hop(ri: RouterInfo) -> bool:
-        """ECIES routers we can dial over NTCP2 that do not refuse tunnels or hide (common-structures.rst caps)."""
+    def _usable_hop(ri: RouterInfo, ssu2: bool = False) -> bool:
+        """ECIES routers we can dial over NTCP2 (or SSU2 when `ssu2`) that do not refuse tunnels or hide
+        (common-structures.rst caps)."""
         if ri.identity.crypto_type != CRYPTO_X25519:
             return False
         caps = ri.caps
@@ -350,7 +353,7 @@ class TunnelService:
                     return True
             except ProtocolError:
                 continue
-        return False
+        return ssu2 and dialable_ssu2(ri) is not None
 
     # --- building
 

@@ -48,11 +48,13 @@ def _version_id(binary: str | None) -> str:
     return f"i2pd-{m.group(1)}" if m else "i2pd"
 
 
-def _start_testnet(tmp_path_factory: pytest.TempPathFactory, i2pd: str | None = None) -> Testnet:
+def _start_testnet(tmp_path_factory: pytest.TempPathFactory, i2pd: str | None = None, *,
+                   wait: float = TESTNET_WAIT_S, **options) -> Testnet:
+    """A testnet up and ready (`wait` 0: started, not waited for)."""
     net = Testnet(tmp_path_factory.mktemp("testnet"), netns=f"{TEST_NETNS_PREFIX}{os.getpid()}",
-                  die_with_parent=True, i2pd=i2pd)
+                  die_with_parent=True, i2pd=i2pd, **options)
     try:
-        net.up(wait=TESTNET_WAIT_S)
+        net.up(wait=wait)
     except BaseException:
         net.down()
         raise

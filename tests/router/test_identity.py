@@ -113,3 +113,28 @@ def test_floodfill_setting_takes_true_false_or_auto(tmp_path):
     (tmp_path / "config.toml").write_text('port = 12000\nfloodfill = "sometimes"\n')
     with pytest.raises(ConfigError):
         load_config(tmp_path)
+
+
+async def test_ssu2_section_publishes_an_ssu2_address_with_its_own_private_keys(tmp_path, free_port):
+    load_config(tmp_path, {"port": free_port})          # writes config.toml
+    with open(tmp_path / "config.toml", "a") as f:
+        f.write("\n[ssu2]\nenabled = true\n")
+    router = await start_router(tmp_path, netid=42, host="127.0.0.1")
+    assert stat.S_IMODE((tmp_path / "ssu2.keys").stat().st_mode) == 0o600
+    ri = RouterInfo.parse((tmp_path / "router.info").read_bytes())
+    (address,) = ri.addresses_of("SSU2")
+    assert (address.host, address.port, address.v) == ("127.0.0.1", free_port, "2")
+    assert address.s == router.keys.ssu2_static.public_bytes and address.i == router.keys.ssu2_intro
+    assert ri.addresses_of("NTCP2")
+    # off by default: no SSU2 address, no UDP socket
+    plain = await start_router(tmp_path / "plain", netid=42)
+    assert not RouterInfo.parse((tmp_path / "plain" / "router.info").read_bytes()).addresses_of("SSU2")
+    assert plain.transports.ssu2 is None
+
+
+def test_unknown_ssu2_setting_is_an_error(tmp_path):
+    load_config(tmp_path)
+    with open(tmp_path / "config.toml", "a") as f:
+        f.write("\n[ssu2]\nenable = true\n")
+    with pytest.raises(ConfigError):
+        load_config(tmp_path)

@@ -14,6 +14,8 @@ PEER = bytes(range(32))
 class FakeConnection:
     """What the manager uses of an NTCP2Connection: an established session that never delivers anything."""
 
+    transport_style = "NTCP2"
+
     def __init__(self, peer: bytes):
         self.peer_router_hash = peer
         self.peer_router_info = b""

@@ -271,24 +271,30 @@ _KNOWN = {cls.TYPE: cls for cls in
           (DateTimeBlock, OptionsBlock, RouterInfoBlock, I2NPBlock, TerminationBlock, PaddingBlock)}
 
 
-def read_block(r: Reader) -> Block:
-    """One block at the reader's position; its size field bounds what its parser may read."""
+def read_block(r: Reader, known: dict | None = None, unknown=None, name: str = "NTCP2") -> Block:
+    """One block at the reader's position; its size field bounds what its parser may read.
+
+    `known` (type -> class) and `unknown` (the class for other types) let SSU2 share this with its own blocks.
+    """
     start = r.pos
     block_type = r.u8()
     size = r.u16()
     if size > r.remaining:
         raise r.error(f"block type {block_type} size {size} overruns the frame ({r.remaining} left)", start + 1)
-    data = r.sub(size, f"NTCP2 block {block_type}")
-    cls = _KNOWN.get(block_type)
+    data = r.sub(size, f"{name} block {block_type}")
+    cls = (_KNOWN if known is None else known).get(block_type)
     if cls is None:
-        return UnknownBlock(block_type, data.rest())
-    block = cls.read_data(data)
+        return (unknown or UnknownBlock)(block_type, data.rest())
+    try:
+        block = cls.read_data(data)
+    except ValueError as exc:          # a field the dataclass refuses (bad IP bytes, range)
+        raise ParseError(str(exc), structure=f"{name} block {block_type}", offset=start) from None
     data.expect_end()
     return block
 
 
-def parse_blocks(payload: bytes, structure: str = "NTCP2 frame") -> list[Block]:
-    """All blocks of a data-phase frame, enforcing ntcp2.rst "Block Ordering Rules"."""
+def parse_blocks(payload: bytes, structure: str = "NTCP2 frame", read=read_block) -> list[Block]:
+    """All blocks of a data-phase frame, enforcing ntcp2.rst "Block Ordering Rules" (SSU2's are the same)."""
     r = Reader(payload, structure)
     blocks: list[Block] = []
     while r.remaining:
@@ -299,7 +305,7 @@ def parse_blocks(payload: bytes, structure: str = "NTCP2 frame") -> list[Block]:
                 raise ParseError("a block follows the Padding block", structure=structure, offset=start)
             if isinstance(last, TerminationBlock) and r.buf[start] != PADDING:
                 raise ParseError("a non-Padding block follows Termination", structure=structure, offset=start)
-        blocks.append(read_block(r))
+        blocks.append(read(r))
     return blocks
 
 

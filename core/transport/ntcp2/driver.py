@@ -108,7 +108,34 @@ def _as_block(item: Block | I2NPMessage) -> Block:
     raise TypeError(f"cannot send {type(item).__name__} over NTCP2")
 
 
-class NTCP2Connection:
+
+
+class BlockReceiver:
+    """`await receive()` and `async for` over the blocks a session queued in `_queue`, ending at _CLOSED
+    (shared by the NTCP2 and SSU2 connections)."""
+
+    async def receive(self):
+        item = await self._queue.get()
+        if item is _CLOSED:
+            self._queue.put_nowait(_CLOSED)   # every other receiver sees the end too
+            raise ConnectionClosed(self.close_reason)
+        self._taken()
+        return item
+
+    def _taken(self) -> None:
+        """Called after each block is taken off the queue."""
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        try:
+            return await self.receive()
+        except ConnectionClosed:
+            raise StopAsyncIteration from None
+
+
+class NTCP2Connection(BlockReceiver):
     """An established NTCP2 session over one TCP connection.
 
     Receive with `async for block in conn` or `await conn.receive()`: I2NPBlock, RouterInfoBlock,
@@ -148,6 +175,8 @@ class NTCP2Connection:
         self._closed_event = asyncio.Event()
         self._close_callbacks: list[Callable[[NTCP2Connection], None]] = []
         self._reader_task: asyncio.Task | None = None
+
+    transport_style = "NTCP2"
 
     @property
     def outbound(self) -> bool:
@@ -198,23 +227,9 @@ class NTCP2Connection:
             self._shutdown(None)
             raise ConnectionClosed(self.close_reason) from exc
 
-    async def receive(self) -> Block:
-        item = await self._queue.get()
-        if item is _CLOSED:
-            self._queue.put_nowait(_CLOSED)   # every other receiver sees the end too
-            raise ConnectionClosed(self.close_reason)
+    def _taken(self) -> None:
         if self._queue.qsize() < self._settings.receive_queue_size:
             self._space.set()
-        return item
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self) -> Block:
-        try:
-            return await self.receive()
-        except ConnectionClosed:
-            raise StopAsyncIteration from None
 
     async def close(self, reason: int = TerminationReason.NORMAL_CLOSE) -> None:
         """Send a Termination block with `reason` and close the socket (waits at most a few seconds)."""

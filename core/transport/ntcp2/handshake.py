@@ -193,7 +193,8 @@ def _handshake_state(responder_static_key: bytes) -> SymmetricState:
 
 
 def check_peer_router_info(router_info: RouterInfo, static_key: bytes, *, netid: int, now: float,
-                           max_age: float = DEFAULT_ROUTER_INFO_MAX_AGE) -> None:
+                           max_age: float = DEFAULT_ROUTER_INFO_MAX_AGE,
+                           transport_styles: tuple[str, ...] = ("NTCP2", "NTCP")) -> None:
     """ntcp2.rst "3) SessionConfirmed" notes: Alice's RI must verify, be on our network, be fresh, and
     publish an NTCP/NTCP2 address of version 2 whose "s" is the static key she proved in the handshake.
 
@@ -214,7 +215,7 @@ def check_peer_router_info(router_info: RouterInfo, static_key: bytes, *, netid:
     if now - router_info.published_seconds > max_age:
         raise RouterInfoRejected("RouterInfo is too old", TerminationReason.MESSAGE_3_ERROR)
     for address in router_info.addresses:
-        if address.transport_style not in ("NTCP2", "NTCP"):
+        if address.transport_style not in transport_styles:
             continue
         # ntcp2.rst "Published Addresses": v is a comma-separated version list
         if "2" not in {v.strip() for v in (address.v or "").split(",")}:
@@ -225,7 +226,7 @@ def check_peer_router_info(router_info: RouterInfo, static_key: bytes, *, netid:
             continue
         if key == static_key:
             return
-    raise RouterInfoRejected("no NTCP2 address with the proven static key", TerminationReason.STATIC_KEY_MISMATCH)
+    raise RouterInfoRejected(f"no {transport_styles[0]} address with the proven static key", TerminationReason.STATIC_KEY_MISMATCH)
 
 
 class _Handshake:

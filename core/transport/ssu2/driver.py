@@ -1,0 +1,513 @@
+"""asyncio driver for SSU2: one UDP socket per router running the sans-I/O handshake and data phase."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from core.clock import Clock, Rng
+from core.crypto.x25519 import X25519Keypair
+from core.data.errors import ProtocolError
+from core.i2np.header import I2NPMessage
+from core.transport.ntcp2.driver import _CLOSED, BlockReceiver, ConnectionClosed
+
+from . import header as h
+from .blocks import (DateTimeBlock, I2NPBlock, NewTokenBlock, PeerTestBlock, RouterInfoBlock, TerminationBlock,
+                     TerminationReason)
+from .handshake import HandshakeResult, Initiator, ReplayCache, Responder, new_token_block
+from .peertest import AliceTest, Reachability, nonce_of
+from .session import DataPhase, SessionSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SSU2Settings:
+    mtu: int = 1500
+    handshake_timeout: float = 20.0          # ssu2.rst "Total Timeout"
+    handshake_resend: tuple[float, ...] = (1.25, 2.5, 5.0)   # Token/Session Request
+    max_pending_outbound: int = 64
+    max_pending_inbound: int = 256
+    max_sessions: int = 1024
+    max_tokens: int = 4096                   # tokens Bobs gave us for the next connection
+    receive_queue_size: int = 1024           # blocks delivered and not yet read; more are dropped
+    max_send_queue: int = 1024
+    socket_buffer: int = 1 << 20
+    session: SessionSettings = SessionSettings()
+
+
+class SSU2Connection(BlockReceiver):
+    """An established SSU2 session, with the NTCP2Connection interface the transport manager uses."""
+
+    def __init__(self, endpoint: "SSU2Endpoint", phase: DataPhase, address, *, inbound: bool,
+                 peer_router_info: bytes | None):
+        self._endpoint = endpoint
+        self.data_phase = phase
+        self.result: HandshakeResult = phase.result
+        self.address = address
+        self.peername = address
+        self.inbound = inbound
+        self.peer_router_hash = phase.result.peer_router_hash
+        self.peer_static_key = phase.result.peer_static_key
+        self.peer_router_info = peer_router_info
+        self.clock_skew = phase.result.clock_skew
+        clock = endpoint.clock
+        self.established_at = clock.time()
+        self.last_received = self.last_sent = clock.monotonic()
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.refused_packets = 0
+        self.close_reason: int | None = None
+        self.peer_termination: TerminationBlock | None = None
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._closed = False
+        self._close_callbacks: list[Callable[[SSU2Connection], None]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._flush_scheduled = False
+
+    transport_style = "SSU2"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def outbound(self) -> bool:
+        return not self.inbound
+
+    def __repr__(self) -> str:
+        return f"<SSU2Connection {'in' if self.inbound else 'out'} {self.peer_router_hash[:4].hex()} {self.address}>"
+
+    def add_close_callback(self, callback: Callable[["SSU2Connection"], None]) -> None:
+        self._close_callbacks.append(callback)
+
+    # sending
+
+    def send_nowait(self, items) -> bool:
+        if self._closed:
+            raise ConnectionClosed(self.close_reason)
+        ok = True
+        for item in _as_items(items):
+            if isinstance(item, I2NPMessage):
+                ok = self.data_phase.send_message(item) and ok
+            elif isinstance(item, I2NPBlock):
+                ok = self.data_phase.send_message(item.to_message()) and ok
+            else:
+                ok = self.data_phase.send_blocks([item]) and ok
+        self._schedule_flush()
+        return ok
+
+    async def send(self, items) -> None:
+        self.send_nowait(items)
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled and not self._closed:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._closed:
+            return
+        for packet in self.data_phase.poll():
+            self._endpoint.sendto(packet, self.address)
+            self.bytes_sent += len(packet)
+            self.last_sent = self._endpoint.clock.monotonic()
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.data_phase.next_deadline()
+        if deadline is not None and not self._closed:
+            delay = max(0.0, deadline - self._endpoint.clock.monotonic())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._flush)
+
+    # receiving
+
+    def _datagram(self, packet: bytes, address) -> None:
+        if self._queue.qsize() >= self._endpoint.settings.receive_queue_size:
+            # the reader is behind: leave the packet unacknowledged so the peer sends it again later
+            self.refused_packets += 1
+            return
+        blocks = self.data_phase.receive(packet)      # ProtocolError goes to the endpoint: dropped, counted
+        self.bytes_received += len(packet)
+        self.last_received = self._endpoint.clock.monotonic()
+        if address != self.address:
+            # ssu2.rst "Connection Migration" is not done: the peer keeps its address for the session
+            log.debug("SSU2: %r: packet from %s", self, address)
+        for block in blocks:
+            if isinstance(block, NewTokenBlock):
+                self._endpoint.store_token(self.address, block)
+                continue
+            if isinstance(block, PeerTestBlock):
+                self._endpoint._peer_test_block(self, block)
+                continue
+            if isinstance(block, RouterInfoBlock):
+                try:
+                    self.peer_router_info = block.router_info
+                except ProtocolError:
+                    continue
+            self._queue.put_nowait(block)
+            if isinstance(block, TerminationBlock):
+                self.peer_termination = block
+                if block.reason != TerminationReason.TERMINATION_RECEIVED:
+                    self._endpoint.sendto(self.data_phase.terminate(TerminationReason.TERMINATION_RECEIVED),
+                                          self.address)
+                self._shutdown(block.reason)
+                return
+        self._flush()
+
+    # closing
+
+    async def close(self, reason: int = TerminationReason.NORMAL_CLOSE) -> None:
+        if self._closed:
+            return
+        try:
+            self._endpoint.sendto(self.data_phase.terminate(reason), self.address)
+        except ProtocolError:
+            pass
+        self._shutdown(reason)
+
+    def _shutdown(self, reason: int | None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.close_reason = reason
+        if self._timer is not None:
+            self._timer.cancel()
+        self._queue.put_nowait(_CLOSED)
+        self._endpoint._forget(self)
+        for callback in self._close_callbacks:
+            try:
+                callback(self)
+            except Exception:
+                log.exception("SSU2 close callback failed")
+
+
+
+def _as_items(items) -> Iterable:
+    if isinstance(items, (list, tuple)):
+        return items
+    return [items]
+
+
+class _Pending:
+    __slots__ = ("initiator", "future", "address", "resends", "timer", "started", "mtu")
+
+    def __init__(self, initiator: Initiator, future: asyncio.Future, address, started: float, mtu: int):
+        self.mtu = mtu
+        self.initiator = initiator
+        self.future = future
+        self.address = address
+        self.resends = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.started = started
+
+
+class SSU2Endpoint(asyncio.DatagramProtocol):
+    """One UDP socket: inbound handshakes (Responder), outbound ones (Initiator), and every session on it."""
+
+    def __init__(self, *, static_key: X25519Keypair, intro_key: bytes, netid: int,
+                 router_info: Callable[[], bytes], on_connection: Callable[[SSU2Connection], None],
+                 clock: Clock, rng: Rng = os.urandom, replay_cache: ReplayCache | None = None,
+                 settings: SSU2Settings = SSU2Settings(), sign: Callable[[bytes], bytes] | None = None,
+                 lookup_router_info: Callable[[bytes], object] | None = None):
+        self.static_key = static_key
+        self.intro_key = intro_key
+        self.netid = netid
+        self._router_info = router_info
+        self._on_connection = on_connection
+        self.clock = clock
+        self.rng = rng
+        self.settings = settings
+        self.responder = Responder(static_key=static_key, intro_key=intro_key, netid=netid, clock=clock, rng=rng,
+                                   replay_cache=replay_cache, max_pending=settings.max_pending_inbound,
+                                   handshake_timeout=settings.handshake_timeout)
+        self.sessions: dict[int, SSU2Connection] = {}        # by our receive connection id
+        self._outbound: dict[tuple, _Pending] = {}           # by the peer's address
+        self._tokens: OrderedDict[tuple, tuple[int, float]] = OrderedDict()   # peer address -> (token, expires)
+        self._transport: asyncio.DatagramTransport | None = None
+        self._housekeeping: asyncio.TimerHandle | None = None
+        self.port: int | None = None
+        self.dropped = 0
+        self._sign = sign
+        self._lookup = lookup_router_info
+        self._peer_tests: dict[int, tuple[AliceTest, asyncio.Event]] = {}
+        self.reachability = Reachability.UNKNOWN
+
+    # lifecycle
+
+    async def start(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
+        self.port = self._transport.get_extra_info("sockname")[1]
+        sock = self._transport.get_extra_info("socket")
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            try:   # a window of full-size packets arrives in one burst; the default buffer drops some
+                sock.setsockopt(socket.SOL_SOCKET, option, self.settings.socket_buffer)
+            except OSError:
+                pass
+        self._housekeep()
+
+    async def stop(self) -> None:
+        for conn in list(self.sessions.values()):
+            await conn.close(TerminationReason.ROUTER_SHUTDOWN)
+        for pending in list(self._outbound.values()):
+            self._fail(pending, ConnectionError("SSU2 endpoint stopped"))
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    def _housekeep(self) -> None:
+        self.responder.expire()
+        for packet, address in self.responder.retransmit():
+            self.sendto(packet, address)
+        self._housekeeping = asyncio.get_running_loop().call_later(1.0, self._housekeep)
+
+    def sendto(self, packet: bytes, address) -> None:
+        if self._transport is not None:
+            self._transport.sendto(packet, address)
+
+    # tokens Bobs gave us (New Token blocks), for the next Session Request to them
+
+    def store_token(self, address, block: NewTokenBlock) -> None:
+        self._tokens.pop(address, None)
+        self._tokens[address] = (block.token, self.clock.time() + min(block.expires - self.clock.time(), 3600))
+        while len(self._tokens) > self.settings.max_tokens:
+            self._tokens.popitem(last=False)
+
+    def _take_token(self, address) -> int:
+        entry = self._tokens.pop(address, None)
+        if entry is None or entry[1] < self.clock.time():
+            return 0
+        return entry[0]
+
+    # outbound
+
+    async def connect(self, host: str, port: int, *, peer_router_hash: bytes, peer_static_key: bytes,
+                      peer_intro_key: bytes, peer_mtu: int | None = None) -> SSU2Connection:
+        address = (host, port)
+        mtu = min(self.settings.mtu, peer_mtu or self.settings.mtu)
+        if address in self._outbound or len(self._outbound) >= self.settings.max_pending_outbound:
+            raise ConnectionError("SSU2: a handshake to this address is already running, or too many are")
+        initiator = Initiator(static_key=self.static_key, router_info=self._router_info(), intro_key=self.intro_key,
+                              peer_router_hash=peer_router_hash, peer_static_key=peer_static_key,
+                              peer_intro_key=peer_intro_key, netid=self.netid, clock=self.clock, rng=self.rng,
+                              token=self._take_token(address), mtu=mtu, ipv6=":" in host)
+        future = asyncio.get_running_loop().create_future()
+        pending = _Pending(initiator, future, address, self.clock.monotonic(), mtu)
+        self._outbound[address] = pending
+        self.sendto(initiator.first_packet(), address)
+        self._arm_resend(pending)
+        try:
+            async with asyncio.timeout(self.settings.handshake_timeout):
+                return await future
+        finally:
+            if self._outbound.get(address) is pending:
+                del self._outbound[address]
+            if pending.timer is not None:
+                pending.timer.cancel()
+
+    def _arm_resend(self, pending: _Pending) -> None:
+        resend = self.settings.handshake_resend
+        if pending.resends < len(resend):
+            pending.timer = asyncio.get_running_loop().call_later(resend[pending.resends], self._resend, pending)
+
+    def _resend(self, pending: _Pending) -> None:
+        if pending.future.done():
+            return
+        pending.resends += 1
+        for packet in pending.initiator.last_sent:
+            self.sendto(packet, pending.address)
+        self._arm_resend(pending)
+
+    def _fail(self, pending: _Pending, exc: Exception) -> None:
+        if not pending.future.done():
+            pending.future.set_exception(exc)
+
+    # receiving
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        address = (addr[0], addr[1])
+        try:
+            self._dispatch(data, address)
+        except ProtocolError as exc:
+            self.dropped += 1          # ssu2.rst: drop without an answer
+            log.debug("SSU2: dropped a datagram from %s: %s", address, exc)
+        except Exception:
+            self.dropped += 1
+            log.exception("SSU2: datagram from %s", address)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("SSU2 socket error: %s", exc)
+
+    def _dispatch(self, data: bytes, address) -> None:
+        if len(data) < h.MIN_PACKET_SIZE:
+            raise ProtocolError(f"{len(data)}-byte datagram", structure="SSU2 packet")
+        dest_id = h.unprotect_dest_id(data, self.intro_key)
+        conn = self.sessions.get(dest_id)
+        if conn is not None:
+            conn._datagram(data, address)
+            return
+        nonce = nonce_of(dest_id)
+        if nonce is not None and nonce in self._peer_tests:
+            test, event = self._peer_tests[nonce]
+            test.on_packet(data, self.intro_key)
+            event.set()
+            return
+        pending = self._outbound.get(address)
+        if pending is not None and dest_id not in self.responder:
+            try:
+                self._outbound_packet(pending, data)
+                return
+            except ProtocolError as exc:
+                if pending.initiator.state == "rejected":
+                    self._fail(pending, exc)
+                    return
+        replies, result = self.responder.receive(data, address)
+        for packet in replies:
+            self.sendto(packet, address)
+        if result is not None:
+            self._established_inbound(result, address)
+
+    def _outbound_packet(self, pending: _Pending, data: bytes) -> None:
+        initiator = pending.initiator
+        replies = initiator.receive(data)
+        for packet in replies:
+            self.sendto(packet, pending.address)
+        if initiator.result is None:
+            pending.resends = 0
+            if pending.timer is not None:
+                pending.timer.cancel()
+            self._arm_resend(pending)
+            return
+        if pending.timer is not None:
+            pending.timer.cancel()
+        del self._outbound[pending.address]
+        phase = DataPhase(initiator.result, intro_key=self.intro_key, clock=self.clock, rng=self.rng,
+                          mtu=pending.mtu, ipv6=":" in pending.address[0], settings=self.settings.session,
+                          handshake_packets=initiator.last_sent)
+        conn = SSU2Connection(self, phase, pending.address, inbound=False, peer_router_info=None)
+        conn.bytes_sent = sum(len(p) for p in initiator.last_sent)
+        self.sessions[phase.receive_id] = conn
+        for block in initiator.result.blocks:
+            if isinstance(block, NewTokenBlock):
+                self.store_token(pending.address, block)
+        if not pending.future.done():
+            pending.future.set_result(conn)
+        conn._arm_timer()
+
+    def _established_inbound(self, result: HandshakeResult, address) -> None:
+        if len(self.sessions) >= self.settings.max_sessions:
+            self.dropped += 1
+            return
+        mtu = min(self.settings.mtu, published_mtu(result.router_info, result.peer_static_key) or self.settings.mtu)
+        phase = DataPhase(result, intro_key=self.intro_key, clock=self.clock, rng=self.rng, mtu=mtu,
+                          ipv6=":" in address[0], settings=self.settings.session)
+        conn = SSU2Connection(self, phase, address, inbound=True, peer_router_info=result.peer_router_info)
+        self.sessions[phase.receive_id] = conn
+        # ssu2.rst "Session Confirmed ACK" and "Tokens": ACK 0 at once, with a token for next time
+        phase.send_blocks([new_token_block(self.responder.issue_token(address, 3600), self.clock),
+                           DateTimeBlock.now(self.clock.time())])
+        phase._ack_due = self.clock.monotonic()
+        phase._remember(0)
+        conn._flush()
+        self._on_connection(conn)
+
+    # peer test, Alice's side (ssu2.rst "Peer Test Process")
+
+    def _peer_test_block(self, conn: SSU2Connection, block: PeerTestBlock) -> None:
+        entry = self._peer_tests.get(block.nonce)
+        if entry is None or block.msg != 4 or entry[0].bob_hash != conn.peer_router_hash:
+            return            # Bob's and Charlie's roles are not played: i2pd sees no "B" in our caps
+        entry[0].on_message4(block)
+        entry[1].set()
+
+    async def peer_test(self, bob: SSU2Connection, host: str, port: int, *, timeout: float = 10.0) -> Reachability:
+        """Ask `bob` to test whether `host`:`port` (ours, as published) takes inbound SSU2; sets `reachability`."""
+        if self._sign is None or self._lookup is None:
+            raise ValueError("peer testing needs the router's signing key and netDb")
+        test = AliceTest(bob_hash=bob.peer_router_hash, host=host, port=port, sign=self._sign, netid=self.netid,
+                         clock=self.clock, rng=self.rng)
+        event = asyncio.Event()
+        self._peer_tests[test.nonce] = (test, event)
+
+        async def until(predicate, seconds: float) -> bool:
+            try:
+                async with asyncio.timeout(seconds):
+                    while not predicate():
+                        event.clear()
+                        await event.wait()
+            except TimeoutError:
+                return predicate()
+            return True
+        try:
+            bob.send_nowait(test.request)
+            if not await until(lambda: test.code is not None, timeout) or test.code != 0:
+                log.info("SSU2 peer test: Bob %r answered code %s", bob, test.code)
+                return test.result
+            # ssu2.rst: wait a little for message 5 before message 6 opens a firewall
+            await until(lambda: test.got5, 2.0)
+            charlie = None
+            for _ in range(20):               # Bob sent Charlie's RouterInfo before message 4
+                ri = self._lookup(test.charlie_hash)
+                charlie = dialable_ssu2(ri) if ri is not None else None
+                if charlie is not None:
+                    break
+                await asyncio.sleep(0.25)
+            if charlie is not None:
+                for _ in range(3):            # message 6, resent unchanged
+                    self.sendto(test.message6(charlie.host, charlie.port, charlie.i), (charlie.host, charlie.port))
+                    if await until(lambda: test.got7, 2.0):
+                        break
+            return test.result
+        finally:
+            del self._peer_tests[test.nonce]
+            if test.result != Reachability.UNKNOWN:    # a test that told nothing keeps what the last one found
+                self.reachability = test.result
+
+    def _forget(self, conn: SSU2Connection) -> None:
+        if self.sessions.get(conn.data_phase.receive_id) is conn:
+            del self.sessions[conn.data_phase.receive_id]
+
+
+def published_mtu(router_info, static_key: bytes | None = None) -> int | None:
+    """The "mtu" of the peer's SSU2 address (ssu2.rst "MTU": 1280 to 1500), or None when it gives none."""
+    if router_info is None:
+        return None
+    for address in router_info.addresses_of("SSU2"):
+        try:
+            if static_key is not None and address.s != static_key:
+                continue
+        except ProtocolError:
+            continue
+        return address_mtu(address)
+    return None
+
+
+def address_mtu(address) -> int | None:
+    try:
+        mtu = int(address.get("mtu") or 0)
+    except ValueError:
+        return None
+    return max(1280, min(1500, mtu)) if mtu else None
+
+
+def dialable_ssu2(router_info):
+    """The first IPv4 SSU2 address with host, port, s, a 32-byte i and v=2 (ssu2.rst "Published Addresses")."""
+    for address in router_info.addresses_of("SSU2"):
+        try:
+            if address.host and address.port and address.s and address.i and len(address.i) == 32 \
+                    and "2" in (address.v or "").split(",") and ":" not in address.host:
+                return address
+        except ProtocolError:
+            continue
+    return None

@@ -1,0 +1,136 @@
+"""SSU2 against real i2pd on the private testnet: i2pd routers with NTCP2 off, so every session is SSU2.
+
+pyi2p dials an SSU2-only floodfill and exchanges I2NP with it, builds tunnels through the SSU2-only
+routers, then that floodfill dials a second pyi2p router over SSU2 to deliver a lookup reply.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from core.config import load_config
+from core.control.api import NetStatus
+from core.data.encoding import b64decode, b64encode
+from core.i2np.messages import DatabaseLookup, DatabaseStore, LookupType
+from core.i2np.registry import parse_payload
+from core.router import Router
+from core.transport.ssu2.peertest import Reachability
+from core.tunnel.service import TunnelSettings
+
+from .conftest import _start_testnet, i2pd_binaries, _version_id
+
+pytestmark = pytest.mark.interop
+
+
+@pytest.fixture(scope="module", params=i2pd_binaries(), ids=_version_id)
+def ssu2_testnet(request, testnet_requirements, tmp_path_factory):
+    """3 i2pd floodfills; r2 and r3 run SSU2 only. SSU2-only routers take minutes to build their tunnels
+    (their first handshakes collide) and this module needs none: it waits until every console answers."""
+    net = _start_testnet(tmp_path_factory, request.param, wait=0, i2pd_count=3, floodfills=3, ssu2_only=2)
+    try:
+        deadline = time.monotonic() + 60
+        while not all(s.running and (s.known_routers or 0) >= 3 for s in net.status(sessions=False)):
+            if time.monotonic() > deadline:
+                raise TimeoutError("i2pd consoles did not come up in 60 s")
+            time.sleep(1)
+        yield net
+    finally:
+        net.down()
+
+
+async def wait_for(predicate, timeout: float, step: float = 0.2):
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(step)
+
+
+def ssu2_router(testnet, path, port: int, *, reseed: bool = True) -> Router:
+    return Router(load_config(path, {"netid": testnet.netid, "host": testnet.add_pyi2p_address(), "port": port,
+                                     "reseed_file": str(testnet.seed_file) if reseed else None, "control_port": 0,
+                                     "sam_port": 0, "ssu2_enabled": True}))
+
+
+async def test_ssu2_both_directions_with_i2pd(ssu2_testnet, tmp_path):
+    testnet = ssu2_testnet
+    only_ssu2 = {b64decode(r.ident_hash): r.name for r in testnet.i2pd_routers if not r.ntcp2}
+    with testnet.in_netns():
+        router = ssu2_router(testnet, tmp_path / "p", 24100)
+        # one hop: i2pd routers that speak only SSU2 need minutes to reach each other at start
+        router.tunnel_settings = TunnelSettings(exploratory_length=1, ip_restriction=0)
+        stores: list[tuple[bytes, object]] = []
+        on_message = router.handle_message
+
+        def record(peer, message):
+            stores.append((peer, parse_payload(message)))
+            on_message(peer, message)
+        router.handle_message = record
+        await router.start()
+        try:
+            ri = router.router_info
+            (address,) = ri.addresses_of("SSU2")
+            assert address.host and address.port == 24100 and len(address.i) == 32 and address.v == "2"
+            # outbound: the SSU2-only floodfills can only be reached over SSU2
+            flood = next(iter(only_ssu2))
+            conn = await asyncio.wait_for(router.transports.connect(flood), 30)
+            assert conn is not None and conn.transport_style == "SSU2" and not conn.inbound
+            # I2NP both ways: a lookup for the floodfill's own RouterInfo comes back as a DatabaseStore
+            router.transports.send(flood, router.new_message(DatabaseLookup(flood, router.hash,
+                                                                            LookupType.ROUTER_INFO)))
+            await wait_for(lambda: any(p == flood and isinstance(m, DatabaseStore) for p, m in stores), 20)
+            me = b64encode(router.hash)
+            await wait_for(lambda: any(me.startswith(p)
+                                       for p in testnet.i2pd_peers(only_ssu2[flood], "SSU2")), 15, step=1.0)
+
+            # tunnels: the SSU2-only routers are hops too, and their builds succeed over SSU2
+            await wait_for(lambda: any(t.state == "established" and any(h in only_ssu2 for h in t.hops)
+                                       for t in router.tunnels()), 30)
+
+            # inbound: the floodfill dials a router it learns of only from our store, to answer its lookup
+            other = ssu2_router(testnet, tmp_path / "q", 24101, reseed=False)   # knows nobody, dials nobody
+            await other.start()
+            try:
+                router.transports.send(flood, router.new_message(
+                    DatabaseStore.for_router_info(other.hash, other.router_info.to_bytes())))
+                await asyncio.sleep(1.0)
+                router.transports.send(flood, router.new_message(
+                    DatabaseLookup(flood, other.hash, LookupType.ROUTER_INFO)))
+                await wait_for(lambda: flood in other.transports.sessions, 30)
+                back = other.transports.sessions[flood]
+                assert back.inbound and back.transport_style == "SSU2" and not back.closed
+                await wait_for(lambda: other.netdb.get_router_info(flood) is not None, 15)
+            finally:
+                await other.stop()
+            assert conn.data_phase.srtt is not None and conn.data_phase.srtt < 1.0
+        finally:
+            await router.stop()
+
+
+async def test_peer_test_with_i2pd_as_bob_and_charlie(ssu2_testnet, tmp_path):
+    """A router connected only to Bob asks him for a peer test; i2pd Charlie reaches its published address
+    (OK). Asked about a port where nothing listens, Charlie's message 5 gets nowhere: not OK."""
+    testnet = ssu2_testnet
+    bob_router = next(r for r in testnet.i2pd_routers if not r.ntcp2)
+    bob_hash = b64decode(bob_router.ident_hash)
+    others = {r.ident_hash for r in testnet.i2pd_routers} - {bob_router.ident_hash}
+    # Bob needs a Charlie: an SSU2 session with another i2pd, which SSU2-only routers take a while to get
+    t0 = time.monotonic()
+    await wait_for(lambda: testnet.i2pd_peers(bob_router, "SSU2") & others, 180, step=2.0)
+    print(f"Bob has an SSU2 session with another i2pd after {time.monotonic() - t0:.0f} s")
+    with testnet.in_netns():
+        router = ssu2_router(testnet, tmp_path / "a", 24102, reseed=False)
+        await router.start()
+        try:
+            router.netdb.add_router_info(bob_router.router_info_path.read_bytes())
+            bob = await asyncio.wait_for(router.transports.connect(bob_hash), 20)
+            assert bob is not None and bob.transport_style == "SSU2"
+            ssu2 = router.transports.ssu2
+            host = router.config.host
+            assert await router.transports.peer_test() == Reachability.OK   # picks Bob: "B" in his caps
+            assert ssu2.reachability == Reachability.OK and router.snapshot().net_status == NetStatus.OK
+            result = await ssu2.peer_test(router.transports.sessions[bob_hash], host, 24199)
+            assert result in (Reachability.FIREWALLED, Reachability.SYMMETRIC_NAT)
+            assert router.snapshot().net_status in (NetStatus.FIREWALLED, NetStatus.ERROR_SYMMETRIC_NAT)
+        finally:
+            await router.stop()
