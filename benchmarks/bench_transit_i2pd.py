@@ -7,7 +7,9 @@ or the i2pd router r2. A builds the 2-hop outbound tunnel A -> H -> E and pushes
 through it; E counts what comes out. Printed per hop: tunnel messages per second (first send to last
 arrival) and the hop's CPU seconds per 1000 messages (from /proc of its process).
 
-    python benchmarks/bench_transit_i2pd.py [--messages 5000] [--batch 100]
+    python benchmarks/bench_transit_i2pd.py [--messages 5000] [--batch 100] [--profile FILE]
+
+With --profile the pyi2p hop runs under cProfile and writes its stats to FILE (read them with pstats).
 """
 from __future__ import annotations
 
@@ -85,12 +87,20 @@ class Node:
         raise RuntimeError(f"cannot connect to {b64encode(peer)[:8]}")
 
 
-async def hop_child(datadir: str, address: str, port: int, netid: int, seed_file: str) -> None:
+async def hop_child(datadir: str, address: str, port: int, netid: int, seed_file: str, profile: str) -> None:
     """The pyi2p hop in its own process: start, say READY, run until stdin closes."""
     node = Node(Path(datadir), address, port, netid, seed_file)
     await node.start()
+    profiler = None
+    if profile:
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.enable()
     print("READY", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
     assert node.service is not None
     print(f"STATS {node.service.transit.stats}", flush=True)
     await node.stop()
@@ -130,7 +140,7 @@ async def measure(a: Node, e: Node, hop_hash: bytes, hop_pid: int, name: str, co
           f"{1000 * cpu / max(got, 1):.3f} s per 1000 messages")
 
 
-async def run(net: Testnet, workdir: Path, count: int, batch: int) -> None:
+async def run(net: Testnet, workdir: Path, count: int, batch: int, profile: str) -> None:
     i2pd_hop = net.router("r2")
     with net.in_netns():
         addresses = [net.add_pyi2p_address() for _ in range(3)]
@@ -138,7 +148,7 @@ async def run(net: Testnet, workdir: Path, count: int, batch: int) -> None:
         e = Node(workdir / "e", addresses[1], 26610, net.netid, str(net.seed_file))
         child = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--hop-child", str(workdir / "h"), addresses[2], "26620", str(net.netid),
-            str(net.seed_file), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            str(net.seed_file), profile, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         try:
             assert child.stdout is not None and child.stdin is not None
             line = await asyncio.wait_for(child.stdout.readline(), 60)
@@ -172,12 +182,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--hop-child", nargs=5, metavar=("DATADIR", "ADDRESS", "PORT", "NETID", "SEED"),
+    parser.add_argument("--profile", default="", help="cProfile the pyi2p hop, stats to this file")
+    parser.add_argument("--hop-child", nargs=6, metavar=("DATADIR", "ADDRESS", "PORT", "NETID", "SEED", "PROFILE"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hop_child:
-        datadir, address, port, netid, seed = args.hop_child
-        asyncio.run(hop_child(datadir, address, int(port), int(netid), seed))
+        datadir, address, port, netid, seed, profile = args.hop_child
+        asyncio.run(hop_child(datadir, address, int(port), int(netid), seed, profile))
         return 0
     reason = unavailable_reason()
     if reason:
@@ -188,7 +199,7 @@ def main() -> int:
                       first_port=26500, die_with_parent=True)
         try:
             net.up(wait=90)
-            asyncio.run(run(net, Path(tmp), args.messages, args.batch))
+            asyncio.run(run(net, Path(tmp), args.messages, args.batch, os.path.abspath(args.profile) if args.profile else ""))
         finally:
             net.down()
     return 0
