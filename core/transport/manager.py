@@ -13,7 +13,7 @@ from core.data.encoding import b64encode
 from core.data.errors import ProtocolError
 from core.data.routerinfo import RouterInfo
 from core.i2np.header import I2NPMessage
-from core.transport.ntcp2.blocks import (DateTimeBlock, I2NPBlock, RouterInfoBlock, TerminationBlock,
+from core.transport.ntcp2.blocks import (DateTimeBlock, RouterInfoBlock, TerminationBlock,
                                          TerminationReason)
 from core.transport.ntcp2.driver import ConnectionClosed, DriverSettings, NTCP2Connection, NTCP2Listener, connect
 from core.transport.ntcp2.handshake import ReplayCache
