@@ -11,8 +11,8 @@ from core.tunnel.build import BuildStatus, ShortBuildRequestRecord, create_build
 from core.tunnel.crypto import CreatorLayers
 from core.tunnel.events import SendBuildReply, SendToRouter, SendToTunnel
 from core.tunnel.fragment import TunnelDelivery, TunnelFragmenter, TunnelMessage, TunnelReassembler
-from core.tunnel.participant import (TRANSIT_LIFETIME, ReplayFilter, TransitLoad, TransitManager, TransitPolicy,
-                                     TransitRole)
+from core.tunnel.participant import (TRANSIT_LIFETIME, DecayingBloomFilter, ReplayFilter, TransitLoad,
+                                     TransitManager, TransitPolicy, TransitRole)
 
 from .helpers import routers, seeded_rng
 
@@ -314,3 +314,21 @@ def test_random_records_addressed_to_us(rest, count):
     record = hop.hash[:16] + rest
     body = bytes([count]) + record * count
     assert manager.handle_build(I2NPMessage(MessageType.SHORT_TUNNEL_BUILD, 1, 0, body)) == []
+
+
+def test_decaying_bloom_filter_generations_capacity_and_error_rate():
+    clock = FakeClock()
+    bloom = DecayingBloomFilter(clock, period=10.0, capacity=1000, salt=b"s" * 16)
+    assert not bloom.seen(b"a")
+    assert bloom.seen(b"a")
+    clock.advance(10)
+    assert bloom.seen(b"a")  # still in the previous generation
+    clock.advance(10)
+    assert not bloom.seen(b"a")  # forgotten after two periods
+    keys = [i.to_bytes(16, "big") for i in range(1, 3001)]
+    fresh = sum(not bloom.seen(key) for key in keys)
+    assert fresh >= 2990  # a few false positives at most while generations fill
+    assert len(bloom) <= 2000 and bloom.early_rotations >= 2
+    assert all(bloom.seen(key) for key in keys[-1000:])  # no false negatives for what it holds
+    clock.advance(25)
+    assert not bloom.seen(keys[-1])  # both generations dropped after a long idle time
