@@ -274,13 +274,15 @@ class TransitRole(IntEnum):
 class TransitTunnel:
     """One tunnel we take part in; its layer cipher and (by role) fragmenter or reassembler built once."""
 
-    __slots__ = ("receive_tunnel_id", "next_hash", "next_tunnel_id", "role", "layer", "created_at", "expires_at",
-                 "previous_hop", "messages_in", "bytes_in", "messages_out", "dropped", "fragmenter", "reassembler")
+    __slots__ = ("receive_tunnel_id", "next_hash", "next_tunnel_id", "next_tunnel_id_bytes", "role", "layer",
+                 "created_at", "expires_at", "previous_hop", "messages_in", "bytes_in", "messages_out", "dropped",
+                 "fragmenter", "reassembler")
 
     def __init__(self, record: AnyBuildRequestRecord, layer: LayerCipher, now: float, clock: Clock, rng: Rng):
         self.receive_tunnel_id = record.receive_tunnel_id
         self.next_hash = record.next_ident
         self.next_tunnel_id = record.next_tunnel_id
+        self.next_tunnel_id_bytes = record.next_tunnel_id.to_bytes(4, "big")  # the TunnelData body's first field
         if record.is_inbound_gateway:
             self.role = TransitRole.INBOUND_GATEWAY
         elif record.is_outbound_endpoint:
@@ -341,6 +343,7 @@ class TransitManager:
         self._data_replays = DecayingBloomFilter(clock, TRANSIT_LIFETIME, data_replay_capacity, salt)
         self._meter = _RateMeter(clock.monotonic())
         self.stats = TransitStats()
+        self._msg_ids: list[int] = []
         self.on_decision: Callable[[DecryptedBuildRequest, BuildDecision], None] | None = None
 
     def __len__(self) -> int:
@@ -359,7 +362,11 @@ class TransitManager:
         return int(self._clock.time() * 1000) + lifetime_ms
 
     def _new_msg_id(self) -> int:
-        return int.from_bytes(self._rng(4), "big")
+        # one RNG call per 256 messages: ids drawn in advance
+        if not self._msg_ids:
+            pool = self._rng(1024)
+            self._msg_ids = [int.from_bytes(pool[i:i + 4], "big") for i in range(0, 1024, 4)]
+        return self._msg_ids.pop()
 
     # --- builds
 
@@ -426,7 +433,12 @@ class TransitManager:
     # --- tunnel traffic
 
     def handle_tunnel_data(self, data: TunnelData, from_hash: bytes | None = None) -> list[TunnelEvent]:
-        tunnel = self._tunnels.get(data.tunnel_id)
+        return self.handle_tunnel_payload(data.tunnel_id, data.data, from_hash)
+
+    def handle_tunnel_payload(self, tunnel_id: int, payload: bytes, from_hash: bytes | None = None
+                              ) -> list[TunnelEvent]:
+        """A TunnelData message's fields (the relay path reads them without a TunnelData object)."""
+        tunnel = self._tunnels.get(tunnel_id)
         if tunnel is None or tunnel.role == TransitRole.INBOUND_GATEWAY:
             self.stats.data_unknown_tunnel += 1
             return []
@@ -437,7 +449,6 @@ class TransitManager:
                 self.stats.data_wrong_previous_hop += 1
                 tunnel.dropped += 1
                 return []
-        payload = data.data
         # the IV XOR the first block, so swapping them does not pass (tunnel-implementation.md)
         key = (int.from_bytes(payload[:16], "big") ^ int.from_bytes(payload[16:32], "big")).to_bytes(16, "big")
         if self._data_replays.seen(key):
@@ -456,9 +467,8 @@ class TransitManager:
         self.stats.messages_forwarded += 1
         self.stats.bytes_forwarded += TunnelData.SIZE
         self._meter.add(TunnelData.SIZE, self._clock.monotonic())
-        body = TunnelData(tunnel.next_tunnel_id, payload).to_bytes()
         message = I2NPMessage(MessageType.TUNNEL_DATA, self._new_msg_id(),
-                              self._expiration(TUNNEL_MESSAGE_EXPIRATION_MS), body)
+                              self._expiration(TUNNEL_MESSAGE_EXPIRATION_MS), tunnel.next_tunnel_id_bytes + payload)
         return SendToRouter(tunnel.next_hash, message)
 
     def _endpoint_deliver(self, tunnel: TransitTunnel, payload: bytes) -> list[TunnelEvent]:
