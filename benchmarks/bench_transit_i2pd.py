@@ -9,6 +9,7 @@ arrival) and the hop's CPU seconds per 1000 messages (from /proc of its process)
 
     python benchmarks/bench_transit_i2pd.py [--messages 5000] [--batch 100] [--profile FILE]
 
+The pyi2p hop runs on uvloop when the [fast] extra is installed; PYI2P_UVLOOP=0 measures it on asyncio's loop.
 With --profile the pyi2p hop runs under cProfile and writes its stats to FILE (read them with pstats).
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core import eventloop  # noqa: E402
 from core.config import load_config  # noqa: E402
 from core.crypto.x25519 import X25519Keypair  # noqa: E402
 from core.data.encoding import b64decode, b64encode  # noqa: E402
@@ -161,7 +163,8 @@ async def run(net: Testnet, workdir: Path, count: int, batch: int, profile: str)
                 node.router.netdb.add_router_info(hop_info)
                 node.router.netdb.add_router_info((a if node is e else e).router.router_info)
             pyi2p_hop = RouterInfo.parse(hop_info).hash
-            await measure(a, e, pyi2p_hop, child.pid, "pyi2p", count, batch)
+            loop = "uvloop" if eventloop.uvloop_available() else "asyncio"
+            await measure(a, e, pyi2p_hop, child.pid, f"pyi2p ({loop})", count, batch)
             await measure(a, e, b64decode(i2pd_hop.ident_hash), i2pd_hop.pid, "i2pd", count, batch)
         finally:
             if child.stdin is not None:
@@ -188,7 +191,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.hop_child:
         datadir, address, port, netid, seed, profile = args.hop_child
-        asyncio.run(hop_child(datadir, address, int(port), int(netid), seed, profile))
+        eventloop.run(hop_child(datadir, address, int(port), int(netid), seed, profile))
         return 0
     reason = unavailable_reason()
     if reason:
