@@ -1,5 +1,6 @@
 """RFC vectors for the primitives the transports stand on."""
 import random
+
 import pytest
 
 from core.crypto import aes, chacha, hashes, siphash, x25519
