@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -13,11 +14,7 @@ def uvloop_available() -> bool:
     """uvloop is installed and not turned off by PYI2P_UVLOOP=0."""
     if os.environ.get("PYI2P_UVLOOP", "1") == "0":
         return False
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("uvloop") is not None
 
 
 def run(main: Coroutine[Any, Any, T], *, use_uvloop: bool | None = None) -> T:
