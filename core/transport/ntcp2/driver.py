@@ -310,19 +310,17 @@ class NTCP2Connection:
                 if data:
                     data_phase.receive_data(data)
                     batch: list[Block | RawI2NP] = []
-                    while (items := data_phase.next_items()) is not None:
-                        for item in items:
-                            if type(item) is tuple:
-                                batch.append(item)
-                            elif not isinstance(item, (PaddingBlock, UnknownBlock)):
-                                self._note(item)
-                                batch.append(item)
-                    if batch:
-                        if self._receiver is not None:
-                            self._receiver(self, batch)   # one call per read: the receive path's batch
-                        else:
-                            for block in blocks_of(batch):
-                                self._queue.put_nowait(block)
+                    try:
+                        while (items := data_phase.next_items()) is not None:
+                            for item in items:
+                                if type(item) is tuple:
+                                    batch.append(item)
+                                elif not isinstance(item, (PaddingBlock, UnknownBlock)):
+                                    self._note(item)
+                                    batch.append(item)
+                    finally:  # the frames before a bad one still count
+                        if batch:
+                            self._hand_on(batch)
                     if data_phase.peer_termination is not None:
                         self.peer_termination = data_phase.peer_termination
                         self._shutdown(data_phase.peer_termination.reason)
@@ -368,6 +366,13 @@ class NTCP2Connection:
                 self._sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
             except OSError:
                 self._sock = None
+
+    def _hand_on(self, batch: list[Block | RawI2NP]) -> None:
+        if self._receiver is not None:
+            self._receiver(self, batch)   # one call per read: the receive path's batch
+        else:
+            for block in blocks_of(batch):
+                self._queue.put_nowait(block)
 
     def _note(self, block: Block) -> None:
         if isinstance(block, RouterInfoBlock) and self.outbound and self.peer_router_info is None:
