@@ -38,9 +38,10 @@ SETTINGS = TunnelSettings(ip_restriction=0, tick_s=0.5)
 PAYLOAD = 900  # a Data message of 920 bytes: one TunnelData each with ROUTER delivery instructions
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / os.sysconf("SC_CLK_TCK"), int(fields[12]) / os.sysconf("SC_CLK_TCK")
 
 
 class Node:
@@ -135,11 +136,14 @@ async def measure(a: Node, e: Node, hop_hash: bytes, hop_pid: int, name: str, co
             last, last_change = e.local_count, time.perf_counter()
         await asyncio.sleep(0.01)
     elapsed = (last_change if e.local_count < count else time.perf_counter()) - t0
-    cpu = cpu_seconds(hop_pid) - cpu0
+    (user1, system1), (user0, system0) = cpu_seconds(hop_pid), cpu0
+    user, system = user1 - user0, system1 - system0
+    cpu = user + system
     got = e.local_count
     print(f"{name} hop: {got}/{count} tunnel messages through in {elapsed:.2f} s: {got / elapsed:,.0f} msg/s, "
           f"{got * 1028 / elapsed / 1e6:.2f} MB/s of TunnelData; hop CPU {cpu:.2f} s = "
-          f"{1000 * cpu / max(got, 1):.3f} s per 1000 messages")
+          f"{1000 * cpu / max(got, 1):.3f} s per 1000 messages (user {1000 * user / max(got, 1):.3f}, "
+          f"system {1000 * system / max(got, 1):.3f})")
 
 
 async def run(net: Testnet, workdir: Path, count: int, batch: int, profile: str) -> None:
