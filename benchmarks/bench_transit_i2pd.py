@@ -7,7 +7,10 @@ or the i2pd router r2. A builds the 2-hop outbound tunnel A -> H -> E and pushes
 through it; E counts what comes out. Printed per hop: tunnel messages per second (first send to last
 arrival) and the hop's CPU seconds per 1000 messages (from /proc of its process).
 
-    python benchmarks/bench_transit_i2pd.py [--messages 5000] [--batch 100]
+    python benchmarks/bench_transit_i2pd.py [--messages 5000] [--batch 100] [--profile FILE]
+
+The pyi2p hop runs on asyncio's loop; with the [fast] extra installed, PYI2P_UVLOOP=1 measures it on uvloop's.
+With --profile the pyi2p hop runs under cProfile and writes its stats to FILE (read them with pstats).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core import eventloop  # noqa: E402
 from core.config import load_config  # noqa: E402
 from core.crypto.x25519 import X25519Keypair  # noqa: E402
 from core.data.encoding import b64decode, b64encode  # noqa: E402
@@ -34,9 +38,10 @@ SETTINGS = TunnelSettings(ip_restriction=0, tick_s=0.5)
 PAYLOAD = 900  # a Data message of 920 bytes: one TunnelData each with ROUTER delivery instructions
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / os.sysconf("SC_CLK_TCK"), int(fields[12]) / os.sysconf("SC_CLK_TCK")
 
 
 class Node:
@@ -85,12 +90,20 @@ class Node:
         raise RuntimeError(f"cannot connect to {b64encode(peer)[:8]}")
 
 
-async def hop_child(datadir: str, address: str, port: int, netid: int, seed_file: str) -> None:
+async def hop_child(datadir: str, address: str, port: int, netid: int, seed_file: str, profile: str) -> None:
     """The pyi2p hop in its own process: start, say READY, run until stdin closes."""
     node = Node(Path(datadir), address, port, netid, seed_file)
     await node.start()
+    profiler = None
+    if profile:
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.enable()
     print("READY", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
     assert node.service is not None
     print(f"STATS {node.service.transit.stats}", flush=True)
     await node.stop()
@@ -123,14 +136,17 @@ async def measure(a: Node, e: Node, hop_hash: bytes, hop_pid: int, name: str, co
             last, last_change = e.local_count, time.perf_counter()
         await asyncio.sleep(0.01)
     elapsed = (last_change if e.local_count < count else time.perf_counter()) - t0
-    cpu = cpu_seconds(hop_pid) - cpu0
+    (user1, system1), (user0, system0) = cpu_seconds(hop_pid), cpu0
+    user, system = user1 - user0, system1 - system0
+    cpu = user + system
     got = e.local_count
     print(f"{name} hop: {got}/{count} tunnel messages through in {elapsed:.2f} s: {got / elapsed:,.0f} msg/s, "
           f"{got * 1028 / elapsed / 1e6:.2f} MB/s of TunnelData; hop CPU {cpu:.2f} s = "
-          f"{1000 * cpu / max(got, 1):.3f} s per 1000 messages")
+          f"{1000 * cpu / max(got, 1):.3f} s per 1000 messages (user {1000 * user / max(got, 1):.3f}, "
+          f"system {1000 * system / max(got, 1):.3f})")
 
 
-async def run(net: Testnet, workdir: Path, count: int, batch: int) -> None:
+async def run(net: Testnet, workdir: Path, count: int, batch: int, profile: str) -> None:
     i2pd_hop = net.router("r2")
     with net.in_netns():
         addresses = [net.add_pyi2p_address() for _ in range(3)]
@@ -138,7 +154,7 @@ async def run(net: Testnet, workdir: Path, count: int, batch: int) -> None:
         e = Node(workdir / "e", addresses[1], 26610, net.netid, str(net.seed_file))
         child = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--hop-child", str(workdir / "h"), addresses[2], "26620", str(net.netid),
-            str(net.seed_file), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            str(net.seed_file), profile, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         try:
             assert child.stdout is not None and child.stdin is not None
             line = await asyncio.wait_for(child.stdout.readline(), 60)
@@ -151,7 +167,8 @@ async def run(net: Testnet, workdir: Path, count: int, batch: int) -> None:
                 node.router.netdb.add_router_info(hop_info)
                 node.router.netdb.add_router_info((a if node is e else e).router.router_info)
             pyi2p_hop = RouterInfo.parse(hop_info).hash
-            await measure(a, e, pyi2p_hop, child.pid, "pyi2p", count, batch)
+            loop = "uvloop" if eventloop.uvloop_available() else "asyncio"
+            await measure(a, e, pyi2p_hop, child.pid, f"pyi2p ({loop})", count, batch)
             await measure(a, e, b64decode(i2pd_hop.ident_hash), i2pd_hop.pid, "i2pd", count, batch)
         finally:
             if child.stdin is not None:
@@ -172,12 +189,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--hop-child", nargs=5, metavar=("DATADIR", "ADDRESS", "PORT", "NETID", "SEED"),
+    parser.add_argument("--profile", default="", help="cProfile the pyi2p hop, stats to this file")
+    parser.add_argument("--hop-child", nargs=6, metavar=("DATADIR", "ADDRESS", "PORT", "NETID", "SEED", "PROFILE"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hop_child:
-        datadir, address, port, netid, seed = args.hop_child
-        asyncio.run(hop_child(datadir, address, int(port), int(netid), seed))
+        datadir, address, port, netid, seed, profile = args.hop_child
+        eventloop.run(hop_child(datadir, address, int(port), int(netid), seed, profile))
         return 0
     reason = unavailable_reason()
     if reason:
@@ -188,7 +206,7 @@ def main() -> int:
                       first_port=26500, die_with_parent=True)
         try:
             net.up(wait=90)
-            asyncio.run(run(net, Path(tmp), args.messages, args.batch))
+            asyncio.run(run(net, Path(tmp), args.messages, args.batch, os.path.abspath(args.profile) if args.profile else ""))
         finally:
             net.down()
     return 0

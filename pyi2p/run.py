@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 
+from core import eventloop
 from core.config import load_config
 from core.data.encoding import b64encode
 from .node import Node
@@ -138,8 +139,8 @@ def cmd_run(args) -> int:
     logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("asyncio").addFilter(RepeatFilter(NOISY_ASYNCIO))
-    return asyncio.run(run_node(config, sam=args.sam if args.apps_only else None,
-                                reload_config=lambda: config_from_args(args)))
+    return eventloop.run(run_node(config, sam=args.sam if args.apps_only else None,
+                                  reload_config=lambda: config_from_args(args)))
 
 
 def add_parser(subparsers) -> None:

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 _MASK = 0xFFFFFFFFFFFFFFFF
 
+try:  # the [fast] extra: SipHash in C, 0.1 us against 13 us in Python, once per NTCP2 frame each way
+    from siphashc import siphash as _c_siphash
+except ImportError:  # pragma: no cover - depends on the installed extras
+    _c_siphash = None
+
 
 def _rotl(x: int, b: int) -> int:
     return ((x << b) | (x >> (64 - b))) & _MASK
@@ -10,6 +15,13 @@ def _rotl(x: int, b: int) -> int:
 
 def siphash24(key: bytes, data: bytes) -> int:
     """SipHash-2-4 of `data` under a 16-byte key, as an unsigned 64-bit integer (little-endian output)."""
+    if _c_siphash is not None and len(key) == 16:
+        return _c_siphash(key, data)
+    return siphash24_python(key, data)
+
+
+def siphash24_python(key: bytes, data: bytes) -> int:
+    """The same in pure Python, used without the [fast] extra."""
     k0 = int.from_bytes(key[:8], "little")
     k1 = int.from_bytes(key[8:16], "little")
     v0 = k0 ^ 0x736F6D6570736575

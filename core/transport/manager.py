@@ -37,7 +37,7 @@ class TransportSettings:
     housekeeping_s: float = 10.0
     dial_failure_backoff_s: float = 20.0
     replaced_session_grace_s: float = 30.0  # a superseded session still delivers what is in flight on it
-    receive_batch: int = 8                  # messages handled from one session before others get a turn
+    receive_batch: int = 8                  # SSU2: messages handled from one session before others get a turn
     first_peer_test_s: float = 60.0         # SSU2: our reachability, once sessions are up, then now and then
     peer_test_s: float = 1200.0
 
@@ -205,7 +205,7 @@ class TransportManager:
 
     def _send_now(self, conn: Connection, messages) -> None:
         try:
-            if not conn.send_nowait([I2NPBlock.from_message(m) for m in messages]):
+            if not conn.send_messages_nowait(messages):
                 self.dropped_messages += len(messages)   # the peer has not read megabytes we sent: too slow
         except ConnectionClosed:
             self.dropped_messages += len(messages)
@@ -289,7 +289,10 @@ class TransportManager:
         conn.add_close_callback(self._closed)
         if conn.peer_router_info:
             self._on_router_info(peer, conn.peer_router_info)
-        self._spawn(self._receive(conn), f"ntcp2-recv-{b64encode(peer)[:8]}")
+        if isinstance(conn, SSU2Connection):
+            self._spawn(self._receive(conn), f"ssu2-recv-{b64encode(peer)[:8]}")
+        else:
+            conn.set_receiver(self._received)
         state = self._peers.pop(peer, None)
         if state is not None and state.queue:
             self._send_now(conn, list(state.queue))
@@ -312,31 +315,41 @@ class TransportManager:
             self._retired.discard(conn)
 
     async def _receive(self, conn: Connection) -> None:
-        peer = conn.peer_router_hash
+        """SSU2 sessions queue their blocks: each goes through _received, others get a turn every receive_batch."""
         handled = 0
         async for block in conn:
             if isinstance(block, I2NPBlock):
                 handled += 1
                 if handled % self.settings.receive_batch == 0:
-                    # let the other sessions' messages and our sends in between: a burst from one peer must
-                    # not hold up another peer's few messages (or what we owe both) for the whole burst
                     await asyncio.sleep(0)
-                self._last_i2np[peer] = self.clock.monotonic()
+                block = (block.msg_type, block.msg_id, block.expiration, block.body)
+            self._received(conn, [block])
+
+    def _received(self, conn: NTCP2Connection, items: list) -> None:
+        """One read's blocks from a session, in order; each peer's reads take turns in the event loop."""
+        peer = conn.peer_router_hash
+        on_message = self._on_message
+        i2np = False
+        for item in items:
+            if type(item) is tuple:
+                i2np = True
+                msg_type, msg_id, expiration, body = item
                 try:
-                    message = I2NPMessage(block.msg_type, block.msg_id, block.expiration * 1000, block.body)
-                    self._on_message(peer, message)
+                    on_message(peer, I2NPMessage(msg_type, msg_id, expiration * 1000, body))
                 except ProtocolError as exc:
                     log.debug("NTCP2: bad I2NP message from %s: %s", b64encode(peer)[:8], exc)
                 except Exception:
                     log.exception("I2NP handler failed on a message from %s", b64encode(peer)[:8])
-            elif isinstance(block, (RouterInfoBlock, SSU2RouterInfoBlock)):
+            elif isinstance(item, (RouterInfoBlock, SSU2RouterInfoBlock)):
                 try:
-                    self._on_router_info(peer, block.router_info)
+                    self._on_router_info(peer, item.router_info)
                 except ProtocolError as exc:
                     log.debug("bad RouterInfo block from %s: %s", b64encode(peer)[:8], exc)
-            elif isinstance(block, TerminationBlock):
+            elif isinstance(item, TerminationBlock):
                 log.info("%s: %s terminated the session (reason %d)", conn.transport_style, b64encode(peer)[:8],
-                         block.reason)
+                         item.reason)
+        if i2np:
+            self._last_i2np[peer] = self.clock.monotonic()
 
     async def peer_test(self) -> Reachability | None:
         """An SSU2 peer test of our published address through a connected peer that offers testing ("B" in

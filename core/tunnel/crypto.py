@@ -12,39 +12,45 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from core.data.errors import CryptoError
 
-try:   # the context factory Cipher.encryptor() calls, without its per-call type checks (two thirds of the cost)
-    from cryptography.hazmat.bindings._rust import openssl as _rust_openssl
-    _cbc_context = _rust_openssl.ciphers.create_encryption_ctx
-except (ImportError, AttributeError):  # pragma: no cover - other cryptography releases
-    def _cbc_context(algorithm, mode):
-        return Cipher(algorithm, mode).encryptor()
-
 IV_SIZE = 16
 PAYLOAD_SIZE = 1024  # IV + 1008 encrypted bytes (tunnel-message.rst "Tunnel Message (Encrypted)")
 ENCRYPTED_SIZE = PAYLOAD_SIZE - IV_SIZE
 
 
 class LayerCipher:
-    """One hop's layer: AES objects built once per tunnel, a CBC context per message (the IV changes)."""
+    """One hop's layer: every AES context built once per tunnel, none per message.
 
-    __slots__ = ("_layer", "_iv_enc", "_iv_dec", "_layer_ecb_dec")
+    A CBC context cannot take a new IV, so encrypt() steers long-lived CBC contexts instead: a CBC
+    encryptor whose last output block is `s` turns the input block D(x) XOR s into x, so prefixing that
+    block makes the next output chain from any IV we choose. One update on the IV key's CBC context gives
+    E(IV) and E(E(IV)); one on the layer key's gives the data under E(IV).
+    """
+
+    __slots__ = ("_iv_cbc", "_iv_last", "_layer_cbc", "_layer_last", "_layer_ecb_dec", "_iv_dec")
 
     def __init__(self, layer_key: bytes, iv_key: bytes):
         if len(layer_key) != 32 or len(iv_key) != 32:
             raise CryptoError("tunnel layer and IV keys are 32 bytes")
-        self._layer = algorithms.AES(layer_key)
-        iv_cipher = Cipher(algorithms.AES(iv_key), modes.ECB())
-        self._iv_enc = iv_cipher.encryptor()
-        self._iv_dec = iv_cipher.decryptor()
-        self._layer_ecb_dec = Cipher(self._layer, modes.ECB()).decryptor()
+        zero = bytes(IV_SIZE)
+        self._iv_cbc = Cipher(algorithms.AES(iv_key), modes.CBC(zero)).encryptor()
+        self._layer_cbc = Cipher(algorithms.AES(layer_key), modes.CBC(zero)).encryptor()
+        self._iv_last = self._layer_last = 0  # the chaining block of each CBC context, as an integer
+        self._iv_dec = Cipher(algorithms.AES(iv_key), modes.ECB()).decryptor()
+        self._layer_ecb_dec = Cipher(algorithms.AES(layer_key), modes.ECB()).decryptor()
 
     def encrypt(self, payload: bytes) -> bytes:
-        """The participant's operation on IV || data (1024 bytes)."""
+        """The participant's operation on IV || data (1024 bytes): E(E(IV)) || CBC-E(data) under E(IV)."""
         if len(payload) != PAYLOAD_SIZE:
             raise CryptoError(f"tunnel payload must be {PAYLOAD_SIZE} bytes, got {len(payload)}")
-        iv = self._iv_enc.update(payload[:IV_SIZE])
-        data = _cbc_context(self._layer, modes.CBC(iv)).update(payload[IV_SIZE:])
-        return self._iv_enc.update(iv) + data
+        # block 1 (IV XOR chain) encrypts to E(IV); a zero block 2 then encrypts to E(E(IV))
+        first = (int.from_bytes(payload[:IV_SIZE], "big") ^ self._iv_last).to_bytes(IV_SIZE, "big")
+        ivs = self._iv_cbc.update(first + bytes(IV_SIZE))
+        self._iv_last = int.from_bytes(ivs[IV_SIZE:], "big")
+        # D_layer(E(IV)) XOR chain encrypts to E(IV): the data that follows is CBC under IV E(IV)
+        steer = (int.from_bytes(self._layer_ecb_dec.update(ivs[:IV_SIZE]), "big") ^ self._layer_last)
+        out = self._layer_cbc.update(steer.to_bytes(IV_SIZE, "big") + payload[IV_SIZE:])
+        self._layer_last = int.from_bytes(out[-IV_SIZE:], "big")
+        return ivs[IV_SIZE:] + out[IV_SIZE:]
 
     def decrypt(self, payload: bytes) -> bytes:
         """The inverse of encrypt(); CBC decryption as one ECB pass XORed with the shifted ciphertext."""

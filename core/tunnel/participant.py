@@ -6,11 +6,13 @@ per-tunnel lifetime, a replay filter for build records and one for tunnel messag
 """
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Callable, Hashable
 
 from core.clock import Clock, Rng
+from core.crypto.hashes import sha256
 from core.crypto.x25519 import X25519Keypair
 from core.data.errors import ProtocolError
 from core.data.primitives import Mapping
@@ -71,6 +73,61 @@ class ReplayFilter:
             self._rotated_at = now
             self.early_rotations += 1
         self._current.add(key)
+        return False
+
+
+class DecayingBloomFilter:
+    """Tunnel message IVs seen recently (tunnel-implementation.md: a decaying Bloom filter, as Java and i2pd keep).
+
+    Two generations of `bits_per_key` x `capacity` bits that rotate every `period` seconds, or early once one
+    holds `capacity` keys: a key is remembered at least `period` seconds unless a flood fills a generation
+    first, in fixed memory. Blocked: a key's 4 bits lie in one 64-bit word, one read per generation; with 64
+    bits per key a full generation wrongly calls about one key in 10,000 seen. The bits come from a salted
+    hash, so a sender cannot aim them at others' keys.
+    """
+
+    __slots__ = ("_clock", "period", "capacity", "_words", "_salt", "_current", "_previous", "_count",
+                 "_previous_count", "_rotated_at", "early_rotations")
+
+    def __init__(self, clock: Clock, period: float, capacity: int, salt: bytes, bits_per_key: int = 64):
+        self._clock = clock
+        self.period = period
+        self.capacity = capacity
+        self._words = 1 << max(4, (capacity * bits_per_key // 64 - 1).bit_length())
+        self._salt = salt
+        self._current = array("Q", bytes(8 * self._words))
+        self._previous = array("Q", bytes(8 * self._words))
+        self._count = self._previous_count = 0
+        self._rotated_at = clock.monotonic()
+        self.early_rotations = 0
+
+    def __len__(self) -> int:
+        """Keys held (both generations)."""
+        return self._count + self._previous_count
+
+    def _rotate(self, now: float) -> None:
+        self._previous, self._previous_count = self._current, self._count
+        self._current, self._count = array("Q", bytes(8 * self._words)), 0
+        self._rotated_at = now
+
+    def seen(self, key: bytes) -> bool:
+        """True if `key` was (probably) seen before; otherwise remembers it and returns False."""
+        now = self._clock.monotonic()
+        if now - self._rotated_at >= self.period:
+            stale = now - self._rotated_at >= 2 * self.period
+            self._rotate(now)
+            if stale:
+                self._previous, self._previous_count = array("Q", bytes(8 * self._words)), 0
+        h = hash(self._salt + key) & 0xFFFFFFFFFFFFFFFF
+        word = h & (self._words - 1)
+        bits = (1 << (h >> 40 & 63)) | (1 << (h >> 46 & 63)) | (1 << (h >> 52 & 63)) | (1 << (h >> 58))
+        if self._current[word] & bits == bits or self._previous[word] & bits == bits:
+            return True
+        if self._count >= self.capacity:
+            self._rotate(now)
+            self.early_rotations += 1
+        self._current[word] |= bits
+        self._count += 1
         return False
 
 
@@ -202,13 +259,15 @@ class TransitRole(IntEnum):
 class TransitTunnel:
     """One tunnel we take part in; its layer cipher and (by role) fragmenter or reassembler built once."""
 
-    __slots__ = ("receive_tunnel_id", "next_hash", "next_tunnel_id", "role", "layer", "created_at", "expires_at",
-                 "previous_hop", "messages_in", "bytes_in", "messages_out", "dropped", "fragmenter", "reassembler")
+    __slots__ = ("receive_tunnel_id", "next_hash", "next_tunnel_id", "next_tunnel_id_bytes", "role", "layer",
+                 "created_at", "expires_at", "previous_hop", "messages_in", "bytes_in", "messages_out", "dropped",
+                 "fragmenter", "reassembler")
 
     def __init__(self, record: AnyBuildRequestRecord, layer: LayerCipher, now: float, clock: Clock, rng: Rng):
         self.receive_tunnel_id = record.receive_tunnel_id
         self.next_hash = record.next_ident
         self.next_tunnel_id = record.next_tunnel_id
+        self.next_tunnel_id_bytes = record.next_tunnel_id.to_bytes(4, "big")  # the TunnelData body's first field
         if record.is_inbound_gateway:
             self.role = TransitRole.INBOUND_GATEWAY
         elif record.is_outbound_endpoint:
@@ -264,9 +323,12 @@ class TransitManager:
         # a record stays refusable for as long as its request time is acceptable
         self._build_replays = ReplayFilter(clock, (MAX_REQUEST_AGE_MINUTES + MAX_REQUEST_AHEAD_MINUTES) * 60.0,
                                            build_replay_capacity)
-        self._data_replays = ReplayFilter(clock, TRANSIT_LIFETIME, data_replay_capacity)
+        # a secret salt that draws nothing from the RNG (seeded simulations keep their sequences)
+        salt = sha256(b"tunnel IV filter" + static_key.private_bytes)[:16]
+        self._data_replays = DecayingBloomFilter(clock, TRANSIT_LIFETIME, data_replay_capacity, salt)
         self._meter = _RateMeter(clock.monotonic())
         self.stats = TransitStats()
+        self._msg_ids: list[int] = []
         self.on_decision: Callable[[DecryptedBuildRequest, BuildDecision], None] | None = None
 
     def __len__(self) -> int:
@@ -285,7 +347,11 @@ class TransitManager:
         return int(self._clock.time() * 1000) + lifetime_ms
 
     def _new_msg_id(self) -> int:
-        return int.from_bytes(self._rng(4), "big")
+        # one RNG call per 256 messages: ids drawn in advance
+        if not self._msg_ids:
+            pool = self._rng(1024)
+            self._msg_ids = [int.from_bytes(pool[i:i + 4], "big") for i in range(0, 1024, 4)]
+        return self._msg_ids.pop()
 
     # --- builds
 
@@ -352,7 +418,12 @@ class TransitManager:
     # --- tunnel traffic
 
     def handle_tunnel_data(self, data: TunnelData, from_hash: bytes | None = None) -> list[TunnelEvent]:
-        tunnel = self._tunnels.get(data.tunnel_id)
+        return self.handle_tunnel_payload(data.tunnel_id, data.data, from_hash)
+
+    def handle_tunnel_payload(self, tunnel_id: int, payload: bytes, from_hash: bytes | None = None
+                              ) -> list[TunnelEvent]:
+        """A TunnelData message's fields (the relay path reads them without a TunnelData object)."""
+        tunnel = self._tunnels.get(tunnel_id)
         if tunnel is None or tunnel.role == TransitRole.INBOUND_GATEWAY:
             self.stats.data_unknown_tunnel += 1
             return []
@@ -363,9 +434,9 @@ class TransitManager:
                 self.stats.data_wrong_previous_hop += 1
                 tunnel.dropped += 1
                 return []
-        payload = data.data
         # the IV XOR the first block, so swapping them does not pass (tunnel-implementation.md)
-        if self._data_replays.seen(int.from_bytes(payload[:16], "big") ^ int.from_bytes(payload[16:32], "big")):
+        key = (int.from_bytes(payload[:16], "big") ^ int.from_bytes(payload[16:32], "big")).to_bytes(16, "big")
+        if self._data_replays.seen(key):
             self.stats.data_replayed += 1
             tunnel.dropped += 1
             return []
@@ -381,9 +452,8 @@ class TransitManager:
         self.stats.messages_forwarded += 1
         self.stats.bytes_forwarded += TunnelData.SIZE
         self._meter.add(TunnelData.SIZE, self._clock.monotonic())
-        body = TunnelData(tunnel.next_tunnel_id, payload).to_bytes()
         message = I2NPMessage(MessageType.TUNNEL_DATA, self._new_msg_id(),
-                              self._expiration(TUNNEL_MESSAGE_EXPIRATION_MS), body)
+                              self._expiration(TUNNEL_MESSAGE_EXPIRATION_MS), tunnel.next_tunnel_id_bytes + payload)
         return SendToRouter(tunnel.next_hash, message)
 
     def _endpoint_deliver(self, tunnel: TransitTunnel, payload: bytes) -> list[TunnelEvent]:

@@ -636,7 +636,10 @@ class TunnelService:
             self.stats["malformed"] += 1
             log.debug("tunnel message from %s dropped: %s", peer_hash.hex()[:8], exc)
             return message.type in _TUNNEL_TYPES
-        if events:
+        if len(events) == 1 and type(events[0]) is SendToRouter and events[0].router_hash != self.router_hash:
+            self._send_to(events[0].router_hash, events[0].message)   # a relayed TunnelData: the common case
+            self._schedule_gateway_flush()
+        elif events:
             self._dispatch(events)
         else:
             self._schedule_gateway_flush()
@@ -645,11 +648,14 @@ class TunnelService:
     def _handle(self, peer: bytes, message: I2NPMessage, depth: int) -> tuple[bool, list[TunnelEvent]]:
         kind = message.type
         if kind == MessageType.TUNNEL_DATA:
-            data = TunnelData.parse(message.body)
-            end = self._inbound_ends.get(data.tunnel_id)
+            body = message.body
+            tunnel_id = int.from_bytes(body[:4], "big")
+            if len(body) != TunnelData.SIZE or tunnel_id == 0:
+                TunnelData.parse(body)  # raises the ParseError that says what is wrong
+            end = self._inbound_ends.get(tunnel_id)
             if end is not None:
-                return True, self._delivered(end[0], end[1].receive(data), depth)
-            return True, self.transit.handle_tunnel_data(data, peer)
+                return True, self._delivered(end[0], end[1].receive(TunnelData.parse(body)), depth)
+            return True, self.transit.handle_tunnel_payload(tunnel_id, body[4:], peer)
         if kind == MessageType.TUNNEL_GATEWAY:
             return True, self._gateway(peer, TunnelGateway.parse(message.body), depth)
         if kind in _BUILD_REPLY_CLASSES or kind == MessageType.TUNNEL_BUILD:
@@ -846,7 +852,7 @@ class TunnelService:
     def _send_to(self, target: bytes, message: I2NPMessage) -> None:
         """Send to a router; one we have neither a session with nor the RouterInfo of is looked up first (a
         tunnel's next hop often is)."""
-        if self._lookup is not None and self._netdb.get_router_info(target) is None and not self._connected(target):
+        if self._lookup is not None and not self._connected(target) and self._netdb.get_router_info(target) is None:
             waiting = self._waiting.get(target)
             if waiting is None:
                 try:

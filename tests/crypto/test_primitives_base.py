@@ -1,4 +1,6 @@
 """RFC vectors for the primitives the transports stand on."""
+import random
+
 import pytest
 
 from core.crypto import aes, chacha, hashes, siphash, x25519
@@ -55,11 +57,19 @@ def test_hkdf_rfc5869_case_1():
                          "34007208d5b887185865")
 
 
-def test_siphash24_reference_vectors():
+@pytest.mark.parametrize("function", [siphash.siphash24, siphash.siphash24_python])
+def test_siphash24_reference_vectors(function):
     key = bytes(range(16))
-    assert siphash.siphash24(key, b"") == 0x726FDB47DD0E0E31
-    assert siphash.siphash24(key, bytes(range(15))) == 0xA129CA6149BE45E5
-    assert siphash.siphash24(key, bytes(range(8))) == 0x93F5F5799A932462
+    assert function(key, b"") == 0x726FDB47DD0E0E31
+    assert function(key, bytes(range(15))) == 0xA129CA6149BE45E5
+    assert function(key, bytes(range(8))) == 0x93F5F5799A932462
+
+
+def test_siphash24_python_matches_the_default_on_random_input():
+    rng = random.Random(7)
+    for size in range(40):
+        key, data = rng.randbytes(16), rng.randbytes(size)
+        assert siphash.siphash24_python(key, data) == siphash.siphash24(key, data)
 
 
 def test_aes256_cbc_sp800_38a_f2_5():

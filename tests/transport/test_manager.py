@@ -4,9 +4,10 @@ from __future__ import annotations
 import asyncio
 
 from core.clock import FakeClock
+from core.data.errors import ParseError
 from core.i2np import I2NPMessage, MessageType
 from core.transport.manager import TransportManager
-from core.transport.ntcp2.blocks import I2NPBlock
+from core.transport.ntcp2.blocks import RouterInfoBlock
 
 PEER = bytes(range(32))
 
@@ -21,7 +22,8 @@ class FakeConnection:
         self.peer_router_info = b""
         self.closed = False
         self.sent: list = []
-        self.writes: list[list] = []   # one entry per send_nowait()
+        self.writes: list[list] = []   # one entry per send_nowait() or send_messages_nowait()
+        self.receiver = None
         self.bytes_sent = self.bytes_received = 0
         self.close_reason = None
         self._callbacks = []
@@ -37,6 +39,12 @@ class FakeConnection:
         self.writes.append(list(blocks))
         self.sent.extend(self.writes[-1])
         return True
+
+    def send_messages_nowait(self, messages) -> bool:
+        return self.send_nowait(messages)
+
+    def set_receiver(self, receiver) -> None:
+        self.receiver = receiver
 
     async def close(self, reason=None) -> None:
         self.closed = True
@@ -132,34 +140,22 @@ async def test_a_peer_that_reads_too_slowly_costs_the_messages_not_the_session()
     await m.stop()
 
 
-class BurstConnection(FakeConnection):
-    """A session whose peer has sent `blocks`, all already read."""
+async def test_a_read_is_handled_in_order_and_a_bad_message_costs_only_itself():
+    handled: list[int] = []
+    infos: list[bytes] = []
 
-    def __init__(self, peer: bytes, blocks: list):
-        super().__init__(peer)
-        self._blocks = list(blocks)
+    def on_message(peer, message):
+        if message.msg_id == 3:
+            raise ParseError("bad body", structure="test")
+        handled.append(message.msg_id)
 
-    async def __anext__(self):
-        if self._blocks:
-            return self._blocks.pop(0)
-        return await super().__anext__()
-
-
-async def test_a_burst_from_one_session_lets_another_sessions_messages_through():
-    handled: list[tuple[bytes, int]] = []
     m = TransportManager(router_hash=b"\x01" * 32, static_key=None, iv=b"\x00" * 16, netid=99,
-                         router_info=lambda: b"", lookup_router_info=lambda peer: None,
-                         on_message=lambda peer, message: handled.append((peer, message.msg_id)),
-                         on_router_info=lambda *a: None, clock=FakeClock())
-    other = bytes(range(1, 33))
-    burst = BurstConnection(PEER, [I2NPBlock(MessageType.DATA, i, 0, b"\x00\x00\x00\x01x") for i in range(1, 201)])
-    single = BurstConnection(other, [I2NPBlock(MessageType.DATA, 999, 0, b"\x00\x00\x00\x01x")])
-    m._inbound(burst)
-    m._inbound(single)
-    for _ in range(100):
-        await asyncio.sleep(0)
-        if len(handled) == 201:
-            break
-    assert [i for peer, i in handled if peer == PEER] == list(range(1, 201))
-    assert handled.index((other, 999)) <= 8   # after one batch of the burst, not after all 200
+                         router_info=lambda: b"", lookup_router_info=lambda peer: None, on_message=on_message,
+                         on_router_info=lambda peer, info: infos.append(info), clock=FakeClock())
+    conn = FakeConnection(PEER)
+    m._inbound(conn)
+    assert conn.receiver is not None    # the session hands each read's blocks to the manager at once
+    conn.receiver(conn, [(MessageType.DATA, i, 7, b"\x00\x00\x00\x01x") for i in range(1, 5)]
+                  + [RouterInfoBlock(b"ri")])
+    assert handled == [1, 2, 4] and infos == [b"ri"]
     await m.stop()

@@ -147,6 +147,31 @@ async def test_send_nowait_writes_in_order_in_few_frames_and_refuses_past_the_wr
             out.send_nowait(b.I2NPBlock(20, 1, 0, b"x"))
 
 
+async def test_a_receiver_gets_each_read_in_one_call_in_order(routers):
+    alice, bob_router = routers
+    async with Bob(bob_router) as bob:
+        out = await dial(alice, bob_router, bob.listener.port)
+        inbound = await bob.accepted()
+        first = await receive(inbound)      # Bob's first frame (DateTime) waits in the queue: handed over first
+        while not isinstance(first, b.DateTimeBlock):
+            first = await receive(inbound)
+        assert out.send_nowait(b.DateTimeBlock(7))
+        await asyncio.sleep(0.2)
+        calls: list[list] = []
+        inbound.set_receiver(lambda conn, items: calls.append(items))
+        assert calls == [[b.DateTimeBlock(7)]]
+        calls.clear()
+        messages = [I2NPMessage(20, i, 5000, bytes(900)) for i in range(1, 41)]
+        assert out.send_messages_nowait(messages)
+        deadline = time.monotonic() + 3
+        while sum(len(c) for c in calls) < 40 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        got = [item for c in calls for item in c]
+        assert got == [(20, i, 5, bytes(900)) for i in range(1, 41)]   # RawI2NP: type, id, seconds, body
+        assert len(calls) < 40                                          # batches per read, not a call per block
+        await out.close()
+
+
 async def test_garbage_gets_no_answer_and_a_delayed_close(routers):
     _, bob_router = routers
     async with Bob(bob_router) as bob:

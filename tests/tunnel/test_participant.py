@@ -11,8 +11,8 @@ from core.tunnel.build import BuildStatus, ShortBuildRequestRecord, create_build
 from core.tunnel.crypto import CreatorLayers
 from core.tunnel.events import SendBuildReply, SendToRouter, SendToTunnel
 from core.tunnel.fragment import TunnelDelivery, TunnelFragmenter, TunnelMessage, TunnelReassembler
-from core.tunnel.participant import (TRANSIT_LIFETIME, ReplayFilter, TransitLoad, TransitManager, TransitPolicy,
-                                     TransitRole)
+from core.tunnel.participant import (TRANSIT_LIFETIME, DecayingBloomFilter, ReplayFilter, TransitLoad,
+                                     TransitManager, TransitPolicy, TransitRole)
 
 from .helpers import routers, seeded_rng
 
@@ -277,15 +277,22 @@ def test_tunnels_expire():
     assert manager.expire() == 1 and len(manager) == 0
 
 
-def test_replay_filter_generations_and_capacity():
+@pytest.mark.parametrize("make", [lambda clock: ReplayFilter(clock, period=10.0, capacity=3),
+                                  lambda clock: DecayingBloomFilter(clock, period=10.0, capacity=3, salt=b"s" * 16)])
+def test_replay_filters_remember_a_key_one_to_two_periods(make):
     clock = FakeClock()
-    replay = ReplayFilter(clock, period=10.0, capacity=3)
+    replay = make(clock)
     assert not replay.seen(b"a")
     assert replay.seen(b"a")
     clock.advance(10)
     assert replay.seen(b"a")  # still in the previous generation
     clock.advance(10)
     assert not replay.seen(b"a")  # forgotten after two periods
+
+
+def test_replay_filter_capacity():
+    clock = FakeClock()
+    replay = ReplayFilter(clock, period=10.0, capacity=3)
     for key in range(10):
         replay.seen(key)
     assert len(replay) <= 6 and replay.early_rotations >= 2
@@ -314,3 +321,15 @@ def test_random_records_addressed_to_us(rest, count):
     record = hop.hash[:16] + rest
     body = bytes([count]) + record * count
     assert manager.handle_build(I2NPMessage(MessageType.SHORT_TUNNEL_BUILD, 1, 0, body)) == []
+
+
+def test_decaying_bloom_filter_capacity_and_error_rate():
+    clock = FakeClock()
+    bloom = DecayingBloomFilter(clock, period=10.0, capacity=1000, salt=b"s" * 16)
+    keys = [i.to_bytes(16, "big") for i in range(1, 3001)]
+    fresh = sum(not bloom.seen(key) for key in keys)
+    assert fresh >= 2990  # a few false positives at most while generations fill
+    assert len(bloom) <= 2000 and bloom.early_rotations >= 2
+    assert all(bloom.seen(key) for key in keys[-1000:])  # no false negatives for what it holds
+    clock.advance(25)
+    assert not bloom.seen(keys[-1])  # both generations dropped after a long idle time

@@ -1,6 +1,7 @@
 """NTCP2 data-phase blocks (ntcp2.rst "Unencrypted data" and the block sections after it)."""
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar, Iterable, Self, Union
@@ -22,6 +23,13 @@ PADDING = 254
 
 FLAG_FLOOD_REQUEST = 0x01
 _U32 = 0xFFFFFFFF
+_BLOCK_HEADER = struct.Struct(">BH")
+_I2NP_SHORT_HEADER = struct.Struct(">BII")
+_I2NP_BLOCK_HEADER = struct.Struct(">BHBII")  # block header, then the I2NP short header
+I2NP_BLOCK_OVERHEAD = _I2NP_BLOCK_HEADER.size
+
+# an I2NP block as the receive path hands it on: (msg_type, msg_id, expiration seconds, body)
+RawI2NP = tuple[int, int, int, bytes]
 
 
 class TerminationReason(IntEnum):
@@ -190,11 +198,17 @@ class I2NPBlock:
         return cls(r.u8(), r.u32(), r.u32(), r.rest())
 
     def data(self) -> bytes:
-        return (bytes((self.msg_type,)) + self.msg_id.to_bytes(4, "big")
-                + self.expiration.to_bytes(4, "big") + self.body)
+        return self.to_bytes()[BLOCK_HEADER_SIZE:]
 
     def to_bytes(self) -> bytes:
-        return _header(I2NP, 9 + len(self.body)) + self.data()
+        return encode_i2np_block(self.msg_type, self.msg_id, self.expiration, self.body)
+
+
+def encode_i2np_block(msg_type: int, msg_id: int, expiration_s: int, body: bytes) -> bytes:
+    """An I2NP block's bytes straight from the fields (the send path builds no block object)."""
+    if len(body) + 9 > MAX_BLOCK_DATA:
+        raise ValueError(f"NTCP2 block data of {len(body) + 9} bytes exceeds {MAX_BLOCK_DATA}")
+    return _I2NP_BLOCK_HEADER.pack(I2NP, len(body) + 9, msg_type, msg_id, expiration_s) + body
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,8 +307,11 @@ def read_block(r: Reader, known: dict | None = None, unknown=None, name: str = "
     return block
 
 
-def parse_blocks(payload: bytes, structure: str = "NTCP2 frame", read=read_block) -> list[Block]:
-    """All blocks of a data-phase frame, enforcing ntcp2.rst "Block Ordering Rules" (SSU2's are the same)."""
+def parse_blocks(payload: bytes, structure: str = "NTCP2 frame", read=None) -> list[Block]:
+    """All blocks of a data-phase frame, enforcing ntcp2.rst "Block Ordering Rules" (SSU2's are the same);
+    `read` parses one block (SSU2 passes its own), NTCP2's go through split_frame."""
+    if read is None:
+        return blocks_of(split_frame(payload, structure))
     r = Reader(payload, structure)
     blocks: list[Block] = []
     while r.remaining:
@@ -307,6 +324,41 @@ def parse_blocks(payload: bytes, structure: str = "NTCP2 frame", read=read_block
                 raise ParseError("a non-Padding block follows Termination", structure=structure, offset=start)
         blocks.append(read(r))
     return blocks
+
+
+def blocks_of(items: list[Block | RawI2NP]) -> list[Block]:
+    """split_frame()'s items with the RawI2NP tuples made I2NPBlocks."""
+    return [I2NPBlock(*item) if type(item) is tuple else item for item in items]
+
+
+def split_frame(payload: bytes, structure: str = "NTCP2 frame") -> list[Block | RawI2NP]:
+    """parse_blocks() with each I2NP block left as a RawI2NP tuple: the receive path's per-message cost."""
+    items: list[Block | RawI2NP] = []
+    pos, end = 0, len(payload)
+    last_type = -1
+    while pos < end:
+        if last_type == PADDING:
+            raise ParseError("a block follows the Padding block", structure=structure, offset=pos)
+        if last_type == TERMINATION and payload[pos] != PADDING:
+            raise ParseError("a non-Padding block follows Termination", structure=structure, offset=pos)
+        if end - pos < BLOCK_HEADER_SIZE:
+            raise ParseError(f"truncated: need {BLOCK_HEADER_SIZE} bytes, have {end - pos}", structure=structure,
+                             offset=pos)
+        block_type, size = _BLOCK_HEADER.unpack_from(payload, pos)
+        start = pos + BLOCK_HEADER_SIZE
+        stop = start + size
+        if stop > end:
+            raise ParseError(f"block type {block_type} size {size} overruns the frame ({end - start} left)",
+                             structure=structure, offset=pos + 1)
+        if block_type == I2NP:
+            if size < 9:
+                raise ParseError(f"I2NP block size {size}, must be at least 9", structure=f"NTCP2 block {I2NP}",
+                                 offset=start)
+            items.append((*_I2NP_SHORT_HEADER.unpack_from(payload, start), payload[start + 9:stop]))
+        else:
+            items.append(read_block(Reader(payload, structure, pos, stop)))
+        pos, last_type = stop, block_type
+    return items
 
 
 def parse_message3_blocks(payload: bytes) -> tuple[RouterInfoBlock, OptionsBlock | None, PaddingBlock | None]:

@@ -15,8 +15,8 @@ from core.crypto.x25519 import X25519Keypair
 from core.data.errors import ProtocolError
 from core.i2np.header import I2NPMessage
 
-from .blocks import (Block, DateTimeBlock, I2NPBlock, OptionsBlock, PaddingBlock, RouterInfoBlock,
-                     TerminationBlock, TerminationReason, UnknownBlock)
+from .blocks import (Block, DateTimeBlock, I2NPBlock, OptionsBlock, PaddingBlock, RawI2NP, RouterInfoBlock,
+                     TerminationBlock, TerminationReason, UnknownBlock, blocks_of, encode_i2np_block)
 from .handshake import HandshakeResult, Initiator, ReplayCache, Responder
 from .session import DataPhase, FrameError
 
@@ -108,6 +108,7 @@ def _as_block(item: Block | I2NPMessage) -> Block:
     raise TypeError(f"cannot send {type(item).__name__} over NTCP2")
 
 
+Receiver = Callable[["NTCP2Connection", list[Block | RawI2NP]], None]
 
 
 class BlockReceiver:
@@ -140,7 +141,8 @@ class NTCP2Connection(BlockReceiver):
 
     Receive with `async for block in conn` or `await conn.receive()`: I2NPBlock, RouterInfoBlock,
     DateTimeBlock, OptionsBlock and finally TerminationBlock if the peer sent one (padding and unknown
-    blocks are dropped). Both raise/stop with ConnectionClosed once closed and drained.
+    blocks are dropped). Both raise/stop with ConnectionClosed once closed and drained. Or hand every
+    read's blocks to a callback at once with set_receiver() (the router's receive path).
     """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, result: HandshakeResult,
@@ -175,6 +177,7 @@ class NTCP2Connection(BlockReceiver):
         self._closed_event = asyncio.Event()
         self._close_callbacks: list[Callable[[NTCP2Connection], None]] = []
         self._reader_task: asyncio.Task | None = None
+        self._receiver: Receiver | None = None
 
     transport_style = "NTCP2"
 
@@ -199,6 +202,34 @@ class NTCP2Connection(BlockReceiver):
         self._writer.write(data)
         self.bytes_sent += len(data)
         self.last_sent = self._clock.monotonic()
+
+    def set_receiver(self, receiver: Receiver) -> None:
+        """From now on call `receiver(conn, items)` once per read with that read's blocks in order (I2NP ones as
+        RawI2NP tuples; padding and unknown blocks dropped) instead of queueing them for receive(); what the
+        queue already holds goes to it first. The end of the connection is told by add_close_callback()."""
+        held = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is _CLOSED:
+                self._queue.put_nowait(_CLOSED)
+                break
+            held.append((item.msg_type, item.msg_id, item.expiration, item.body) if isinstance(item, I2NPBlock)
+                        else item)
+        self._receiver = receiver
+        self._space.set()
+        if held:
+            receiver(self, held)
+
+    def send_messages_nowait(self, messages: Iterable[I2NPMessage]) -> bool:
+        """send_nowait() for I2NP messages, encoding their blocks without block objects."""
+        if self._closed:
+            raise ConnectionClosed(self.close_reason)
+        if self._writer.transport.get_write_buffer_size() > self._settings.max_write_buffer:
+            return False
+        encoded = [encode_i2np_block(m.type, m.msg_id, m.expiration_seconds, m.body) for m in messages]
+        if encoded:
+            self._write(self.data_phase.pack_encoded(encoded))
+        return True
 
     def send_nowait(self, items: Block | I2NPMessage | Iterable[Block | I2NPMessage]) -> bool:
         """Pack blocks or I2NP messages into as few frames as fit and hand them to the socket now, in order;
@@ -291,16 +322,23 @@ class NTCP2Connection(BlockReceiver):
             while True:
                 if data:
                     data_phase.receive_data(data)
-                    while (frame := data_phase.next_frame()) is not None:
-                        for block in frame:
-                            if isinstance(block, (PaddingBlock, UnknownBlock)):
-                                continue
-                            self._deliver(block)
+                    batch: list[Block | RawI2NP] = []
+                    try:
+                        while (items := data_phase.next_items()) is not None:
+                            for item in items:
+                                if type(item) is tuple:
+                                    batch.append(item)
+                                elif not isinstance(item, (PaddingBlock, UnknownBlock)):
+                                    self._note(item)
+                                    batch.append(item)
+                    finally:  # the frames before a bad one still count
+                        if batch:
+                            self._hand_on(batch)
                     if data_phase.peer_termination is not None:
                         self.peer_termination = data_phase.peer_termination
                         self._shutdown(data_phase.peer_termination.reason)
                         return
-                while self._queue.qsize() >= limit:
+                while self._queue.qsize() >= limit and self._receiver is None:
                     self._space.clear()
                     await self._space.wait()
                 data = await self._reader.read(self._settings.read_chunk)
@@ -342,10 +380,16 @@ class NTCP2Connection(BlockReceiver):
             except OSError:
                 self._sock = None
 
-    def _deliver(self, block: Block) -> None:
+    def _hand_on(self, batch: list[Block | RawI2NP]) -> None:
+        if self._receiver is not None:
+            self._receiver(self, batch)   # one call per read: the receive path's batch
+        else:
+            for block in blocks_of(batch):
+                self._queue.put_nowait(block)
+
+    def _note(self, block: Block) -> None:
         if isinstance(block, RouterInfoBlock) and self.outbound and self.peer_router_info is None:
             self.peer_router_info = block.router_info
-        self._queue.put_nowait(block)
 
 
 def _first_frame(data_phase: DataPhase, clock: Clock, settings: DriverSettings,

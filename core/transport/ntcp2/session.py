@@ -11,8 +11,8 @@ from core.crypto.hashes import hmac_sha256
 from core.crypto.siphash import siphash24
 from core.data.errors import CryptoError, ParseError, ProtocolError
 
-from .blocks import (BLOCK_HEADER_SIZE, MAX_FRAME_PAYLOAD, Block, PaddingBlock, TerminationBlock,
-                     TerminationReason, parse_blocks, termination)
+from .blocks import (BLOCK_HEADER_SIZE, MAX_FRAME_PAYLOAD, Block, PaddingBlock, RawI2NP, TerminationBlock,
+                     TerminationReason, blocks_of, split_frame, termination)
 
 MAX_FRAME_SIZE = 65535              # ChaChaPoly frame incl. MAC; the 2-byte length field's limit
 MIN_FRAME_SIZE = TAG_LEN            # an empty frame is just the MAC
@@ -130,12 +130,16 @@ class DataPhase:
 
     def pack(self, blocks: Iterable[Block], *, pad: bool = True) -> bytes:
         """Frames holding `blocks` in order (each whole), filled up to frame_target, each with random padding."""
+        return self.pack_encoded([block.to_bytes() for block in blocks], pad=pad)
+
+    def pack_encoded(self, encoded_blocks: Iterable[bytes], *, pad: bool = True) -> bytes:
+        """pack() of blocks already encoded (the send path encodes I2NP blocks without block objects)."""
         out: list[bytes] = []
         parts: list[bytes] = []
         size = 0
-        for block in blocks:
-            encoded = block.to_bytes()
-            if parts and size + len(encoded) > self.frame_target:
+        target = self.frame_target
+        for encoded in encoded_blocks:
+            if parts and size + len(encoded) > target:
                 out.append(self._seal(parts, size, pad))
                 parts, size = [], 0
             parts.append(encoded)
@@ -174,6 +178,13 @@ class DataPhase:
 
     def next_frame(self) -> list[Block] | None:
         """The blocks of the next complete frame, or None until more bytes arrive (or after the end)."""
+        items = self.next_items()
+        if items is None:
+            return None
+        return blocks_of(items)
+
+    def next_items(self) -> list[Block | RawI2NP] | None:
+        """next_frame() with I2NP blocks as RawI2NP tuples (blocks.split_frame), for the receive path."""
         if self.failure is not None:
             raise self.failure
         if self.peer_termination is not None:
@@ -199,14 +210,14 @@ class DataPhase:
             self._fail("authentication failed", TerminationReason.DATA_PHASE_AEAD_FAILURE)
         self.frames_received += 1
         try:
-            blocks = parse_blocks(payload)
+            items = split_frame(payload)
         except ParseError as exc:
             self._fail(f"bad payload: {exc}", TerminationReason.PAYLOAD_FORMAT_ERROR)
-        for block in blocks:
-            if isinstance(block, TerminationBlock):
-                self.peer_termination = block
+        for item in items:
+            if type(item) is TerminationBlock:
+                self.peer_termination = item
                 self._buf = bytearray()
-        return blocks
+        return items
 
     def feed(self, data: bytes) -> list[list[Block]]:
         """receive_data plus every complete frame now available."""

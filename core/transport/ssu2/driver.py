@@ -87,6 +87,10 @@ class SSU2Connection(BlockReceiver):
 
     # sending
 
+    def send_messages_nowait(self, messages) -> bool:
+        """I2NP messages, as NTCP2Connection.send_messages_nowait (the transport manager's send path)."""
+        return self.send_nowait(list(messages))
+
     def send_nowait(self, items) -> bool:
         if self._closed:
             raise ConnectionClosed(self.close_reason)
