@@ -78,6 +78,17 @@ class InProcessSession:
     async def serve(self, handler: StreamHandler, port: int = 0) -> None:
         self._streams.set(port, handler)
 
+    async def ping(self, to: str | Destination, *, timeout: float = 30.0) -> float:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        remote = await self.resolve(to, timeout=timeout)
+        try:
+            return await self._session.ping(remote, timeout=max(1.0, deadline - loop.time()))
+        except TimeoutError:
+            raise ConnectTimeout(f"{_label(to)}: no pong within {timeout:.0f} s") from None
+        except BackendError as exc:
+            raise PeerUnreachable(f"{_label(to)}: {exc}") from None
+
     def stop_serving(self, port: int = 0) -> None:
         self._streams.set(port, None)
 

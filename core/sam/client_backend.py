@@ -64,6 +64,12 @@ class ClientBackendSession(StreamingSessionBase):
             self.session.forget_remote(remote.hash)    # its leases may be dead tunnels: look it up afresh next time
             raise
 
+    async def ping(self, remote: Destination, *, timeout: float = 30.0) -> float:
+        """Round-trip seconds of a streaming ECHO to `remote`; TimeoutError when no pong comes."""
+        if self.session.closed:
+            raise BackendError("session closed")
+        return await self._streams.ping(remote, timeout=timeout)
+
     def send_datagram(self, protocol: int, payload: bytes, to: Destination, *, from_port: int = 0,
                       to_port: int = 0, options: Mapping[str, Any] | None = None) -> None:
         if self.session.closed:

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from apps.network import Datagram, IncomingStream, NameNotFound, PeerNotFound, PeerUnreachable, parse_address
+from apps.network import (ConnectTimeout, Datagram, InProcessNetwork, IncomingStream, NameNotFound, PeerNotFound, PeerUnreachable,
+                          Unsupported, parse_address)
 from core.data.privatekeys import PrivateKeys
 
 
@@ -94,6 +95,22 @@ async def test_datagrams_repliable_and_raw(network):
     assert (second.payload, second.sender, second.repliable) == (b"raw", None, False)
     await asyncio.sleep(0.05)
     assert got.empty()
+
+
+async def test_ping_answers_or_says_why_not(network):
+    server = await network.open_session()
+    client = await network.open_session()
+    gone = PrivateKeys.generate().destination
+    if not isinstance(network, InProcessNetwork):
+        with pytest.raises(Unsupported):           # SAM v3 has no ping command
+            await client.ping(server.destination, timeout=2)
+        return
+    for target in (server.destination, server.b32):
+        assert 0 <= await client.ping(target, timeout=5) < 5
+    with pytest.raises(PeerNotFound):              # no LeaseSet for its b32
+        await client.ping(gone.b32_address, timeout=2)
+    with pytest.raises(ConnectTimeout):            # a destination given whole: the ping goes, no pong comes
+        await client.ping(gone, timeout=0.5)
 
 
 @pytest.mark.parametrize("text", ["", "foo", "foo.com", "a" * 70 + ".i2p", "bad_name.i2p", "x" * 600,
