@@ -77,7 +77,8 @@ class ClientBackendSession(StreamingSessionBase):
         self.session.send(to, payload, protocol=protocol, src_port=from_port, dst_port=to_port)
 
     def _on_message(self, message: ReceivedMessage) -> None:
-        self._deliver_datagram(message.protocol, message.payload, message.src_port, message.dst_port)
+        self._deliver_datagram(message.protocol, message.payload, message.src_port, message.dst_port,
+                               message.sender_hash)
 
     async def close(self) -> None:
         for protocol in I2CP_PROTOCOLS:

@@ -9,6 +9,7 @@ import pytest
 from apps.network import (ConnectTimeout, Datagram, InProcessNetwork, IncomingStream, NameNotFound, PeerNotFound, PeerUnreachable,
                           Unsupported, parse_address)
 from core.data.privatekeys import PrivateKeys
+from core.datagram import PROTO_DATAGRAM2, PROTO_DATAGRAM3, Datagram2, Datagram3
 
 
 async def echo(stream: IncomingStream) -> None:
@@ -95,6 +96,28 @@ async def test_datagrams_repliable_and_raw(network):
     assert (second.payload, second.sender, second.repliable) == (b"raw", None, False)
     await asyncio.sleep(0.05)
     assert got.empty()
+
+
+async def test_datagram2_and_datagram3_from_i2pd_2_58_udp_clients(api):
+    """i2pd's udpclient `datagramversion = 2|3`: signed for us (Datagram2), or naming the sender its garlic session
+    is bound to (Datagram3); both reach the app with their sender, forgeries do not."""
+    network = InProcessNetwork(api)
+    a, b, c = [await network.open_session() for _ in range(3)]
+    got: asyncio.Queue[Datagram] = asyncio.Queue()
+    b.on_datagram(got.put_nowait, port=53)
+    sender = a._session.session            # the core session: it sends every datagram format
+    sender.send_datagram(b.destination, b"two", protocol=PROTO_DATAGRAM2, src_port=7, dst_port=53)
+    sender.send_datagram(b.destination, b"three", protocol=PROTO_DATAGRAM3, src_port=8, dst_port=53)
+    # a Datagram3 claiming c while a sends it, and a Datagram2 signed for c: dropped
+    sender.send(b.destination, Datagram3(c.destination.hash, b"forged").to_bytes(), protocol=PROTO_DATAGRAM3, dst_port=53)
+    sender.send(b.destination, Datagram2.create(a.keys, b"not for b", c.destination.hash).to_bytes(),
+                protocol=PROTO_DATAGRAM2, dst_port=53)
+    first, second = await asyncio.wait_for(got.get(), 5), await asyncio.wait_for(got.get(), 5)
+    assert (first.payload, first.sender, first.from_port, first.repliable) == (b"two", a.destination, 7, True)
+    assert (second.payload, second.sender, second.from_port, second.repliable) == (b"three", a.destination, 8, True)
+    await asyncio.sleep(0.05)
+    assert got.empty()
+    await network.close()
 
 
 async def test_ping_answers_or_says_why_not(network):
