@@ -139,7 +139,11 @@ class InProcessSession:
         if isinstance(datagram, Datagram1):
             return (datagram.from_destination, datagram.payload) if datagram.verify() else (None, b"")
         if isinstance(datagram, Datagram2):
-            verified = datagram.verify(self.destination.hash, self._session.session.clock.time())
+            now = self._session.session.clock.time()
+            # datagrams.rst "Signatures": the prelude is our hash; i2pd (2.58) puts the sender's own there, which
+            # binds the datagram to no target, as a Datagram1 is not: taken too, so its udpclients interwork
+            verified = (datagram.verify(self.destination.hash, now)
+                        or datagram.verify(datagram.from_destination.hash, now))
             return (datagram.from_destination, datagram.payload) if verified else (None, b"")
         if isinstance(datagram, Datagram3) and received.sender_hash == datagram.from_hash:
             return self._known_destination(datagram.from_hash), datagram.payload

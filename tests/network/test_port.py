@@ -112,9 +112,13 @@ async def test_datagram2_and_datagram3_from_i2pd_2_58_udp_clients(api):
     sender.send(b.destination, Datagram3(c.destination.hash, b"forged").to_bytes(), protocol=PROTO_DATAGRAM3, dst_port=53)
     sender.send(b.destination, Datagram2.create(a.keys, b"not for b", c.destination.hash).to_bytes(),
                 protocol=PROTO_DATAGRAM2, dst_port=53)
-    first, second = await asyncio.wait_for(got.get(), 5), await asyncio.wait_for(got.get(), 5)
+    # i2pd 2.58 signs a Datagram2 over its own hash where the spec has the target's
+    sender.send(b.destination, Datagram2.create(a.keys, b"i2pd's", a.destination.hash).to_bytes(),
+                protocol=PROTO_DATAGRAM2, src_port=9, dst_port=53)
+    first, second, third = [await asyncio.wait_for(got.get(), 5) for _ in range(3)]
     assert (first.payload, first.sender, first.from_port, first.repliable) == (b"two", a.destination, 7, True)
     assert (second.payload, second.sender, second.from_port, second.repliable) == (b"three", a.destination, 8, True)
+    assert (third.payload, third.sender, third.from_port) == (b"i2pd's", a.destination, 9)
     await asyncio.sleep(0.05)
     assert got.empty()
     await network.close()
