@@ -1,7 +1,8 @@
 """I2PTunnel's UDP tunnels against i2pd's, once per i2pd version (`each_i2pd_testnet`).
 
-i2pd router r3 runs a `udpclient` aimed at our `udpserver` and a `udpserver` that our `udpclient` aims at;
-datagrams go each way (a repliable one, then a burst that goes raw) and their echoes come back.
+i2pd router r3 runs `udpclient`s aimed at our `udpserver` (one per `datagramversion`: i2pd 2.58 sends
+Datagram1, 2 or 3; 2.45.1 reads no such option and sends Datagram1) and a `udpserver` that our `udpclient`
+aims at; datagrams go each way (a repliable one, then a burst that goes raw) and their echoes come back.
 
 i2pd runs UDP tunnels only from its start: a SIGHUP reload drops the destination of a new UDP tunnel again
 (ClientContext::ReloadConfig stops every destination nothing holds a reference to, and UDP tunnels hold none;
@@ -27,9 +28,11 @@ from tests.interop.test_i2ptunnel import (I2PD_SESSION, SESSION, SETTINGS, free_
 
 pytestmark = pytest.mark.interop
 
-PUBLISH_WAIT_S = 40.0        # i2pd publishes a LeaseSet within seconds of its tunnels being ready...
-DEFECT_AFTER_S = 15.0        # ...so after this long, the log line below means it never will
+PUBLISH_WAIT_S = 45.0        # i2pd publishes a LeaseSet within a second of having tunnels both ways...
+DEFECT_AFTER_S = 10.0        # ...so when it had them this long, has none on a floodfill and logged the line below,
+                             # it never will
 I2PD_ATTEMPTS = 3            # new keys for i2pd's udpserver after a proven "LeaseSet never published"
+DATAGRAM_VERSIONS = (1, 2, 3)
 ROUND_TRIP_S = 45.0          # the first datagrams wait for a LeaseSet lookup: i2pd drops them meanwhile
 # i2pd 2.45.1 (fixed in 2.51.0): when a destination's inbound tunnels are all ready before an outbound one,
 # its LeaseSet is never published until the inbound set changes (testnet README pitfall 5)
@@ -94,40 +97,57 @@ def leaseset_on_floodfills(testnet: Testnet, b32: str) -> bool:
     return False
 
 
+def has_tunnels_both_ways(testnet: Testnet, router: str, b32: str) -> bool:
+    """The local destination `b32` of an i2pd has an established inbound and outbound tunnel (its console)."""
+    try:
+        page = testnet.http_get(router, f"/?page=local_destination&b32={b32.removesuffix('.b32.i2p')}")
+    except (OSError, TestnetError):
+        return False
+    inbound, _, outbound = page.partition("Outbound tunnels")
+    return "tunnel established" in inbound and "tunnel established" in outbound
+
+
 def log_text(path: Path, offset: int) -> str:
     with open(path, "rb") as f:
         f.seek(offset)
         return f.read().decode("utf-8", "replace")
 
 
-async def start_i2pd_udp_tunnels(testnet: Testnet, router: str, our_b32: str, local_port: int,
+async def start_i2pd_udp_tunnels(testnet: Testnet, router: str, our_b32: str, local_ports: dict[int, int],
                                  target_port: int) -> str:
-    """r3 restarted with its udpclient (local_port -> our_b32:53) and udpserver (-> target_port); the b32 of the
-    udpserver once a floodfill has its LeaseSet."""
+    """r3 restarted with its udpclients (datagram version -> local port, each to our_b32:53) and udpserver
+    (-> target_port); the b32 of the udpserver once a floodfill has its LeaseSet."""
     i2pd = testnet.router(router)
     log = Path(i2pd.datadir) / "i2pd.log"
     for attempt in range(I2PD_ATTEMPTS):
         server_keys = f"udp-server-{attempt}.dat"
-        testnet.set_i2pd_tunnels(i2pd, "pyi2p-udp",
-            f"[to-pyi2p-udp]\ntype = udpclient\naddress = 127.0.0.1\nport = {local_port}\n"
-            f"destination = {our_b32}\ndestinationport = 53\nkeys = udp-client.dat\n{I2PD_SESSION}"
-            f"[udp-i2pd]\ntype = udpserver\nhost = 127.0.0.1\nport = {target_port}\nkeys = {server_keys}\n"
-            f"{I2PD_SESSION}")
+        testnet.set_i2pd_tunnels(i2pd, "pyi2p-udp", "".join(
+            f"[to-pyi2p-udp-v{version}]\ntype = udpclient\naddress = 127.0.0.1\nport = {port}\n"
+            f"destination = {our_b32}\ndestinationport = 53\nkeys = udp-client-v{version}.dat\n"
+            f"datagramversion = {version}\n{I2PD_SESSION}" for version, port in local_ports.items())
+            + f"[udp-i2pd]\ntype = udpserver\nhost = 127.0.0.1\nport = {target_port}\nkeys = {server_keys}\n"
+              f"{I2PD_SESSION}")
         # the reload writes the key files (and runs nothing); the restart runs the tunnels with those keys
-        await wait_file(Path(i2pd.datadir) / "udp-client.dat")
+        for version in local_ports:
+            await wait_file(Path(i2pd.datadir) / f"udp-client-v{version}.dat")
         theirs = PrivateKeys.load(await wait_file(Path(i2pd.datadir) / server_keys)).destination.b32_address
+        conf = Path(i2pd.datadir) / "i2pd.conf"   # TEMP-DEBUG
+        conf.write_text(conf.read_text().replace("loglevel = info", "loglevel = debug"))   # TEMP-DEBUG
         log_from = log.stat().st_size if log.exists() else 0
         await asyncio.to_thread(testnet.restart, i2pd)
         progress(f"{i2pd.name} restarted with its UDP tunnels; its udpserver is {theirs[:12]}")
-        restarted = time.monotonic()
+        restarted, ready_since = time.monotonic(), None
         while not await asyncio.to_thread(leaseset_on_floodfills, testnet, theirs):
-            waited = time.monotonic() - restarted
-            if waited > DEFECT_AFTER_S and NOT_PUBLISHED in log_text(log, log_from):
+            now = time.monotonic()
+            ready = await asyncio.to_thread(has_tunnels_both_ways, testnet, router, theirs)
+            ready_since = (ready_since or now) if ready else None
+            if ready_since is not None and now - ready_since > DEFECT_AFTER_S \
+                    and NOT_PUBLISHED in log_text(log, log_from):
                 progress(f"i2pd never published its udpserver's LeaseSet ({NOT_PUBLISHED!r}): new keys")
                 break
-            if waited > PUBLISH_WAIT_S:
+            if now - restarted > PUBLISH_WAIT_S:
                 raise AssertionError(f"no floodfill has the LeaseSet of i2pd's udpserver {theirs} after "
-                                     f"{PUBLISH_WAIT_S:.0f} s, and {log} does not say why")
+                                     f"{PUBLISH_WAIT_S:.0f} s (it has tunnels both ways: {ready}; see {log})")
             await asyncio.sleep(0.5)
         else:
             progress("the LeaseSet of i2pd's udpserver is on a floodfill")
@@ -151,8 +171,9 @@ async def test_udp_tunnels_with_i2pd(each_i2pd_testnet, tmp_path):
             datadir.mkdir()
             ours = PrivateKeys.generate()       # our udpserver's keys first: i2pd's udpclient names its b32
             ours.save(datadir / "udp.dat")
-            i2pd_port, their_port = free_port(socket.SOCK_DGRAM), echo_theirs.get_extra_info("sockname")[1]
-            theirs = await start_i2pd_udp_tunnels(testnet, "r3", ours.destination.b32_address, i2pd_port,
+            i2pd_ports = {version: free_port(socket.SOCK_DGRAM) for version in DATAGRAM_VERSIONS}
+            their_port = echo_theirs.get_extra_info("sockname")[1]
+            theirs = await start_i2pd_udp_tunnels(testnet, "r3", ours.destination.b32_address, i2pd_ports,
                                                   their_port)
             (datadir / "tunnels.conf").write_text(
                 f"[udp-echo]\ntype = udpserver\nhost = 127.0.0.1\nport = {echo_ours.get_extra_info('sockname')[1]}\n"
@@ -171,30 +192,32 @@ async def test_udp_tunnels_with_i2pd(each_i2pd_testnet, tmp_path):
             progress("our UDP tunnels are published")
             port = next(int(t["listening"].rsplit(":", 1)[1]) for t in service.status()["tunnels"]
                         if t["name"] == "udp-to-i2pd")
-            to_ours, to_theirs = await UDPPeer(i2pd_port).open(), await UDPPeer(port).open()
-            peers += [to_ours, to_theirs]
+            ways = {f"i2pd udpclient (datagramversion {v}) -> pyi2p udpserver": await UDPPeer(p).open()
+                    for v, p in i2pd_ports.items()}
+            ways["pyi2p udpclient -> i2pd udpserver"] = await UDPPeer(port).open()
+            peers += ways.values()
 
-            def first(peer: UDPPeer, text: bytes):
+            def first(peer: UDPPeer):
                 tries = iter(range(1000))
-                return lambda: peer.exchange([b"%s %d" % (text, next(tries))], 3.0)
-            await asyncio.gather(retry("i2pd udpclient -> pyi2p udpserver", first(to_ours, b"from i2pd"),
-                                       ROUND_TRIP_S, pause=0),
-                                 retry("pyi2p udpclient -> i2pd udpserver", first(to_theirs, b"from pyi2p"),
-                                       ROUND_TRIP_S, pause=0))
+                return lambda: peer.exchange([b"first %d" % next(tries)], 3.0)
+            await asyncio.gather(*(retry(what, first(peer), ROUND_TRIP_S, pause=0) for what, peer in ways.items()))
             # the same conversations (local ports) again: a burst, all but its first datagram raw on both sides
             for peer in peers:
                 while not peer.replies.empty():
                     peer.replies.get_nowait()
-            await asyncio.gather(
-                retry("a burst through i2pd's udpclient", lambda: to_ours.exchange(
-                    [b"burst %d" % i for i in range(5)], 10.0), 30, pause=0),
-                retry("a burst through our udpclient", lambda: to_theirs.exchange(
-                    [b"burst %d" % i for i in range(5)], 10.0), 30, pause=0))
+
+            def burst(peer: UDPPeer):
+                return lambda: peer.exchange([b"burst %d" % i for i in range(5)], 10.0)
+            await asyncio.gather(*(retry(f"a burst: {what}", burst(peer), 30, pause=0) for what, peer in ways.items()))
             tunnels = {t["name"]: t for t in service.status()["tunnels"]}
             assert tunnels["udp-echo"]["connections_total"] >= 1 and tunnels["udp-echo"]["bytes_out"] > 0
             assert tunnels["udp-to-i2pd"]["bytes_in"] > 0
             progress(f"UDP both ways in {time.monotonic() - began:.1f} s")
         finally:
+            if service is not None:
+                for t in service.status()["tunnels"]:
+                    progress(f"{t['name']}: {t['state']} in {t['bytes_in']} B, out {t['bytes_out']} B, "
+                             f"{t['connections_total']} conversations, {t['errors']} errors {t['last_error'][:120]}")
             for peer in peers:
                 peer.close()
             if service is not None:
