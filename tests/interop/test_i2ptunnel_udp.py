@@ -131,8 +131,6 @@ async def start_i2pd_udp_tunnels(testnet: Testnet, router: str, our_b32: str, lo
         for version in local_ports:
             await wait_file(Path(i2pd.datadir) / f"udp-client-v{version}.dat")
         theirs = PrivateKeys.load(await wait_file(Path(i2pd.datadir) / server_keys)).destination.b32_address
-        conf = Path(i2pd.datadir) / "i2pd.conf"   # TEMP-DEBUG
-        conf.write_text(conf.read_text().replace("loglevel = info", "loglevel = debug"))   # TEMP-DEBUG
         log_from = log.stat().st_size if log.exists() else 0
         await asyncio.to_thread(testnet.restart, i2pd)
         progress(f"{i2pd.name} restarted with its UDP tunnels; its udpserver is {theirs[:12]}")
