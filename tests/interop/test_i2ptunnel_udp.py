@@ -37,6 +37,9 @@ ROUND_TRIP_S = 45.0          # the first datagrams wait for a LeaseSet lookup: i
 # i2pd 2.45.1 (fixed in 2.51.0): when a destination's inbound tunnels are all ready before an outbound one,
 # its LeaseSet is never published until the inbound set changes (testnet README pitfall 5)
 NOT_PUBLISHED = "Can't publish LeaseSet. Destination is not ready"
+# ...right after a start its inbound tunnels mostly are (an outbound build's reply needs an inbound exploratory
+# tunnel first): a zero-hop outbound tunnel is ready at once, so the udpserver our udpclient looks up publishes
+I2PD_SERVER_SESSION = I2PD_SESSION.replace("outbound.length = 2", "outbound.length = 0")
 
 STARTED = time.monotonic()
 
@@ -126,7 +129,7 @@ async def start_i2pd_udp_tunnels(testnet: Testnet, router: str, our_b32: str, lo
             f"destination = {our_b32}\ndestinationport = 53\nkeys = udp-client-v{version}.dat\n"
             f"datagramversion = {version}\n{I2PD_SESSION}" for version, port in local_ports.items())
             + f"[udp-i2pd]\ntype = udpserver\nhost = 127.0.0.1\nport = {target_port}\nkeys = {server_keys}\n"
-              f"{I2PD_SESSION}")
+              f"{I2PD_SERVER_SESSION}")
         # the reload writes the key files (and runs nothing); the restart runs the tunnels with those keys
         for version in local_ports:
             await wait_file(Path(i2pd.datadir) / f"udp-client-v{version}.dat")
@@ -199,13 +202,15 @@ async def test_udp_tunnels_with_i2pd(each_i2pd_testnet, tmp_path):
                 tries = iter(range(1000))
                 return lambda: peer.exchange([b"first %d" % next(tries)], 3.0)
             await asyncio.gather(*(retry(what, first(peer), ROUND_TRIP_S, pause=0) for what, peer in ways.items()))
-            # the same conversations (local ports) again: a burst, all but its first datagram raw on both sides
+            # the same conversations (local ports) again: a burst, all but its first datagram raw on both sides.
+            # Retried: i2pd loses the message of index 0 of a tag set when index 1 overtakes it (RatchetTagSet::
+            # GetSymmKey keeps no key for 0 then; its log: "Missing symmetric key for index 0"; 2.45.1 to 2.58)
             for peer in peers:
                 while not peer.replies.empty():
                     peer.replies.get_nowait()
 
             def burst(peer: UDPPeer):
-                return lambda: peer.exchange([b"burst %d" % i for i in range(5)], 10.0)
+                return lambda: peer.exchange([b"burst %d" % i for i in range(5)], 6.0)
             await asyncio.gather(*(retry(f"a burst: {what}", burst(peer), 30, pause=0) for what, peer in ways.items()))
             tunnels = {t["name"]: t for t in service.status()["tunnels"]}
             assert tunnels["udp-echo"]["connections_total"] >= 1 and tunnels["udp-echo"]["bytes_out"] > 0
