@@ -33,7 +33,9 @@ DEFECT_AFTER_S = 10.0        # ...so when it had them this long, has none on a f
                              # it never will
 I2PD_ATTEMPTS = 3            # new keys for i2pd's udpserver after a proven "LeaseSet never published"
 DATAGRAM_VERSIONS = (1, 2, 3)
-ROUND_TRIP_S = 45.0          # the first datagrams wait for a LeaseSet lookup: i2pd drops them meanwhile
+ROUND_TRIP_S = 75.0          # the first datagrams wait for a LeaseSet lookup (i2pd drops them meanwhile); and a
+                             # dead inbound tunnel of i2pd's stays in the LeaseSet we reply to until two of its
+                             # tests (every 10 s) failed and it sends us the new one
 # i2pd 2.45.1 (fixed in 2.51.0): when a destination's inbound tunnels are all ready before an outbound one,
 # its LeaseSet is never published until the inbound set changes (testnet README pitfall 5)
 NOT_PUBLISHED = "Can't publish LeaseSet. Destination is not ready"
