@@ -160,7 +160,8 @@ async def test_keepaliveinterval_pings_the_destination(services, tmp_path, netwo
     lost = await start(services, tmp_path / "c", network, f"[lost]\ntype = client\nport = 0\ndestination = {gone}\n"
                                                           f"keepaliveinterval = 1\n[quiet]\ntype = client\nport = 0\n"
                                                           f"destination = {gone}\n")
-    await until(lambda: tunnel(client, "to-echo")["keepalive_pongs"] >= 2 and tunnel(lost, "lost")["keepalive_missed"] >= 1)
+    await until(lambda: tunnel(client, "to-echo")["keepalive_pongs"] >= 2
+                and tunnel(lost, "lost")["keepalive_missed"] >= 1)
     assert tunnel(lost, "lost")["keepalive_pongs"] == 0
     assert (tunnel(lost, "quiet")["keepalive_pongs"], tunnel(lost, "quiet")["keepalive_missed"]) == (0, 0)
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from apps.network import (ConnectTimeout, Datagram, InProcessNetwork, IncomingStream, NameNotFound, PeerNotFound, PeerUnreachable,
-                          Unsupported, parse_address)
+from apps.network import (ConnectTimeout, Datagram, InProcessNetwork, IncomingStream, NameNotFound, PeerNotFound,
+                          PeerUnreachable, Unsupported, parse_address)
 from core.data.privatekeys import PrivateKeys
 from core.datagram import PROTO_DATAGRAM2, PROTO_DATAGRAM3, Datagram2, Datagram3
 
@@ -109,7 +109,8 @@ async def test_datagram2_and_datagram3_from_i2pd_2_58_udp_clients(api):
     sender.send_datagram(b.destination, b"two", protocol=PROTO_DATAGRAM2, src_port=7, dst_port=53)
     sender.send_datagram(b.destination, b"three", protocol=PROTO_DATAGRAM3, src_port=8, dst_port=53)
     # a Datagram3 claiming c while a sends it, and a Datagram2 signed for c: dropped
-    sender.send(b.destination, Datagram3(c.destination.hash, b"forged").to_bytes(), protocol=PROTO_DATAGRAM3, dst_port=53)
+    sender.send(b.destination, Datagram3(c.destination.hash, b"forged").to_bytes(), protocol=PROTO_DATAGRAM3,
+                dst_port=53)
     sender.send(b.destination, Datagram2.create(a.keys, b"not for b", c.destination.hash).to_bytes(),
                 protocol=PROTO_DATAGRAM2, dst_port=53)
     # i2pd 2.58 signs a Datagram2 over its own hash where the spec has the target's
