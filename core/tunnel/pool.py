@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
@@ -18,7 +18,6 @@ from .build import MAX_HOPS, randbelow
 
 TUNNEL_LIFETIME = 600.0  # tunnel-implementation.md: 10 minutes
 MAX_QUANTITY = 16  # i2cp-overview.md: inbound.quantity 1 to 16
-MAX_STICKY_TARGETS = 1024  # remote leases a pool remembers its tunnel for
 
 
 def _int_option(options: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
@@ -205,7 +204,6 @@ class TunnelPool:
         self._pending: dict[int, _PendingBuild] = {}
         self._failures_in_a_row = 0
         self._next_build_at = 0.0
-        self._sticky: OrderedDict[bytes, int] = OrderedDict()   # target -> the tunnel its messages take
         self.stats = PoolStats()
 
     # --- state
@@ -368,23 +366,6 @@ class TunnelPool:
             return None
         fresh = [t for t in usable if t.expires_at > now + self.config.rebuild_before_expiry] or usable
         return fresh[randbelow(self._rng, len(fresh))]
-
-    def pick_for(self, target: bytes, now: float) -> PoolTunnel | None:
-        """The tunnel for messages to one target (a remote lease): the same while it is far from expiry and
-        passes its tests, so they arrive in order, as Java I2P and i2pd keep one path per destination."""
-        key = self._sticky.get(target)
-        tunnel = self._tunnels.get(key) if key is not None else None
-        if tunnel is not None and tunnel.test_failures == 0 \
-                and tunnel.expires_at > now + self.config.rebuild_before_expiry and tunnel in self.usable(now):
-            self._sticky.move_to_end(target)
-            return tunnel
-        tunnel = self.pick(now)
-        if tunnel is not None:
-            self._sticky[target] = tunnel.key
-            self._sticky.move_to_end(target)
-            while len(self._sticky) > MAX_STICKY_TARGETS:
-                self._sticky.popitem(last=False)
-        return tunnel
 
     def next_wakeup(self, now: float) -> float:
         """The earliest time something here changes state (a deadline, an expiry, a test, a retry)."""

@@ -590,10 +590,7 @@ class TunnelService:
         if pool.is_inbound:
             raise ValueError("send_via_outbound needs an outbound pool")
         if tunnel_key is None:
-            now = self.clock.monotonic()
-            # into a remote tunnel (a client's lease): one path per lease keeps its messages in order
-            picked = pool.core.pick_for(to_router + to_tunnel.to_bytes(4, "big"), now) if to_tunnel is not None \
-                else pool.core.pick(now)
+            picked = pool.core.pick(self.clock.monotonic())
             tunnel_key = picked.key if picked is not None else None
         tunnel = pool.outbound.get(tunnel_key) if tunnel_key is not None else None
         if tunnel is None:

@@ -182,26 +182,6 @@ def test_pick_and_next_wakeup():
     assert pool.next_wakeup(520.0) == 530.0
 
 
-def test_pick_for_keeps_one_tunnel_per_target_until_it_fails_a_test_or_nears_expiry():
-    pool = TunnelPool(PoolConfig(inbound=False, rebuild_before_expiry=60.0), US, seeded_rng(8))
-    assert pool.pick_for(b"lease-a", 0.0) is None
-    for key in range(1, 5):
-        pool.build_started(key, (bytes([key]) * 32,), 0.0)
-        pool.build_succeeded(key, 10 + key, 0.0)
-    first = pool.pick_for(b"lease-a", 1.0)
-    assert all(pool.pick_for(b"lease-a", 1.0 + i) is first for i in range(50))
-    assert len({pool.pick_for(bytes([n]), 1.0).key for n in range(40)}) > 1     # other targets spread out
-    pool.test_result(first.key, False, 2.0)              # one failed test: another tunnel from now on
-    second = pool.pick_for(b"lease-a", 3.0)
-    assert second is not first and all(pool.pick_for(b"lease-a", 4.0) is second for _ in range(10))
-    pool.build_started(9, (b"\x09" * 32,), 500.0)         # the others near expiry: the fresh one
-    pool.build_succeeded(9, 19, 500.0)
-    assert pool.pick_for(b"lease-a", 560.0).key == 19
-    for n in range(2000):                                 # bounded memory of targets
-        pool.pick_for(n.to_bytes(4, "big"), 561.0)
-    assert len(pool._sticky) <= 1024
-
-
 @given(st.lists(st.tuples(st.integers(1, 250), st.integers(0, 255)), max_size=40), st.integers(1, 7),
        st.integers(0, 4), st.integers(0, 1000))
 def test_selection_properties(peers, count, restriction, seed):
