@@ -1,11 +1,11 @@
 """The apps' one port to I2P (base.I2PNetwork) and its adapters: in-process (this router) and SAM v3."""
 from .base import (ConnectTimeout, Datagram, I2PNetwork, I2PSession, IncomingStream, NameNotFound, NetworkError,
-                   PeerNotFound, PeerUnreachable, parse_address)
+                   PeerNotFound, PeerUnreachable, Unsupported, parse_address)
 from .inprocess import InProcessNetwork, InProcessSession
 
 __all__ = ["ConnectTimeout", "Datagram", "I2PNetwork", "I2PSession", "InProcessNetwork", "InProcessSession",
            "IncomingStream", "NameNotFound", "NetworkError", "PeerNotFound", "PeerUnreachable", "SamNetwork", "SamSession",
-           "parse_address"]
+           "Unsupported", "parse_address"]
 
 
 def __getattr__(name: str):

@@ -51,6 +51,10 @@ class ConnectTimeout(NetworkError, TimeoutError):
     """The destination did not answer in time."""
 
 
+class Unsupported(NetworkError):
+    """This adapter cannot do it at all (a streaming ping over SAM)."""
+
+
 class StreamReader(Protocol):
     async def read(self, n: int = -1) -> bytes: ...
 
@@ -130,6 +134,11 @@ class I2PSession(Protocol):
 
     async def resolve(self, name: str | Destination, *, timeout: float = 30.0) -> Destination:
         """A name's destination, looked up through this session's tunnels; raises NameNotFound/PeerNotFound."""
+        ...
+
+    async def ping(self, to: str | Destination, *, timeout: float = 30.0) -> float:
+        """Round-trip seconds of a streaming ping (streaming.md "ECHO"); ConnectTimeout when no pong comes,
+        Unsupported where the adapter cannot ping (SAM has no command for it)."""
         ...
 
     def send_datagram(self, to: Destination, payload: bytes, *, repliable: bool = True, from_port: int = 0,

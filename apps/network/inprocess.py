@@ -12,7 +12,8 @@ from typing import Any, Mapping
 from core.client import ClientAPI
 from core.data.identity import Destination
 from core.data.privatekeys import PrivateKeys
-from core.datagram import PROTO_DATAGRAM, PROTO_RAW, Datagram1, parse_datagram
+from core.datagram import (PROTO_DATAGRAM, PROTO_DATAGRAM2, PROTO_DATAGRAM3, PROTO_RAW, Datagram1, Datagram2,
+                           Datagram3, parse_datagram)
 from core.data.errors import ProtocolError
 from core.sam.backend import BackendError, IncomingStream as BackendStream, PeerNotFound as BackendPeerNotFound
 from core.sam.backend import ReceivedDatagram
@@ -21,6 +22,9 @@ from core.sam.client_backend import ClientBackend, ClientBackendSession
 from .base import (ConnectTimeout, Datagram, DatagramHandler, IncomingStream, NetworkError,
                    PeerNotFound, PeerUnreachable, PortRouter, Resolver, StreamHandler, StreamTasks, parse_address,
                    resolve_name)
+
+
+DATAGRAM_PROTOCOLS = (PROTO_DATAGRAM, PROTO_RAW, PROTO_DATAGRAM2, PROTO_DATAGRAM3)
 
 
 class InProcessSession:
@@ -78,6 +82,17 @@ class InProcessSession:
     async def serve(self, handler: StreamHandler, port: int = 0) -> None:
         self._streams.set(port, handler)
 
+    async def ping(self, to: str | Destination, *, timeout: float = 30.0) -> float:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        remote = await self.resolve(to, timeout=timeout)
+        try:
+            return await self._session.ping(remote, timeout=max(1.0, deadline - loop.time()))
+        except TimeoutError:
+            raise ConnectTimeout(f"{_label(to)}: no pong within {timeout:.0f} s") from None
+        except BackendError as exc:
+            raise PeerUnreachable(f"{_label(to)}: {exc}") from None
+
     def stop_serving(self, port: int = 0) -> None:
         self._streams.set(port, None)
 
@@ -103,20 +118,44 @@ class InProcessSession:
 
     def _on_datagram(self, received: ReceivedDatagram) -> None:
         handler = self._datagrams.get(received.to_port)
-        if handler is None or received.protocol not in (PROTO_DATAGRAM, PROTO_RAW):
+        if handler is None or received.protocol not in DATAGRAM_PROTOCOLS:
             return
         sender = None
         payload = received.payload
-        if received.protocol == PROTO_DATAGRAM:
-            try:
-                datagram = parse_datagram(PROTO_DATAGRAM, payload)
-            except ProtocolError:
+        if received.protocol != PROTO_RAW:
+            sender, payload = self._open(received)
+            if sender is None:
                 return
-            if not datagram.verify():
-                return
-            sender, payload = datagram.from_destination, datagram.payload
         self.stats["datagrams_in"] += 1
         handler(Datagram(payload, received.from_port, received.to_port, sender, sender is not None))
+
+    def _open(self, received: ReceivedDatagram) -> tuple[Destination | None, bytes]:
+        """The sender and payload of a repliable datagram (datagrams.rst), (None, b"") when it does not verify:
+        Datagram1 and Datagram2 are signed; a Datagram3 names a sender the garlic session must be bound to."""
+        try:
+            datagram = parse_datagram(received.protocol, received.payload)
+        except ProtocolError:
+            return None, b""
+        if isinstance(datagram, Datagram1):
+            return (datagram.from_destination, datagram.payload) if datagram.verify() else (None, b"")
+        if isinstance(datagram, Datagram2):
+            now = self._session.session.clock.time()
+            # datagrams.rst "Signatures": the prelude is our hash; i2pd (2.58) puts the sender's own there, which
+            # binds the datagram to no target, as a Datagram1 is not: taken too, so its udpclients interwork
+            verified = (datagram.verify(self.destination.hash, now)
+                        or datagram.verify(datagram.from_destination.hash, now))
+            return (datagram.from_destination, datagram.payload) if verified else (None, b"")
+        if isinstance(datagram, Datagram3) and received.sender_hash == datagram.from_hash:
+            return self._known_destination(datagram.from_hash), datagram.payload
+        return None, b""
+
+    def _known_destination(self, dest_hash: bytes) -> Destination | None:
+        """A destination by hash: from its cached LeaseSet, or a session of this process."""
+        leaseset = self._session.session.remote_leaseset(dest_hash)
+        if leaseset is not None:
+            return leaseset.destination
+        local = self._network.api.local_session(dest_hash)
+        return local.destination if local is not None else None
 
     def status(self) -> dict[str, Any]:
         return {"name": self.name, "b32": self.b32, "ready": self._session.session.leaseset is not None,

@@ -30,7 +30,7 @@ from core.data.privatekeys import PrivateKeys
 from . import sam_protocol as sam
 from .base import (ConnectTimeout, Datagram, DatagramHandler, IncomingStream, NameNotFound, NetworkError,
                    PeerNotFound, PeerUnreachable, PortRouter, Resolver, StreamHandler, StreamTasks, parse_address,
-                   resolve_name)
+                   resolve_name, Unsupported)
 from .sam_protocol import SamProtocolError, SamRefused
 
 log = logging.getLogger(__name__)
@@ -355,6 +355,9 @@ class SamSession:
             self._datagram_ports = True
         self._datagram_ids = ids
         network._bridge_udp = (peername[0], network.udp_port)
+
+    async def ping(self, to: str | Destination, *, timeout: float = 30.0) -> float:
+        raise Unsupported("a streaming ping is not available over SAM (SAM v3 has no command for it)")
 
     # ------------------------------------------------------------ names
 

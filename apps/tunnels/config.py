@@ -285,6 +285,11 @@ def build_tunnel(section: _Section, file: str) -> tuple[TunnelConfig, list[Confi
         if not str(values.get("host", "")).strip():
             raise _SectionError(section.line, f"a {kind} tunnel needs 'host'")
     default_address = "127.0.0.1" if kind in CLIENT_TYPES or kind in PROXY_TYPES or kind in UDP_TYPES else ""
+    # i2pd: `gzip` deflates what this tunnel's destination sends (streams of a server tunnel, datagrams of a UDP
+    # tunnel; a udpclient's default is on, every other's off); receivers inflate either way
+    gzip = bool(values.get("gzip", kind == "udpclient"))
+    if kind not in PROXY_TYPES and not any(k.lower() == "i2cp.gzip" for k, _ in session):
+        session.append(("i2cp.gzip", "true" if gzip else "false"))
     tunnel = TunnelConfig(
         name=section.name, type=kind, file=file, line=section.line,
         address=str(values.get("address", default_address)).strip() or default_address,
@@ -294,7 +299,7 @@ def build_tunnel(section: _Section, file: str) -> tuple[TunnelConfig, list[Confi
         signature_type=int(values.get("signaturetype", SIG_ED25519)),
         crypto_type=int(values.get("cryptotype", CRYPTO_X25519)), inport=int(values.get("inport", 0)),
         accesslist=values.get("accesslist", ()), host=str(values.get("host", "")).strip(),
-        host_override=str(values.get("hostoverride", "")).strip(), gzip=bool(values.get("gzip", False)),
+        host_override=str(values.get("hostoverride", "")).strip(), gzip=gzip,
         i2p_headers=bool(values.get("i2pheaders", True)), webirc_password=str(values.get("webircpassword", "")),
         keepalive_interval=int(values.get("keepaliveinterval", 0)),
         connect_timeout=float(values.get("connecttimeout") or DEFAULT_CONNECT_TIMEOUT),

@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from apps.network import Datagram, I2PSession, IncomingStream, NameNotFound, NetworkError, parse_address
+from apps.network import (Datagram, I2PSession, IncomingStream, NameNotFound, NetworkError, Unsupported,
+                          parse_address)
 from core.data.errors import ProtocolError
 from core.data.identity import Destination
 
@@ -43,11 +44,14 @@ class TunnelStats:
     bytes_out: int = 0              # from the local side into I2P
     errors: int = 0
     last_error: str = ""
+    keepalive_pongs: int = 0        # `keepaliveinterval` pings answered / not
+    keepalive_missed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"connections_open": self.connections_open, "connections_total": self.connections_total,
                 "connections_refused": self.connections_refused, "bytes_in": self.bytes_in,
-                "bytes_out": self.bytes_out, "errors": self.errors, "last_error": self.last_error}
+                "bytes_out": self.bytes_out, "errors": self.errors, "last_error": self.last_error,
+                "keepalive_pongs": self.keepalive_pongs, "keepalive_missed": self.keepalive_missed}
 
 
 class TunnelError(Exception):
@@ -272,6 +276,28 @@ class ClientTunnel(Tunnel):
                 except NetworkError as exc:
                     raise TunnelError(f"[{self.name}] destination {destination!r} ({self.config.where}) does not "
                                       f"resolve: {exc}") from None
+        if self.config.keepalive_interval:
+            self.spawn(self._keep_alive())
+
+    async def _keep_alive(self) -> None:
+        """i2pd's `keepaliveinterval`: a streaming ping to the destination every so many seconds, keeping the
+        garlic session, the LeaseSets both ways and the path warm between connections."""
+        interval = self.config.keepalive_interval
+        while self.session is not None:
+            await asyncio.sleep(interval)
+            if self.session is None:
+                return
+            destination = self.config.destinations[0]
+            try:
+                rtt = await self.session.ping(destination, timeout=min(interval, 30))
+                self.stats.keepalive_pongs += 1
+                log.debug("%s: keep-alive pong from %s in %.0f ms", self.name, destination[:16], rtt * 1000)
+            except Unsupported as exc:
+                log.info("%s: keepaliveinterval has no effect: %s", self.name, exc)
+                return
+            except NetworkError as exc:
+                self.stats.keepalive_missed += 1
+                log.debug("%s: keep-alive ping to %s: %s", self.name, destination[:16], exc)
 
     async def _release(self) -> None:
         self.listening = ""

@@ -64,6 +64,8 @@ class ReceivedDatagram:
     payload: bytes
     from_port: int = 0
     to_port: int = 0
+    sender_hash: bytes | None = None
+    """The destination the garlic session that brought it is bound to, when known (what a Datagram3 claims)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,10 +165,11 @@ class StreamingSessionBase:
         handler(IncomingStream(writer.get_extra_info("peername"), writer.get_extra_info("peerport"),
                                writer.get_extra_info("sockport"), reader, writer))
 
-    def _deliver_datagram(self, protocol: int, payload: bytes, from_port: int, to_port: int) -> None:
+    def _deliver_datagram(self, protocol: int, payload: bytes, from_port: int, to_port: int,
+                          sender_hash: bytes | None = None) -> None:
         handler = self._datagram_handler
         if handler is not None:
-            handler(ReceivedDatagram(protocol, payload, from_port, to_port))
+            handler(ReceivedDatagram(protocol, payload, from_port, to_port, sender_hash))
 
 
 AddressBook = Callable[[str], "Destination | None | Awaitable[Destination | None]"]

@@ -64,6 +64,12 @@ class ClientBackendSession(StreamingSessionBase):
             self.session.forget_remote(remote.hash)    # its leases may be dead tunnels: look it up afresh next time
             raise
 
+    async def ping(self, remote: Destination, *, timeout: float = 30.0) -> float:
+        """Round-trip seconds of a streaming ECHO to `remote`; TimeoutError when no pong comes."""
+        if self.session.closed:
+            raise BackendError("session closed")
+        return await self._streams.ping(remote, timeout=timeout)
+
     def send_datagram(self, protocol: int, payload: bytes, to: Destination, *, from_port: int = 0,
                       to_port: int = 0, options: Mapping[str, Any] | None = None) -> None:
         if self.session.closed:
@@ -71,7 +77,8 @@ class ClientBackendSession(StreamingSessionBase):
         self.session.send(to, payload, protocol=protocol, src_port=from_port, dst_port=to_port)
 
     def _on_message(self, message: ReceivedMessage) -> None:
-        self._deliver_datagram(message.protocol, message.payload, message.src_port, message.dst_port)
+        self._deliver_datagram(message.protocol, message.payload, message.src_port, message.dst_port,
+                               message.sender_hash)
 
     async def close(self) -> None:
         for protocol in I2CP_PROTOCOLS:

@@ -97,7 +97,8 @@ destinationport = 80
     assert (t.keepalive_interval, t.connect_timeout, t.max_connections) == (30, 15.0, 10)
     # option names keep their case: the router reads i2cp.leaseSetEncType as written
     assert dict(t.session_options) == {"inbound.length": "2", "outbound.quantity": "3",
-                                       "i2cp.leaseSetEncType": "4,0", "i2p.streaming.maxConnsPerMinute": "20"}
+                                       "i2cp.leaseSetEncType": "4,0", "i2p.streaming.maxConnsPerMinute": "20",
+                                       "i2cp.gzip": "false"}
     assert c.destinations == ("a.i2p", "b.i2p")
     assert (c.address, c.keys, c.transient, c.connect_timeout, c.max_connections) == (
         "127.0.0.1", "transient", True, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS)
@@ -202,6 +203,22 @@ def test_proxy_sections_keep_their_own_options():
     assert problems == []
     assert tunnels[0].is_proxy and dict(tunnels[0].raw)["outproxy"] == "o.i2p"
     assert dict(tunnels[0].session_options) == {"inbound.length": "1"}
+
+
+def test_gzip_sets_what_the_destination_sends_with_i2pds_defaults():
+    tunnels, problems = parse_tunnels(
+        "[srv]\ntype = server\nhost = h\nport = 1\n"
+        "[srv-gz]\ntype = http\nhost = h\nport = 2\ngzip = true\n"
+        "[cli]\ntype = client\nport = 3\ndestination = a.i2p\n"
+        "[uc]\ntype = udpclient\nport = 4\ndestination = a.i2p\n"
+        "[uc-plain]\ntype = udpclient\nport = 5\ndestination = a.i2p\ngzip = false\n"
+        "[us]\ntype = udpserver\nhost = h\nport = 6\n"
+        "[own]\ntype = server\nhost = h\nport = 7\ngzip = true\ni2cp.gzip = false\n", "g.conf")
+    assert problems == []
+    gzip = {t.name: (t.gzip, dict(t.session_options)["i2cp.gzip"]) for t in tunnels}
+    assert gzip == {"srv": (False, "false"), "srv-gz": (True, "true"), "cli": (False, "false"),
+                    "uc": (True, "true"), "uc-plain": (False, "false"), "us": (False, "false"),
+                    "own": (True, "false")}      # an explicit i2cp.gzip is the router's option as written
 
 
 def test_tunnels_d_files_in_order_and_duplicates(tmp_path):

@@ -153,6 +153,19 @@ async def test_destination_list_and_name(services, tmp_path, network, echo_port)
     assert tunnel(client, "wrongport")["errors"] == 1
 
 
+async def test_keepaliveinterval_pings_the_destination(services, tmp_path, network, echo_port):
+    _, client = await echo_pair(services, tmp_path, network, echo_port, client_extra="keepaliveinterval = 1\n")
+    gone = PrivateKeys.generate().destination.b32_address      # nobody serves it: its pings go unanswered
+    (tmp_path / "c").mkdir()
+    lost = await start(services, tmp_path / "c", network, f"[lost]\ntype = client\nport = 0\ndestination = {gone}\n"
+                                                          f"keepaliveinterval = 1\n[quiet]\ntype = client\nport = 0\n"
+                                                          f"destination = {gone}\n")
+    await until(lambda: tunnel(client, "to-echo")["keepalive_pongs"] >= 2
+                and tunnel(lost, "lost")["keepalive_missed"] >= 1)
+    assert tunnel(lost, "lost")["keepalive_pongs"] == 0
+    assert (tunnel(lost, "quiet")["keepalive_pongs"], tunnel(lost, "quiet")["keepalive_missed"]) == (0, 0)
+
+
 async def test_http_server_tunnel(services, tmp_path, network):
     async def page(request: web.Request) -> web.Response:
         seen = {k: v for k, v in request.headers.items()}

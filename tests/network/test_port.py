@@ -6,8 +6,10 @@ import asyncio
 
 import pytest
 
-from apps.network import Datagram, IncomingStream, NameNotFound, PeerNotFound, PeerUnreachable, parse_address
+from apps.network import (ConnectTimeout, Datagram, InProcessNetwork, IncomingStream, NameNotFound, PeerNotFound,
+                          PeerUnreachable, Unsupported, parse_address)
 from core.data.privatekeys import PrivateKeys
+from core.datagram import PROTO_DATAGRAM2, PROTO_DATAGRAM3, Datagram2, Datagram3
 
 
 async def echo(stream: IncomingStream) -> None:
@@ -94,6 +96,49 @@ async def test_datagrams_repliable_and_raw(network):
     assert (second.payload, second.sender, second.repliable) == (b"raw", None, False)
     await asyncio.sleep(0.05)
     assert got.empty()
+
+
+async def test_datagram2_and_datagram3_from_i2pd_2_58_udp_clients(api):
+    """i2pd's udpclient `datagramversion = 2|3`: signed for us (Datagram2), or naming the sender its garlic session
+    is bound to (Datagram3); both reach the app with their sender, forgeries do not."""
+    network = InProcessNetwork(api)
+    a, b, c = [await network.open_session() for _ in range(3)]
+    got: asyncio.Queue[Datagram] = asyncio.Queue()
+    b.on_datagram(got.put_nowait, port=53)
+    sender = a._session.session            # the core session: it sends every datagram format
+    sender.send_datagram(b.destination, b"two", protocol=PROTO_DATAGRAM2, src_port=7, dst_port=53)
+    sender.send_datagram(b.destination, b"three", protocol=PROTO_DATAGRAM3, src_port=8, dst_port=53)
+    # a Datagram3 claiming c while a sends it, and a Datagram2 signed for c: dropped
+    sender.send(b.destination, Datagram3(c.destination.hash, b"forged").to_bytes(), protocol=PROTO_DATAGRAM3,
+                dst_port=53)
+    sender.send(b.destination, Datagram2.create(a.keys, b"not for b", c.destination.hash).to_bytes(),
+                protocol=PROTO_DATAGRAM2, dst_port=53)
+    # i2pd 2.58 signs a Datagram2 over its own hash where the spec has the target's
+    sender.send(b.destination, Datagram2.create(a.keys, b"i2pd's", a.destination.hash).to_bytes(),
+                protocol=PROTO_DATAGRAM2, src_port=9, dst_port=53)
+    first, second, third = [await asyncio.wait_for(got.get(), 5) for _ in range(3)]
+    assert (first.payload, first.sender, first.from_port, first.repliable) == (b"two", a.destination, 7, True)
+    assert (second.payload, second.sender, second.from_port, second.repliable) == (b"three", a.destination, 8, True)
+    assert (third.payload, third.sender, third.from_port) == (b"i2pd's", a.destination, 9)
+    await asyncio.sleep(0.05)
+    assert got.empty()
+    await network.close()
+
+
+async def test_ping_answers_or_says_why_not(network):
+    server = await network.open_session()
+    client = await network.open_session()
+    gone = PrivateKeys.generate().destination
+    if not isinstance(network, InProcessNetwork):
+        with pytest.raises(Unsupported):           # SAM v3 has no ping command
+            await client.ping(server.destination, timeout=2)
+        return
+    for target in (server.destination, server.b32):
+        assert 0 <= await client.ping(target, timeout=5) < 5
+    with pytest.raises(PeerNotFound):              # no LeaseSet for its b32
+        await client.ping(gone.b32_address, timeout=2)
+    with pytest.raises(ConnectTimeout):            # a destination given whole: the ping goes, no pong comes
+        await client.ping(gone, timeout=0.5)
 
 
 @pytest.mark.parametrize("text", ["", "foo", "foo.com", "a" * 70 + ".i2p", "bad_name.i2p", "x" * 600,
