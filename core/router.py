@@ -162,7 +162,8 @@ class Router:
         assert self.keys is not None
         options = {"s": b64encode(self.keys.ssu2_static.public_bytes), "i": b64encode(self.keys.ssu2_intro), "v": "2"}
         if self.config.host:
-            options.update(host=self.config.host, port=str(self.config.port))
+            # "B": we take part in others' peer tests as Bob and Charlie (ssu2.rst "Peer Test")
+            options.update(host=self.config.host, port=str(self.config.port), caps="B")
         else:
             options["caps"] = "4"
         return RouterAddress.create("SSU2", options, cost=8 if self.config.host else 15)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from core.clock import Clock, Rng
 from core.crypto.x25519 import X25519Keypair
 from core.data.errors import ProtocolError
+from core.data.routerinfo import RouterInfo
 from core.i2np.header import I2NPMessage
 from core.transport.ntcp2.driver import _CLOSED, BlockReceiver, ConnectionClosed
 
@@ -19,7 +20,7 @@ from . import header as h
 from .blocks import (DateTimeBlock, I2NPBlock, NewTokenBlock, PeerTestBlock, RouterInfoBlock, TerminationBlock,
                      TerminationReason)
 from .handshake import HandshakeResult, Initiator, ReplayCache, Responder, new_token_block
-from .peertest import AliceTest, Reachability, nonce_of
+from .peertest import AliceTest, PeerTestLimits, PeerTestRelay, Reachability, ToAddress, ToPeer, nonce_of
 from .session import DataPhase, SessionSettings
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ class SSU2Settings:
     max_send_queue: int = 1024
     socket_buffer: int = 1 << 20
     session: SessionSettings = SessionSettings()
+    peer_test_roles: bool = True             # act as Bob and Charlie in others' peer tests (needs sign and lookup)
+    peer_test: PeerTestLimits = PeerTestLimits()
+    max_forwarded_router_infos: int = 64     # RouterInfos peers sent in session, kept for peer tests
 
 
 class SSU2Connection(BlockReceiver):
@@ -150,9 +154,12 @@ class SSU2Connection(BlockReceiver):
                 continue
             if isinstance(block, RouterInfoBlock):
                 try:
-                    self.peer_router_info = block.router_info
+                    ri_bytes = block.router_info
+                    ri = self._endpoint._remember_router_info(ri_bytes)
                 except ProtocolError:
                     continue
+                if ri.hash == self.peer_router_hash:     # a peer test's Bob also forwards others' RouterInfos
+                    self.peer_router_info = ri_bytes
             self._queue.put_nowait(block)
             if isinstance(block, TerminationBlock):
                 self.peer_termination = block
@@ -240,6 +247,8 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         self._lookup = lookup_router_info
         self._peer_tests: dict[int, tuple[AliceTest, asyncio.Event]] = {}
         self.reachability = Reachability.UNKNOWN
+        self._relay: PeerTestRelay | None = None
+        self._router_infos: OrderedDict[bytes, RouterInfo] = OrderedDict()   # by hash, from RouterInfo blocks
 
     # lifecycle
 
@@ -268,6 +277,8 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
 
     def _housekeep(self) -> None:
         self.responder.expire()
+        if self._relay is not None:
+            self._relay.expire()
         for packet, address in self.responder.retransmit():
             self.sendto(packet, address)
         self._housekeeping = asyncio.get_running_loop().call_later(1.0, self._housekeep)
@@ -363,6 +374,9 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
             test.on_packet(data, self.intro_key)
             event.set()
             return
+        if nonce is not None and self._relay is not None and ~nonce & 0xFFFFFFFF in self._relay.as_charlie:
+            self._act(self._relay.on_packet(data, address))      # message 6: its ids are message 5's swapped
+            return
         pending = self._outbound.get(address)
         if pending is not None and dest_id not in self.responder:
             try:
@@ -422,14 +436,83 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         conn._flush()
         self._on_connection(conn)
 
-    # peer test, Alice's side (ssu2.rst "Peer Test Process")
+    # peer test (ssu2.rst "Peer Test Process")
+
+    def _remember_router_info(self, ri_bytes: bytes) -> RouterInfo:
+        """A RouterInfo a peer sent in session, parsed and checked; kept (bounded) for the peer test it precedes."""
+        ri = RouterInfo.parse(ri_bytes)
+        if ri.hash not in self._router_infos:
+            if not ri.verify():
+                raise ProtocolError("RouterInfo signature does not verify", structure="SSU2 RouterInfo block")
+            while len(self._router_infos) >= self.settings.max_forwarded_router_infos:
+                self._router_infos.popitem(last=False)
+        self._router_infos[ri.hash] = ri
+        return ri
+
+    def router_info_of(self, router_hash: bytes):
+        ri = self._router_infos.get(router_hash)
+        if ri is None:
+            conn = self.session_with(router_hash)      # Alice's own, from Session Confirmed
+            ri = conn.result.router_info if conn is not None else None
+        if ri is None and self._lookup is not None:
+            ri = self._lookup(router_hash)
+        return ri
+
+    @property
+    def relay(self) -> PeerTestRelay | None:
+        """Bob's and Charlie's roles, made on first use (our RouterInfo may not exist before start)."""
+        if self._relay is None and self.settings.peer_test_roles and self._sign is not None \
+                and self._lookup is not None:
+            self._relay = PeerTestRelay(router_hash=RouterInfo.parse(self._router_info()).hash,
+                                        router_info=self._router_info, sign=self._sign, intro_key=self.intro_key,
+                                        netid=self.netid, clock=self.clock, rng=self.rng,
+                                        limits=self.settings.peer_test)
+        return self._relay
+
+    def session_with(self, router_hash: bytes) -> SSU2Connection | None:
+        return next((c for c in self.sessions.values() if c.peer_router_hash == router_hash and not c.closed), None)
+
+    def _charlies(self, alice_hash: bytes) -> list[tuple[bytes, object]]:
+        """Connected peers that can be Charlie: an IPv4 SSU2 address with "B", in random order."""
+        found = []
+        for conn in self.sessions.values():
+            ri = self.router_info_of(conn.peer_router_hash) if conn.peer_router_hash != alice_hash else None
+            address = dialable_ssu2(ri) if ri is not None and not conn.closed else None
+            if address is not None and "B" in address.caps:
+                found.append((conn.peer_router_hash, ri))
+        if found:
+            start = self.rng(1)[0] % len(found)
+            found = found[start:] + found[:start]
+        return found
+
+    def _act(self, actions: list) -> None:
+        for action in actions:
+            if isinstance(action, ToAddress):
+                self.sendto(action.packet, action.address)
+            elif isinstance(action, ToPeer):
+                conn = self.session_with(action.peer)
+                if conn is not None:
+                    conn.send_nowait(list(action.blocks))
 
     def _peer_test_block(self, conn: SSU2Connection, block: PeerTestBlock) -> None:
-        entry = self._peer_tests.get(block.nonce)
-        if entry is None or block.msg != 4 or entry[0].bob_hash != conn.peer_router_hash:
-            return            # Bob's and Charlie's roles are not played: i2pd sees no "B" in our caps
-        entry[0].on_message4(block)
-        entry[1].set()
+        peer = conn.peer_router_hash
+        if block.msg == 4:
+            entry = self._peer_tests.get(block.nonce)
+            if entry is not None and entry[0].bob_hash == peer:
+                entry[0].on_message4(block)
+                entry[1].set()
+            return
+        relay = self.relay
+        if relay is None or block.msg not in (1, 2, 3):
+            return
+        if block.msg == 1:
+            actions = relay.on_message1(peer, conn.address, self.router_info_of(peer), block, self._charlies(peer))
+        elif block.msg == 2:
+            actions = relay.on_message2(peer, block, self.router_info_of(block.router_hash),
+                                        self.session_with(block.router_hash) is not None)
+        else:
+            actions = relay.on_message3(peer, block, self.router_info_of(peer))
+        self._act(actions)
 
     async def peer_test(self, bob: SSU2Connection, host: str, port: int, *, timeout: float = 10.0) -> Reachability:
         """Ask `bob` to test whether `host`:`port` (ours, as published) takes inbound SSU2; sets `reachability`."""
@@ -458,7 +541,7 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
             await until(lambda: test.got5, 2.0)
             charlie = None
             for _ in range(20):               # Bob sent Charlie's RouterInfo before message 4
-                ri = self._lookup(test.charlie_hash)
+                ri = self.router_info_of(test.charlie_hash)
                 charlie = dialable_ssu2(ri) if ri is not None else None
                 if charlie is not None:
                     break
