@@ -143,6 +143,36 @@ def test_address_ok(host: str, port: int) -> bool:
     return ":" not in host and 1024 <= port <= 65535
 
 
+class RateLimiter:
+    """Bounded per-peer rate: one event per `interval` seconds per peer."""
+
+    def __init__(self, clock: Clock, interval: float, size: int):
+        self._clock, self._interval, self._size = clock, interval, size
+        self._last: OrderedDict[bytes, float] = OrderedDict()
+
+    def allow(self, peer: bytes) -> bool:
+        now = self._clock.monotonic()
+        while self._last and next(iter(self._last.values())) <= now - self._interval:
+            self._last.popitem(last=False)
+        if peer in self._last:
+            return False
+        self._last[peer] = now
+        while len(self._last) > self._size:
+            self._last.popitem(last=False)
+        return True
+
+
+def _fresh(clock: Clock, timestamp: int, max_skew: float) -> bool:
+    diff = (timestamp - int(clock.time())) % (1 << 32)
+    return min(diff, (1 << 32) - diff) <= max_skew
+
+
+def fresh(clock: Clock, timestamp: int, max_skew: float) -> bool:
+    """A 4-byte timestamp (it wraps in 2106) within `max_skew` seconds of our clock."""
+    diff = (timestamp - int(clock.time())) % (1 << 32)
+    return min(diff, (1 << 32) - diff) <= max_skew
+
+
 def signed_by(ri, data: bytes, signature: bytes) -> bool:
     try:
         return bool(signature) and ri.identity.verify(data, signature)
@@ -181,7 +211,7 @@ class PeerTestRelay:
         self.limits = limits
         self.as_bob: dict[int, _Bob] = {}            # by nonce
         self.as_charlie: dict[int, _Charlie] = {}    # by nonce
-        self._recent: OrderedDict[bytes, float] = OrderedDict()   # peer hash -> when its last test began
+        self._rate = RateLimiter(clock, limits.per_peer_interval, limits.max_recent)
         self.refused = 0
 
     def expire(self) -> None:
@@ -189,20 +219,12 @@ class PeerTestRelay:
         for table in (self.as_bob, self.as_charlie):
             for nonce in [n for n, s in table.items() if s.expires <= now]:
                 del table[nonce]
-        while self._recent and next(iter(self._recent.values())) <= now - self.limits.per_peer_interval:
-            self._recent.popitem(last=False)
 
     def _rate_limited(self, peer: bytes) -> bool:
-        if peer in self._recent:
-            return True
-        self._recent[peer] = self._clock.monotonic()
-        while len(self._recent) > self.limits.max_recent:
-            self._recent.popitem(last=False)
-        return False
+        return not self._rate.allow(peer)
 
     def _fresh(self, block: PeerTestBlock) -> bool:
-        diff = (block.timestamp - int(self._clock.time())) % (1 << 32)      # timestamps wrap in 2106
-        return min(diff, (1 << 32) - diff) <= self.limits.max_skew
+        return fresh(self._clock, block.timestamp, self.limits.max_skew)
 
     # Bob
 
@@ -269,7 +291,7 @@ class PeerTestRelay:
             return answer(CHARLIE_UNKNOWN)
         if not signed_by(alice_ri, PROLOGUE + bob_hash + block.signed_data(), block.signature):
             return answer(CHARLIE_SIGNATURE)
-        alice_key = _intro_key(alice_ri)
+        alice_key = intro_key_of(alice_ri)
         if alice_key is None or not test_address_ok(block.host, block.port):
             return answer(CHARLIE_ADDRESS)
         if alice_connected:
@@ -305,7 +327,7 @@ def _reply(block: PeerTestBlock, msg: int, code: int, router_hash: bytes | None,
                          signature)
 
 
-def _intro_key(ri) -> bytes | None:
+def intro_key_of(ri) -> bytes | None:
     address = next(iter(ri.addresses_of("SSU2")), None)
     try:
         return address.i if address is not None and address.i and len(address.i) == 32 else None
