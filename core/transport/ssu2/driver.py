@@ -17,13 +17,17 @@ from core.i2np.header import I2NPMessage
 from core.transport.ntcp2.driver import _CLOSED, BlockReceiver, ConnectionClosed
 
 from . import header as h
-from .blocks import (DateTimeBlock, I2NPBlock, NewTokenBlock, PeerTestBlock, RouterInfoBlock, TerminationBlock,
-                     TerminationReason)
+from .blocks import (DateTimeBlock, I2NPBlock, NewTokenBlock, PeerTestBlock, RelayIntroBlock, RelayRequestBlock,
+                     RelayResponseBlock, RelayTagBlock, RouterInfoBlock, TerminationBlock, TerminationReason)
 from .handshake import HandshakeResult, Initiator, ReplayCache, Responder, new_token_block
+from .relay import AliceRelay, Introduced, Introducer, RelayLimits, is_relay_tag_request, relay_tag_request
 from .peertest import AliceTest, PeerTestLimits, PeerTestRelay, Reachability, ToAddress, ToPeer, nonce_of
 from .session import DataPhase, SessionSettings
 
 log = logging.getLogger(__name__)
+
+RELAY_BLOCKS = (RelayRequestBlock, RelayResponseBlock, RelayIntroBlock, RelayTagBlock)
+RELAY_TOKEN_LIFETIME = 60          # seconds: Alice uses a relayed token at once (ssu2.rst "RelayResponse")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,9 @@ class SSU2Settings:
     peer_test_roles: bool = True             # act as Bob and Charlie in others' peer tests (needs sign and lookup)
     peer_test: PeerTestLimits = PeerTestLimits()
     max_forwarded_router_infos: int = 64     # RouterInfos peers sent in session, kept for peer tests
+    introducer: bool = True                  # hand out relay tags and introduce (needs sign and lookup)
+    relay: RelayLimits = RelayLimits()
+    relay_timeout: float = 5.0               # Alice: for the Relay Response or Hole Punch
 
 
 class SSU2Connection(BlockReceiver):
@@ -152,6 +159,9 @@ class SSU2Connection(BlockReceiver):
             if isinstance(block, PeerTestBlock):
                 self._endpoint._peer_test_block(self, block)
                 continue
+            if isinstance(block, RELAY_BLOCKS) or is_relay_tag_request(block):
+                self._endpoint._relay_block(self, block)
+                continue
             if isinstance(block, RouterInfoBlock):
                 try:
                     ri_bytes = block.router_info
@@ -242,12 +252,17 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self._housekeeping: asyncio.TimerHandle | None = None
         self.port: int | None = None
+        self._host = "0.0.0.0"
         self.dropped = 0
         self._sign = sign
         self._lookup = lookup_router_info
         self._peer_tests: dict[int, tuple[AliceTest, asyncio.Event]] = {}
         self.reachability = Reachability.UNKNOWN
         self._relay: PeerTestRelay | None = None
+        self._introducer: Introducer | None = None
+        self._introduced: Introduced | None = None
+        self._introductions: dict[int, tuple[AliceRelay, asyncio.Event]] = {}   # ours as Alice, by nonce
+        self._our_hash: bytes | None = None
         self._router_infos: OrderedDict[bytes, RouterInfo] = OrderedDict()   # by hash, from RouterInfo blocks
 
     # lifecycle
@@ -255,6 +270,7 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         self._transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
+        self._host = host
         self.port = self._transport.get_extra_info("sockname")[1]
         sock = self._transport.get_extra_info("socket")
         for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
@@ -279,6 +295,8 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         self.responder.expire()
         if self._relay is not None:
             self._relay.expire()
+        if self._introducer is not None:
+            self._introducer.expire()
         for packet, address in self.responder.retransmit():
             self.sendto(packet, address)
         self._housekeeping = asyncio.get_running_loop().call_later(1.0, self._housekeep)
@@ -304,7 +322,7 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
     # outbound
 
     async def connect(self, host: str, port: int, *, peer_router_hash: bytes, peer_static_key: bytes,
-                      peer_intro_key: bytes, peer_mtu: int | None = None) -> SSU2Connection:
+                      peer_intro_key: bytes, peer_mtu: int | None = None, token: int = 0) -> SSU2Connection:
         address = (host, port)
         mtu = min(self.settings.mtu, peer_mtu or self.settings.mtu)
         if address in self._outbound or len(self._outbound) >= self.settings.max_pending_outbound:
@@ -312,7 +330,7 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         initiator = Initiator(static_key=self.static_key, router_info=self._router_info(), intro_key=self.intro_key,
                               peer_router_hash=peer_router_hash, peer_static_key=peer_static_key,
                               peer_intro_key=peer_intro_key, netid=self.netid, clock=self.clock, rng=self.rng,
-                              token=self._take_token(address), mtu=mtu, ipv6=":" in host)
+                              token=token or self._take_token(address), mtu=mtu, ipv6=":" in host)
         future = asyncio.get_running_loop().create_future()
         pending = _Pending(initiator, future, address, self.clock.monotonic(), mtu)
         self._outbound[address] = pending
@@ -372,6 +390,11 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         if nonce is not None and nonce in self._peer_tests:
             test, event = self._peer_tests[nonce]
             test.on_packet(data, self.intro_key)
+            event.set()
+            return
+        if nonce is not None and nonce in self._introductions:
+            relay, event = self._introductions[nonce]
+            relay.on_hole_punch(data, self.intro_key, address, self.router_info_of(relay.charlie_hash))
             event.set()
             return
         if nonce is not None and self._relay is not None and ~nonce & 0xFFFFFFFF in self._relay.as_charlie:
@@ -463,11 +486,17 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         """Bob's and Charlie's roles, made on first use (our RouterInfo may not exist before start)."""
         if self._relay is None and self.settings.peer_test_roles and self._sign is not None \
                 and self._lookup is not None:
-            self._relay = PeerTestRelay(router_hash=RouterInfo.parse(self._router_info()).hash,
+            self._relay = PeerTestRelay(router_hash=self.router_hash,
                                         router_info=self._router_info, sign=self._sign, intro_key=self.intro_key,
                                         netid=self.netid, clock=self.clock, rng=self.rng,
                                         limits=self.settings.peer_test)
         return self._relay
+
+    @property
+    def router_hash(self) -> bytes:
+        if self._our_hash is None:
+            self._our_hash = RouterInfo.parse(self._router_info()).hash
+        return self._our_hash
 
     def session_with(self, router_hash: bytes) -> SSU2Connection | None:
         return next((c for c in self.sessions.values() if c.peer_router_hash == router_hash and not c.closed), None)
@@ -560,6 +589,106 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
     def _forget(self, conn: SSU2Connection) -> None:
         if self.sessions.get(conn.data_phase.receive_id) is conn:
             del self.sessions[conn.data_phase.receive_id]
+        if self.session_with(conn.peer_router_hash) is None:
+            for side in (self._introducer, self._introduced):
+                if side is not None:
+                    side.forget(conn.peer_router_hash)
+
+    # relay (ssu2.rst "Relay Process")
+
+    @property
+    def introducer(self) -> Introducer | None:
+        """Bob's role: relay tags for firewalled peers, introductions to them."""
+        if self._introducer is None and self.settings.introducer and self._sign is not None:
+            self._introducer = Introducer(router_hash=self.router_hash, sign=self._sign, clock=self.clock,
+                                          rng=self.rng, limits=self.settings.relay)
+        return self._introducer
+
+    @property
+    def introduced(self) -> Introduced | None:
+        """Charlie's role: the relay tags Bobs gave us, and their introductions."""
+        if self._introduced is None and self._sign is not None:
+            self._introduced = Introduced(
+                router_hash=self.router_hash, sign=self._sign, netid=self.netid, clock=self.clock, rng=self.rng,
+                issue_token=lambda address: self.responder.issue_token(address, RELAY_TOKEN_LIFETIME),
+                limits=self.settings.relay)
+        return self._introduced
+
+    def our_address(self, conn: SSU2Connection) -> tuple[str, int]:
+        """Our address as `conn`'s peer sees it (the Address block of its Session Created), else our socket's."""
+        seen = conn.result.our_address
+        if seen is not None:
+            return seen.host, seen.port
+        return self._host, self.port
+
+    def request_relay_tag(self, bob: SSU2Connection) -> None:
+        """ssu2.rst "Relay Tag Request", in the data phase; Bob's Relay Tag lands in `introduced.tags`."""
+        if self.introduced is None:
+            raise ValueError("relaying needs the router's signing key")
+        bob.send_nowait(relay_tag_request())
+
+    def introducers(self) -> list[tuple[bytes, int]]:
+        """(Bob's hash, relay tag) for every Bob in session that gave us a tag: what we may publish."""
+        if self._introduced is None:
+            return []
+        return [(bob, tag) for bob, (tag, _) in self._introduced.tags.items() if self.session_with(bob) is not None]
+
+    def _relay_block(self, conn: SSU2Connection, block) -> None:
+        peer = conn.peer_router_hash
+        if isinstance(block, RelayTagBlock):
+            if self.introduced is not None:
+                self.introduced.on_relay_tag(peer, block)
+            return
+        if isinstance(block, RelayResponseBlock):
+            mine = self._introductions.get(block.nonce)
+            if mine is not None and mine[0].bob_hash == peer:
+                mine[0].on_response(block, self.router_info_of(mine[0].charlie_hash))
+                mine[1].set()
+            elif self._introducer is not None:
+                self._act(self._introducer.on_relay_response(peer, block))
+            return
+        if isinstance(block, RelayIntroBlock):
+            if self.introduced is not None:
+                self._act(self.introduced.on_relay_intro(peer, block, self.router_info_of(block.alice_hash),
+                                                         self.our_address(conn),
+                                                         self.session_with(block.alice_hash) is not None))
+            return
+        introducer = self.introducer
+        if introducer is None:
+            return
+        if isinstance(block, RelayRequestBlock):
+            self._act(introducer.on_relay_request(peer, self.router_info_of(peer), block,
+                                                  lambda charlie: self.session_with(charlie) is not None))
+        else:                                  # Relay Tag Request
+            conn.send_nowait(introducer.on_tag_request(peer))
+
+    async def connect_introduced(self, bob: SSU2Connection, *, charlie_hash: bytes, relay_tag: int,
+                                 peer_static_key: bytes, peer_intro_key: bytes,
+                                 peer_mtu: int | None = None) -> SSU2Connection:
+        """Alice: ask `bob` to introduce us to firewalled Charlie, then dial Charlie with the token he gave."""
+        if self._sign is None:
+            raise ValueError("relaying needs the router's signing key")
+        host, port = self.our_address(bob)
+        relay = AliceRelay(bob_hash=bob.peer_router_hash, charlie_hash=charlie_hash, relay_tag=relay_tag, host=host,
+                           port=port, sign=self._sign, netid=self.netid, clock=self.clock, rng=self.rng)
+        event = asyncio.Event()
+        self._introductions[relay.nonce] = (relay, event)
+        try:
+            bob.send_nowait(relay.request)
+            async with asyncio.timeout(self.settings.relay_timeout):
+                while relay.response is None:       # Bob's Relay Response or Charlie's Hole Punch, first
+                    event.clear()
+                    await event.wait()
+        except TimeoutError:
+            raise ConnectionError("SSU2: no Relay Response or Hole Punch") from None
+        finally:
+            del self._introductions[relay.nonce]
+        if not relay.accepted:
+            raise ConnectionError(f"SSU2: introduction refused (code {relay.response.code})")
+        charlie_host, charlie_port = relay.charlie_address()
+        return await self.connect(charlie_host, charlie_port, peer_router_hash=charlie_hash,
+                                  peer_static_key=peer_static_key, peer_intro_key=peer_intro_key, peer_mtu=peer_mtu,
+                                  token=relay.response.token)
 
 
 def published_mtu(router_info, static_key: bytes | None = None) -> int | None:

@@ -1,5 +1,7 @@
-"""SSU2 peer test over loopback UDP: three endpoints, ours in every role (Alice, Bob, Charlie)."""
+"""SSU2 over loopback UDP with three endpoints, ours in every role: peer test (Alice, Bob, Charlie) and relay."""
 import asyncio
+
+import pytest
 
 from core.clock import SystemClock
 from core.transport.ssu2.driver import SSU2Endpoint
@@ -100,3 +102,34 @@ async def _until(predicate):
             return
         await asyncio.sleep(0.01)
     raise TimeoutError
+
+
+async def test_alice_reaches_a_firewalled_charlie_through_bob_over_udp():
+    nodes = alice, bob, charlie = await three_nodes()
+    try:
+        to_bob = await charlie.connect(bob)
+        charlie.endpoint.request_relay_tag(to_bob)
+        await _until(lambda: charlie.endpoint.introducers())
+        ((introducer, tag),) = charlie.endpoint.introducers()
+        assert introducer == bob.router.router_hash and bob.endpoint.introducer.tags[tag] == charlie.router.router_hash
+        alice_to_bob = await alice.connect(bob)
+        r = charlie.router
+        alice.known[r.router_hash] = r.router_info      # from the netDb: Charlie's signature on the response is checked
+        conn = await alice.endpoint.connect_introduced(alice_to_bob, charlie_hash=r.router_hash, relay_tag=tag,
+                                                       peer_static_key=r.static_key.public_bytes,
+                                                       peer_intro_key=r.intro_key)
+        assert conn.peer_router_hash == r.router_hash and not conn.closed
+        await _until(lambda: any(c.peer_router_hash == alice.router.router_hash for c in charlie.inbound))
+        # a wrong tag is refused by Bob (after his one-introduction-per-Alice-a-second limit)
+        await asyncio.sleep(1.1)
+        with pytest.raises(ConnectionError, match="code 5"):
+            await alice.endpoint.connect_introduced(alice_to_bob, charlie_hash=r.router_hash, relay_tag=tag ^ 1,
+                                                    peer_static_key=r.static_key.public_bytes,
+                                                    peer_intro_key=r.intro_key)
+        # Charlie's session with Bob closes: the tag is gone on both sides
+        await to_bob.close()
+        await _until(lambda: not bob.endpoint.introducer.tags)
+        assert charlie.endpoint.introducers() == []
+    finally:
+        for node in nodes:
+            await node.endpoint.stop()
