@@ -31,15 +31,16 @@ class SSU2Router:
 
 
 def make_ssu2_router(name: str, clock: FakeClock, *, netid: int = NETID, port: int = 12345,
-                     extra_addresses: int = 0, caps: str | None = None) -> SSU2Router:
+                     extra_addresses: int = 0, caps: str | None = None, host: str | None = "127.0.0.1",
+                     options: dict | None = None) -> SSU2Router:
     rng = CountingRng(name)
     signing_private, signing_public = signing.generate(7, rng)
     static_key = X25519Keypair(rng(32))
     intro_key = rng(32)
     identity = RouterIdentity.create(signing_public_key=signing_public, sig_type=7, crypto_type=4, rng=rng,
                                      public_key=X25519Keypair(rng(32)).public_bytes)
-    options = {"host": "127.0.0.1", "port": str(port), "s": b64encode(static_key.public_bytes),
-               "i": b64encode(intro_key), "v": "2", **({"caps": caps} if caps else {})}
+    options = {**({"host": host, "port": str(port)} if host else {}), "s": b64encode(static_key.public_bytes),
+               "i": b64encode(intro_key), "v": "2", **({"caps": caps} if caps else {}), **(options or {})}
     addresses = [RouterAddress.create("SSU2", options)] + [   # bulk, to make a RouterInfo bigger than a packet
         RouterAddress.create("NTCP2", {"host": f"127.0.{k}.1", "port": str(1000 + k), "s": b64encode(bytes(32)),
                                        "v": "2", "i": b64encode(bytes(16))}) for k in range(extra_addresses)]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from core.clock import Clock, Rng
 from core.crypto.x25519 import X25519Keypair
+from core.data.encoding import b64decode
 from core.data.errors import ProtocolError
 from core.data.routerinfo import RouterInfo
 from core.i2np.header import I2NPMessage
@@ -722,4 +723,26 @@ def dialable_ssu2(router_info):
                 return address
         except ProtocolError:
             continue
+    return None
+
+
+def introduced_ssu2(router_info, now: float):
+    """A firewalled peer's SSU2 address with s, i, v=2 and its unexpired introducers (ssu2.rst "Published Router
+    Info": ih, itag, iexp 0-2), as (address, [(Bob's hash, relay tag)]); None when it has none."""
+    for address in router_info.addresses_of("SSU2"):
+        try:
+            if not (address.s and address.i and len(address.i) == 32 and "2" in (address.v or "").split(",")):
+                continue
+            found = []
+            for k in range(3):
+                ih, itag, iexp = address.get(f"ih{k}"), address.get(f"itag{k}"), address.get(f"iexp{k}")
+                if not ih or not itag:
+                    continue
+                bob, tag = b64decode(ih), int(itag)
+                if len(bob) == 32 and 0 < tag < 1 << 32 and (not iexp or int(iexp) > now):
+                    found.append((bob, tag))
+        except (ProtocolError, ValueError):
+            continue
+        if found:
+            return address, found
     return None
