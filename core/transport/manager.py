@@ -273,9 +273,12 @@ class TransportManager:
         if style == "SSU2-introduced":
             return await self._dial_introduced(address, peer_hash)
         if style == "SSU2":
+            # firewalled: ask peers that introduce for a relay tag in the Session Request (i2pd answers there)
+            wanted = not self._local_host and "C" in address.caps \
+                and len(self.ssu2.introducers()) < self.settings.introducers
             return await self.ssu2.connect(address.host, address.port, peer_router_hash=peer_hash,
                                            peer_static_key=address.s, peer_intro_key=address.i,
-                                           peer_mtu=address_mtu(address))
+                                           peer_mtu=address_mtu(address), relay_tag_request=wanted)
         return await connect(address.host, address.port, static_key=self._static_key,
                              router_info=self._router_info(), peer_router_hash=peer_hash,
                              peer_static_key=address.s, peer_iv=address.i, netid=self.netid,

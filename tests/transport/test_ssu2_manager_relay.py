@@ -59,9 +59,10 @@ async def test_firewalled_router_publishes_an_introducer_and_is_reached_through_
         # Charlie, firewalled, talks to Bob, asks him for a relay tag and publishes him as introducer
         assert charlie.manager.send(bob.router.router_hash, message(1))
         await until(lambda: bob.inbox)
-        assert charlie.manager.refresh_introducers() is False         # asked; the tag comes back in a moment
+        # asked in the Session Request, as Bob publishes "C"; answered once Session Confirmed is in
         await until(lambda: charlie.manager.ssu2.introducers())
         assert charlie.manager.refresh_introducers() is True
+        assert charlie.manager.refresh_introducers() is False
         ((ih, tag, _),) = charlie.manager.introducers
         assert ih == bob.router.router_hash and bob.manager.ssu2.introducer.tags[tag] == charlie.router.router_hash
         ri = infos[charlie.router.router_hash]

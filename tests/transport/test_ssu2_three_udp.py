@@ -30,11 +30,11 @@ class Node:
         # same name, same keys: the RouterInfo again with the real port and "B"
         self.router = make_ssu2_router(self.name, self.clock, port=self.endpoint.port, caps="B")
 
-    async def connect(self, other: "Node"):
+    async def connect(self, other: "Node", **kw):
         self.known[other.router.router_hash] = other.router.router_info
         r = other.router
         conn = await self.endpoint.connect("127.0.0.1", other.endpoint.port, peer_router_hash=r.router_hash,
-                                           peer_static_key=r.static_key.public_bytes, peer_intro_key=r.intro_key)
+                                           peer_static_key=r.static_key.public_bytes, peer_intro_key=r.intro_key, **kw)
         await _until(lambda: other.inbound)
         return conn
 
@@ -108,7 +108,7 @@ async def test_alice_reaches_a_firewalled_charlie_through_bob_over_udp():
     nodes = alice, bob, charlie = await three_nodes()
     try:
         to_bob = await charlie.connect(bob)
-        charlie.endpoint.request_relay_tag(to_bob)
+        charlie.endpoint.request_relay_tag(to_bob)                      # asked in the data phase
         await _until(lambda: charlie.endpoint.introducers())
         ((introducer, tag),) = charlie.endpoint.introducers()
         assert introducer == bob.router.router_hash and bob.endpoint.introducer.tags[tag] == charlie.router.router_hash

@@ -323,7 +323,8 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
     # outbound
 
     async def connect(self, host: str, port: int, *, peer_router_hash: bytes, peer_static_key: bytes,
-                      peer_intro_key: bytes, peer_mtu: int | None = None, token: int = 0) -> SSU2Connection:
+                      peer_intro_key: bytes, peer_mtu: int | None = None, token: int = 0,
+                      relay_tag_request: bool = False) -> SSU2Connection:
         address = (host, port)
         mtu = min(self.settings.mtu, peer_mtu or self.settings.mtu)
         if address in self._outbound or len(self._outbound) >= self.settings.max_pending_outbound:
@@ -331,7 +332,8 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         initiator = Initiator(static_key=self.static_key, router_info=self._router_info(), intro_key=self.intro_key,
                               peer_router_hash=peer_router_hash, peer_static_key=peer_static_key,
                               peer_intro_key=peer_intro_key, netid=self.netid, clock=self.clock, rng=self.rng,
-                              token=token or self._take_token(address), mtu=mtu, ipv6=":" in host)
+                              token=token or self._take_token(address), mtu=mtu, ipv6=":" in host,
+                              relay_tag_request=relay_tag_request and self.introduced is not None)
         future = asyncio.get_running_loop().create_future()
         pending = _Pending(initiator, future, address, self.clock.monotonic(), mtu)
         self._outbound[address] = pending
@@ -439,6 +441,8 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         for block in initiator.result.blocks:
             if isinstance(block, NewTokenBlock):
                 self.store_token(pending.address, block)
+            elif isinstance(block, RelayTagBlock) and self.introduced is not None:   # answer in Session Created
+                self.introduced.on_relay_tag(conn.peer_router_hash, block)
         if not pending.future.done():
             pending.future.set_result(conn)
         conn._arm_timer()
@@ -455,6 +459,9 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         # ssu2.rst "Session Confirmed ACK" and "Tokens": ACK 0 at once, with a token for next time
         phase.send_blocks([new_token_block(self.responder.issue_token(address, 3600), self.clock),
                            DateTimeBlock.now(self.clock.time())])
+        if any(is_relay_tag_request(b) for b in result.blocks) and self.introducer is not None:
+            # asked in Session Request: answered now that Session Confirmed gave Alice's RouterInfo
+            phase.send_blocks([self.introducer.on_tag_request(result.peer_router_hash)])
         phase._ack_due = self.clock.monotonic()
         phase._remember(0)
         conn._flush()
