@@ -134,3 +134,45 @@ async def test_peer_test_with_i2pd_as_bob_and_charlie(ssu2_testnet, tmp_path):
             assert router.snapshot().net_status in (NetStatus.FIREWALLED, NetStatus.ERROR_SYMMETRIC_NAT)
         finally:
             await router.stop()
+
+
+async def test_i2pd_introduces_a_firewalled_router(ssu2_testnet, tmp_path):
+    """A pyi2p router with no published host gets a relay tag from an SSU2-only i2pd in its Session Request,
+    publishes it as introducer, and a second pyi2p router reaches it through that i2pd (Relay Request, Relay
+    Intro, Relay Response, Hole Punch), then carries I2NP over the session."""
+    testnet = ssu2_testnet
+    bob_router = next(r for r in testnet.i2pd_routers if not r.ntcp2)
+    bob_hash = b64decode(bob_router.ident_hash)
+    with testnet.in_netns():
+        charlie = Router(load_config(tmp_path / "c", {"netid": testnet.netid, "host": None, "port": 24103,
+                                                      "reseed_file": None, "control_port": 0, "sam_port": 0,
+                                                      "ssu2_enabled": True}))
+        alice = ssu2_router(testnet, tmp_path / "a", 24104, reseed=False)
+        got = []
+        on_message = charlie.handle_message
+        charlie.handle_message = lambda peer, m: (got.append(peer), on_message(peer, m))
+        await charlie.start()
+        await alice.start()
+        try:
+            bob_ri = bob_router.router_info_path.read_bytes()
+            (bob_address,) = charlie.netdb.add_router_info(bob_ri).addresses_of("SSU2")
+            assert "C" in bob_address.caps
+            conn = await asyncio.wait_for(charlie.transports.connect(bob_hash), 20)
+            assert conn is not None and conn.transport_style == "SSU2"
+            await wait_for(lambda: charlie.transports.ssu2.introducers(), 10)
+            assert charlie.transports.refresh_introducers()
+            (address,) = charlie.router_info.addresses_of("SSU2")
+            assert address.host is None and b64decode(address.get("ih0")) == bob_hash
+            # Alice knows Charlie only by his RouterInfo: no host, one introducer
+            alice.netdb.add_router_info(bob_ri)
+            alice.netdb.add_router_info(charlie.router_info.to_bytes())
+            back = await asyncio.wait_for(alice.transports.connect(charlie.hash), 30)
+            assert back is not None and back.transport_style == "SSU2" and not back.inbound
+            assert bob_hash in alice.transports.sessions
+            await wait_for(lambda: alice.hash in charlie.transports.sessions, 10)
+            alice.transports.send(charlie.hash, alice.new_message(DatabaseLookup(charlie.hash, alice.hash,
+                                                                                 LookupType.ROUTER_INFO)))
+            await wait_for(lambda: alice.hash in got, 10)
+        finally:
+            await alice.stop()
+            await charlie.stop()
