@@ -176,3 +176,32 @@ async def test_i2pd_introduces_a_firewalled_router(ssu2_testnet, tmp_path):
         finally:
             await alice.stop()
             await charlie.stop()
+
+
+async def test_peer_test_with_pyi2p_as_bob_and_i2pd_as_charlie(ssu2_testnet, tmp_path):
+    """Our Bob relays a peer test between our Alice and an SSU2-only i2pd Charlie: messages 2 and 3 with i2pd,
+    Alice's RouterInfo forwarded to it, Charlie's to Alice; Alice learns OK from i2pd's message 5."""
+    testnet = ssu2_testnet
+    charlie_router = next(r for r in testnet.i2pd_routers if not r.ntcp2)
+    charlie_hash = b64decode(charlie_router.ident_hash)
+    with testnet.in_netns():
+        bob = ssu2_router(testnet, tmp_path / "b", 24105, reseed=False)
+        alice = ssu2_router(testnet, tmp_path / "a", 24106, reseed=False)
+        await bob.start()
+        await alice.start()
+        try:
+            (address,) = bob.netdb.add_router_info(charlie_router.router_info_path.read_bytes()).addresses_of("SSU2")
+            assert "B" in address.caps
+            assert await asyncio.wait_for(bob.transports.connect(charlie_hash), 20) is not None
+            (at_bob,) = bob.router_info.addresses_of("SSU2")      # SSU2 surely: Bob publishes NTCP2 too
+            to_bob = await alice.transports.ssu2.connect(at_bob.host, at_bob.port, peer_router_hash=bob.hash,
+                                                         peer_static_key=at_bob.s, peer_intro_key=at_bob.i)
+            result = await alice.transports.ssu2.peer_test(to_bob, alice.config.host, 24106)
+            assert result == Reachability.OK
+            relay = bob.transports.ssu2.relay
+            assert relay.refused == 0 and not relay.as_bob            # message 3 came back from i2pd
+            # Alice knew nobody: Charlie's RouterInfo came from Bob before message 4
+            assert alice.transports.ssu2.router_info_of(charlie_hash) is not None
+        finally:
+            await alice.stop()
+            await bob.stop()
