@@ -265,20 +265,24 @@ class TransportManager:
         introduced = introduced_ssu2(ri, self.clock.time()) if self.ssu2 is not None and ssu2 is None else None
         choices = [c for c in (("NTCP2", ntcp2), ("SSU2", ssu2), ("SSU2-introduced", introduced))
                    if c[1] is not None]
-        if len(choices) == 2 and self.rng(1)[0] & 1:
-            choices.reverse()
+        if len(choices) == 2 and (ssu2 is not None and self._wants_relay_tag(ssu2) or self.rng(1)[0] & 1):
+            choices.reverse()        # SSU2 first: at random, or always while firewalled and short of introducers
         return choices
+
+    def _wants_relay_tag(self, address) -> bool:
+        """Firewalled, short of introducers, and `address` (SSU2) offers introductions ("C")."""
+        return self.ssu2 is not None and not self._local_host and "C" in address.caps \
+            and len(self.ssu2.introducers()) < self.settings.introducers
 
     async def _dial_one(self, style: str, address, peer_hash: bytes) -> Connection:
         if style == "SSU2-introduced":
             return await self._dial_introduced(address, peer_hash)
         if style == "SSU2":
             # firewalled: ask peers that introduce for a relay tag in the Session Request (i2pd answers there)
-            wanted = not self._local_host and "C" in address.caps \
-                and len(self.ssu2.introducers()) < self.settings.introducers
             return await self.ssu2.connect(address.host, address.port, peer_router_hash=peer_hash,
                                            peer_static_key=address.s, peer_intro_key=address.i,
-                                           peer_mtu=address_mtu(address), relay_tag_request=wanted)
+                                           peer_mtu=address_mtu(address),
+                                           relay_tag_request=self._wants_relay_tag(address))
         return await connect(address.host, address.port, static_key=self._static_key,
                              router_info=self._router_info(), peer_router_hash=peer_hash,
                              peer_static_key=address.s, peer_iv=address.i, netid=self.netid,

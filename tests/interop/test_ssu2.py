@@ -205,3 +205,43 @@ async def test_peer_test_with_pyi2p_as_bob_and_i2pd_as_charlie(ssu2_testnet, tmp
         finally:
             await alice.stop()
             await bob.stop()
+
+
+async def test_i2pd_reaches_a_firewalled_pyi2p_through_a_pyi2p_introducer(ssu2_testnet, tmp_path):
+    """Our Bob gives our firewalled Charlie a relay tag; an i2pd floodfill told to answer a lookup to Charlie
+    dials him through Bob: its Relay Request, our Relay Intro and Response, our Hole Punch, its Session Request."""
+    testnet = ssu2_testnet
+    flood_router = next(r for r in testnet.i2pd_routers if not r.ntcp2)
+    flood = b64decode(flood_router.ident_hash)
+    with testnet.in_netns():
+        bob = ssu2_router(testnet, tmp_path / "b", 24107, reseed=False)
+        charlie = Router(load_config(tmp_path / "c", {"netid": testnet.netid, "host": None, "port": 24108,
+                                                      "reseed_file": None, "control_port": 0, "sam_port": 0,
+                                                      "ssu2_enabled": True}))
+        got = []
+        on_message = charlie.handle_message
+        charlie.handle_message = lambda peer, m: (got.append(peer), on_message(peer, m))
+        await bob.start()
+        await charlie.start()
+        try:
+            charlie.netdb.add_router_info(bob.router_info.to_bytes())
+            to_bob = await asyncio.wait_for(charlie.transports.connect(bob.hash), 20)
+            assert to_bob is not None
+            await wait_for(lambda: charlie.transports.ssu2.introducers(), 10)
+            assert charlie.transports.refresh_introducers()
+            assert bob.netdb.add_router_info(flood_router.router_info_path.read_bytes()) is not None
+            # the floodfill learns Bob and Charlie, then answers a lookup "from" Charlie straight to him
+            for ri in (bob.router_info, charlie.router_info):
+                bob.transports.send(flood, bob.new_message(DatabaseStore.for_router_info(ri.hash, ri.to_bytes())))
+            await asyncio.sleep(1.0)
+            bob.transports.send(flood, bob.new_message(DatabaseLookup(flood, charlie.hash, LookupType.ROUTER_INFO)))
+            await wait_for(lambda: flood in charlie.transports.sessions, 30)
+            conn = charlie.transports.sessions[flood]
+            assert conn.inbound and conn.transport_style == "SSU2"
+            await wait_for(lambda: flood in got, 10)
+            introducer = bob.transports.ssu2.introducer
+            assert introducer.refused == 0 and introducer.introduced == 1
+            assert charlie.transports.ssu2.introduced.hole_punches == 1
+        finally:
+            await charlie.stop()
+            await bob.stop()

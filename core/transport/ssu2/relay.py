@@ -69,6 +69,7 @@ class Introducer:
         self.pending: OrderedDict[int, tuple[bytes, bytes, float]] = OrderedDict()  # nonce -> (Alice, Charlie, exp)
         self._rate = RateLimiter(clock, limits.per_peer_interval, limits.max_recent)
         self.refused = 0
+        self.introduced = 0              # Relay Responses forwarded to Alice
 
     def on_tag_request(self, charlie_hash: bytes) -> RelayTagBlock:
         """ssu2.rst "Relay Tag": the same tag for the same Charlie; the oldest forgotten beyond the limit."""
@@ -129,6 +130,7 @@ class Introducer:
         if entry is None or entry[1] != charlie_hash:
             return []
         del self.pending[block.nonce]
+        self.introduced += 1
         return [ToPeer(entry[0], (block,))]
 
 
@@ -155,6 +157,7 @@ class Introduced:
         self.recent: OrderedDict[int, float] = OrderedDict()                # nonces answered, against duplicates
         self._rate = RateLimiter(clock, limits.per_peer_interval, limits.max_recent)
         self.refused = 0
+        self.hole_punches = 0
 
     def on_relay_tag(self, bob_hash: bytes, block: RelayTagBlock) -> None:
         self.tags.pop(bob_hash, None)
@@ -205,6 +208,7 @@ class Introduced:
         payload = _padded([DateTimeBlock.now(self._clock.time()), AddressBlock(block.port, block.host), response],
                           self._rng, 1200)
         actions.append(ToAddress(seal_long(header, payload, intro_key_of(alice_ri)), (block.host, block.port)))
+        self.hole_punches += 1
         return actions
 
 
