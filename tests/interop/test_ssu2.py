@@ -46,10 +46,20 @@ async def wait_for(predicate, timeout: float, step: float = 0.2):
             await asyncio.sleep(step)
 
 
-def ssu2_router(testnet, path, port: int, *, reseed: bool = True) -> Router:
-    return Router(load_config(path, {"netid": testnet.netid, "host": testnet.add_pyi2p_address(), "port": port,
+def ssu2_router(testnet, path, port: int, *, reseed: bool = True, host: str | None = "") -> Router:
+    """A pyi2p router with SSU2 on; `host=None` makes it firewalled (no published address)."""
+    host = testnet.add_pyi2p_address() if host == "" else host
+    return Router(load_config(path, {"netid": testnet.netid, "host": host, "port": port,
                                      "reseed_file": str(testnet.seed_file) if reseed else None, "control_port": 0,
                                      "sam_port": 0, "ssu2_enabled": True}))
+
+
+def senders(router: Router) -> list[bytes]:
+    """The peers `router` gets I2NP from, in order; call before start."""
+    got: list[bytes] = []
+    on_message = router.handle_message
+    router.handle_message = lambda peer, m: (got.append(peer), on_message(peer, m))
+    return got
 
 
 async def test_ssu2_both_directions_with_i2pd(ssu2_testnet, tmp_path):
@@ -144,13 +154,9 @@ async def test_i2pd_introduces_a_firewalled_router(ssu2_testnet, tmp_path):
     bob_router = next(r for r in testnet.i2pd_routers if not r.ntcp2)
     bob_hash = b64decode(bob_router.ident_hash)
     with testnet.in_netns():
-        charlie = Router(load_config(tmp_path / "c", {"netid": testnet.netid, "host": None, "port": 24103,
-                                                      "reseed_file": None, "control_port": 0, "sam_port": 0,
-                                                      "ssu2_enabled": True}))
+        charlie = ssu2_router(testnet, tmp_path / "c", 24103, reseed=False, host=None)
         alice = ssu2_router(testnet, tmp_path / "a", 24104, reseed=False)
-        got = []
-        on_message = charlie.handle_message
-        charlie.handle_message = lambda peer, m: (got.append(peer), on_message(peer, m))
+        got = senders(charlie)
         await charlie.start()
         await alice.start()
         try:
@@ -215,12 +221,8 @@ async def test_i2pd_reaches_a_firewalled_pyi2p_through_a_pyi2p_introducer(ssu2_t
     flood = b64decode(flood_router.ident_hash)
     with testnet.in_netns():
         bob = ssu2_router(testnet, tmp_path / "b", 24107, reseed=False)
-        charlie = Router(load_config(tmp_path / "c", {"netid": testnet.netid, "host": None, "port": 24108,
-                                                      "reseed_file": None, "control_port": 0, "sam_port": 0,
-                                                      "ssu2_enabled": True}))
-        got = []
-        on_message = charlie.handle_message
-        charlie.handle_message = lambda peer, m: (got.append(peer), on_message(peer, m))
+        charlie = ssu2_router(testnet, tmp_path / "c", 24108, reseed=False, host=None)
+        got = senders(charlie)
         await bob.start()
         await charlie.start()
         try:

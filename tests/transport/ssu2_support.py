@@ -1,6 +1,7 @@
 """Shared helpers for the SSU2 tests: routers with an SSU2 address and an in-memory handshake."""
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from core.clock import FakeClock
@@ -9,6 +10,8 @@ from core.crypto.x25519 import X25519Keypair
 from core.data.encoding import b64encode
 from core.data.identity import RouterIdentity
 from core.data.routerinfo import RouterAddress, RouterInfo
+from core.transport.ntcp2.blocks import encode_blocks
+from core.transport.ssu2.blocks import parse_blocks
 from core.transport.ssu2.handshake import Initiator, Responder
 from core.transport.ssu2.session import DataPhase
 
@@ -90,3 +93,25 @@ def handshake(alice: SSU2Router, bob: SSU2Router, clock):
                   handshake_packets=ini.last_sent)
     b = DataPhase(result_b, intro_key=bob.intro_key, clock=clock, rng=CountingRng("b-data"))
     return a, b, transcript
+
+
+def wire(*blocks):
+    """Blocks as the peer reads them."""
+    parsed = parse_blocks(encode_blocks(blocks))
+    return parsed[0] if len(parsed) == 1 else parsed
+
+
+def only(actions, kind, peer=None):
+    """The one action of `kind` (to `peer`) among what a sans-I/O peer test or relay role returned."""
+    found = [a for a in actions if isinstance(a, kind) and (peer is None or a.peer == peer)]
+    assert len(found) == 1, actions
+    return found[0]
+
+
+async def until(predicate, tries: int = 500, step: float = 0.01):
+    """Wait, bounded, for `predicate`."""
+    for _ in range(tries):
+        if predicate():
+            return
+        await asyncio.sleep(step)
+    raise TimeoutError

@@ -1,5 +1,4 @@
 """Three transport managers over loopback: a firewalled router gets an introducer and is reached through it."""
-import asyncio
 
 from core.clock import SystemClock
 from core.crypto.x25519 import X25519Keypair
@@ -8,7 +7,7 @@ from core.i2np.header import I2NPMessage
 from core.transport.manager import TransportManager, TransportSettings
 from core.transport.ssu2.driver import dialable_ssu2, introduced_ssu2
 
-from .ssu2_support import make_ssu2_router
+from .ssu2_support import make_ssu2_router, until
 
 NETID = 42
 
@@ -34,12 +33,6 @@ class Node:
         self.infos[self.router.router_hash] = self.router.router_info
 
 
-async def until(predicate, timeout=10):
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
-
-
 def message(i):
     return I2NPMessage(20, i, int(SystemClock().time() * 1000) + 60_000, bytes([i]) * 50)
 
@@ -58,9 +51,9 @@ async def test_firewalled_router_publishes_an_introducer_and_is_reached_through_
     try:
         # Charlie, firewalled, talks to Bob, asks him for a relay tag and publishes him as introducer
         assert charlie.manager.send(bob.router.router_hash, message(1))
-        await until(lambda: bob.inbox)
+        await until(lambda: bob.inbox, step=0.02)
         # asked in the Session Request, as Bob publishes "C"; answered once Session Confirmed is in
-        await until(lambda: charlie.manager.ssu2.introducers())
+        await until(lambda: charlie.manager.ssu2.introducers(), step=0.02)
         assert charlie.manager.refresh_introducers() is True
         assert charlie.manager.refresh_introducers() is False
         ((ih, tag, _),) = charlie.manager.introducers
@@ -69,7 +62,7 @@ async def test_firewalled_router_publishes_an_introducer_and_is_reached_through_
         assert dialable_ssu2(ri) is None and introduced_ssu2(ri, clock.time())[1] == [(ih, tag)]
         # Alice knows only Charlie's RouterInfo: she dials Bob, is introduced, and reaches Charlie
         assert alice.manager.send(charlie.router.router_hash, message(2))
-        await until(lambda: charlie.inbox)
+        await until(lambda: charlie.inbox, step=0.02)
         assert [(p, m.msg_id) for p, m in charlie.inbox] == [(alice.router.router_hash, 2)]
         conn = alice.manager.sessions[charlie.router.router_hash]
         assert conn.transport_style == "SSU2" and not conn.inbound

@@ -4,12 +4,11 @@ import pytest
 from core.clock import FakeClock
 from core.data.errors import ProtocolError
 from core.data.routerinfo import RouterInfo
-from core.transport.ntcp2.blocks import encode_blocks
-from core.transport.ssu2.blocks import PeerTestBlock, RouterInfoBlock, parse_blocks
+from core.transport.ssu2.blocks import PeerTestBlock, RouterInfoBlock
 from core.transport.ssu2.peertest import (PROLOGUE, AliceTest, PeerTestLimits, PeerTestRelay, Reachability, ToAddress,
                                           ToPeer)
 
-from .ssu2_support import make_ssu2_router
+from .ssu2_support import make_ssu2_router, only, wire
 from .test_ntcp2_support import NETID, CountingRng
 
 ALICE_AT = ("127.0.0.1", 20001)
@@ -42,17 +41,6 @@ class World:
         return self.bob_relay.on_message1(self.alice.router_hash, ALICE_AT, self.alice.router_info,
                                           wire(test.request), charlies)
 
-
-def wire(*blocks):
-    """Blocks as the peer reads them."""
-    parsed = parse_blocks(encode_blocks(blocks))
-    return parsed[0] if len(parsed) == 1 else parsed
-
-
-def only(actions, kind, peer=None):
-    found = [a for a in actions if isinstance(a, kind) and (peer is None or a.peer == peer)]
-    assert len(found) == 1, actions
-    return found[0]
 
 
 def test_bob_and_charlie_carry_a_test_to_ok_with_signatures_checked():

@@ -4,28 +4,17 @@ import pytest
 from core.clock import FakeClock
 from core.data.errors import ProtocolError
 from core.data.routerinfo import RouterInfo
-from core.transport.ntcp2.blocks import encode_blocks
-from core.transport.ssu2.blocks import RelayIntroBlock, RelayResponseBlock, RouterInfoBlock, parse_blocks
+from core.transport.ssu2.blocks import RelayIntroBlock, RelayResponseBlock, RouterInfoBlock
 from core.transport.ssu2.peertest import ToAddress, ToPeer
 from core.transport.ssu2.relay import (RESPONSE_PROLOGUE, AliceRelay, Introduced, Introducer, RelayLimits,
                                        is_relay_tag_request, relay_tag_request)
 
-from .ssu2_support import make_ssu2_router
+from .ssu2_support import make_ssu2_router, only, wire
 from .test_ntcp2_support import NETID, CountingRng
 
 ALICE_AT = ("127.0.0.1", 20001)
 CHARLIE_AT = ("127.0.0.1", 20003)
 
-
-def wire(*blocks):
-    parsed = parse_blocks(encode_blocks(blocks))
-    return parsed[0] if len(parsed) == 1 else parsed
-
-
-def only(actions, kind, peer=None):
-    found = [a for a in actions if isinstance(a, kind) and (peer is None or a.peer == peer)]
-    assert len(found) == 1, actions
-    return found[0]
 
 
 class World:

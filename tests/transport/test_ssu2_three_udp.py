@@ -7,7 +7,7 @@ from core.clock import SystemClock
 from core.transport.ssu2.driver import SSU2Endpoint
 from core.transport.ssu2.peertest import Reachability
 
-from .ssu2_support import make_ssu2_router
+from .ssu2_support import make_ssu2_router, until
 
 NETID = 42
 
@@ -35,7 +35,7 @@ class Node:
         r = other.router
         conn = await self.endpoint.connect("127.0.0.1", other.endpoint.port, peer_router_hash=r.router_hash,
                                            peer_static_key=r.static_key.public_bytes, peer_intro_key=r.intro_key, **kw)
-        await _until(lambda: other.inbound)
+        await until(lambda: other.inbound)
         return conn
 
 
@@ -96,20 +96,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def _until(predicate):
-    for _ in range(500):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise TimeoutError
-
-
 async def test_alice_reaches_a_firewalled_charlie_through_bob_over_udp():
     nodes = alice, bob, charlie = await three_nodes()
     try:
         to_bob = await charlie.connect(bob)
         charlie.endpoint.request_relay_tag(to_bob)                      # asked in the data phase
-        await _until(lambda: charlie.endpoint.introducers())
+        await until(lambda: charlie.endpoint.introducers())
         ((introducer, tag),) = charlie.endpoint.introducers()
         assert introducer == bob.router.router_hash and bob.endpoint.introducer.tags[tag] == charlie.router.router_hash
         alice_to_bob = await alice.connect(bob)
@@ -119,7 +111,7 @@ async def test_alice_reaches_a_firewalled_charlie_through_bob_over_udp():
                                                        peer_static_key=r.static_key.public_bytes,
                                                        peer_intro_key=r.intro_key)
         assert conn.peer_router_hash == r.router_hash and not conn.closed
-        await _until(lambda: any(c.peer_router_hash == alice.router.router_hash for c in charlie.inbound))
+        await until(lambda: any(c.peer_router_hash == alice.router.router_hash for c in charlie.inbound))
         # a wrong tag is refused by Bob (after his one-introduction-per-Alice-a-second limit)
         await asyncio.sleep(1.1)
         with pytest.raises(ConnectionError, match="code 5"):
@@ -128,7 +120,7 @@ async def test_alice_reaches_a_firewalled_charlie_through_bob_over_udp():
                                                     peer_intro_key=r.intro_key)
         # Charlie's session with Bob closes: the tag is gone on both sides
         await to_bob.close()
-        await _until(lambda: not bob.endpoint.introducer.tags)
+        await until(lambda: not bob.endpoint.introducer.tags)
         assert charlie.endpoint.introducers() == []
     finally:
         for node in nodes:
