@@ -5,7 +5,7 @@ import asyncio
 import logging
 import os
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from core.clock import Clock, Rng
@@ -121,7 +121,9 @@ class TransportManager:
             static_key, intro_key = self._ssu2_keys
             self.ssu2 = SSU2Endpoint(static_key=static_key, intro_key=intro_key, netid=self.netid,
                                      router_info=self._router_info, on_connection=self._inbound, clock=self.clock,
-                                     rng=self.rng, replay_cache=self.replay_cache, settings=self._ssu2_settings,
+                                     rng=self.rng, replay_cache=self.replay_cache,
+                                     # only a router others can reach introduces (and publishes "C")
+                                     settings=replace(self._ssu2_settings, introducer=bool(host)),
                                      sign=self._sign, lookup_router_info=self._lookup)
             # without a published host the socket only dials out, from any port
             await self.ssu2.start(host or "0.0.0.0", (self.listen_port or port) if host else 0)

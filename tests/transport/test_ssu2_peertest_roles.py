@@ -26,7 +26,7 @@ class World:
         self.tests = 0
 
     def relay(self, router, limits):
-        return PeerTestRelay(router_hash=router.router_hash, router_info=router.router_info.to_bytes, sign=router.sign,
+        return PeerTestRelay(router_hash=router.router_hash, sign=router.sign,
                              intro_key=router.intro_key, netid=NETID, clock=self.clock, rng=CountingRng("relay"),
                              limits=limits)
 

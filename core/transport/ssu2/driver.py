@@ -157,11 +157,15 @@ class SSU2Connection(BlockReceiver):
             if isinstance(block, NewTokenBlock):
                 self._endpoint.store_token(self.address, block)
                 continue
-            if isinstance(block, PeerTestBlock):
-                self._endpoint._peer_test_block(self, block)
-                continue
-            if isinstance(block, RELAY_BLOCKS) or is_relay_tag_request(block):
-                self._endpoint._relay_block(self, block)
+            if isinstance(block, PeerTestBlock) or isinstance(block, RELAY_BLOCKS) or is_relay_tag_request(block):
+                try:
+                    if isinstance(block, PeerTestBlock):
+                        self._endpoint._peer_test_block(self, block)
+                    else:
+                        self._endpoint._relay_block(self, block)
+                except ProtocolError as exc:          # a bad block costs only itself: the packet is acknowledged
+                    self._endpoint.dropped += 1
+                    log.debug("SSU2: %r: %s", self, exc)
                 continue
             if isinstance(block, RouterInfoBlock):
                 try:
@@ -494,8 +498,7 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         """Bob's and Charlie's roles, made on first use (our RouterInfo may not exist before start)."""
         if self._relay is None and self.settings.peer_test_roles and self._sign is not None \
                 and self._lookup is not None:
-            self._relay = PeerTestRelay(router_hash=self.router_hash,
-                                        router_info=self._router_info, sign=self._sign, intro_key=self.intro_key,
+            self._relay = PeerTestRelay(router_hash=self.router_hash, sign=self._sign, intro_key=self.intro_key,
                                         netid=self.netid, clock=self.clock, rng=self.rng,
                                         limits=self.settings.peer_test)
         return self._relay

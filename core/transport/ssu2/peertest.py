@@ -138,7 +138,7 @@ CHARLIE_UNSPECIFIED, CHARLIE_ADDRESS, CHARLIE_LIMIT, CHARLIE_SIGNATURE, CHARLIE_
     64, 65, 66, 67, 68, 70
 
 
-def test_address_ok(host: str, port: int) -> bool:
+def testable_address(host: str, port: int) -> bool:
     """ssu2.rst "Processing by Bob": IPv4 only here, no privileged port."""
     return ":" not in host and 1024 <= port <= 65535
 
@@ -160,11 +160,6 @@ class RateLimiter:
         while len(self._last) > self._size:
             self._last.popitem(last=False)
         return True
-
-
-def _fresh(clock: Clock, timestamp: int, max_skew: float) -> bool:
-    diff = (timestamp - int(clock.time())) % (1 << 32)
-    return min(diff, (1 << 32) - diff) <= max_skew
 
 
 def fresh(clock: Clock, timestamp: int, max_skew: float) -> bool:
@@ -198,11 +193,9 @@ class PeerTestRelay:
     """Bob and Charlie for other routers' peer tests, with bounded state. Each `on_*` returns what to send:
     `ToPeer` for an established session, `ToAddress` for an out-of-session packet."""
 
-    def __init__(self, *, router_hash: bytes, router_info: Callable[[], bytes], sign: Callable[[bytes], bytes],
-                 intro_key: bytes, netid: int, clock: Clock, rng: Rng = os.urandom,
+    def __init__(self, *, router_hash: bytes, sign: Callable[[bytes], bytes], intro_key: bytes, netid: int, clock: Clock, rng: Rng = os.urandom,
                  limits: PeerTestLimits = PeerTestLimits()):
         self.router_hash = router_hash
-        self._router_info = router_info
         self._sign = sign
         self.intro_key = intro_key
         self._netid = netid
@@ -241,7 +234,7 @@ class PeerTestRelay:
         if block.nonce in self.as_bob or len(self.as_bob) >= self.limits.max_bob_tests \
                 or self._rate_limited(alice_hash):
             return refuse(BOB_LIMIT)
-        if not test_address_ok(block.host, block.port) or block.host != alice_address[0]:
+        if not testable_address(block.host, block.port) or block.host != alice_address[0]:
             return refuse(BOB_ADDRESS)
         if alice_ri is None or not signed_by(alice_ri, PROLOGUE + self.router_hash + block.signed_data(),
                                              block.signature):
@@ -292,7 +285,7 @@ class PeerTestRelay:
         if not signed_by(alice_ri, PROLOGUE + bob_hash + block.signed_data(), block.signature):
             return answer(CHARLIE_SIGNATURE)
         alice_key = intro_key_of(alice_ri)
-        if alice_key is None or not test_address_ok(block.host, block.port):
+        if alice_key is None or not testable_address(block.host, block.port):
             return answer(CHARLIE_ADDRESS)
         if alice_connected:
             return answer(CHARLIE_CONNECTED)

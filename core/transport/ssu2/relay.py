@@ -20,7 +20,7 @@ from .blocks import (AddressBlock, DateTimeBlock, OpaqueBlock, RelayIntroBlock, 
                      RelayTagBlock, RouterInfoBlock, RELAY_TAG_REQUEST)
 from .handshake import _padded, open_long, seal_long
 from .peertest import (RateLimiter, ToAddress, ToPeer, fresh, intro_key_of, peer_test_ids, signed_by,
-                       test_address_ok)
+                       testable_address)
 
 REQUEST_PROLOGUE = b"RelayRequestData"
 RESPONSE_PROLOGUE = b"RelayAgreementOK"
@@ -187,7 +187,7 @@ class Introduced:
         elif not signed_by(alice_ri, REQUEST_PROLOGUE + bob_hash + self.router_hash + _request_signed(block),
                            block.signature):
             code = CHARLIE_SIGNATURE
-        elif not test_address_ok(block.host, block.port) or intro_key_of(alice_ri) is None:
+        elif not testable_address(block.host, block.port) or intro_key_of(alice_ri) is None:
             code = CHARLIE_ADDRESS
         elif alice_connected:
             code = CHARLIE_CONNECTED
