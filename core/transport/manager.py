@@ -338,10 +338,12 @@ class TransportManager:
                 if address is not None and "C" in address.caps and peer not in {h for h, _ in held}:
                     self.ssu2.request_relay_tag(conn)
                     asked += 1
+        now = int(self.clock.time())
         current = {(h, t) for h, t, _ in self.introducers}
-        if current == set(held[:self.settings.introducers]):
-            return False
-        expires = int(self.clock.time()) + self.settings.introducer_lifetime_s
+        fresh = all(e - now > self.settings.introducer_lifetime_s / 3 for _, _, e in self.introducers)
+        if current == set(held[:self.settings.introducers]) and fresh:
+            return False             # unchanged, and no iexp near: nothing to republish
+        expires = now + self.settings.introducer_lifetime_s
         self.introducers = [(h, t, expires) for h, t in held[:self.settings.introducers]]
         log.info("SSU2: %d introducers", len(self.introducers))
         if self._on_introducers is not None:

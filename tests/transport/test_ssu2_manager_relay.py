@@ -1,6 +1,6 @@
 """Three transport managers over loopback: a firewalled router gets an introducer and is reached through it."""
 
-from core.clock import SystemClock
+from core.clock import FakeClock, SystemClock
 from core.crypto.x25519 import X25519Keypair
 from core.data.encoding import b64encode
 from core.i2np.header import I2NPMessage
@@ -70,3 +70,35 @@ async def test_firewalled_router_publishes_an_introducer_and_is_reached_through_
     finally:
         for node in (alice, charlie, bob):
             await node.manager.stop()
+
+
+class _HeldTags:
+    """The endpoint's view the manager publishes from: (Bob's hash, tag) on live sessions."""
+
+    def __init__(self):
+        self.held = []
+
+    def introducers(self):
+        return list(self.held)
+
+
+def test_introducers_are_republished_when_they_change_or_near_their_expiry():
+    clock, infos = FakeClock(), {}
+    published = []
+    node = Node("charlie", clock, infos, host=None, caps="4")
+    node.manager._on_introducers = lambda: published.append(list(node.manager.introducers))
+    node.manager.ssu2 = tags = _HeldTags()
+    assert node.manager.refresh_introducers() is False and published == []
+    tags.held = [(b"\x01" * 32, 5), (b"\x02" * 32, 6)]
+    assert node.manager.refresh_introducers() is True
+    assert [(h, t) for h, t, _ in published[-1]] == tags.held and published[-1][0][2] == int(clock.time()) + 3600
+    clock.advance(1200)
+    assert node.manager.refresh_introducers() is False               # 40 minutes of iexp left
+    clock.advance(1300)
+    assert node.manager.refresh_introducers() is True                # under 20 minutes: a fresh iexp
+    assert published[-1][0][2] == int(clock.time()) + 3600
+    tags.held = tags.held[1:]                                         # a session closed: its tag goes
+    assert node.manager.refresh_introducers() is True and len(published[-1]) == 1
+    tags.held = [(bytes([k]) * 32, k) for k in range(1, 6)]       # at most 3 are published (ih0-ih2)
+    assert node.manager.refresh_introducers() is True
+    assert [t for _, t, _ in node.manager.introducers] == [1, 2, 3]
