@@ -162,9 +162,13 @@ class Router:
         assert self.keys is not None
         options = {"s": b64encode(self.keys.ssu2_static.public_bytes), "i": b64encode(self.keys.ssu2_intro), "v": "2"}
         if self.config.host:
-            options.update(host=self.config.host, port=str(self.config.port))
+            # "B": we take part in others' peer tests as Bob and Charlie; "C": we introduce (ssu2.rst)
+            options.update(host=self.config.host, port=str(self.config.port), caps="BC")
         else:
             options["caps"] = "4"
+            # ssu2.rst "Published Router Info": the introducers that hold a relay tag for us
+            for k, (bob, tag, expires) in enumerate(self.transports.introducers if self.transports else []):
+                options.update({f"ih{k}": b64encode(bob), f"itag{k}": str(tag), f"iexp{k}": str(expires)})
         return RouterAddress.create("SSU2", options, cost=8 if self.config.host else 15)
 
     def build_router_info(self) -> RouterInfo:
@@ -180,6 +184,11 @@ class Router:
         return RouterInfo.create(self.keys.identity, self.keys.signing_private_key, published,
                                  [self.ntcp2_address()] + ([self.ssu2_address()] if self.config.ssu2_enabled else []),
                                  options)
+
+    def _introducers_changed(self) -> None:
+        self.refresh_router_info()
+        if self.netdb_service is not None:
+            self.publish_router_info()
 
     def refresh_router_info(self) -> RouterInfo:
         self.router_info = self.build_router_info()
@@ -211,7 +220,7 @@ class Router:
             on_router_info=self.handle_router_info, clock=self.clock, rng=self.rng,
             on_dial_failure=self.profiles.record_connect_failure,
             ssu2_keys=(self.keys.ssu2_static, self.keys.ssu2_intro) if self.config.ssu2_enabled else None,
-            sign=self.keys.sign)
+            sign=self.keys.sign, on_introducers=self._introducers_changed)
         # one receiver for garlic to our router: Noise N one-shots and replies under our reply keys
         self.garlic = RouterGarlicReceiver(self.keys.keys.private_key, clock=self.clock)
         self.netdb_service = NetDbService(

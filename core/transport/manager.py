@@ -5,7 +5,7 @@ import asyncio
 import logging
 import os
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from core.clock import Clock, Rng
@@ -18,7 +18,8 @@ from core.transport.ntcp2.blocks import (DateTimeBlock, I2NPBlock, RouterInfoBlo
 from core.transport.ntcp2.driver import ConnectionClosed, DriverSettings, NTCP2Connection, NTCP2Listener, connect
 from core.transport.ntcp2.handshake import ReplayCache
 from core.transport.ssu2.blocks import RouterInfoBlock as SSU2RouterInfoBlock
-from core.transport.ssu2.driver import SSU2Connection, SSU2Endpoint, SSU2Settings, address_mtu, dialable_ssu2
+from core.transport.ssu2.driver import (SSU2Connection, SSU2Endpoint, SSU2Settings, address_mtu, dialable_ssu2,
+                                        introduced_ssu2)
 from core.transport.ssu2.peertest import Reachability
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,10 @@ class TransportSettings:
     receive_batch: int = 8                  # SSU2: messages handled from one session before others get a turn
     first_peer_test_s: float = 60.0         # SSU2: our reachability, once sessions are up, then now and then
     peer_test_s: float = 1200.0
+    introducers: int = 3                    # SSU2, firewalled: relay tags we hold and publish (ssu2.rst ih0-ih2)
+    first_introducer_s: float = 5.0
+    introducer_check_s: float = 30.0
+    introducer_lifetime_s: int = 3600       # the iexp we publish
 
 
 @dataclass(slots=True)
@@ -63,7 +68,8 @@ class TransportManager:
                  on_message: MessageHandler, on_router_info: RouterInfoHandler,
                  clock: Clock, on_dial_failure: Callable[[bytes], None] | None = None, rng: Rng = os.urandom, settings: TransportSettings = TransportSettings(),
                  driver_settings: DriverSettings = DriverSettings(), ssu2_keys: tuple | None = None,
-                 ssu2_settings: SSU2Settings = SSU2Settings(), sign: Callable[[bytes], bytes] | None = None):
+                 ssu2_settings: SSU2Settings = SSU2Settings(), sign: Callable[[bytes], bytes] | None = None,
+                 on_introducers: Callable[[], None] | None = None):
         self.router_hash = router_hash
         self._static_key = static_key
         self._iv = iv
@@ -81,6 +87,8 @@ class TransportManager:
         self._ssu2_keys = ssu2_keys
         self._ssu2_settings = ssu2_settings
         self._sign = sign
+        self._on_introducers = on_introducers
+        self.introducers: list[tuple[bytes, int, int]] = []    # published: (Bob's hash, relay tag, iexp)
         self.ssu2: SSU2Endpoint | None = None
         self.sessions: dict[bytes, Connection] = {}
         self._peers: dict[bytes, _PeerState] = {}
@@ -113,13 +121,17 @@ class TransportManager:
             static_key, intro_key = self._ssu2_keys
             self.ssu2 = SSU2Endpoint(static_key=static_key, intro_key=intro_key, netid=self.netid,
                                      router_info=self._router_info, on_connection=self._inbound, clock=self.clock,
-                                     rng=self.rng, replay_cache=self.replay_cache, settings=self._ssu2_settings,
+                                     rng=self.rng, replay_cache=self.replay_cache,
+                                     # only a router others can reach introduces (and publishes "C")
+                                     settings=replace(self._ssu2_settings, introducer=bool(host)),
                                      sign=self._sign, lookup_router_info=self._lookup)
             # without a published host the socket only dials out, from any port
             await self.ssu2.start(host or "0.0.0.0", (self.listen_port or port) if host else 0)
             log.info("SSU2 on UDP %s:%d", host or "0.0.0.0", self.ssu2.port)
             if host:
                 self._spawn(self._peer_tests(), "ssu2-peer-tests")
+            else:
+                self._spawn(self._introducer_loop(), "ssu2-introducers")
         self._spawn(self._housekeeping(), "transport-housekeeping")
 
     async def stop(self) -> None:
@@ -233,7 +245,7 @@ class TransportManager:
                             raise
                         log.info("%s: dial %s failed (%s), trying %s", style, b64encode(peer_hash)[:8], exc,
                                  choices[k + 1][0])
-            log.info("%s: connected to %s at %s:%d", style, b64encode(peer_hash)[:8], address.host, address.port)
+            log.info("%s: connected to %s at %s", style, b64encode(peer_hash)[:8], conn.peername)
             self._register(conn)
         except (ProtocolError, OSError, TimeoutError, LookupError) as exc:
             state.last_failure = self.clock.monotonic()
@@ -252,21 +264,91 @@ class TransportManager:
         """The transports to try, in order: with both, SSU2 or NTCP2 first at random, as i2pd does."""
         ntcp2 = _dialable_ntcp2(ri)
         ssu2 = dialable_ssu2(ri) if self.ssu2 is not None else None
-        choices = [c for c in (("NTCP2", ntcp2), ("SSU2", ssu2)) if c[1] is not None]
-        if len(choices) == 2 and self.rng(1)[0] & 1:
-            choices.reverse()
+        introduced = introduced_ssu2(ri, self.clock.time()) if self.ssu2 is not None and ssu2 is None else None
+        choices = [c for c in (("NTCP2", ntcp2), ("SSU2", ssu2), ("SSU2-introduced", introduced))
+                   if c[1] is not None]
+        if len(choices) == 2 and (ssu2 is not None and self._wants_relay_tag(ssu2) or self.rng(1)[0] & 1):
+            choices.reverse()        # SSU2 first: at random, or always while firewalled and short of introducers
         return choices
 
+    def _wants_relay_tag(self, address) -> bool:
+        """Firewalled, short of introducers, and `address` (SSU2) offers introductions ("C")."""
+        return self.ssu2 is not None and not self._local_host and "C" in address.caps \
+            and len(self.ssu2.introducers()) < self.settings.introducers
+
     async def _dial_one(self, style: str, address, peer_hash: bytes) -> Connection:
+        if style == "SSU2-introduced":
+            return await self._dial_introduced(address, peer_hash)
         if style == "SSU2":
+            # firewalled: ask peers that introduce for a relay tag in the Session Request (i2pd answers there)
             return await self.ssu2.connect(address.host, address.port, peer_router_hash=peer_hash,
                                            peer_static_key=address.s, peer_intro_key=address.i,
-                                           peer_mtu=address_mtu(address))
+                                           peer_mtu=address_mtu(address),
+                                           relay_tag_request=self._wants_relay_tag(address))
         return await connect(address.host, address.port, static_key=self._static_key,
                              router_info=self._router_info(), peer_router_hash=peer_hash,
                              peer_static_key=address.s, peer_iv=address.i, netid=self.netid,
                              clock=self.clock, rng=self.rng, settings=self.driver_settings,
                              local_addr=(self._local_host, 0) if self._local_host else None)
+
+    async def _dial_introduced(self, choice, peer_hash: bytes) -> SSU2Connection:
+        """ssu2.rst "Introducer Selection": through an introducer we have a session with, else the first we
+        can dial."""
+        address, introducers = choice
+        ordered = sorted(introducers, key=lambda i: not isinstance(self.sessions.get(i[0]), SSU2Connection))
+        failure: Exception = LookupError("no introducer reachable")
+        for bob_hash, tag in ordered:
+            try:
+                bob = self.sessions.get(bob_hash)
+                if not isinstance(bob, SSU2Connection) or bob.closed:
+                    ri = self._lookup(bob_hash)
+                    bob_address = dialable_ssu2(ri) if ri is not None else None
+                    if bob_address is None:
+                        continue
+                    bob = await self._dial_one("SSU2", bob_address, bob_hash)
+                    self._register(bob)
+                return await self.ssu2.connect_introduced(bob, charlie_hash=peer_hash, relay_tag=tag,
+                                                          peer_static_key=address.s, peer_intro_key=address.i,
+                                                          peer_mtu=address_mtu(address))
+            except (ProtocolError, OSError, TimeoutError) as exc:
+                failure = exc
+        raise failure
+
+    async def _introducer_loop(self) -> None:
+        """Firewalled: hold relay tags from up to `introducers` SSU2 peers offering "C", and have the router
+        publish them (ssu2.rst "Relay Process")."""
+        await asyncio.sleep(self.settings.first_introducer_s)
+        while True:
+            try:
+                self.refresh_introducers()
+            except (ProtocolError, ConnectionClosed) as exc:
+                log.debug("SSU2 introducers: %s", exc)
+            await asyncio.sleep(self.settings.introducer_check_s)
+
+    def refresh_introducers(self) -> bool:
+        """Ask more peers for relay tags when we hold too few; publish the ones we hold. True when they changed."""
+        held = self.ssu2.introducers()
+        if len(held) < self.settings.introducers:
+            asked = 0
+            for peer, conn in list(self.sessions.items()):
+                if asked + len(held) >= self.settings.introducers:
+                    break
+                ri = self._lookup(peer) if isinstance(conn, SSU2Connection) and not conn.closed else None
+                address = dialable_ssu2(ri) if ri is not None else None
+                if address is not None and "C" in address.caps and peer not in {h for h, _ in held}:
+                    self.ssu2.request_relay_tag(conn)
+                    asked += 1
+        now = int(self.clock.time())
+        current = {(h, t) for h, t, _ in self.introducers}
+        fresh = all(e - now > self.settings.introducer_lifetime_s / 3 for _, _, e in self.introducers)
+        if current == set(held[:self.settings.introducers]) and fresh:
+            return False             # unchanged, and no iexp near: nothing to republish
+        expires = now + self.settings.introducer_lifetime_s
+        self.introducers = [(h, t, expires) for h, t in held[:self.settings.introducers]]
+        log.info("SSU2: %d introducers", len(self.introducers))
+        if self._on_introducers is not None:
+            self._on_introducers()
+        return True
 
     # --- sessions
 

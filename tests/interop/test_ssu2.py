@@ -46,10 +46,20 @@ async def wait_for(predicate, timeout: float, step: float = 0.2):
             await asyncio.sleep(step)
 
 
-def ssu2_router(testnet, path, port: int, *, reseed: bool = True) -> Router:
-    return Router(load_config(path, {"netid": testnet.netid, "host": testnet.add_pyi2p_address(), "port": port,
+def ssu2_router(testnet, path, port: int, *, reseed: bool = True, host: str | None = "") -> Router:
+    """A pyi2p router with SSU2 on; `host=None` makes it firewalled (no published address)."""
+    host = testnet.add_pyi2p_address() if host == "" else host
+    return Router(load_config(path, {"netid": testnet.netid, "host": host, "port": port,
                                      "reseed_file": str(testnet.seed_file) if reseed else None, "control_port": 0,
                                      "sam_port": 0, "ssu2_enabled": True}))
+
+
+def senders(router: Router) -> list[bytes]:
+    """The peers `router` gets I2NP from, in order; call before start."""
+    got: list[bytes] = []
+    on_message = router.handle_message
+    router.handle_message = lambda peer, m: (got.append(peer), on_message(peer, m))
+    return got
 
 
 async def test_ssu2_both_directions_with_i2pd(ssu2_testnet, tmp_path):
@@ -134,3 +144,106 @@ async def test_peer_test_with_i2pd_as_bob_and_charlie(ssu2_testnet, tmp_path):
             assert router.snapshot().net_status in (NetStatus.FIREWALLED, NetStatus.ERROR_SYMMETRIC_NAT)
         finally:
             await router.stop()
+
+
+async def test_i2pd_introduces_a_firewalled_router(ssu2_testnet, tmp_path):
+    """A pyi2p router with no published host gets a relay tag from an SSU2-only i2pd in its Session Request,
+    publishes it as introducer, and a second pyi2p router reaches it through that i2pd (Relay Request, Relay
+    Intro, Relay Response, Hole Punch), then carries I2NP over the session."""
+    testnet = ssu2_testnet
+    bob_router = next(r for r in testnet.i2pd_routers if not r.ntcp2)
+    bob_hash = b64decode(bob_router.ident_hash)
+    with testnet.in_netns():
+        charlie = ssu2_router(testnet, tmp_path / "c", 24103, reseed=False, host=None)
+        alice = ssu2_router(testnet, tmp_path / "a", 24104, reseed=False)
+        got = senders(charlie)
+        await charlie.start()
+        await alice.start()
+        try:
+            bob_ri = bob_router.router_info_path.read_bytes()
+            (bob_address,) = charlie.netdb.add_router_info(bob_ri).addresses_of("SSU2")
+            assert "C" in bob_address.caps
+            conn = await asyncio.wait_for(charlie.transports.connect(bob_hash), 20)
+            assert conn is not None and conn.transport_style == "SSU2"
+            await wait_for(lambda: charlie.transports.ssu2.introducers(), 10)
+            assert charlie.transports.refresh_introducers()
+            (address,) = charlie.router_info.addresses_of("SSU2")
+            assert address.host is None and b64decode(address.get("ih0")) == bob_hash
+            # Alice knows Charlie only by his RouterInfo: no host, one introducer
+            alice.netdb.add_router_info(bob_ri)
+            alice.netdb.add_router_info(charlie.router_info.to_bytes())
+            back = await asyncio.wait_for(alice.transports.connect(charlie.hash), 30)
+            assert back is not None and back.transport_style == "SSU2" and not back.inbound
+            assert bob_hash in alice.transports.sessions
+            await wait_for(lambda: alice.hash in charlie.transports.sessions, 10)
+            alice.transports.send(charlie.hash, alice.new_message(DatabaseLookup(charlie.hash, alice.hash,
+                                                                                 LookupType.ROUTER_INFO)))
+            await wait_for(lambda: alice.hash in got, 10)
+        finally:
+            await alice.stop()
+            await charlie.stop()
+
+
+async def test_peer_test_with_pyi2p_as_bob_and_i2pd_as_charlie(ssu2_testnet, tmp_path):
+    """Our Bob relays a peer test between our Alice and an SSU2-only i2pd Charlie: messages 2 and 3 with i2pd,
+    Alice's RouterInfo forwarded to it, Charlie's to Alice; Alice learns OK from i2pd's message 5."""
+    testnet = ssu2_testnet
+    charlie_router = next(r for r in testnet.i2pd_routers if not r.ntcp2)
+    charlie_hash = b64decode(charlie_router.ident_hash)
+    with testnet.in_netns():
+        bob = ssu2_router(testnet, tmp_path / "b", 24105, reseed=False)
+        alice = ssu2_router(testnet, tmp_path / "a", 24106, reseed=False)
+        await bob.start()
+        await alice.start()
+        try:
+            (address,) = bob.netdb.add_router_info(charlie_router.router_info_path.read_bytes()).addresses_of("SSU2")
+            assert "B" in address.caps
+            assert await asyncio.wait_for(bob.transports.connect(charlie_hash), 20) is not None
+            (at_bob,) = bob.router_info.addresses_of("SSU2")      # SSU2 surely: Bob publishes NTCP2 too
+            to_bob = await alice.transports.ssu2.connect(at_bob.host, at_bob.port, peer_router_hash=bob.hash,
+                                                         peer_static_key=at_bob.s, peer_intro_key=at_bob.i)
+            result = await alice.transports.ssu2.peer_test(to_bob, alice.config.host, 24106)
+            assert result == Reachability.OK
+            relay = bob.transports.ssu2.relay
+            assert relay.refused == 0 and not relay.as_bob            # message 3 came back from i2pd
+            # Alice knew nobody: Charlie's RouterInfo came from Bob before message 4
+            assert alice.transports.ssu2.router_info_of(charlie_hash) is not None
+        finally:
+            await alice.stop()
+            await bob.stop()
+
+
+async def test_i2pd_reaches_a_firewalled_pyi2p_through_a_pyi2p_introducer(ssu2_testnet, tmp_path):
+    """Our Bob gives our firewalled Charlie a relay tag; an i2pd floodfill told to answer a lookup to Charlie
+    dials him through Bob: its Relay Request, our Relay Intro and Response, our Hole Punch, its Session Request."""
+    testnet = ssu2_testnet
+    flood_router = next(r for r in testnet.i2pd_routers if not r.ntcp2)
+    flood = b64decode(flood_router.ident_hash)
+    with testnet.in_netns():
+        bob = ssu2_router(testnet, tmp_path / "b", 24107, reseed=False)
+        charlie = ssu2_router(testnet, tmp_path / "c", 24108, reseed=False, host=None)
+        got = senders(charlie)
+        await bob.start()
+        await charlie.start()
+        try:
+            charlie.netdb.add_router_info(bob.router_info.to_bytes())
+            to_bob = await asyncio.wait_for(charlie.transports.connect(bob.hash), 20)
+            assert to_bob is not None
+            await wait_for(lambda: charlie.transports.ssu2.introducers(), 10)
+            assert charlie.transports.refresh_introducers()
+            assert bob.netdb.add_router_info(flood_router.router_info_path.read_bytes()) is not None
+            # the floodfill learns Bob and Charlie, then answers a lookup "from" Charlie straight to him
+            for ri in (bob.router_info, charlie.router_info):
+                bob.transports.send(flood, bob.new_message(DatabaseStore.for_router_info(ri.hash, ri.to_bytes())))
+            await asyncio.sleep(1.0)
+            bob.transports.send(flood, bob.new_message(DatabaseLookup(flood, charlie.hash, LookupType.ROUTER_INFO)))
+            await wait_for(lambda: flood in charlie.transports.sessions, 30)
+            conn = charlie.transports.sessions[flood]
+            assert conn.inbound and conn.transport_style == "SSU2"
+            await wait_for(lambda: flood in got, 10)
+            introducer = bob.transports.ssu2.introducer
+            assert introducer.refused == 0 and introducer.introduced == 1
+            assert charlie.transports.ssu2.introduced.hole_punches == 1
+        finally:
+            await charlie.stop()
+            await bob.stop()

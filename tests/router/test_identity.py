@@ -5,8 +5,10 @@ import pytest
 
 from core.clock import FakeClock
 from core.config import ConfigError, load_config
+from core.data.encoding import b64encode
 from core.data.routerinfo import RouterInfo
 from core.router import Router
+from core.transport.ssu2.driver import introduced_ssu2
 
 
 async def start_router(datadir, **overrides):
@@ -125,11 +127,27 @@ async def test_ssu2_section_publishes_an_ssu2_address_with_its_own_private_keys(
     (address,) = ri.addresses_of("SSU2")
     assert (address.host, address.port, address.v) == ("127.0.0.1", free_port, "2")
     assert address.s == router.keys.ssu2_static.public_bytes and address.i == router.keys.ssu2_intro
+    assert address.caps == "BC"          # peer tests as Bob and Charlie, introductions as Bob
     assert ri.addresses_of("NTCP2")
     # off by default: no SSU2 address, no UDP socket
     plain = await start_router(tmp_path / "plain", netid=42)
     assert not RouterInfo.parse((tmp_path / "plain" / "router.info").read_bytes()).addresses_of("SSU2")
     assert plain.transports.ssu2 is None
+
+
+async def test_firewalled_ssu2_address_names_the_introducers_the_transports_hold(tmp_path):
+    load_config(tmp_path, {"port": 12000})
+    with open(tmp_path / "config.toml", "a") as f:
+        f.write("\n[ssu2]\nenabled = true\n")
+    router = await start_router(tmp_path, netid=42)
+    bob = bytes(range(32))
+    router.transports.introducers = [(bob, 77, 1_750_003_600)]
+    router._introducers_changed()
+    (address,) = router.router_info.addresses_of("SSU2")
+    assert address.host is None and address.caps == "4"
+    assert (address.get("ih0"), address.get("itag0"), address.get("iexp0")) == (b64encode(bob), "77", "1750003600")
+    assert introduced_ssu2(router.router_info, 1_750_000_000)[1] == [(bob, 77)]
+    assert introduced_ssu2(router.router_info, 1_750_003_601) is None          # expired
 
 
 def test_unknown_ssu2_setting_is_an_error(tmp_path):

@@ -9,7 +9,7 @@ from core.i2np.header import I2NPMessage
 from core.transport.ssu2.blocks import I2NPBlock, TerminationReason
 from core.transport.ssu2.driver import SSU2Endpoint
 
-from .ssu2_support import make_ssu2_router
+from .ssu2_support import make_ssu2_router, until
 
 NETID = 42
 
@@ -32,7 +32,7 @@ async def test_loopback_session_carries_i2np_both_ways():
     ea, eb = await endpoint(a, clock, a_in), await endpoint(b, clock, b_in)
     try:
         conn = await eb_connect(ea, eb, b)
-        await asyncio.wait_for(_until(lambda: b_in), 5)
+        await asyncio.wait_for(until(lambda: b_in), 5)
         bob_side = b_in[0]
         assert bob_side.peer_router_hash == a.router_hash and conn.peer_router_hash == b.router_hash
         sizes = [10, 1000, 3000, 30_000, 60_000]
@@ -54,7 +54,7 @@ async def test_loopback_session_carries_i2np_both_ways():
         # the second connection uses the token Bob gave in the first: no Token Request round trip
         assert ea._tokens
         await conn.close(TerminationReason.NORMAL_CLOSE)
-        await asyncio.wait_for(_until(lambda: bob_side.closed), 5)
+        await asyncio.wait_for(until(lambda: bob_side.closed), 5)
         assert bob_side.peer_termination.reason == TerminationReason.NORMAL_CLOSE
     finally:
         await ea.stop()
@@ -82,11 +82,3 @@ async def test_garbage_datagrams_are_dropped_without_answer():
 async def eb_connect(ea, eb, b):
     return await ea.connect("127.0.0.1", eb.port, peer_router_hash=b.router_hash,
                             peer_static_key=b.static_key.public_bytes, peer_intro_key=b.intro_key)
-
-
-async def _until(predicate):
-    for _ in range(500):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise TimeoutError

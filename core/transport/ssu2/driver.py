@@ -11,18 +11,24 @@ from dataclasses import dataclass
 
 from core.clock import Clock, Rng
 from core.crypto.x25519 import X25519Keypair
+from core.data.encoding import b64decode
 from core.data.errors import ProtocolError
+from core.data.routerinfo import RouterInfo
 from core.i2np.header import I2NPMessage
 from core.transport.ntcp2.driver import _CLOSED, BlockReceiver, ConnectionClosed
 
 from . import header as h
-from .blocks import (DateTimeBlock, I2NPBlock, NewTokenBlock, PeerTestBlock, RouterInfoBlock, TerminationBlock,
-                     TerminationReason)
+from .blocks import (DateTimeBlock, I2NPBlock, NewTokenBlock, PeerTestBlock, RelayIntroBlock, RelayRequestBlock,
+                     RelayResponseBlock, RelayTagBlock, RouterInfoBlock, TerminationBlock, TerminationReason)
 from .handshake import HandshakeResult, Initiator, ReplayCache, Responder, new_token_block
-from .peertest import AliceTest, Reachability, nonce_of
+from .relay import AliceRelay, Introduced, Introducer, RelayLimits, is_relay_tag_request, relay_tag_request
+from .peertest import AliceTest, PeerTestLimits, PeerTestRelay, Reachability, ToAddress, ToPeer, nonce_of
 from .session import DataPhase, SessionSettings
 
 log = logging.getLogger(__name__)
+
+RELAY_BLOCKS = (RelayRequestBlock, RelayResponseBlock, RelayIntroBlock, RelayTagBlock)
+RELAY_TOKEN_LIFETIME = 60          # seconds: Alice uses a relayed token at once (ssu2.rst "RelayResponse")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +44,12 @@ class SSU2Settings:
     max_send_queue: int = 1024
     socket_buffer: int = 1 << 20
     session: SessionSettings = SessionSettings()
+    peer_test_roles: bool = True             # act as Bob and Charlie in others' peer tests (needs sign and lookup)
+    peer_test: PeerTestLimits = PeerTestLimits()
+    max_forwarded_router_infos: int = 64     # RouterInfos peers sent in session, kept for peer tests
+    introducer: bool = True                  # hand out relay tags and introduce (needs sign and lookup)
+    relay: RelayLimits = RelayLimits()
+    relay_timeout: float = 5.0               # Alice: for the Relay Response or Hole Punch
 
 
 class SSU2Connection(BlockReceiver):
@@ -149,14 +161,24 @@ class SSU2Connection(BlockReceiver):
             if isinstance(block, NewTokenBlock):
                 self._endpoint.store_token(self.address, block)
                 continue
-            if isinstance(block, PeerTestBlock):
-                self._endpoint._peer_test_block(self, block)
+            if isinstance(block, PeerTestBlock) or isinstance(block, RELAY_BLOCKS) or is_relay_tag_request(block):
+                try:
+                    if isinstance(block, PeerTestBlock):
+                        self._endpoint._peer_test_block(self, block)
+                    else:
+                        self._endpoint._relay_block(self, block)
+                except ProtocolError as exc:          # a bad block costs only itself: the packet is acknowledged
+                    self._endpoint.dropped += 1
+                    log.debug("SSU2: %r: %s", self, exc)
                 continue
             if isinstance(block, RouterInfoBlock):
                 try:
-                    self.peer_router_info = block.router_info
+                    ri_bytes = block.router_info
+                    ri = self._endpoint._remember_router_info(ri_bytes)
                 except ProtocolError:
                     continue
+                if ri.hash == self.peer_router_hash:     # a peer test's Bob also forwards others' RouterInfos
+                    self.peer_router_info = ri_bytes
             self._queue.put_nowait(block)
             if isinstance(block, TerminationBlock):
                 self.peer_termination = block
@@ -239,17 +261,25 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self._housekeeping: asyncio.TimerHandle | None = None
         self.port: int | None = None
+        self._host = "0.0.0.0"
         self.dropped = 0
         self._sign = sign
         self._lookup = lookup_router_info
         self._peer_tests: dict[int, tuple[AliceTest, asyncio.Event]] = {}
         self.reachability = Reachability.UNKNOWN
+        self._relay: PeerTestRelay | None = None
+        self._introducer: Introducer | None = None
+        self._introduced: Introduced | None = None
+        self._introductions: dict[int, tuple[AliceRelay, asyncio.Event]] = {}   # ours as Alice, by nonce
+        self._our_hash: bytes | None = None
+        self._router_infos: OrderedDict[bytes, RouterInfo] = OrderedDict()   # by hash, from RouterInfo blocks
 
     # lifecycle
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         self._transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
+        self._host = host
         self.port = self._transport.get_extra_info("sockname")[1]
         sock = self._transport.get_extra_info("socket")
         for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
@@ -272,6 +302,10 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
 
     def _housekeep(self) -> None:
         self.responder.expire()
+        if self._relay is not None:
+            self._relay.expire()
+        if self._introducer is not None:
+            self._introducer.expire()
         for packet, address in self.responder.retransmit():
             self.sendto(packet, address)
         self._housekeeping = asyncio.get_running_loop().call_later(1.0, self._housekeep)
@@ -297,7 +331,8 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
     # outbound
 
     async def connect(self, host: str, port: int, *, peer_router_hash: bytes, peer_static_key: bytes,
-                      peer_intro_key: bytes, peer_mtu: int | None = None) -> SSU2Connection:
+                      peer_intro_key: bytes, peer_mtu: int | None = None, token: int = 0,
+                      relay_tag_request: bool = False) -> SSU2Connection:
         address = (host, port)
         mtu = min(self.settings.mtu, peer_mtu or self.settings.mtu)
         if address in self._outbound or len(self._outbound) >= self.settings.max_pending_outbound:
@@ -305,7 +340,8 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         initiator = Initiator(static_key=self.static_key, router_info=self._router_info(), intro_key=self.intro_key,
                               peer_router_hash=peer_router_hash, peer_static_key=peer_static_key,
                               peer_intro_key=peer_intro_key, netid=self.netid, clock=self.clock, rng=self.rng,
-                              token=self._take_token(address), mtu=mtu, ipv6=":" in host)
+                              token=token or self._take_token(address), mtu=mtu, ipv6=":" in host,
+                              relay_tag_request=relay_tag_request and self.introduced is not None)
         future = asyncio.get_running_loop().create_future()
         pending = _Pending(initiator, future, address, self.clock.monotonic(), mtu)
         self._outbound[address] = pending
@@ -367,6 +403,14 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
             test.on_packet(data, self.intro_key)
             event.set()
             return
+        if nonce is not None and nonce in self._introductions:
+            relay, event = self._introductions[nonce]
+            relay.on_hole_punch(data, self.intro_key, address, self.router_info_of(relay.charlie_hash))
+            event.set()
+            return
+        if nonce is not None and self._relay is not None and ~nonce & 0xFFFFFFFF in self._relay.as_charlie:
+            self._act(self._relay.on_packet(data, address))      # message 6: its ids are message 5's swapped
+            return
         pending = self._outbound.get(address)
         if pending is not None and dest_id not in self.responder:
             try:
@@ -405,6 +449,8 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         for block in initiator.result.blocks:
             if isinstance(block, NewTokenBlock):
                 self.store_token(pending.address, block)
+            elif isinstance(block, RelayTagBlock) and self.introduced is not None:   # answer in Session Created
+                self.introduced.on_relay_tag(conn.peer_router_hash, block)
         if not pending.future.done():
             pending.future.set_result(conn)
         conn._arm_timer()
@@ -421,19 +467,96 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         # ssu2.rst "Session Confirmed ACK" and "Tokens": ACK 0 at once, with a token for next time
         phase.send_blocks([new_token_block(self.responder.issue_token(address, 3600), self.clock),
                            DateTimeBlock.now(self.clock.time())])
+        if any(is_relay_tag_request(b) for b in result.blocks) and self.introducer is not None:
+            # asked in Session Request: answered now that Session Confirmed gave Alice's RouterInfo
+            phase.send_blocks([self.introducer.on_tag_request(result.peer_router_hash)])
         phase._ack_due = self.clock.monotonic()
         phase._remember(0)
         conn._flush()
         self._on_connection(conn)
 
-    # peer test, Alice's side (ssu2.rst "Peer Test Process")
+    # peer test (ssu2.rst "Peer Test Process")
+
+    def _remember_router_info(self, ri_bytes: bytes) -> RouterInfo:
+        """A RouterInfo a peer sent in session, parsed and checked; kept (bounded) for the peer test it precedes."""
+        ri = RouterInfo.parse(ri_bytes)
+        if ri.hash not in self._router_infos:
+            if not ri.verify():
+                raise ProtocolError("RouterInfo signature does not verify", structure="SSU2 RouterInfo block")
+            while len(self._router_infos) >= self.settings.max_forwarded_router_infos:
+                self._router_infos.popitem(last=False)
+        self._router_infos[ri.hash] = ri
+        return ri
+
+    def router_info_of(self, router_hash: bytes):
+        ri = self._router_infos.get(router_hash)
+        if ri is None:
+            conn = self.session_with(router_hash)      # Alice's own, from Session Confirmed
+            ri = conn.result.router_info if conn is not None else None
+        if ri is None and self._lookup is not None:
+            ri = self._lookup(router_hash)
+        return ri
+
+    @property
+    def relay(self) -> PeerTestRelay | None:
+        """Bob's and Charlie's roles, made on first use (our RouterInfo may not exist before start)."""
+        if self._relay is None and self.settings.peer_test_roles and self._sign is not None \
+                and self._lookup is not None:
+            self._relay = PeerTestRelay(router_hash=self.router_hash, sign=self._sign, intro_key=self.intro_key,
+                                        netid=self.netid, clock=self.clock, rng=self.rng,
+                                        limits=self.settings.peer_test)
+        return self._relay
+
+    @property
+    def router_hash(self) -> bytes:
+        if self._our_hash is None:
+            self._our_hash = RouterInfo.parse(self._router_info()).hash
+        return self._our_hash
+
+    def session_with(self, router_hash: bytes) -> SSU2Connection | None:
+        return next((c for c in self.sessions.values() if c.peer_router_hash == router_hash and not c.closed), None)
+
+    def _charlies(self, alice_hash: bytes) -> list[tuple[bytes, object]]:
+        """Connected peers that can be Charlie: an IPv4 SSU2 address with "B", in random order."""
+        found = []
+        for conn in self.sessions.values():
+            ri = self.router_info_of(conn.peer_router_hash) if conn.peer_router_hash != alice_hash else None
+            address = dialable_ssu2(ri) if ri is not None and not conn.closed else None
+            if address is not None and "B" in address.caps:
+                found.append((conn.peer_router_hash, ri))
+        if found:
+            start = self.rng(1)[0] % len(found)
+            found = found[start:] + found[:start]
+        return found
+
+    def _act(self, actions: list) -> None:
+        for action in actions:
+            if isinstance(action, ToAddress):
+                self.sendto(action.packet, action.address)
+            elif isinstance(action, ToPeer):
+                conn = self.session_with(action.peer)
+                if conn is not None:
+                    conn.send_nowait(list(action.blocks))
 
     def _peer_test_block(self, conn: SSU2Connection, block: PeerTestBlock) -> None:
-        entry = self._peer_tests.get(block.nonce)
-        if entry is None or block.msg != 4 or entry[0].bob_hash != conn.peer_router_hash:
-            return            # Bob's and Charlie's roles are not played: i2pd sees no "B" in our caps
-        entry[0].on_message4(block)
-        entry[1].set()
+        peer = conn.peer_router_hash
+        if block.msg == 4:
+            entry = self._peer_tests.get(block.nonce)
+            if entry is not None and entry[0].bob_hash == peer:
+                entry[0].on_message4(block)
+                entry[1].set()
+            return
+        relay = self.relay
+        if relay is None or block.msg not in (1, 2, 3):
+            return
+        if block.msg == 1:
+            actions = relay.on_message1(peer, conn.address, self.router_info_of(peer), block, self._charlies(peer))
+        elif block.msg == 2:
+            actions = relay.on_message2(peer, block, self.router_info_of(block.router_hash),
+                                        self.session_with(block.router_hash) is not None)
+        else:
+            actions = relay.on_message3(peer, block, self.router_info_of(peer))
+        self._act(actions)
 
     async def peer_test(self, bob: SSU2Connection, host: str, port: int, *, timeout: float = 10.0) -> Reachability:
         """Ask `bob` to test whether `host`:`port` (ours, as published) takes inbound SSU2; sets `reachability`."""
@@ -462,7 +585,7 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
             await until(lambda: test.got5, 2.0)
             charlie = None
             for _ in range(20):               # Bob sent Charlie's RouterInfo before message 4
-                ri = self._lookup(test.charlie_hash)
+                ri = self.router_info_of(test.charlie_hash)
                 charlie = dialable_ssu2(ri) if ri is not None else None
                 if charlie is not None:
                     break
@@ -481,6 +604,106 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
     def _forget(self, conn: SSU2Connection) -> None:
         if self.sessions.get(conn.data_phase.receive_id) is conn:
             del self.sessions[conn.data_phase.receive_id]
+        if self.session_with(conn.peer_router_hash) is None:
+            for side in (self._introducer, self._introduced):
+                if side is not None:
+                    side.forget(conn.peer_router_hash)
+
+    # relay (ssu2.rst "Relay Process")
+
+    @property
+    def introducer(self) -> Introducer | None:
+        """Bob's role: relay tags for firewalled peers, introductions to them."""
+        if self._introducer is None and self.settings.introducer and self._sign is not None:
+            self._introducer = Introducer(router_hash=self.router_hash, sign=self._sign, clock=self.clock,
+                                          rng=self.rng, limits=self.settings.relay)
+        return self._introducer
+
+    @property
+    def introduced(self) -> Introduced | None:
+        """Charlie's role: the relay tags Bobs gave us, and their introductions."""
+        if self._introduced is None and self._sign is not None:
+            self._introduced = Introduced(
+                router_hash=self.router_hash, sign=self._sign, netid=self.netid, clock=self.clock, rng=self.rng,
+                issue_token=lambda address: self.responder.issue_token(address, RELAY_TOKEN_LIFETIME),
+                limits=self.settings.relay)
+        return self._introduced
+
+    def our_address(self, conn: SSU2Connection) -> tuple[str, int]:
+        """Our address as `conn`'s peer sees it (the Address block of its Session Created), else our socket's."""
+        seen = conn.result.our_address
+        if seen is not None:
+            return seen.host, seen.port
+        return self._host, self.port
+
+    def request_relay_tag(self, bob: SSU2Connection) -> None:
+        """ssu2.rst "Relay Tag Request", in the data phase; Bob's Relay Tag lands in `introduced.tags`."""
+        if self.introduced is None:
+            raise ValueError("relaying needs the router's signing key")
+        bob.send_nowait(relay_tag_request())
+
+    def introducers(self) -> list[tuple[bytes, int]]:
+        """(Bob's hash, relay tag) for every Bob in session that gave us a tag: what we may publish."""
+        if self._introduced is None:
+            return []
+        return [(bob, tag) for bob, (tag, _) in self._introduced.tags.items() if self.session_with(bob) is not None]
+
+    def _relay_block(self, conn: SSU2Connection, block) -> None:
+        peer = conn.peer_router_hash
+        if isinstance(block, RelayTagBlock):
+            if self.introduced is not None:
+                self.introduced.on_relay_tag(peer, block)
+            return
+        if isinstance(block, RelayResponseBlock):
+            mine = self._introductions.get(block.nonce)
+            if mine is not None and mine[0].bob_hash == peer:
+                mine[0].on_response(block, self.router_info_of(mine[0].charlie_hash))
+                mine[1].set()
+            elif self._introducer is not None:
+                self._act(self._introducer.on_relay_response(peer, block))
+            return
+        if isinstance(block, RelayIntroBlock):
+            if self.introduced is not None:
+                self._act(self.introduced.on_relay_intro(peer, block, self.router_info_of(block.alice_hash),
+                                                         self.our_address(conn),
+                                                         self.session_with(block.alice_hash) is not None))
+            return
+        introducer = self.introducer
+        if introducer is None:
+            return
+        if isinstance(block, RelayRequestBlock):
+            self._act(introducer.on_relay_request(peer, self.router_info_of(peer), block,
+                                                  lambda charlie: self.session_with(charlie) is not None))
+        else:                                  # Relay Tag Request
+            conn.send_nowait(introducer.on_tag_request(peer))
+
+    async def connect_introduced(self, bob: SSU2Connection, *, charlie_hash: bytes, relay_tag: int,
+                                 peer_static_key: bytes, peer_intro_key: bytes,
+                                 peer_mtu: int | None = None) -> SSU2Connection:
+        """Alice: ask `bob` to introduce us to firewalled Charlie, then dial Charlie with the token he gave."""
+        if self._sign is None:
+            raise ValueError("relaying needs the router's signing key")
+        host, port = self.our_address(bob)
+        relay = AliceRelay(bob_hash=bob.peer_router_hash, charlie_hash=charlie_hash, relay_tag=relay_tag, host=host,
+                           port=port, sign=self._sign, netid=self.netid, clock=self.clock, rng=self.rng)
+        event = asyncio.Event()
+        self._introductions[relay.nonce] = (relay, event)
+        try:
+            bob.send_nowait(relay.request)
+            async with asyncio.timeout(self.settings.relay_timeout):
+                while relay.response is None:       # Bob's Relay Response or Charlie's Hole Punch, first
+                    event.clear()
+                    await event.wait()
+        except TimeoutError:
+            raise ConnectionError("SSU2: no Relay Response or Hole Punch") from None
+        finally:
+            del self._introductions[relay.nonce]
+        if not relay.accepted:
+            raise ConnectionError(f"SSU2: introduction refused (code {relay.response.code})")
+        charlie_host, charlie_port = relay.charlie_address()
+        return await self.connect(charlie_host, charlie_port, peer_router_hash=charlie_hash,
+                                  peer_static_key=peer_static_key, peer_intro_key=peer_intro_key, peer_mtu=peer_mtu,
+                                  token=relay.response.token)
 
 
 def published_mtu(router_info, static_key: bytes | None = None) -> int | None:
@@ -514,4 +737,26 @@ def dialable_ssu2(router_info):
                 return address
         except ProtocolError:
             continue
+    return None
+
+
+def introduced_ssu2(router_info, now: float):
+    """A firewalled peer's SSU2 address with s, i, v=2 and its unexpired introducers (ssu2.rst "Published Router
+    Info": ih, itag, iexp 0-2), as (address, [(Bob's hash, relay tag)]); None when it has none."""
+    for address in router_info.addresses_of("SSU2"):
+        try:
+            if not (address.s and address.i and len(address.i) == 32 and "2" in (address.v or "").split(",")):
+                continue
+            found = []
+            for k in range(3):
+                ih, itag, iexp = address.get(f"ih{k}"), address.get(f"itag{k}"), address.get(f"iexp{k}")
+                if not ih or not itag:
+                    continue
+                bob, tag = b64decode(ih), int(itag)
+                if len(bob) == 32 and 0 < tag < 1 << 32 and (not iexp or int(iexp) > now):
+                    found.append((bob, tag))
+        except (ProtocolError, ValueError):
+            continue
+        if found:
+            return address, found
     return None

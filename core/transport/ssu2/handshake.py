@@ -22,7 +22,7 @@ from core.transport.ntcp2.handshake import (CLOCK_SKEW_LIMIT, ClockSkewError, Re
                                             check_peer_router_info)
 
 from . import header as h
-from .blocks import (AddressBlock, Block, DateTimeBlock, NewTokenBlock, PaddingBlock,
+from .blocks import (RELAY_TAG_REQUEST, AddressBlock, Block, DateTimeBlock, NewTokenBlock, OpaqueBlock, PaddingBlock,
                      RouterInfoBlock, TerminationBlock, TerminationReason, encode_blocks, parse_blocks)
 
 PROTOCOL_NAME = b"Noise_XKchaobfse+hs1+hs2+hs3_25519_ChaChaPoly_SHA256"
@@ -170,7 +170,7 @@ class Initiator:
     def __init__(self, *, static_key: X25519Keypair, router_info: bytes, intro_key: bytes,
                  peer_router_hash: bytes, peer_static_key: bytes, peer_intro_key: bytes, netid: int,
                  clock: Clock, rng: Rng = os.urandom, token: int = 0, mtu: int = DEFAULT_MTU, ipv6: bool = False,
-                 compress_router_info: bool | None = None):
+                 compress_router_info: bool | None = None, relay_tag_request: bool = False):
         if len(peer_static_key) != 32 or len(peer_intro_key) != 32:
             raise HandshakeError("peer's SSU2 s and i must be 32 bytes", structure="RouterAddress")
         self._static_key = static_key
@@ -185,6 +185,7 @@ class Initiator:
         self._mtu = mtu
         self._ipv6 = ipv6
         self._compress = compress_router_info
+        self._relay_tag_request = relay_tag_request
         self.token = token
         self.dest_id = _random_id(rng)          # Bob's id for this session
         self.source_id = _random_id(rng)        # ours: Bob's packets carry it
@@ -216,7 +217,10 @@ class Initiator:
         x = self._ephemeral.public_bytes
         state.mix_hash(x)
         state.mix_key(self._ephemeral.dh(self._peer_static))
-        payload = _padded([DateTimeBlock.now(self._clock.time())], self._rng, 1024, max_padding=32)
+        blocks: list = [DateTimeBlock.now(self._clock.time())]
+        if self._relay_tag_request:      # ssu2.rst "Relay Tag Request": Bob may answer in Session Created
+            blocks.append(OpaqueBlock(RELAY_TAG_REQUEST))
+        payload = _padded(blocks, self._rng, 1024, max_padding=32)
         ciphertext = state.encrypt_and_hash(payload)
         self._created_header_key = hkdf(state.ck, b"", b"SessCreateHeader", 32)
         self._state = state
@@ -326,7 +330,7 @@ class Initiator:
 
 class _InboundHandshake:
     __slots__ = ("address", "receive_id", "send_id", "state", "ephemeral", "remote_ephemeral", "confirmed_key",
-                 "created_packet", "fragments", "total", "skew", "started", "token")
+                 "created_packet", "fragments", "total", "skew", "started", "token", "requested")
 
     def __init__(self, address, receive_id: int, send_id: int, started: float, token: int):
         self.address = address
@@ -342,6 +346,7 @@ class _InboundHandshake:
         self.fragments: dict[int, bytes] = {}
         self.total = 0
         self.skew = 0.0
+        self.requested: tuple = ()      # Session Request blocks the data phase answers (Relay Tag Request)
 
 
 class Responder:
@@ -466,6 +471,7 @@ class Responder:
         created_header_key = hkdf(state.ck, b"", b"SessCreateHeader", 32)
         pending = _InboundHandshake(address, header.dest_id, header.source_id, self._clock.monotonic(), 0)
         pending.skew = skew
+        pending.requested = tuple(b for b in blocks if isinstance(b, OpaqueBlock) and b.block_type == RELAY_TAG_REQUEST)
         pending.remote_ephemeral = x
         pending.ephemeral = X25519Keypair(self._rng(32))
         y = pending.ephemeral.public_bytes
@@ -523,7 +529,7 @@ class Responder:
             initiator=False, keys=derive_data_keys(state, False), send_id=pending.send_id,
             receive_id=pending.receive_id, peer_static_key=alice_static, peer_intro_key=intro_key,
             peer_router_hash=router_info.hash, peer_router_info=ri_bytes, router_info=router_info,
-            clock_skew=pending.skew, our_address=None, blocks=tuple(blocks[1:]))
+            clock_skew=pending.skew, our_address=None, blocks=pending.requested + tuple(blocks[1:]))
         return [], result
 
 

@@ -17,7 +17,7 @@ from core.i2np.header import I2NPMessage
 
 from . import header as h
 from .blocks import (NOT_ACK_ELICITING, AckBlock, Block, DateTimeBlock, FirstFragmentBlock, FollowOnFragmentBlock,
-                     I2NPBlock, OpaqueBlock, PaddingBlock, PATH_CHALLENGE, PATH_RESPONSE, TerminationBlock,
+                     I2NPBlock, OpaqueBlock, PaddingBlock, PATH_CHALLENGE, PATH_RESPONSE, RELAY_TAG_REQUEST, TerminationBlock,
                      TerminationReason, parse_blocks)
 from .handshake import HandshakeResult, max_payload
 
@@ -298,6 +298,8 @@ class DataPhase:
                 out.append(block)
             elif isinstance(block, OpaqueBlock) and block.block_type == PATH_CHALLENGE:
                 self._queue.append(OpaqueBlock(PATH_RESPONSE, block.payload[:64]))
+            elif isinstance(block, OpaqueBlock) and block.block_type == RELAY_TAG_REQUEST:
+                out.append(block)            # for the endpoint's introducer
             elif not isinstance(block, (PaddingBlock, OpaqueBlock)):
                 out.append(block)
         return out
