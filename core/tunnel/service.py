@@ -67,7 +67,7 @@ class TunnelSettings:
     exploratory_length: int = 2
     exploratory_quantity: int = 2
     ip_restriction: int = 2  # bytes of IPv4 two hops may not share; 0 on a private net where all share a /16
-    test_interval_s: float = 30.0  # exploratory tunnels
+    test_interval_s: float = 20.0  # every pool's tunnels (a failed test is repeated after retest_delay)
     build_timeout_s: float = 30.0
     tick_s: float = 1.0
     test_timeout_s: float = 15.0
