@@ -126,8 +126,8 @@ class RouterNetwork:
     def send(self, handle: Any, message: I2NPMessage, gateway: bytes, tunnel_id: int) -> bool:
         return self.tunnels.send_via_outbound(handle[1], message, to_router=gateway, to_tunnel=tunnel_id)
 
-    async def lookup_leaseset(self, handle: Any, dest_hash: bytes) -> AnyLeaseSet | None:
-        return await self.netdb.lookup_leaseset(dest_hash, handle)
+    async def lookup_leaseset(self, handle: Any, dest_hash: bytes, *, fresh: bool = False) -> AnyLeaseSet | None:
+        return await self.netdb.lookup_leaseset(dest_hash, handle, fresh=fresh)
 
     async def publish_leaseset(self, handle: Any, leaseset: LeaseSet2) -> int:
         return await self.netdb.store_leaseset(leaseset, handle)

@@ -100,6 +100,7 @@ class Connection:
             self.cwnd = min(max(shared.window, config.min_window_size), config.max_window_size)
             self._update_rto()
         self._rto_deadline: float | None = None
+        self.timeouts = 0   # retransmission timeouts: the path to the peer may be broken
         self._peer_choked = False
         # receive side
         self._recv_next = 0
@@ -516,6 +517,7 @@ class Connection:
             self.reset("too many retransmissions")
             return
         self.stats["timeouts"] += 1
+        self.timeouts += 1
         self._congestion(oldest.seq)
         self.rto = min(self.rto * 2, self.config.max_rto)
         if self._peer_choked:
