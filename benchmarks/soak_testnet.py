@@ -123,12 +123,12 @@ async def soak(args: argparse.Namespace, testnet: Testnet, routers: list[Router]
                 print(f"{minute:5.1f} {rss:7.1f} {tasks:6d} {fds:5d} {counts['ok']:10d} {counts['failed']:7d} "
                       f"{counts['restarts']:8d}", flush=True)
                 if args.diag:
-                    print(diagnostics(routers, a, b), flush=True)
+                    print(diagnostics(routers, a, b, (client, server)), flush=True)
                 next_sample += args.every
             if now >= next_churn:
                 name = next(i2pd)
                 if args.diag:
-                    print(f"      restarting {name} ({testnet.router(name).ident_hash[:1]})", flush=True)
+                    print(f"      restarting {name} ({testnet.router(name).ident_hash[:2]})", flush=True)
                 await asyncio.to_thread(testnet.restart, name)
                 counts["restarts"] += 1
                 next_churn += args.churn
@@ -143,8 +143,9 @@ async def soak(args: argparse.Namespace, testnet: Testnet, routers: list[Router]
     report(samples, counts)
 
 
-def diagnostics(routers: list[Router], a, b) -> str:
-    """One line per router: sessions, failing peers, client tunnels, builds; then A's view of B's leases."""
+def diagnostics(routers: list[Router], a, b, streams) -> str:
+    """One line per router: sessions, failing peers, client tunnels, builds, open streams (state, RTO, packets
+    unacknowledged, timeouts); then each side's view of the other's leases."""
     now = routers[0].clock.monotonic()
     lines = []
     for router, session in zip(routers, (a, b)):
@@ -153,23 +154,27 @@ def diagnostics(routers: list[Router], a, b) -> str:
         failing = sum(1 for tier in profiles.tiers().values() if tier.value == "failing")
         pools = []
         for pool in session._handle:
-            described = " ".join(f"{''.join(b64encode(h)[0] for h in t.hops) or '0'}:{now - t.created_at:.0f}"
+            described = " ".join(f"{'.'.join(b64encode(h)[:2] for h in t.hops) or '0'}{'!' * t.test_failures}:{now - t.created_at:.0f}"
                                  for t in pool.core.tunnels)
             pools.append(f"{'in' if pool.is_inbound else 'out'}[{described}]+{pool.core.pending_builds}")
         stats = tunnels.stats
-        lines.append(f"      {b64encode(router.hash)[0]}: ntcp2 {len(router.transports.sessions)} failing {failing} "
+        conns = " ".join(f"{c.state.value[:4]}/{c.rto:.1f}/{len(c._unacked)}/{c.timeouts}"
+                         for c in streams[routers.index(router)].manager.connections)
+        lines.append(f"      {b64encode(router.hash)[:2]}: streams [{conns}]")
+        lines.append(f"      {b64encode(router.hash)[:2]}: ntcp2 {len(router.transports.sessions)} failing {failing} "
                      f"{' '.join(pools)} tests ok/failed {stats['tests_passed']}/{stats['tests_failed']} "
                      f"retired {stats['tunnels_retired']} builds ok/timeout/rejected {stats['builds_succeeded']}/"
                      f"{stats['builds_timed_out']}/{stats['builds_rejected']}")
-    remote = a.remote_leaseset(b.hash)
-    live = {(gw, tid) for gw, tid, _ in routers[1].tunnel_service.leases(b._handle[0])}
-    if remote is not None:
+    for (name, session), (other_name, other), router in zip((("A", a), ("B", b)), (("B", b), ("A", a)),
+                                                          reversed(routers)):
+        remote = session.remote_leaseset(other.hash)
+        if remote is None:
+            lines.append(f"      {name} has no LeaseSet of {other_name}")
+            continue
+        live = {(gw, tid) for gw, tid, _ in router.tunnel_service.leases(other._handle[0])}
         fresh = sum((lease.gateway, lease.tunnel_id) in live for lease in remote.leases)
-        lines.append(f"      A's copy of B's LeaseSet: {fresh}/{len(remote.leases)} leases live, "
-                     f"{routers[0].clock.time() - remote.header.published:.0f} s old; "
-                     f"A {dict(a.stats)}")
-    else:
-        lines.append("      A has no LeaseSet of B")
+        lines.append(f"      {name}'s copy of {other_name}'s LeaseSet: {fresh}/{len(remote.leases)} leases live, "
+                     f"{router.clock.time() - remote.header.published:.0f} s old; {name} {dict(session.stats)}")
     return "\n".join(lines)
 
 
