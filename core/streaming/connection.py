@@ -519,7 +519,11 @@ class Connection:
         self.stats["timeouts"] += 1
         self.timeouts += 1
         self._congestion(oldest.seq)
-        self.rto = min(self.rto * 2, self.config.max_rto)
+        cap = self.config.max_rto
+        if self.config.max_timeout_backoff:
+            estimate = self.config.initial_rto if self.srtt is None else self.srtt + RTO_K * self.rttvar
+            cap = min(cap, max(self.config.max_timeout_backoff, estimate))
+        self.rto = min(self.rto * 2, cap)
         if self._peer_choked:
             oldest.transmissions = min(oldest.transmissions, self.config.max_resends)  # a probe, not a failure
         self._retransmit(oldest, now)
