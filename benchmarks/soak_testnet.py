@@ -174,7 +174,8 @@ def diagnostics(routers: list[Router], a, b, streams) -> str:
         live = {(gw, tid) for gw, tid, _ in router.tunnel_service.leases(other._handle[0])}
         fresh = sum((lease.gateway, lease.tunnel_id) in live for lease in remote.leases)
         lines.append(f"      {name}'s copy of {other_name}'s LeaseSet: {fresh}/{len(remote.leases)} leases live, "
-                     f"{router.clock.time() - remote.header.published:.0f} s old; {name} {dict(session.stats)}")
+                     f"{router.clock.time() - remote.header.published:.0f} s old; {name} {dict(session.stats)}, "
+                     f"garlic {dict(session.skm.stats)}")
     return "\n".join(lines)
 
 

@@ -67,7 +67,8 @@ class ClientNetwork(Protocol):
     def send(self, handle: Any, message: I2NPMessage, gateway: bytes, tunnel_id: int) -> bool:
         """Out one of our outbound tunnels into the tunnel `tunnel_id` at `gateway`."""
 
-    async def lookup_leaseset(self, handle: Any, dest_hash: bytes) -> AnyLeaseSet | None: ...
+    async def lookup_leaseset(self, handle: Any, dest_hash: bytes, *, fresh: bool = False) -> AnyLeaseSet | None:
+        """`fresh`: ask the floodfills though a copy is held."""
 
     async def publish_leaseset(self, handle: Any, leaseset: LeaseSet2) -> int:
         """Store at the closest floodfills; how many confirmed."""
@@ -406,17 +407,22 @@ class ClientSession:
             self.stats["dropped_pending_full"] += 1
         pending.messages.append(data)
 
-    async def _lookup(self, dest_hash: bytes) -> None:
-        self.stats["lookups"] += 1
+    async def _ask_network(self, dest_hash: bytes, fresh: bool = False) -> AnyLeaseSet | None:
+        """The destination's LeaseSet from the netDb (`fresh`: from the floodfills though we hold a copy)."""
         try:
-            found = await asyncio.wait_for(self.network.lookup_leaseset(self._handle, dest_hash), LOOKUP_TIMEOUT_S)
+            return await asyncio.wait_for(self.network.lookup_leaseset(self._handle, dest_hash, fresh=fresh),
+                                          LOOKUP_TIMEOUT_S)
         except asyncio.TimeoutError:
-            found = None
+            return None
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("client %s: LeaseSet lookup failed", self.name)
-            found = None
+            return None
+
+    async def _lookup(self, dest_hash: bytes) -> None:
+        self.stats["lookups"] += 1
+        found = await self._ask_network(dest_hash)
         pending = self._pending.pop(dest_hash, None)
         leaseset = self._accept_leaseset(dest_hash, found) if found is not None else None
         if leaseset is None:
@@ -575,15 +581,7 @@ class ClientSession:
 
     async def _refresh(self, dest_hash: bytes) -> None:
         try:
-            found = await asyncio.wait_for(self.network.lookup_leaseset(self._handle, dest_hash, fresh=True),
-                                           LOOKUP_TIMEOUT_S)
-        except asyncio.TimeoutError:
-            found = None
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("client %s: LeaseSet refresh failed", self.name)
-            found = None
+            found = await self._ask_network(dest_hash, fresh=True)
         finally:
             self._refreshes.pop(dest_hash, None)
         current = self._remote.get(dest_hash)
