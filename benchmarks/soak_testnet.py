@@ -158,9 +158,11 @@ def diagnostics(routers: list[Router], a, b, streams) -> str:
                                  for t in pool.core.tunnels)
             pools.append(f"{'in' if pool.is_inbound else 'out'}[{described}]+{pool.core.pending_builds}")
         stats = tunnels.stats
+        manager = streams[routers.index(router)].manager
         conns = " ".join(f"{c.state.value[:4]}/{c.rto:.1f}/{len(c._unacked)}/{c.timeouts}"
-                         for c in streams[routers.index(router)].manager.connections)
-        lines.append(f"      {b64encode(router.hash)[:2]}: streams [{conns}]")
+                         f"/{min(c._unacked, default='-')}<{c._next_seq}/r{c._recv_next}+{len(c._ooo)}"
+                         for c in manager.connections)
+        lines.append(f"      {b64encode(router.hash)[:2]}: streams [{conns}] {dict(manager.stats)}")
         lines.append(f"      {b64encode(router.hash)[:2]}: ntcp2 {len(router.transports.sessions)} failing {failing} "
                      f"{' '.join(pools)} tests ok/failed {stats['tests_passed']}/{stats['tests_failed']} "
                      f"retired {stats['tunnels_retired']} builds ok/timeout/rejected {stats['builds_succeeded']}/"

@@ -124,7 +124,9 @@ class RouterNetwork:
         return self.tunnels.leases(handle[0])
 
     def send(self, handle: Any, message: I2NPMessage, gateway: bytes, tunnel_id: int) -> bool:
-        return self.tunnels.send_via_outbound(handle[1], message, to_router=gateway, to_tunnel=tunnel_id)
+        # one outbound tunnel per remote lease: a new lease (after a failure) gets a new tunnel too
+        return self.tunnels.send_via_outbound(handle[1], message, to_router=gateway, to_tunnel=tunnel_id,
+                                              route=(gateway, tunnel_id))
 
     async def lookup_leaseset(self, handle: Any, dest_hash: bytes, *, fresh: bool = False) -> AnyLeaseSet | None:
         return await self.netdb.lookup_leaseset(dest_hash, handle, fresh=fresh)

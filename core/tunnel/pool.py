@@ -365,13 +365,15 @@ class TunnelPool:
         tunnel.last_tested = now - self.config.test_interval + min(self.config.retest_delay, self.config.test_interval)
         return False
 
+    def choices(self, now: float) -> list[PoolTunnel]:
+        """The tunnels pick() chooses from: usable ones, those far from expiry while there are such."""
+        usable = self.usable(now)
+        return [t for t in usable if t.expires_at > now + self.config.rebuild_before_expiry] or usable
+
     def pick(self, now: float) -> PoolTunnel | None:
         """A random tunnel to send through or to publish, preferring those far from expiry."""
-        usable = self.usable(now)
-        if not usable:
-            return None
-        fresh = [t for t in usable if t.expires_at > now + self.config.rebuild_before_expiry] or usable
-        return fresh[randbelow(self._rng, len(fresh))]
+        fresh = self.choices(now)
+        return fresh[randbelow(self._rng, len(fresh))] if fresh else None
 
     def next_wakeup(self, now: float) -> float:
         """The earliest time something here changes state (a deadline, an expiry, a test, a retry)."""
