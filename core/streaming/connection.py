@@ -101,6 +101,7 @@ class Connection:
             self._update_rto()
         self._rto_deadline: float | None = None
         self.timeouts = 0   # retransmission timeouts: the path to the peer may be broken
+        self._lost_before: float | None = None   # after a timeout: what was last sent before this is presumed lost
         self._peer_choked = False
         # receive side
         self._recv_next = 0
@@ -416,6 +417,8 @@ class Connection:
         if newly_acked:
             self._grow_window(newly_acked)
             self._rto_deadline = now + self.rto if self._unacked else None
+            if self._lost_before is not None:
+                self._resend_lost(now)
         for seq in nacks:
             sent = self._unacked.get(seq)
             if sent is None or sent.nacks < self.config.fast_retransmit_nacks or self._peer_choked:
@@ -428,6 +431,20 @@ class Connection:
                 self._congestion(seq)
                 self._retransmit(sent, now)
         self._check_finished()
+
+    def _resend_lost(self, now: float) -> None:
+        """After a timeout, each ack that moves lets the next packets sent before it go again, as many as the
+        window holds (RFC 5681 "slow start" after a retransmission timeout): a path that broke for a while lost
+        all of the window, and waiting for each packet's own timeout would send one per RTO."""
+        lost = [sent for sent in self._unacked.values() if sent.last_sent < self._lost_before]
+        if not lost:
+            self._lost_before = None
+            return
+        if self._peer_choked:
+            return
+        in_flight = len(self._unacked) - len(lost)
+        for sent in lost[:max(0, int(self.cwnd) - in_flight)]:
+            self._retransmit(sent, now)
 
     def _sample_rtt(self, rtt: float) -> None:
         rtt = min(max(rtt, 0.0), self.config.max_rtt)
@@ -527,6 +544,7 @@ class Connection:
         if self._peer_choked:
             oldest.transmissions = min(oldest.transmissions, self.config.max_resends)  # a probe, not a failure
         self._retransmit(oldest, now)
+        self._lost_before = now
 
     # ------------------------------------------------------------ output
 

@@ -141,6 +141,26 @@ def test_a_timed_out_packet_is_retried_within_max_timeout_backoff_while_the_path
     assert pair.run(lambda: not client._unacked, timeout=60) and client.state is State.OPEN
 
 
+def test_after_a_timeout_the_window_lost_with_a_broken_path_goes_again_as_acks_come(alice, bob):
+    """A hop restarted with a window of packets in flight: once the path is mended, the first retransmission's
+    ack lets the rest go again at once (slow start), not one packet per retransmission timeout."""
+    pair = Pair(alice, bob)
+    client = pair.a.connect(bob.destination)
+    server = pair.accept()
+    assert pair.run(lambda: client.is_established)
+    pair.net.tap = lambda to, d: None    # every packet of the window is lost
+    client.send(b"y" * 40_000)
+    pair.run(lambda: client.timeouts >= 5, timeout=120)
+    lost = len(client._unacked)
+    assert lost >= 6
+    pair.net.tap = pair._tap
+    mended = pair.clock.monotonic()
+    assert pair.run(lambda: not client._unacked, timeout=120)
+    assert pair.clock.monotonic() - mended <= 10.0   # the next timeout (<= 9 s) and a few round trips
+    received = []
+    assert pair.run(lambda: received.append(server.read()) or sum(map(len, received)) >= 40_000, timeout=10)
+
+
 def test_zero_rtt_request_and_reply_bundle_syn_and_close(alice, bob):
     config = StreamConfig(connect_delay=1.0)
     pair = Pair(alice, bob, config=config, server_config=StreamConfig(syn_reply_delay=0.5))
