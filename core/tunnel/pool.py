@@ -230,12 +230,12 @@ class TunnelPool:
         return [t for t in live if not t.test_failures] or live
 
     def _healthy(self, now: float) -> int:
-        """Tunnels that will not need replacing soon and passed their last test; a zero-hop fallback counts only
-        in a zero-length pool."""
+        """Tunnels that will not need replacing soon; a zero-hop fallback counts only in a zero-length pool. One
+        that failed a test still counts until retired: its partner may have been the broken one, and builds
+        started before the profiles know which peer went away fail more (tests/sim)."""
         horizon = now + self.config.rebuild_before_expiry
         zero_counts = self.config.length == 0
-        return sum(1 for t in self._tunnels.values()
-                   if t.expires_at > horizon and not t.test_failures and (t.hops or zero_counts))
+        return sum(1 for t in self._tunnels.values() if t.expires_at > horizon and (t.hops or zero_counts))
 
     # --- building
 

@@ -160,7 +160,7 @@ def test_testing_schedule_and_retirement():
 
 def test_a_tunnel_that_failed_a_test_is_not_used_is_replaced_and_retested_soon():
     """A hop of a tunnel may have restarted and lost it: from its first failed test the tunnel carries nothing
-    (nor is it published) while another passes, a replacement is built, and the next test comes soon."""
+    (nor is it published) while another passes, and the next test comes soon; the second failure retires it."""
     config = PoolConfig(inbound=True, quantity=2, test_interval=20.0, retest_delay=5.0, max_test_failures=2)
     pool = TunnelPool(config, US, seeded_rng(9))
     for key in (10, 11):
@@ -171,13 +171,13 @@ def test_a_tunnel_that_failed_a_test_is_not_used_is_replaced_and_retested_soon()
     assert not pool.test_result(10, False, 30.0)
     assert [t.key for t in pool.usable(30.0)] == [11]
     assert all(pool.pick(30.0).key == 11 for _ in range(20))
-    assert pool.builds_needed(30.0) == 1
     assert pool.tunnels_to_test(34.0) == [] and pool.tunnels_to_test(35.0) == [10]   # not at 40
     assert not pool.test_result(10, True, 36.0)
     assert sorted(t.key for t in pool.usable(36.0)) == [10, 11]
     # when every tunnel failed its last test, they are still used: nothing else is left
     assert not pool.test_result(10, False, 60.0) and not pool.test_result(11, False, 60.0)
     assert sorted(t.key for t in pool.usable(60.0)) == [10, 11]
+    assert pool.test_result(10, False, 70.0) and pool.builds_needed(70.0) == 1
 
 
 def test_a_small_pool_spreads_its_tunnels_over_different_peers():
