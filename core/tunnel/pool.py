@@ -269,10 +269,16 @@ class TunnelPool:
         return tuple(order_hops(chosen, self.order_key))
 
     def _overused(self) -> set[bytes]:
-        """peer-selection.md "Restrictions": a peer in more than a third of the pool's tunnels and builds is
-        avoided; with fewer than three that is every peer already in one, so that one peer going away does not
-        take all of a small pool's tunnels at once."""
-        paths = [t.hops for t in self._tunnels.values()] + [p.hops for p in self._pending.values()]
+        """peer-selection.md "Restrictions": a peer in more than a third of the pool's tunnels is avoided. In a
+        client pool builds in flight count too and the rule holds from the first tunnel on: a small pool's
+        tunnels then share no hop, so one peer going away does not take them all at once. (Exploratory pools
+        keep proven peers: avoiding them there lowered build success in tests/sim.)"""
+        paths = [t.hops for t in self._tunnels.values()]
+        if self.config.exploratory:
+            if len(paths) < 3:
+                return set()
+        else:
+            paths += [p.hops for p in self._pending.values()]
         counts: dict[bytes, int] = {}
         for hops in paths:
             for hop in hops:
