@@ -40,7 +40,7 @@ class DirectNetwork:
         self.routes[(gateway, tunnel_id)](decode_standard(encode_standard(message)))
         return True
 
-    async def lookup_leaseset(self, handle, dest_hash):
+    async def lookup_leaseset(self, handle, dest_hash, *, fresh=False):
         return self.leasesets.get(dest_hash)
 
     async def publish_leaseset(self, handle, leaseset):

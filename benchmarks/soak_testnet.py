@@ -7,7 +7,11 @@ Every --every seconds it prints the process's resident memory, asyncio tasks and
 with the streams done and failed so far; at the end, the figures at 10 minutes and at the end, and the
 growth between them (the router must not grow after its first ten minutes).
 
-    python benchmarks/soak_testnet.py [--minutes 60] [--churn 120] [--every 60] [--i2pd PATH]
+With --diag, each sample also prints, per router: NTCP2 sessions, peers profiled as failing, the client
+pools' tunnels (inbound/outbound, with the hops' first letters and ages) and builds in flight, and how many
+of the leases in A's copy of B's LeaseSet are still B's tunnels (stale leases are dead paths).
+
+    python benchmarks/soak_testnet.py [--minutes 60] [--churn 120] [--every 60] [--i2pd PATH] [--diag]
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.client import open_stream_session  # noqa: E402
 from core.config import load_config  # noqa: E402
+from core.data.encoding import b64encode  # noqa: E402
 from core.router import Router  # noqa: E402
 from core.stats import rss_mb  # noqa: E402
 from core.tunnel.service import TunnelSettings  # noqa: E402
@@ -117,9 +122,14 @@ async def soak(args: argparse.Namespace, testnet: Testnet, routers: list[Router]
                 samples.append((minute, rss, tasks, fds))
                 print(f"{minute:5.1f} {rss:7.1f} {tasks:6d} {fds:5d} {counts['ok']:10d} {counts['failed']:7d} "
                       f"{counts['restarts']:8d}", flush=True)
+                if args.diag:
+                    print(diagnostics(routers, a, b, (client, server)), flush=True)
                 next_sample += args.every
             if now >= next_churn:
-                await asyncio.to_thread(testnet.restart, next(i2pd))
+                name = next(i2pd)
+                if args.diag:
+                    print(f"      restarting {name} ({testnet.router(name).ident_hash[:2]})", flush=True)
+                await asyncio.to_thread(testnet.restart, name)
                 counts["restarts"] += 1
                 next_churn += args.churn
             await asyncio.sleep(1)
@@ -131,6 +141,44 @@ async def soak(args: argparse.Namespace, testnet: Testnet, routers: list[Router]
         await a.close()
         await b.close()
     report(samples, counts)
+
+
+def diagnostics(routers: list[Router], a, b, streams) -> str:
+    """One line per router: sessions, failing peers, client tunnels, builds, open streams (state, RTO, packets
+    unacknowledged, timeouts); then each side's view of the other's leases."""
+    now = routers[0].clock.monotonic()
+    lines = []
+    for router, session in zip(routers, (a, b)):
+        tunnels = router.tunnel_service
+        profiles = router.profiles
+        failing = sum(1 for tier in profiles.tiers().values() if tier.value == "failing")
+        pools = []
+        for pool in session._handle:
+            described = " ".join(f"{'.'.join(b64encode(h)[:2] for h in t.hops) or '0'}{'!' * t.test_failures}:{now - t.created_at:.0f}"
+                                 for t in pool.core.tunnels)
+            pools.append(f"{'in' if pool.is_inbound else 'out'}[{described}]+{pool.core.pending_builds}")
+        stats = tunnels.stats
+        manager = streams[routers.index(router)].manager
+        conns = " ".join(f"{c.state.value[:4]}/{c.rto:.1f}/{len(c._unacked)}/{c.timeouts}"
+                         f"/{min(c._unacked, default='-')}<{c._next_seq}/r{c._recv_next}+{len(c._ooo)}"
+                         for c in manager.connections)
+        lines.append(f"      {b64encode(router.hash)[:2]}: streams [{conns}] {dict(manager.stats)}")
+        lines.append(f"      {b64encode(router.hash)[:2]}: ntcp2 {len(router.transports.sessions)} failing {failing} "
+                     f"{' '.join(pools)} tests ok/failed {stats['tests_passed']}/{stats['tests_failed']} "
+                     f"retired {stats['tunnels_retired']} builds ok/timeout/rejected {stats['builds_succeeded']}/"
+                     f"{stats['builds_timed_out']}/{stats['builds_rejected']}")
+    for (name, session), (other_name, other), router in zip((("A", a), ("B", b)), (("B", b), ("A", a)),
+                                                          reversed(routers)):
+        remote = session.remote_leaseset(other.hash)
+        if remote is None:
+            lines.append(f"      {name} has no LeaseSet of {other_name}")
+            continue
+        live = {(gw, tid) for gw, tid, _ in router.tunnel_service.leases(other._handle[0])}
+        fresh = sum((lease.gateway, lease.tunnel_id) in live for lease in remote.leases)
+        lines.append(f"      {name}'s copy of {other_name}'s LeaseSet: {fresh}/{len(remote.leases)} leases live, "
+                     f"{router.clock.time() - remote.header.published:.0f} s old; {name} {dict(session.stats)}, "
+                     f"garlic {dict(session.skm.stats)}")
+    return "\n".join(lines)
 
 
 def report(samples: list[tuple[float, float, int, int]], counts: dict[str, int]) -> None:
@@ -151,6 +199,7 @@ def main() -> None:
     parser.add_argument("--churn", type=float, default=120.0, help="seconds between i2pd restarts")
     parser.add_argument("--every", type=float, default=60.0, help="seconds between samples")
     parser.add_argument("--i2pd", default=None, help="the i2pd binary (default: $PYI2P_I2PD or Debian's)")
+    parser.add_argument("--diag", action="store_true", help="per sample: sessions, tunnels, leases per router")
     args = parser.parse_args()
     reason = unavailable_reason()
     if reason:

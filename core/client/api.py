@@ -93,11 +93,15 @@ class RouterNetwork:
     def open_pools(self, name: str, options: Mapping[str, str], on_message: Callable[[I2NPMessage], None]) -> Any:
         from core.tunnel.pool import PoolConfig
         pools = []
-        default_restriction = str(getattr(getattr(self.tunnels, "settings", None), "ip_restriction", 2))
+        settings = getattr(self.tunnels, "settings", None)
+        default_restriction = str(getattr(settings, "ip_restriction", 2))
+        # client tunnels are tested as often as exploratory ones: a broken one must leave use (and the LeaseSet) soon
+        timing = {"test_interval": settings.test_interval_s} if settings is not None else {}
         for inbound in (True, False):
             prefix = "inbound." if inbound else "outbound."
             merged = {prefix + "IPRestriction": default_restriction, **options}
-            pools.append(self.tunnels.create_pool(CLIENT_POOL_PREFIX + name, PoolConfig.from_i2cp(merged, inbound)))
+            pools.append(self.tunnels.create_pool(CLIENT_POOL_PREFIX + name,
+                                                  PoolConfig.from_i2cp(merged, inbound, **timing)))
         inbound_pool, outbound_pool = pools
         inbound_pool.on_message = lambda _tunnel_id, message: self._offer_netdb(message) or on_message(message)
         return inbound_pool, outbound_pool
@@ -120,10 +124,12 @@ class RouterNetwork:
         return self.tunnels.leases(handle[0])
 
     def send(self, handle: Any, message: I2NPMessage, gateway: bytes, tunnel_id: int) -> bool:
-        return self.tunnels.send_via_outbound(handle[1], message, to_router=gateway, to_tunnel=tunnel_id)
+        # one outbound tunnel per remote lease: a new lease (after a failure) gets a new tunnel too
+        return self.tunnels.send_via_outbound(handle[1], message, to_router=gateway, to_tunnel=tunnel_id,
+                                              route=(gateway, tunnel_id))
 
-    async def lookup_leaseset(self, handle: Any, dest_hash: bytes) -> AnyLeaseSet | None:
-        return await self.netdb.lookup_leaseset(dest_hash, handle)
+    async def lookup_leaseset(self, handle: Any, dest_hash: bytes, *, fresh: bool = False) -> AnyLeaseSet | None:
+        return await self.netdb.lookup_leaseset(dest_hash, handle, fresh=fresh)
 
     async def publish_leaseset(self, handle: Any, leaseset: LeaseSet2) -> int:
         return await self.netdb.store_leaseset(leaseset, handle)

@@ -29,6 +29,10 @@ class ClientLink:
             return
         self.session.send(to, payload, protocol=protocol, src_port=src_port, dst_port=dst_port)
 
+    def path_failed(self, to: bytes) -> None:
+        """Streaming to `to` timed out: its next packets take another of its leases."""
+        self.session.lease_failed(to)
+
     def set_receiver(self, callback: ReceiveCallback | None) -> None:
         self._receiver = callback
         self.session.set_protocol_handler(self.protocol, self._on_message if callback is not None else None)

@@ -50,6 +50,7 @@ LOOKUP_TIMEOUT_S = 30.0
 FAILED_LOOKUP_HOLD_S = 10.0       # a destination not found is not searched again this soon
 LS_ACK_TIMEOUT_S = 60.0           # resend our LeaseSet when its ack has not come by then
 LEASE_SILENCE_S = 5.0             # nothing back from the peer this long after we sent to its lease: try another
+LEASESET_REFRESH_HOLD_S = 10.0    # every lease of a peer failed: ask the floodfills for its LeaseSet at most this often
 NS_BEFORE_HOLD = 4                # New Session messages sent before the rest wait for the NSR...
 NS_HOLD_S = 2.0                   # ...at most this long: a burst of NS would hit receivers' NS rate limits
 DEFAULT_CRYPTO_TYPES = "4,0"      # Java's default: ElGamal too, so destinations that speak only it reach us
@@ -71,7 +72,8 @@ class ClientNetwork(Protocol):
     def send(self, handle: Any, message: I2NPMessage, gateway: bytes, tunnel_id: int) -> bool:
         """Out one of our outbound tunnels into the tunnel `tunnel_id` at `gateway`."""
 
-    async def lookup_leaseset(self, handle: Any, dest_hash: bytes) -> AnyLeaseSet | None: ...
+    async def lookup_leaseset(self, handle: Any, dest_hash: bytes, *, fresh: bool = False) -> AnyLeaseSet | None:
+        """`fresh`: ask the floodfills though a copy is held."""
 
     async def publish_leaseset(self, handle: Any, leaseset: LeaseSet2) -> int:
         """Store at the closest floodfills; how many confirmed."""
@@ -160,6 +162,9 @@ class _Peer:
     unreachable_logged: bool = False         # said once that no key of its LeaseSet is of a type we speak
     unanswered_since: float | None = None    # first send to `lease` since we last heard from the peer
     elgamal_status: tuple[int, float] | None = None   # (DeliveryStatus id, sent at) of the last bundled LeaseSet
+    lease_failed: bool = False               # the peer's streaming timed out on `lease`: take another
+    failed_leases: set = field(default_factory=set)   # (gateway, tunnel id) given up since the last full round
+    refreshed_at: float = -1e9               # when we last asked the floodfills for its LeaseSet afresh
 
 
 @dataclass(slots=True)
@@ -200,6 +205,7 @@ class ClientSession:
         self._by_static_key: OrderedDict[bytes, bytes] = OrderedDict()
         self._peers: OrderedDict[bytes, _Peer] = OrderedDict()
         self._pending: dict[bytes, _PendingLookup] = {}
+        self._refreshes: dict[bytes, asyncio.Task] = {}
         self._failed_lookups: OrderedDict[bytes, float] = OrderedDict()
         self._task: asyncio.Task | None = None
         self._leaseset_waiters: list[asyncio.Future] = []
@@ -245,6 +251,7 @@ class ClientSession:
         self.api._unregister(self)
         tasks = [t for t in (self._task, self._publish_task) if t is not None]
         tasks += [p.task for p in self._pending.values() if p.task is not None]
+        tasks += list(self._refreshes.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -413,17 +420,22 @@ class ClientSession:
             self.stats["dropped_pending_full"] += 1
         pending.messages.append(data)
 
-    async def _lookup(self, dest_hash: bytes) -> None:
-        self.stats["lookups"] += 1
+    async def _ask_network(self, dest_hash: bytes, fresh: bool = False) -> AnyLeaseSet | None:
+        """The destination's LeaseSet from the netDb (`fresh`: from the floodfills though we hold a copy)."""
         try:
-            found = await asyncio.wait_for(self.network.lookup_leaseset(self._handle, dest_hash), LOOKUP_TIMEOUT_S)
+            return await asyncio.wait_for(self.network.lookup_leaseset(self._handle, dest_hash, fresh=fresh),
+                                          LOOKUP_TIMEOUT_S)
         except asyncio.TimeoutError:
-            found = None
+            return None
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("client %s: LeaseSet lookup failed", self.name)
-            found = None
+            return None
+
+    async def _lookup(self, dest_hash: bytes) -> None:
+        self.stats["lookups"] += 1
+        found = await self._ask_network(dest_hash)
         pending = self._pending.pop(dest_hash, None)
         leaseset = self._accept_leaseset(dest_hash, found) if found is not None else None
         if leaseset is None:
@@ -613,21 +625,56 @@ class ClientSession:
 
     def _pick_lease(self, peer: _Peer, leaseset: RemoteLeaseSet, now: float) -> Lease | Lease2 | None:
         """Keep one lease per peer while it lasts and the peer answers (a stable path), else a random unexpiring
-        one, another than the silent one where there is another: its tunnel may be broken."""
+        one not given up yet: the silent or timed-out one's tunnel may be broken. Once every lease was given
+        up (or none is left), the floodfills are asked for a newer LeaseSet and the round starts over."""
         horizon = self.clock.time() + LEASE_MARGIN_S
         usable = [lease for lease in leaseset.leases if lease.end_date_ms > horizon * 1000]
         current = peer.lease if peer.lease in usable else None
         if current is not None:
             silent = peer.unanswered_since is not None and now - peer.unanswered_since >= LEASE_SILENCE_S
-            if not silent or len(usable) == 1:
+            if not silent and not peer.lease_failed:
                 return current
-            usable.remove(current)
+            peer.failed_leases.add((current.gateway, current.tunnel_id))
             self.stats["lease_switched"] += 1
-        if not usable:
+        peer.lease_failed = False
+        if len(peer.failed_leases) > 16:   # a LeaseSet holds at most 16: older entries are of replaced ones
+            peer.failed_leases.clear()
+        fresh = [lease for lease in usable if (lease.gateway, lease.tunnel_id) not in peer.failed_leases]
+        if not fresh:
+            self._refresh_leaseset(peer, leaseset.hash, now)
+            peer.failed_leases.clear()
+            fresh = [lease for lease in usable if lease is not current] or usable
+        if not fresh:
             return None
-        peer.lease = usable[int.from_bytes(self.rng(2), "big") % len(usable)]
+        peer.lease = fresh[int.from_bytes(self.rng(2), "big") % len(fresh)]
         peer.unanswered_since = None
         return peer.lease
+
+    def lease_failed(self, dest_hash: bytes) -> None:
+        """Something sent to `dest_hash` went unanswered (a streaming retransmission timeout): the next message
+        takes another of its leases, even while other traffic from the peer still arrives."""
+        peer = self._peers.get(dest_hash)
+        if peer is not None and peer.lease is not None:
+            peer.lease_failed = True
+
+    def _refresh_leaseset(self, peer: _Peer, dest_hash: bytes, now: float) -> None:
+        """Ask the floodfills for the peer's LeaseSet though we hold one: it replaced the tunnels we know of."""
+        if dest_hash in self._refreshes or dest_hash in self._pending or now - peer.refreshed_at < LEASESET_REFRESH_HOLD_S:
+            return
+        if len(self._refreshes) >= self.options.max_pending_destinations:
+            return
+        peer.refreshed_at = now
+        self.stats["leaseset_refreshes"] += 1
+        self._refreshes[dest_hash] = asyncio.get_running_loop().create_task(self._refresh(dest_hash))
+
+    async def _refresh(self, dest_hash: bytes) -> None:
+        try:
+            found = await self._ask_network(dest_hash, fresh=True)
+        finally:
+            self._refreshes.pop(dest_hash, None)
+        current = self._remote.get(dest_hash)
+        if found is not None and self._accept_leaseset(dest_hash, found) is not current:
+            self.stats["leasesets_refreshed"] += 1
 
     def _peer(self, dest_hash: bytes) -> _Peer:
         peer = self._peers.get(dest_hash)

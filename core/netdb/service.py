@@ -776,11 +776,12 @@ class NetDbService:
         await self._await_lookup(router_hash, LookupType.ROUTER_INFO, via_tunnels=self.settings.lookups_via_tunnels)
         return self.db.get_router_info(router_hash)
 
-    async def lookup_leaseset(self, key: bytes, pools: Any = None) -> AnyLeaseSet | None:
+    async def lookup_leaseset(self, key: bytes, pools: Any = None, *, fresh: bool = False) -> AnyLeaseSet | None:
         """The leaseset under `key` (destination hash, or blinded key hash for an EncryptedLeaseSet), asked
-        through `pools` (a client's tunnels; None: exploratory) with encrypted replies, direct while no tunnels."""
+        through `pools` (a client's tunnels; None: exploratory) with encrypted replies, direct while no tunnels.
+        `fresh` asks the floodfills even when we hold a copy (its leases failed us: the owner may have a newer)."""
         ls = self.db.get_leaseset(key)
-        if ls is not None:
+        if ls is not None and not fresh:
             return ls
         await self._await_lookup(key, LookupType.LEASE_SET, via_tunnels=True, pools=pools)
         return self.db.get_leaseset(key)

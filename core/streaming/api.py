@@ -184,6 +184,13 @@ class StreamSession:
     def _service(self) -> None:
         self._service_scheduled = False
         manager = self.manager
+        if manager.failed_paths:
+            # before the retransmissions go: a link that can choose paths sends them another way
+            path_failed = getattr(self.link, "path_failed", None)
+            for peer in manager.failed_paths:
+                if path_failed is not None:
+                    path_failed(peer)
+            manager.failed_paths.clear()
         for out in manager.datagrams_to_send():
             self.link.send(out.payload, out.to, protocol=out.protocol, src_port=out.src_port, dst_port=out.dst_port)
         while (conn := manager.accept()) is not None:

@@ -23,6 +23,10 @@ class StreamConfig:
     initial_rto: float = 9.0
     min_rto: float = 0.1
     max_rto: float = 45.0
+    max_timeout_backoff: float = 9.0
+    """A timed-out packet's backoff doubles the RTO up to this (or the RTO estimate, if longer), not max_rto: the
+    link sends it another way (path_failed), and a path that broke (a hop restarted) is usually mended by the
+    next try, which must not wait tens of seconds (i2pd drops to its initial RTO on a path change). 0: max_rto."""
     max_rtt: float = 60.0
     max_resends: int = 8
     fast_retransmit_nacks: int = 2

@@ -100,6 +100,8 @@ class Connection:
             self.cwnd = min(max(shared.window, config.min_window_size), config.max_window_size)
             self._update_rto()
         self._rto_deadline: float | None = None
+        self.timeouts = 0   # retransmission timeouts: the path to the peer may be broken
+        self._lost_before: float | None = None   # after a timeout: what was last sent before this is presumed lost
         self._peer_choked = False
         # receive side
         self._recv_next = 0
@@ -415,6 +417,8 @@ class Connection:
         if newly_acked:
             self._grow_window(newly_acked)
             self._rto_deadline = now + self.rto if self._unacked else None
+            if self._lost_before is not None:
+                self._resend_lost(now)
         for seq in nacks:
             sent = self._unacked.get(seq)
             if sent is None or sent.nacks < self.config.fast_retransmit_nacks or self._peer_choked:
@@ -427,6 +431,20 @@ class Connection:
                 self._congestion(seq)
                 self._retransmit(sent, now)
         self._check_finished()
+
+    def _resend_lost(self, now: float) -> None:
+        """After a timeout, each ack that moves lets the next packets sent before it go again, as many as the
+        window holds (RFC 5681 "slow start" after a retransmission timeout): a path that broke for a while lost
+        all of the window, and waiting for each packet's own timeout would send one per RTO."""
+        lost = [sent for sent in self._unacked.values() if sent.last_sent < self._lost_before]
+        if not lost:
+            self._lost_before = None
+            return
+        if self._peer_choked:
+            return
+        in_flight = len(self._unacked) - len(lost)
+        for sent in lost[:max(0, int(self.cwnd) - in_flight)]:
+            self._retransmit(sent, now)
 
     def _sample_rtt(self, rtt: float) -> None:
         rtt = min(max(rtt, 0.0), self.config.max_rtt)
@@ -516,11 +534,17 @@ class Connection:
             self.reset("too many retransmissions")
             return
         self.stats["timeouts"] += 1
+        self.timeouts += 1
         self._congestion(oldest.seq)
-        self.rto = min(self.rto * 2, self.config.max_rto)
+        cap = self.config.max_rto
+        if self.config.max_timeout_backoff:
+            estimate = self.config.initial_rto if self.srtt is None else self.srtt + RTO_K * self.rttvar
+            cap = min(cap, max(self.config.max_timeout_backoff, estimate))
+        self.rto = min(self.rto * 2, cap)
         if self._peer_choked:
             oldest.transmissions = min(oldest.transmissions, self.config.max_resends)  # a probe, not a failure
         self._retransmit(oldest, now)
+        self._lost_before = now
 
     # ------------------------------------------------------------ output
 

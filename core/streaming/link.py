@@ -41,6 +41,8 @@ class DatagramLink(Protocol):
 
     def set_receiver(self, callback: ReceiveCallback | None) -> None: ...
 
+    # optional: path_failed(to: bytes) -> None, told when a retransmission to `to` timed out
+
 
 @dataclass(frozen=True, slots=True)
 class Impairments:
@@ -197,6 +199,7 @@ class SimulatedNetwork:
         """Move every manager's outgoing packets onto the wire."""
         now = self.clock.monotonic()
         for source, manager in self._managers.items():
+            manager.failed_paths.clear()   # one path only here
             for out in manager.datagrams_to_send():
                 self.sent += 1
                 datagram = Datagram(out.payload, None, out.protocol, out.src_port, out.dst_port)

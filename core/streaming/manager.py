@@ -94,6 +94,7 @@ class StreamManager:
         self._pending_count = 0
         self._tx: list[Outgoing] = []
         self._changed: set[Connection] = set()
+        self.failed_paths: set[bytes] = set()   # peers a retransmission timed out to since the link last heard
         self._syn_tokens = float(limits.syn_burst)
         self._syn_refill = clock.monotonic()
         self._peer_rates: OrderedDict[bytes, _RateCounter] = OrderedDict()
@@ -351,8 +352,11 @@ class StreamManager:
         for conn in list(self._by_id.values()):
             deadline = conn.next_deadline()
             if deadline is not None and deadline <= now:
+                timeouts = conn.timeouts
                 conn.handle_timer()
                 self._changed.add(conn)
+                if conn.timeouts != timeouts:
+                    self.failed_paths.add(conn.remote.hash)
         self._expire_pending(now)
 
     def datagrams_to_send(self) -> list[Outgoing]:

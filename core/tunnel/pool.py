@@ -44,6 +44,7 @@ class PoolConfig:
     build_timeout: float = 30.0
     rebuild_before_expiry: float = 90.0  # start a replacement this long before a tunnel expires
     test_interval: float = 30.0
+    retest_delay: float = 5.0  # a tunnel that failed a test is tested again this soon
     max_test_failures: int = 2  # consecutive failed tests that retire a tunnel
     max_concurrent_builds: int = 3
     retry_delay: float = 5.0  # after a failed build, doubling per consecutive failure ...
@@ -220,15 +221,18 @@ class TunnelPool:
         return self._tunnels.get(key)
 
     def usable(self, now: float) -> list[PoolTunnel]:
-        """Unexpired tunnels; a zero-hop fallback only while the pool has nothing longer (it would put our own
+        """Unexpired tunnels that passed their last test (those that failed it only while no other is left: a hop
+        of theirs may be gone); a zero-hop fallback only while the pool has nothing longer (it would put our own
         router in a LeaseSet, or be the first hop of a client's traffic)."""
         live = [t for t in self._tunnels.values() if t.expires_at > now]
         if self.config.length > 0 and any(t.hops for t in live):
-            return [t for t in live if t.hops]
-        return live
+            live = [t for t in live if t.hops]
+        return [t for t in live if not t.test_failures] or live
 
     def _healthy(self, now: float) -> int:
-        """Tunnels that will not need replacing soon; a zero-hop fallback counts only in a zero-length pool."""
+        """Tunnels that will not need replacing soon; a zero-hop fallback counts only in a zero-length pool. One
+        that failed a test still counts until retired: its partner may have been the broken one, and builds
+        started before the profiles know which peer went away fail more (tests/sim)."""
         horizon = now + self.config.rebuild_before_expiry
         zero_counts = self.config.length == 0
         return sum(1 for t in self._tunnels.values() if t.expires_at > horizon and (t.hops or zero_counts))
@@ -265,15 +269,21 @@ class TunnelPool:
         return tuple(order_hops(chosen, self.order_key))
 
     def _overused(self) -> set[bytes]:
-        """peer-selection.md "Restrictions": a peer in more than a third of our tunnels is avoided."""
-        tunnels = list(self._tunnels.values())
-        if len(tunnels) < 3:
-            return set()
+        """peer-selection.md "Restrictions": a peer in more than a third of the pool's tunnels is avoided. In a
+        client pool builds in flight count too and the rule holds from the first tunnel on: a small pool's
+        tunnels then share no hop, so one peer going away does not take them all at once. (Exploratory pools
+        keep proven peers: avoiding them there lowered build success in tests/sim.)"""
+        paths = [t.hops for t in self._tunnels.values()]
+        if self.config.exploratory:
+            if len(paths) < 3:
+                return set()
+        else:
+            paths += [p.hops for p in self._pending.values()]
         counts: dict[bytes, int] = {}
-        for tunnel in tunnels:
-            for hop in tunnel.hops:
+        for hops in paths:
+            for hop in hops:
                 counts[hop] = counts.get(hop, 0) + 1
-        limit = len(tunnels) / 3
+        limit = len(paths) / 3
         return {hop for hop, n in counts.items() if n > limit}
 
     def build_started(self, build_id: int, hops: Sequence[bytes], now: float) -> None:
@@ -357,15 +367,19 @@ class TunnelPool:
         if tunnel.test_failures >= self.config.max_test_failures:
             del self._tunnels[key]
             return True
+        # not used meanwhile (usable()); the next test settles whether it is broken or only its partner was
+        tunnel.last_tested = now - self.config.test_interval + min(self.config.retest_delay, self.config.test_interval)
         return False
+
+    def choices(self, now: float) -> list[PoolTunnel]:
+        """The tunnels pick() chooses from: usable ones, those far from expiry while there are such."""
+        usable = self.usable(now)
+        return [t for t in usable if t.expires_at > now + self.config.rebuild_before_expiry] or usable
 
     def pick(self, now: float) -> PoolTunnel | None:
         """A random tunnel to send through or to publish, preferring those far from expiry."""
-        usable = self.usable(now)
-        if not usable:
-            return None
-        fresh = [t for t in usable if t.expires_at > now + self.config.rebuild_before_expiry] or usable
-        return fresh[randbelow(self._rng, len(fresh))]
+        fresh = self.choices(now)
+        return fresh[randbelow(self._rng, len(fresh))] if fresh else None
 
     def next_wakeup(self, now: float) -> float:
         """The earliest time something here changes state (a deadline, an expiry, a test, a retry)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, Sequence
 
@@ -47,6 +47,7 @@ TEST_MESSAGE_EXPIRATION_MS = 20_000
 MAX_LOCAL_STEPS = 256  # messages we pass to ourselves while handling one (bounds loops through our own hops)
 MAX_GARLIC_DEPTH = 2  # garlic inside garlic inside a tunnel: no deeper
 MAX_FORWARDED_CLOVES = 4  # ROUTER/TUNNEL cloves one garlic to us may have us pass on
+MAX_ROUTES = 1024  # routes per outbound pool that keep their tunnel (the least recently used go first)
 MAX_LOOKUPS = 64  # next hops whose RouterInfo we are looking up at once ...
 MAX_WAITING_PER_LOOKUP = 32  # ... and the messages held for each
 LOOKUP_TIMEOUT_S = 20.0
@@ -68,7 +69,7 @@ class TunnelSettings:
     exploratory_length: int = 2
     exploratory_quantity: int = 2
     ip_restriction: int = 2  # bytes of IPv4 two hops may not share; 0 on a private net where all share a /16
-    test_interval_s: float = 30.0  # exploratory tunnels
+    test_interval_s: float = 20.0  # every pool's tunnels (a failed test is repeated after retest_delay)
     build_timeout_s: float = 30.0
     tick_s: float = 1.0
     test_timeout_s: float = 15.0
@@ -93,6 +94,7 @@ class ManagedPool:
         self.on_message: InboundHandler | None = None  # inbound pools: what comes out of our tunnels
         self.retry_at = 0.0
         self.closed = False
+        self.routes: OrderedDict[Any, int] = OrderedDict()   # outbound: the tunnel each route keeps using
 
     @property
     def is_inbound(self) -> bool:
@@ -584,17 +586,18 @@ class TunnelService:
     # --- using our tunnels
 
     def send_via_outbound(self, pool: ManagedPool | None, message: I2NPMessage, *, to_router: bytes,
-                          to_tunnel: int | None = None, tunnel_key: int | None = None) -> bool:
+                          to_tunnel: int | None = None, tunnel_key: int | None = None, route: Any = None) -> bool:
         """Send `message` out one of `pool`'s tunnels (exploratory when None) to a router or into its tunnel.
 
-        `tunnel_key` picks the tunnel (a key from `build_tunnel`); otherwise the pool picks one.
+        `tunnel_key` picks the tunnel (a key from `build_tunnel`); otherwise the pool picks one, the same for
+        every message of one `route` (e.g. a remote lease) while that tunnel stays usable: messages of one
+        flow then arrive in the order sent, not shuffled over tunnels of different delays.
         """
         pool = pool or self.exploratory_outbound
         if pool.is_inbound:
             raise ValueError("send_via_outbound needs an outbound pool")
         if tunnel_key is None:
-            picked = pool.core.pick(self.clock.monotonic())
-            tunnel_key = picked.key if picked is not None else None
+            tunnel_key = self._route_tunnel(pool, route, self.clock.monotonic())
         tunnel = pool.outbound.get(tunnel_key) if tunnel_key is not None else None
         if tunnel is None:
             self.stats["sends_no_tunnel"] += 1
@@ -608,6 +611,21 @@ class TunnelService:
             return False
         self._dispatch(events)
         return True
+
+    def _route_tunnel(self, pool: ManagedPool, route: Any, now: float) -> int | None:
+        kept = pool.routes.get(route) if route is not None else None
+        if kept is not None and kept in pool.outbound and any(t.key == kept for t in pool.core.choices(now)):
+            pool.routes.move_to_end(route)
+            return kept
+        picked = pool.core.pick(now)
+        if picked is None:
+            return None
+        if route is not None:
+            pool.routes[route] = picked.key
+            pool.routes.move_to_end(route)
+            while len(pool.routes) > MAX_ROUTES:
+                pool.routes.popitem(last=False)
+        return picked.key
 
     def reply_tunnel(self, pool: ManagedPool | None = None) -> tuple[bytes, int] | None:
         """(gateway hash, gateway tunnel id) of one of `pool`'s (exploratory when None) inbound tunnels, for

@@ -78,7 +78,7 @@ class FakeNetwork:
     def send(self, handle: FakePools, message: I2NPMessage, gateway: bytes, tunnel_id: int) -> bool:
         return self.world.deliver(gateway, tunnel_id, message)
 
-    async def lookup_leaseset(self, handle, dest_hash: bytes):
+    async def lookup_leaseset(self, handle, dest_hash: bytes, *, fresh: bool = False):
         self.world.lookups[dest_hash] += 1
         await asyncio.sleep(0)
         return self.world.netdb.get(dest_hash)

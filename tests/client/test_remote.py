@@ -275,6 +275,48 @@ async def test_a_lease_that_stays_silent_is_given_up_for_another(world, monkeypa
     await api_b.close()
 
 
+async def test_a_streaming_timeout_changes_lease_and_all_failed_leases_fetch_a_newer_leaseset(world):
+    """The peer still talks to us (so it is not silent) but what we send its lease is lost: a streaming timeout
+    (lease_failed) moves us to its other lease; when that one fails too, its LeaseSet is asked for afresh and
+    the newer one, with the tunnels it built since, carries the next message."""
+    api_a, api_b, a, b = await _two(world)
+    a.send_datagram(b.hash, b"first", protocol=PROTO_RAW)
+    assert (await asyncio.wait_for(b.receive_datagram(), 5)).payload == b"first"
+    first = a._peers[b.hash].lease
+    del world.tunnels[(first.gateway, first.tunnel_id)]
+    b.send_datagram(a.hash, b"b still talks", protocol=PROTO_RAW)
+    await asyncio.wait_for(a.receive_datagram(), 5)
+    a.lease_failed(b.hash)
+    a.send_datagram(b.hash, b"second", protocol=PROTO_RAW)
+    assert (await asyncio.wait_for(b.receive_datagram(), 5)).payload == b"second"
+    second = a._peers[b.hash].lease
+    assert second != first and a.stats["lease_switched"] == 1
+    # b replaces both tunnels and republishes; a holds the old LeaseSet (nothing from b since)
+    del world.tunnels[(second.gateway, second.tunnel_id)]
+    handle = b._handle
+    handle.leases.clear()
+    for _ in range(2):
+        b.network.add_lease(handle)
+    old = world.netdb[b.hash]
+    for _ in range(40):
+        if world.netdb[b.hash] is not old:
+            break
+        await asyncio.sleep(0.1)
+    assert world.netdb[b.hash] is not old and a.remote_leaseset(b.hash) == old
+    lookups = world.lookups[b.hash]
+    a.lease_failed(b.hash)
+    a.send_datagram(b.hash, b"lost on the old lease", protocol=PROTO_RAW)
+    for _ in range(40):
+        if a.remote_leaseset(b.hash) != old:
+            break
+        await asyncio.sleep(0.05)
+    assert world.lookups[b.hash] == lookups + 1 and a.stats["leasesets_refreshed"] == 1
+    a.send_datagram(b.hash, b"third", protocol=PROTO_RAW)
+    assert (await asyncio.wait_for(b.receive_datagram(), 5)).payload == b"third"
+    await api_a.close()
+    await api_b.close()
+
+
 async def test_unconfirmed_publication_is_retried(world, monkeypatch):
     import core.client.session as session_module
     monkeypatch.setattr(session_module, "PUBLISH_RETRY_S", 0.6)

@@ -182,3 +182,26 @@ def test_answers_after_the_first_are_late_replies_not_unsolicited():
     client.service.handle(ffs[0].hash, DatabaseStore.for_lease_set(stray))
     assert client.service.dropped["unsolicited leaseset store to a non-floodfill"] == 1
     assert client.db.get_leaseset(stray.hash) is None
+
+
+async def test_a_fresh_leaseset_lookup_asks_the_floodfills_though_a_copy_is_held():
+    """A client whose copy's leases all failed asks again (fresh=True) and gets the owner's newer LeaseSet."""
+    import asyncio
+    from .factories import NOW, seeded_rng
+    from core.data.privatekeys import PrivateKeys
+    net, ff, _ = star(3)
+    client = net.add(71)
+    client.knows(ff)
+    keys = PrivateKeys.generate(7, 4, seeded_rng(63))
+    old, new = make_ls2(keys=keys), make_ls2(keys=keys, published=int(NOW) + 10)
+    client.db.add_leaseset(old.hash, old.STORE_TYPE, old, as_reply=True)
+    ff.db.add_leaseset(new.hash, new.STORE_TYPE, new)
+
+    async def lookup(**kwargs):
+        task = asyncio.create_task(client.service.lookup_leaseset(old.hash, **kwargs))
+        for _ in range(20):
+            await asyncio.sleep(0)
+            net.run()
+        return await task
+    assert await lookup() == old
+    assert await lookup(fresh=True) == new

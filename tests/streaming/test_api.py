@@ -164,3 +164,45 @@ async def test_limits_through_the_session(alice, bob):
         await asyncio.wait_for(a.open_connection(bob.destination), 5)
     await a.close()
     await b.close()
+
+
+class _SwitchingLink:
+    """A link whose path to the peer breaks on demand and is mended by choosing another (path_failed)."""
+
+    def __init__(self, link):
+        self._link = link
+        self.broken = False
+        self.failed: list[bytes] = []
+
+    def __getattr__(self, name):
+        return getattr(self._link, name)
+
+    def send(self, payload, to, **kwargs):
+        if not self.broken:
+            self._link.send(payload, to, **kwargs)
+
+    def path_failed(self, to: bytes) -> None:
+        self.failed.append(to)
+        self.broken = False
+
+
+async def test_a_retransmission_timeout_asks_the_link_for_another_path_before_resending(alice, bob):
+    """A hop of the tunnel behind the peer's lease restarted: the timed-out packet goes again, another way."""
+    net = MemoryNetwork(seed=4)
+    link = _SwitchingLink(net.attach(alice.destination))
+    a = StreamSession(alice, link, config=FAST, rng=random.Random(1).randbytes)
+    b = StreamSession(bob, net.attach(bob.destination), config=FAST, rng=random.Random(2).randbytes)
+    try:
+        await b.start_server(echo)
+        reader, writer = await asyncio.wait_for(a.open_connection(bob.destination), 5)
+        writer.write(b"one\n")
+        assert await asyncio.wait_for(reader.readline(), 5) == b"ONE\n"
+        link.broken = True
+        writer.write(b"two\n")
+        assert await asyncio.wait_for(reader.readline(), 10) == b"TWO\n"
+        assert link.failed and set(link.failed) == {bob.destination.hash} and not a.manager.failed_paths
+        writer.close()
+    finally:
+        await a.close()
+        await b.close()
+        net.close()

@@ -105,7 +105,7 @@ def test_rto_follows_rfc6298(alice, bob):
 
 
 def test_retransmissions_back_off_then_give_up(alice, bob):
-    pair = Pair(alice, bob)
+    pair = Pair(alice, bob, config=StreamConfig(max_timeout_backoff=0))
     client = pair.a.connect(bob.destination)
     pair.accept()
     assert pair.run(lambda: client.is_established)
@@ -118,6 +118,47 @@ def test_retransmissions_back_off_then_give_up(alice, bob):
     assert max(rtos) == client.config.max_rto
     assert sum(1 for low, high in zip(distinct, distinct[1:]) if high == pytest.approx(2 * low)) >= 3  # doubling
     assert pair.a.stats["timeouts"] == client.config.max_resends
+
+
+def test_a_timed_out_packet_is_retried_within_max_timeout_backoff_while_the_path_mends(alice, bob):
+    """Each timeout sends the packet another way (the link's path_failed): the waits between tries stop
+    doubling at max_timeout_backoff, so a path mended 40 s after it broke carries the next try within 9 s."""
+    pair = Pair(alice, bob)
+    client = pair.a.connect(bob.destination)
+    pair.accept()
+    assert pair.run(lambda: client.is_established)
+    pair.net.tap = lambda to, d: None    # a hop of the path restarted
+    client.send(b"x" * 5000)
+    broke = pair.clock.monotonic()
+    rtos = []
+    pair.run(lambda: rtos.append(client.rto) or pair.clock.monotonic() - broke >= 40, timeout=60)
+    assert max(rtos) == client.config.max_timeout_backoff == 9.0 and pair.a.stats["timeouts"] >= 5
+    pair.net.tap = pair._tap              # mended
+    mended = pair.clock.monotonic()
+    waiting = len(client._unacked)
+    assert pair.run(lambda: len(client._unacked) < waiting, timeout=60)
+    assert pair.clock.monotonic() - mended <= 9.5
+    assert pair.run(lambda: not client._unacked, timeout=60) and client.state is State.OPEN
+
+
+def test_after_a_timeout_the_window_lost_with_a_broken_path_goes_again_as_acks_come(alice, bob):
+    """A hop restarted with a window of packets in flight: once the path is mended, the first retransmission's
+    ack lets the rest go again at once (slow start), not one packet per retransmission timeout."""
+    pair = Pair(alice, bob)
+    client = pair.a.connect(bob.destination)
+    server = pair.accept()
+    assert pair.run(lambda: client.is_established)
+    pair.net.tap = lambda to, d: None    # every packet of the window is lost
+    client.send(b"y" * 40_000)
+    pair.run(lambda: client.timeouts >= 5, timeout=120)
+    lost = len(client._unacked)
+    assert lost >= 6
+    pair.net.tap = pair._tap
+    mended = pair.clock.monotonic()
+    assert pair.run(lambda: not client._unacked, timeout=120)
+    assert pair.clock.monotonic() - mended <= 10.0   # the next timeout (<= 9 s) and a few round trips
+    received = []
+    assert pair.run(lambda: received.append(server.read()) or sum(map(len, received)) >= 40_000, timeout=10)
 
 
 def test_zero_rtt_request_and_reply_bundle_syn_and_close(alice, bob):

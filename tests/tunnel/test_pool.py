@@ -158,6 +158,45 @@ def test_testing_schedule_and_retirement():
     assert pool.tunnel(10) is None and pool.stats.tests_failed == 3
 
 
+def test_a_tunnel_that_failed_a_test_is_not_used_is_replaced_and_retested_soon():
+    """A hop of a tunnel may have restarted and lost it: from its first failed test the tunnel carries nothing
+    (nor is it published) while another passes, and the next test comes soon; the second failure retires it."""
+    config = PoolConfig(inbound=True, quantity=2, test_interval=20.0, retest_delay=5.0, max_test_failures=2)
+    pool = TunnelPool(config, US, seeded_rng(9))
+    for key in (10, 11):
+        pool.build_started(key, (bytes([key]) * 32,), 0.0)
+        pool.build_succeeded(key, key, 0.0)
+    assert pool.builds_needed(1.0) == 0
+    assert sorted(pool.tunnels_to_test(20.0)) == [10, 11]
+    assert not pool.test_result(10, False, 30.0)
+    assert [t.key for t in pool.usable(30.0)] == [11]
+    assert all(pool.pick(30.0).key == 11 for _ in range(20))
+    assert pool.tunnels_to_test(34.0) == [] and pool.tunnels_to_test(35.0) == [10]   # not at 40
+    assert not pool.test_result(10, True, 36.0)
+    assert sorted(t.key for t in pool.usable(36.0)) == [10, 11]
+    # when every tunnel failed its last test, they are still used: nothing else is left
+    assert not pool.test_result(10, False, 60.0) and not pool.test_result(11, False, 60.0)
+    assert sorted(t.key for t in pool.usable(60.0)) == [10, 11]
+    assert pool.test_result(10, False, 70.0) and pool.builds_needed(70.0) == 1
+
+
+def test_a_small_pool_spreads_its_tunnels_over_different_peers():
+    """Tunnels of a pool of two share no hop while there are peers enough, even when one tier alone could
+    fill both: one router restarting must not break every tunnel of the pool at once."""
+    for seed in range(10):
+        pool = TunnelPool(PoolConfig(inbound=True, length=2, quantity=2, ip_restriction=0), US, seeded_rng(seed))
+        tiers = PeerTiers(fast=(_peer(1), _peer(2)), high_capacity=(_peer(1), _peer(2), _peer(3)),
+                          standard=(_peer(4), _peer(5)))
+        first = pool.select_hops(tiers)
+        pool.build_started(1, first, 0.0)
+        second = pool.select_hops(tiers)   # while the first is still being built
+        assert not set(first) & set(second)
+        pool.build_succeeded(1, 100, 1.0)
+        pool.build_started(2, second, 1.0)
+        pool.build_succeeded(2, 200, 2.0)
+        assert len(pool.select_hops(PeerTiers(fast=(_peer(1), _peer(2))))) == 2   # reuse when nothing else
+
+
 def test_overused_peers_are_avoided():
     pool = TunnelPool(PoolConfig(inbound=True, length=1, ip_restriction=0), US, seeded_rng(6))
     busy = b"\x01" * 32

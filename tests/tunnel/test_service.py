@@ -237,7 +237,8 @@ def test_dead_hop_fails_tests_retires_tunnels_and_builds_around_it():
     assert profiles.count("record_tunnel_drop") >= 1 and profiles.count("record_tunnel_accept") >= 8
     now = net.clock.monotonic()
     for pool in (me.exploratory_inbound, me.exploratory_outbound):
-        tunnels = _multi_hop(pool, now)
+        # the pool's live tunnels, those between a failed test and its retest too (usable() leaves them out)
+        tunnels = [t for t in pool.core.tunnels if t.hops and t.expires_at > now]
         assert len(tunnels) >= 2
         # every tunnel that still routes through the dead hop is young (built before the test caught it)
         assert all(victim not in t.hops or now - t.created_at < 90 for t in tunnels)
@@ -539,3 +540,31 @@ async def test_a_lookup_that_fails_oddly_ends_its_wait():
             await asyncio.sleep(0)
         assert not node.service._waiting and len(calls) == round_   # a later message starts a new lookup
     assert node.service.stats["next_hop_unknown_drops"] == 2
+
+
+def test_one_route_keeps_one_outbound_tunnel_until_it_fails_a_test():
+    """Messages to one remote lease leave through one tunnel (in order, not shuffled over tunnels of different
+    delays); when that tunnel fails a test, the route moves to another."""
+    net = MemoryNetwork(8)
+    me = net.nodes[0].service
+    me.create_pool("client", PoolConfig(inbound=True, length=1, quantity=1))
+    outbound = me.create_pool("client", PoolConfig(inbound=False, length=2, quantity=2, ip_restriction=0))
+    _settle(net, 6)
+    now = net.clock.monotonic()
+    tunnels = _multi_hop(outbound, now)
+    assert len(tunnels) == 2 and tunnels[0].hops[0] != tunnels[1].hops[0]
+
+    def first_hops(route, count=12):
+        hops = set()
+        for n in range(count):
+            message = I2NPMessage(MessageType.DATA, n, int(NOW * 1000) + 60_000, b"\x00\x00\x00\x01x")
+            assert me.send_via_outbound(outbound, message, to_router=net.nodes[1].hash, to_tunnel=7, route=route)
+            hops.add(net.queue[-1][1])
+            net.run()
+        return hops
+    kept = first_hops("lease")
+    assert len(kept) == 1 and len(first_hops(None)) == 2
+    key = next(t.key for t in tunnels if t.hops[0] in kept)
+    outbound.core.test_result(key, False, net.clock.monotonic())
+    moved = first_hops("lease")
+    assert len(moved) == 1 and moved != kept
