@@ -230,7 +230,7 @@ def test_dead_hop_fails_tests_retires_tunnels_and_builds_around_it():
             for hop in t.hops}
     victim = sorted(used)[0]
     net.down.add(victim)
-    for _ in range(8):
+    for _ in range(12):   # builds through the dead hop time out and back off: a pool can wait ~3 minutes
         net.tick(31.0)
         _settle(net, 3)
     assert me.stats["tests_failed"] >= 1 and me.stats["tunnels_retired"] >= 1
