@@ -70,6 +70,15 @@ def _session(sam_port: int, listen_port: int) -> "lt.session":
     return lt.session(lt.session_params(settings))
 
 
+async def drop_sessions(sessions: list) -> None:
+    """Stops libtorrent sessions: paused here, their last references dropped in a worker thread. libtorrent's
+    session destructor waits for its SAM connections, which our bridge on this event loop must answer: dropped
+    on the loop's own thread it can hold the loop for good. The caller keeps no other reference."""
+    for session in sessions:
+        session.pause()
+    await asyncio.wait_for(asyncio.to_thread(sessions.clear), 60)
+
+
 def _torrent(tmp_path, tracker_url: str) -> "lt.torrent_info":
     source = tmp_path / "seed"
     source.mkdir()
@@ -128,9 +137,8 @@ async def test_libtorrent_sessions_exchange_a_torrent(tmp_path):
         # any peer still connected came over I2P (libtorrent flags its SAM streams)
         assert all(peer.flags & lt.peer_info.i2p_socket for peer in leeching.get_peer_info())
     finally:
-        for session in sessions:
-            session.pause()
-        sessions.clear()   # libtorrent sessions stop when the last reference goes
+        seeder = leecher = None
+        await drop_sessions(sessions)
         if tracker_streams is not None:
             await tracker_streams.close()
         for node in reversed(nodes):

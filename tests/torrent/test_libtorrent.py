@@ -13,7 +13,7 @@ from apps.network import InProcessNetwork
 from apps.torrent import TorrentService
 from apps.torrent.metainfo import MagnetLink, Metainfo, create_torrent, magnet_of
 from tests.client.routers import free_port, start_network, wait_for
-from tests.sam.test_real_clients_libtorrent import _sam_router, _session
+from tests.sam.test_real_clients_libtorrent import _sam_router, _session, drop_sessions
 
 lt = pytest.importorskip("libtorrent", reason="libtorrent (PyPI libtorrent 2.1) is not installed")
 
@@ -59,13 +59,6 @@ async def wait_until_all_seed(session, lt_handles, torrents, service, timeout: f
         theirs = [(h.status().name, str(h.status().state), h.status().progress) for h in lt_handles]
         pytest.fail(f"no transfer: libtorrent {theirs}; pyi2p {[t.status() for t in torrents]}; tracker "
                     f"{service.status().get('tracker')}; alerts: {alerts[-30:]}")
-
-
-async def stop_both(session, service) -> None:
-    if session is not None:
-        session.pause()          # the session itself stops when the caller drops its last reference
-    if service is not None:
-        await service.stop()
 
 
 async def test_libtorrent_and_pyi2p_exchange_torrents_both_ways(tmp_path):
@@ -120,7 +113,9 @@ async def test_libtorrent_and_pyi2p_exchange_torrents_both_ways(tmp_path):
         assert {ours_meta.info_hash, theirs_meta.info_hash} <= set(service.tracker.swarms)
         assert all(peer.flags & lt.peer_info.i2p_socket for peer in lt_leeching.get_peer_info())
     finally:
-        await stop_both(session, service)
-        session = None
+        held, session = [session] if session is not None else [], None
+        await drop_sessions(held)
+        if service is not None:
+            await service.stop()
         for node in reversed(nodes):
             await node.stop()
