@@ -5,7 +5,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -14,6 +14,7 @@ from core.crypto.x25519 import X25519Keypair
 from core.data.encoding import b64decode
 from core.data.errors import ProtocolError
 from core.data.routerinfo import RouterInfo
+from core.garlic.limits import KeyedBuckets
 from core.i2np.header import I2NPMessage
 from core.transport.ntcp2.driver import _CLOSED, BlockReceiver, ConnectionClosed
 
@@ -50,6 +51,15 @@ class SSU2Settings:
     introducer: bool = True                  # hand out relay tags and introduce (needs sign and lookup)
     relay: RelayLimits = RelayLimits()
     relay_timeout: float = 5.0               # Alice: for the Relay Response or Hole Punch
+    # floods from one IP cost only that IP (ssu2.rst "Security Analysis": rate limits are left to routers)
+    handshake_rate: float = 10.0             # Token/Session Requests per second per IP, before any DH
+    handshake_burst: float = 40.0
+    peer_test_rate: float = 1.0              # Peer Test messages per second per IP, in or out of session
+    peer_test_burst: float = 10.0
+    relay_rate: float = 2.0                  # Relay blocks per second per IP
+    relay_burst: float = 20.0
+    max_sessions_per_ip: int = 16
+    max_tracked_ips: int = 4096
 
 
 class SSU2Connection(BlockReceiver):
@@ -162,6 +172,9 @@ class SSU2Connection(BlockReceiver):
                 self._endpoint.store_token(self.address, block)
                 continue
             if isinstance(block, PeerTestBlock) or isinstance(block, RELAY_BLOCKS) or is_relay_tag_request(block):
+                if not self._endpoint.allow("peer_test" if isinstance(block, PeerTestBlock) else "relay",
+                                            self.address):
+                    continue
                 try:
                     if isinstance(block, PeerTestBlock):
                         self._endpoint._peer_test_block(self, block)
@@ -254,7 +267,12 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         self.settings = settings
         self.responder = Responder(static_key=static_key, intro_key=intro_key, netid=netid, clock=clock, rng=rng,
                                    replay_cache=replay_cache, max_pending=settings.max_pending_inbound,
-                                   handshake_timeout=settings.handshake_timeout)
+                                   handshake_timeout=settings.handshake_timeout, handshake_rate=settings.handshake_rate,
+                                   handshake_burst=settings.handshake_burst, max_tracked_ips=settings.max_tracked_ips)
+        self._buckets = {"peer_test": KeyedBuckets(settings.peer_test_rate, settings.peer_test_burst,
+                                                   settings.max_tracked_ips),
+                         "relay": KeyedBuckets(settings.relay_rate, settings.relay_burst, settings.max_tracked_ips)}
+        self._limited: Counter[str] = Counter()
         self.sessions: dict[int, SSU2Connection] = {}        # by our receive connection id
         self._outbound: dict[tuple, _Pending] = {}           # by the peer's address
         self._tokens: OrderedDict[tuple, tuple[int, float]] = OrderedDict()   # peer address -> (token, expires)
@@ -309,6 +327,18 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         for packet, address in self.responder.retransmit():
             self.sendto(packet, address)
         self._housekeeping = asyncio.get_running_loop().call_later(1.0, self._housekeep)
+
+    def allow(self, kind: str, address) -> bool:
+        """One more `kind` ("peer_test", "relay") message from `address`'s IP, within its token bucket."""
+        if self._buckets[kind].take(address[0], self.clock.monotonic()):
+            return True
+        self._limited[kind] += 1
+        return False
+
+    @property
+    def limited(self) -> Counter:
+        """What the flood limits dropped: handshake_rate, amplification, peer_test, relay, sessions_per_ip."""
+        return self._limited + self.responder.limited
 
     def sendto(self, packet: bytes, address) -> None:
         if self._transport is not None:
@@ -409,6 +439,8 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
             event.set()
             return
         if nonce is not None and self._relay is not None and ~nonce & 0xFFFFFFFF in self._relay.as_charlie:
+            if not self.allow("peer_test", address):
+                return
             self._act(self._relay.on_packet(data, address))      # message 6: its ids are message 5's swapped
             return
         pending = self._outbound.get(address)
@@ -458,6 +490,10 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
     def _established_inbound(self, result: HandshakeResult, address) -> None:
         if len(self.sessions) >= self.settings.max_sessions:
             self.dropped += 1
+            return
+        if sum(1 for c in self.sessions.values() if c.address[0] == address[0]) >= self.settings.max_sessions_per_ip:
+            self.dropped += 1
+            self._limited["sessions_per_ip"] += 1
             return
         mtu = min(self.settings.mtu, published_mtu(result.router_info, result.peer_static_key) or self.settings.mtu)
         phase = DataPhase(result, intro_key=self.intro_key, clock=self.clock, rng=self.rng, mtu=mtu,
