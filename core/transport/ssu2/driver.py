@@ -19,8 +19,9 @@ from core.i2np.header import I2NPMessage
 from core.transport.ntcp2.driver import _CLOSED, BlockReceiver, ConnectionClosed
 
 from . import header as h
-from .blocks import (DateTimeBlock, I2NPBlock, NewTokenBlock, PeerTestBlock, RelayIntroBlock, RelayRequestBlock,
+from .blocks import (PATH_CHALLENGE, PATH_RESPONSE, DateTimeBlock, I2NPBlock, NewTokenBlock, OpaqueBlock, PeerTestBlock, RelayIntroBlock, RelayRequestBlock,
                      RelayResponseBlock, RelayTagBlock, RouterInfoBlock, TerminationBlock, TerminationReason)
+from .migration import PathSettings, PathValidator, path_response
 from .handshake import HandshakeResult, Initiator, ReplayCache, Responder, new_token_block
 from .relay import AliceRelay, Introduced, Introducer, RelayLimits, is_relay_tag_request, relay_tag_request
 from .peertest import AliceTest, PeerTestLimits, PeerTestRelay, Reachability, ToAddress, ToPeer, nonce_of
@@ -58,7 +59,10 @@ class SSU2Settings:
     peer_test_burst: float = 10.0
     relay_rate: float = 2.0                  # Relay blocks per second per IP
     relay_burst: float = 20.0
+    path_rate: float = 2.0                   # Path Challenges answered per second per new IP
+    path_burst: float = 10.0
     max_sessions_per_ip: int = 16
+    path: PathSettings = PathSettings()      # ssu2.rst "Connection Migration"
     max_tracked_ips: int = 4096
 
 
@@ -90,6 +94,7 @@ class SSU2Connection(BlockReceiver):
         self._close_callbacks: list[Callable[[SSU2Connection], None]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._flush_scheduled = False
+        self.path = PathValidator(address, clock=clock, rng=endpoint.rng, settings=endpoint.settings.path)
 
     transport_style = "SSU2"
 
@@ -139,17 +144,26 @@ class SSU2Connection(BlockReceiver):
         self._flush_scheduled = False
         if self._closed:
             return
+        self._send_path(self.path.poll())
         for packet in self.data_phase.poll():
             self._endpoint.sendto(packet, self.address)
             self.bytes_sent += len(packet)
             self.last_sent = self._endpoint.clock.monotonic()
         self._arm_timer()
 
+    def _send_path(self, packets) -> None:
+        """Path Challenges to a candidate address: sealed now, outside the retransmitted stream."""
+        for blocks, address in packets:
+            packet = self.data_phase.seal_now(blocks)
+            self._endpoint.sendto(packet, address)
+            self.bytes_sent += len(packet)
+
     def _arm_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        deadline = self.data_phase.next_deadline()
+        deadlines = [d for d in (self.data_phase.next_deadline(), self.path.next_deadline()) if d is not None]
+        deadline = min(deadlines) if deadlines else None
         if deadline is not None and not self._closed:
             delay = max(0.0, deadline - self._endpoint.clock.monotonic())
             self._timer = asyncio.get_running_loop().call_later(delay, self._flush)
@@ -164,10 +178,12 @@ class SSU2Connection(BlockReceiver):
         blocks = self.data_phase.receive(packet)      # ProtocolError goes to the endpoint: dropped, counted
         self.bytes_received += len(packet)
         self.last_received = self._endpoint.clock.monotonic()
-        if address != self.address:
-            # ssu2.rst "Connection Migration" is not done: the peer keeps its address for the session
-            log.debug("SSU2: %r: packet from %s", self, address)
+        if not self.data_phase.last_duplicate:
+            self._send_path(self.path.on_packet(address))    # from a new address: Path Challenge there
         for block in blocks:
+            if isinstance(block, OpaqueBlock) and block.block_type in (PATH_CHALLENGE, PATH_RESPONSE):
+                self._path_block(block, address)
+                continue
             if isinstance(block, NewTokenBlock):
                 self._endpoint.store_token(self.address, block)
                 continue
@@ -201,6 +217,24 @@ class SSU2Connection(BlockReceiver):
                 self._shutdown(block.reason)
                 return
         self._flush()
+
+    def _path_block(self, block: OpaqueBlock, address) -> None:
+        if block.block_type == PATH_RESPONSE:
+            old = self.address
+            if self.path.on_response(block):           # ssu2.rst "Successful Path Validation"
+                self.address = self.peername = self.path.address
+                if old[0] != self.address[0]:          # a new IP: a new path, a new RTT estimate
+                    self.data_phase.srtt = None
+                    self.data_phase.rto = self.data_phase.settings.initial_rto
+                self._endpoint.migrations += 1
+                log.info("SSU2: %r: migrated from %s", self, old)
+            return
+        # ssu2.rst "Responding to Path Challenge": to where it came from; new addresses within a rate
+        if address != self.address and not self._endpoint.allow("path", address):
+            return
+        reply = path_response(block, address)
+        if reply is not None:
+            self._send_path([(reply, address)])
 
     # closing
 
@@ -271,7 +305,9 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
                                    handshake_burst=settings.handshake_burst, max_tracked_ips=settings.max_tracked_ips)
         self._buckets = {"peer_test": KeyedBuckets(settings.peer_test_rate, settings.peer_test_burst,
                                                    settings.max_tracked_ips),
-                         "relay": KeyedBuckets(settings.relay_rate, settings.relay_burst, settings.max_tracked_ips)}
+                         "relay": KeyedBuckets(settings.relay_rate, settings.relay_burst, settings.max_tracked_ips),
+                         "path": KeyedBuckets(settings.path_rate, settings.path_burst, settings.max_tracked_ips)}
+        self.migrations = 0                 # sessions moved to a validated new peer address
         self._limited: Counter[str] = Counter()
         self.sessions: dict[int, SSU2Connection] = {}        # by our receive connection id
         self._outbound: dict[tuple, _Pending] = {}           # by the peer's address
@@ -337,7 +373,7 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
 
     @property
     def limited(self) -> Counter:
-        """What the flood limits dropped: handshake_rate, amplification, peer_test, relay, sessions_per_ip."""
+        """What the flood limits dropped: handshake_rate, amplification, peer_test, relay, path, sessions_per_ip."""
         return self._limited + self.responder.limited
 
     def sendto(self, packet: bytes, address) -> None:
