@@ -3,25 +3,16 @@ import asyncio
 
 import pytest
 
-from core.clock import FakeClock, SystemClock
+from core.clock import SystemClock
 from core.data.errors import HandshakeError
 from core.transport.ssu2.driver import SSU2Endpoint, SSU2Settings
 from core.transport.ssu2.handshake import AMPLIFICATION_FACTOR
 
 from .ssu2_support import ALICE_ADDR, initiator, make_ssu2_router, responder
 from .test_ntcp2_support import CountingRng
+from .test_ssu2_handshake import clock, routers  # noqa: F401 - the same fixtures
 
 FLOODER = ("127.0.0.66", 40000)
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def routers(clock):
-    return make_ssu2_router("alice", clock, port=20001), make_ssu2_router("bob", clock, port=20002)
 
 
 def token_request(a, b, clock, k):
