@@ -1,4 +1,4 @@
-"""Bounded helpers that keep hostile garlic cheap: a replay filter, token buckets (one, or one per key), a recent-set."""
+"""Bounded helpers that keep hostile input cheap: replay filter, token buckets (one or per key), recent-set."""
 from __future__ import annotations
 
 from collections import OrderedDict

@@ -19,10 +19,11 @@ from core.i2np.header import I2NPMessage
 from core.transport.ntcp2.driver import _CLOSED, BlockReceiver, ConnectionClosed
 
 from . import header as h
-from .blocks import (PATH_CHALLENGE, PATH_RESPONSE, DateTimeBlock, I2NPBlock, NewTokenBlock, OpaqueBlock, PeerTestBlock, RelayIntroBlock, RelayRequestBlock,
-                     RelayResponseBlock, RelayTagBlock, RouterInfoBlock, TerminationBlock, TerminationReason)
-from .migration import PathSettings, PathValidator, path_response
+from .blocks import (PATH_CHALLENGE, PATH_RESPONSE, DateTimeBlock, I2NPBlock, NewTokenBlock, OpaqueBlock,
+                     PeerTestBlock, RelayIntroBlock, RelayRequestBlock, RelayResponseBlock, RelayTagBlock,
+                     RouterInfoBlock, TerminationBlock, TerminationReason)
 from .handshake import HandshakeResult, Initiator, ReplayCache, Responder, new_token_block
+from .migration import PathSettings, PathValidator, path_response
 from .relay import AliceRelay, Introduced, Introducer, RelayLimits, is_relay_tag_request, relay_tag_request
 from .peertest import AliceTest, PeerTestLimits, PeerTestRelay, Reachability, ToAddress, ToPeer, nonce_of
 from .session import DataPhase, SessionSettings
@@ -365,7 +366,7 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         self._housekeeping = asyncio.get_running_loop().call_later(1.0, self._housekeep)
 
     def allow(self, kind: str, address) -> bool:
-        """One more `kind` ("peer_test", "relay") message from `address`'s IP, within its token bucket."""
+        """One more `kind` ("peer_test", "relay", "path") message from `address`'s IP, within its token bucket."""
         if self._buckets[kind].take(address[0], self.clock.monotonic()):
             return True
         self._limited[kind] += 1
