@@ -1,4 +1,4 @@
-"""Bounded helpers that keep hostile garlic cheap: a replay filter, a token bucket, a recent-set."""
+"""Bounded helpers that keep hostile input cheap: replay filter, token buckets (one or per key), recent-set."""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -55,6 +55,28 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
         return False
+
+
+class KeyedBuckets:
+    """A TokenBucket per key (an IP address), at most `capacity` keys (least recently used forgotten first)."""
+
+    __slots__ = ("rate", "burst", "capacity", "_buckets")
+
+    def __init__(self, rate: float, burst: float, capacity: int):
+        self.rate = rate
+        self.burst = burst
+        self.capacity = capacity
+        self._buckets: OrderedDict[object, TokenBucket] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def take(self, key, now: float) -> bool:
+        bucket = self._buckets.pop(key, None) or TokenBucket(self.rate, self.burst)
+        self._buckets[key] = bucket
+        while len(self._buckets) > self.capacity:
+            self._buckets.popitem(last=False)
+        return bucket.take(now)
 
 
 class RecentSet:

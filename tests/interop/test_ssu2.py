@@ -6,10 +6,12 @@ routers, then that floodfill dials a second pyi2p router over SSU2 to deliver a 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 
 import pytest
 
+from core.client import open_stream_session
 from core.config import load_config
 from core.control.api import NetStatus
 from core.data.encoding import b64decode, b64encode
@@ -247,3 +249,71 @@ async def test_i2pd_reaches_a_firewalled_pyi2p_through_a_pyi2p_introducer(ssu2_t
         finally:
             await charlie.stop()
             await bob.stop()
+
+
+async def test_a_stream_through_ssu2_only_i2pd_hops(ssu2_testnet, tmp_path):
+    """Two pyi2p destinations on two pyi2p routers whose 1-hop tunnels all go through the SSU2-only i2pd
+    routers: the LeaseSet lookup, the SYN and the data all cross SSU2 sessions."""
+    testnet = ssu2_testnet
+    only_ssu2 = {b64decode(r.ident_hash) for r in testnet.i2pd_routers if not r.ntcp2}
+    options = {"inbound.length": "1", "outbound.length": "1", "inbound.quantity": "2", "outbound.quantity": "2",
+               "i2cp.leaseSetEncType": "4"}
+    payload = bytes(range(256)) * 256                 # 64 KiB
+    with testnet.in_netns():
+        routers = [ssu2_router(testnet, tmp_path / name, port) for name, port in (("sa", 24110), ("sb", 24111))]
+        for router in routers:
+            router.tunnel_settings = TunnelSettings(exploratory_length=1, ip_restriction=0, tick_s=0.2)
+        sessions, streams = [], []
+        try:
+            for router in routers:
+                await router.start()
+                service = router.tunnel_service       # hops: the SSU2-only i2pd routers and no one else
+                usable = service._usable_hop
+                service._usable_hop = lambda ri, ssu2=False, usable=usable: ri.hash in only_ssu2 and usable(ri, ssu2)
+                service._tiers = None
+            for router in routers:
+                sessions.append(await router.client.open_session(options=options, name="ssu2-stream"))
+            for session in sessions:
+                await asyncio.wait_for(session.wait_published(), 120)
+            now = sessions[0].clock.monotonic()
+            for router, session in zip(routers, sessions):
+                hops = {hop for pool in session._handle for t in pool.core.usable(now) for hop in t.hops}
+                assert hops and hops <= only_ssu2, (hops, only_ssu2)
+                # a 1-hop tunnel's only hop is in session with us, over SSU2 (the only transport it has)
+                conns = [router.transports.sessions.get(hop) for hop in hops]
+                assert any(c is not None for c in conns)
+                assert all(c.transport_style == "SSU2" for c in conns if c is not None)
+            streams = [open_stream_session(session) for session in sessions]
+            got: asyncio.Future = asyncio.get_running_loop().create_future()
+
+            async def echo(reader, writer):
+                data = await reader.readexactly(len(payload))
+                writer.write(hashlib.sha256(data).digest())
+                await writer.drain()
+                writer.close()
+                if not got.done():
+                    got.set_result(len(data))
+            server = await streams[1].start_server(echo)
+            started = time.monotonic()
+            reader, writer = None, None
+            for _ in range(3):                        # the first lookup may meet a floodfill not yet stored
+                try:
+                    reader, writer = await asyncio.wait_for(streams[0].open_connection(streams[1].destination), 60)
+                    break
+                except (ConnectionError, TimeoutError):
+                    await asyncio.sleep(5)
+            assert writer is not None, "no stream through the SSU2-only hops"
+            writer.write(payload)
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.readexactly(32), 90)
+            assert answer == hashlib.sha256(payload).digest() and await got == len(payload)
+            print(f"\n64 KiB through SSU2-only i2pd hops and back its hash in {time.monotonic() - started:.1f} s")
+            writer.close()
+            server.close()
+        finally:
+            for stream in streams:
+                await stream.close()
+            for session in sessions:
+                await session.close()
+            for router in routers:
+                await router.stop()

@@ -219,7 +219,7 @@ def test_session_created_whose_masked_type_reads_as_retry_is_still_accepted(cloc
     """Alice reads the type with Bob's intro key for both keys; for Session Created the second key differs,
     so about 1 in 256 Session Created packets show type 9 (Retry) and must still be taken."""
     a, b = routers
-    resp = responder(b, clock, max_pending=400, max_pending_per_ip=400)
+    resp = responder(b, clock, max_pending=400, max_pending_per_ip=400, handshake_burst=400)
     seen = 0
     for k in range(400):
         ini = initiator(a, b, clock, token=resp.issue_token(ALICE_ADDR), rng=CountingRng(f"retry-look-{k}"))

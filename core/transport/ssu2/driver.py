@@ -5,7 +5,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -14,13 +14,16 @@ from core.crypto.x25519 import X25519Keypair
 from core.data.encoding import b64decode
 from core.data.errors import ProtocolError
 from core.data.routerinfo import RouterInfo
+from core.garlic.limits import KeyedBuckets
 from core.i2np.header import I2NPMessage
 from core.transport.ntcp2.driver import _CLOSED, BlockReceiver, ConnectionClosed
 
 from . import header as h
-from .blocks import (DateTimeBlock, I2NPBlock, NewTokenBlock, PeerTestBlock, RelayIntroBlock, RelayRequestBlock,
-                     RelayResponseBlock, RelayTagBlock, RouterInfoBlock, TerminationBlock, TerminationReason)
+from .blocks import (PATH_CHALLENGE, PATH_RESPONSE, DateTimeBlock, I2NPBlock, NewTokenBlock, OpaqueBlock,
+                     PeerTestBlock, RelayIntroBlock, RelayRequestBlock, RelayResponseBlock, RelayTagBlock,
+                     RouterInfoBlock, TerminationBlock, TerminationReason)
 from .handshake import HandshakeResult, Initiator, ReplayCache, Responder, new_token_block
+from .migration import PathSettings, PathValidator, path_response
 from .relay import AliceRelay, Introduced, Introducer, RelayLimits, is_relay_tag_request, relay_tag_request
 from .peertest import AliceTest, PeerTestLimits, PeerTestRelay, Reachability, ToAddress, ToPeer, nonce_of
 from .session import DataPhase, SessionSettings
@@ -50,6 +53,18 @@ class SSU2Settings:
     introducer: bool = True                  # hand out relay tags and introduce (needs sign and lookup)
     relay: RelayLimits = RelayLimits()
     relay_timeout: float = 5.0               # Alice: for the Relay Response or Hole Punch
+    # floods from one IP cost only that IP (ssu2.rst "Security Analysis": rate limits are left to routers)
+    handshake_rate: float = 10.0             # Token/Session Requests per second per IP, before any DH
+    handshake_burst: float = 40.0
+    peer_test_rate: float = 1.0              # Peer Test messages per second per IP, in or out of session
+    peer_test_burst: float = 10.0
+    relay_rate: float = 2.0                  # Relay blocks per second per IP
+    relay_burst: float = 20.0
+    path_rate: float = 2.0                   # Path Challenges answered per second per new IP
+    path_burst: float = 10.0
+    max_sessions_per_ip: int = 16
+    path: PathSettings = PathSettings()      # ssu2.rst "Connection Migration"
+    max_tracked_ips: int = 4096
 
 
 class SSU2Connection(BlockReceiver):
@@ -80,6 +95,7 @@ class SSU2Connection(BlockReceiver):
         self._close_callbacks: list[Callable[[SSU2Connection], None]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._flush_scheduled = False
+        self.path = PathValidator(address, clock=clock, rng=endpoint.rng, settings=endpoint.settings.path)
 
     transport_style = "SSU2"
 
@@ -129,17 +145,26 @@ class SSU2Connection(BlockReceiver):
         self._flush_scheduled = False
         if self._closed:
             return
+        self._send_path(self.path.poll())
         for packet in self.data_phase.poll():
             self._endpoint.sendto(packet, self.address)
             self.bytes_sent += len(packet)
             self.last_sent = self._endpoint.clock.monotonic()
         self._arm_timer()
 
+    def _send_path(self, packets) -> None:
+        """Path Challenges to a candidate address: sealed now, outside the retransmitted stream."""
+        for blocks, address in packets:
+            packet = self.data_phase.seal_now(blocks)
+            self._endpoint.sendto(packet, address)
+            self.bytes_sent += len(packet)
+
     def _arm_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        deadline = self.data_phase.next_deadline()
+        deadlines = [d for d in (self.data_phase.next_deadline(), self.path.next_deadline()) if d is not None]
+        deadline = min(deadlines) if deadlines else None
         if deadline is not None and not self._closed:
             delay = max(0.0, deadline - self._endpoint.clock.monotonic())
             self._timer = asyncio.get_running_loop().call_later(delay, self._flush)
@@ -154,14 +179,19 @@ class SSU2Connection(BlockReceiver):
         blocks = self.data_phase.receive(packet)      # ProtocolError goes to the endpoint: dropped, counted
         self.bytes_received += len(packet)
         self.last_received = self._endpoint.clock.monotonic()
-        if address != self.address:
-            # ssu2.rst "Connection Migration" is not done: the peer keeps its address for the session
-            log.debug("SSU2: %r: packet from %s", self, address)
+        if not self.data_phase.last_duplicate:
+            self._send_path(self.path.on_packet(address))    # from a new address: Path Challenge there
         for block in blocks:
+            if isinstance(block, OpaqueBlock) and block.block_type in (PATH_CHALLENGE, PATH_RESPONSE):
+                self._path_block(block, address)
+                continue
             if isinstance(block, NewTokenBlock):
                 self._endpoint.store_token(self.address, block)
                 continue
             if isinstance(block, PeerTestBlock) or isinstance(block, RELAY_BLOCKS) or is_relay_tag_request(block):
+                if not self._endpoint.allow("peer_test" if isinstance(block, PeerTestBlock) else "relay",
+                                            self.address):
+                    continue
                 try:
                     if isinstance(block, PeerTestBlock):
                         self._endpoint._peer_test_block(self, block)
@@ -188,6 +218,24 @@ class SSU2Connection(BlockReceiver):
                 self._shutdown(block.reason)
                 return
         self._flush()
+
+    def _path_block(self, block: OpaqueBlock, address) -> None:
+        if block.block_type == PATH_RESPONSE:
+            old = self.address
+            if self.path.on_response(block):           # ssu2.rst "Successful Path Validation"
+                self.address = self.peername = self.path.address
+                if old[0] != self.address[0]:          # a new IP: a new path, a new RTT estimate
+                    self.data_phase.srtt = None
+                    self.data_phase.rto = self.data_phase.settings.initial_rto
+                self._endpoint.migrations += 1
+                log.info("SSU2: %r: migrated from %s", self, old)
+            return
+        # ssu2.rst "Responding to Path Challenge": to where it came from; new addresses within a rate
+        if address != self.address and not self._endpoint.allow("path", address):
+            return
+        reply = path_response(block, address)
+        if reply is not None:
+            self._send_path([(reply, address)])
 
     # closing
 
@@ -254,7 +302,14 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         self.settings = settings
         self.responder = Responder(static_key=static_key, intro_key=intro_key, netid=netid, clock=clock, rng=rng,
                                    replay_cache=replay_cache, max_pending=settings.max_pending_inbound,
-                                   handshake_timeout=settings.handshake_timeout)
+                                   handshake_timeout=settings.handshake_timeout, handshake_rate=settings.handshake_rate,
+                                   handshake_burst=settings.handshake_burst, max_tracked_ips=settings.max_tracked_ips)
+        self._buckets = {"peer_test": KeyedBuckets(settings.peer_test_rate, settings.peer_test_burst,
+                                                   settings.max_tracked_ips),
+                         "relay": KeyedBuckets(settings.relay_rate, settings.relay_burst, settings.max_tracked_ips),
+                         "path": KeyedBuckets(settings.path_rate, settings.path_burst, settings.max_tracked_ips)}
+        self.migrations = 0                 # sessions moved to a validated new peer address
+        self._limited: Counter[str] = Counter()
         self.sessions: dict[int, SSU2Connection] = {}        # by our receive connection id
         self._outbound: dict[tuple, _Pending] = {}           # by the peer's address
         self._tokens: OrderedDict[tuple, tuple[int, float]] = OrderedDict()   # peer address -> (token, expires)
@@ -309,6 +364,18 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         for packet, address in self.responder.retransmit():
             self.sendto(packet, address)
         self._housekeeping = asyncio.get_running_loop().call_later(1.0, self._housekeep)
+
+    def allow(self, kind: str, address) -> bool:
+        """One more `kind` ("peer_test", "relay", "path") message from `address`'s IP, within its token bucket."""
+        if self._buckets[kind].take(address[0], self.clock.monotonic()):
+            return True
+        self._limited[kind] += 1
+        return False
+
+    @property
+    def limited(self) -> Counter:
+        """What the flood limits dropped: handshake_rate, amplification, peer_test, relay, path, sessions_per_ip."""
+        return self._limited + self.responder.limited
 
     def sendto(self, packet: bytes, address) -> None:
         if self._transport is not None:
@@ -409,6 +476,8 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
             event.set()
             return
         if nonce is not None and self._relay is not None and ~nonce & 0xFFFFFFFF in self._relay.as_charlie:
+            if not self.allow("peer_test", address):
+                return
             self._act(self._relay.on_packet(data, address))      # message 6: its ids are message 5's swapped
             return
         pending = self._outbound.get(address)
@@ -458,6 +527,10 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
     def _established_inbound(self, result: HandshakeResult, address) -> None:
         if len(self.sessions) >= self.settings.max_sessions:
             self.dropped += 1
+            return
+        if sum(1 for c in self.sessions.values() if c.address[0] == address[0]) >= self.settings.max_sessions_per_ip:
+            self.dropped += 1
+            self._limited["sessions_per_ip"] += 1
             return
         mtu = min(self.settings.mtu, published_mtu(result.router_info, result.peer_static_key) or self.settings.mtu)
         phase = DataPhase(result, intro_key=self.intro_key, clock=self.clock, rng=self.rng, mtu=mtu,

@@ -8,7 +8,7 @@ Bad input raises a ProtocolError subclass; the driver drops the datagram without
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 from core.clock import Clock, Rng
@@ -18,6 +18,7 @@ from core.crypto.noise import SymmetricState
 from core.crypto.x25519 import X25519Keypair
 from core.data.errors import CryptoError, HandshakeError, ParseError, ProtocolError
 from core.data.routerinfo import RouterInfo
+from core.garlic.limits import KeyedBuckets
 from core.transport.ntcp2.handshake import (CLOCK_SKEW_LIMIT, ClockSkewError, ReplayCache, RouterInfoRejected,
                                             check_peer_router_info)
 
@@ -31,6 +32,7 @@ MIN_MTU = 1280
 IPV4_OVERHEAD = 28                  # IP + UDP headers
 IPV6_OVERHEAD = 48
 MAX_RETRY_PADDING = 64              # ssu2.rst "Retry" notes: keep Retry small against amplification
+AMPLIFICATION_FACTOR = 3            # ssu2.rst "Retry": at most 3x what an unvalidated address sent us
 TOKEN_LIFETIME = 60.0               # a token sent in Retry is for the Session Request that follows at once
 NEW_TOKEN_LIFETIME = 3600           # seconds; a token given in the data phase for the next connection
 _MAX_FRAGMENTS = 15
@@ -330,7 +332,7 @@ class Initiator:
 
 class _InboundHandshake:
     __slots__ = ("address", "receive_id", "send_id", "state", "ephemeral", "remote_ephemeral", "confirmed_key",
-                 "created_packet", "fragments", "total", "skew", "started", "token", "requested")
+                 "created_packet", "fragments", "total", "skew", "started", "token", "requested", "received", "sent")
 
     def __init__(self, address, receive_id: int, send_id: int, started: float, token: int):
         self.address = address
@@ -347,6 +349,15 @@ class _InboundHandshake:
         self.total = 0
         self.skew = 0.0
         self.requested: tuple = ()      # Session Request blocks the data phase answers (Relay Tag Request)
+        self.received = 0               # bytes from the address (not validated until Session Confirmed)
+        self.sent = 0
+
+    def may_send(self, size: int) -> bool:
+        """ssu2.rst "Retry": the address is not validated, so send it at most 3x the bytes it sent us."""
+        if self.sent + size > AMPLIFICATION_FACTOR * self.received:
+            return False
+        self.sent += size
+        return True
 
 
 class Responder:
@@ -359,7 +370,8 @@ class Responder:
     def __init__(self, *, static_key: X25519Keypair, intro_key: bytes, netid: int, clock: Clock,
                  rng: Rng = os.urandom, replay_cache: ReplayCache | None = None, max_pending: int = 256,
                  max_pending_per_ip: int = 8, max_tokens: int = 4096, handshake_timeout: float = 20.0,
-                 router_info_max_age: float = 90 * 60):
+                 router_info_max_age: float = 90 * 60, handshake_rate: float = 10.0, handshake_burst: float = 40.0,
+                 max_tracked_ips: int = 4096):
         self._static_key = static_key
         self.intro_key = intro_key
         self._netid = netid
@@ -375,6 +387,9 @@ class Responder:
         self._ri_max_age = router_info_max_age
         self._base = _initial_state(static_key.public_bytes)
         self.dropped = 0
+        # Token Requests and Session Requests per IP, checked before any decryption or DH
+        self._requests = KeyedBuckets(handshake_rate, handshake_burst, max_tracked_ips)
+        self.limited: Counter[str] = Counter()     # "handshake_rate", "amplification"
 
     def __contains__(self, receive_id: int) -> bool:
         return receive_id in self._pending
@@ -402,8 +417,15 @@ class Responder:
                 del self._pending[rid]
 
     def retransmit(self) -> list[tuple[bytes, object]]:
-        """Session Created again for handshakes still waiting for Session Confirmed."""
-        return [(p.created_packet, p.address) for p in self._pending.values() if p.created_packet]
+        """Session Created again for handshakes still waiting for Session Confirmed, within the 3x budget."""
+        out = []
+        for p in self._pending.values():
+            if p.created_packet:
+                if p.may_send(len(p.created_packet)):
+                    out.append((p.created_packet, p.address))
+                else:
+                    self.limited["amplification"] += 1
+        return out
 
     def receive(self, packet: bytes, address) -> tuple[list[bytes], HandshakeResult | None]:
         if len(packet) < h.MIN_PACKET_SIZE:
@@ -416,6 +438,10 @@ class Responder:
             if again[12] == h.SESSION_REQUEST and again[13] == h.VERSION and again[14] == self._netid:
                 if pending.address != address:
                     raise HandshakeError("connection id in use", structure="Session Request")
+                pending.received += len(packet)
+                if not pending.may_send(len(pending.created_packet)):
+                    self.limited["amplification"] += 1
+                    return [], None
                 return [pending.created_packet], None    # Alice missed Session Created: the same packet again
             return self._on_session_confirmed(packet, pending, address)
         header = peek_long(packet, k)
@@ -423,17 +449,25 @@ class Responder:
             raise HandshakeError("wrong version or network", structure="SSU2 long header")
         if header.source_id == header.dest_id:
             raise HandshakeError("source and destination ids are equal", structure="SSU2 long header")
+        if header.type in (h.TOKEN_REQUEST, h.SESSION_REQUEST) \
+                and not self._requests.take(address[0], self._clock.monotonic()):
+            self.dropped += 1
+            self.limited["handshake_rate"] += 1
+            raise HandshakeError("too many handshake requests from this address", structure="SSU2 long header")
         if header.type == h.TOKEN_REQUEST:
             return self._on_token_request(packet, address), None
         if header.type == h.SESSION_REQUEST:
             return self._on_session_request(packet, header, address), None
         raise HandshakeError(f"message type {header.type} is not a request", structure="SSU2 long header")
 
-    def _retry(self, header: h.LongHeader, address, token: int, termination: int | None = None) -> bytes:
+    def _retry(self, header: h.LongHeader, address, token: int, received: int,
+               termination: int | None = None) -> bytes:
         blocks: list = [DateTimeBlock.now(self._clock.time()), AddressBlock(address[1], address[0])]
         if termination is not None:
             blocks.append(TerminationBlock(0, termination))
-        payload = _padded(blocks, self._rng, MAX_RETRY_PADDING + 40, max_padding=MAX_RETRY_PADDING)
+        # 32-byte header and 16-byte MAC around the payload; the whole Retry within 3x the packet received
+        room = min(MAX_RETRY_PADDING + 40, AMPLIFICATION_FACTOR * received - 48)
+        payload = _padded(blocks, self._rng, room, max_padding=MAX_RETRY_PADDING)
         retry = h.LongHeader(header.source_id, int.from_bytes(self._rng(4), "big"), h.RETRY, self._netid,
                              header.dest_id, token)
         return seal_long(retry, payload, self.intro_key)
@@ -446,13 +480,13 @@ class Responder:
         try:
             _skew(datetime.timestamp, self._clock, "Token Request")
         except ClockSkewError:
-            return [self._retry(header, address, 0, TerminationReason.CLOCK_SKEW)]
-        return [self._retry(header, address, self.issue_token(address))]
+            return [self._retry(header, address, 0, len(packet), TerminationReason.CLOCK_SKEW)]
+        return [self._retry(header, address, self.issue_token(address), len(packet))]
 
     def _on_session_request(self, packet: bytes, header: h.LongHeader, address) -> list[bytes]:
         if not self._token_ok(address, header.token):
             # ssu2.rst "Tokens": no DH for a request without a valid token, just a Retry with one
-            return [self._retry(header, address, self.issue_token(address))]
+            return [self._retry(header, address, self.issue_token(address), len(packet))]
         if len(self._pending) >= self._max_pending:
             self.expire()
         same_ip = sum(1 for p in self._pending.values() if p.address[0] == address[0])
@@ -465,7 +499,7 @@ class Responder:
         try:
             skew = _skew(datetime.timestamp, self._clock, "Session Request")
         except ClockSkewError:
-            return [self._retry(header, address, 0, TerminationReason.CLOCK_SKEW)]
+            return [self._retry(header, address, 0, len(packet), TerminationReason.CLOCK_SKEW)]
         if self._replay.check_and_add(x):
             raise HandshakeError("replayed ephemeral key", structure="Session Request")
         created_header_key = hkdf(state.ck, b"", b"SessCreateHeader", 32)
@@ -479,12 +513,15 @@ class Responder:
         state.mix_hash(created)
         state.mix_hash(y)
         state.mix_key(pending.ephemeral.dh(x))
+        # 64-byte header, 32-byte Y and 16-byte MAC around the payload, within 3x the Session Request
         payload = _padded([DateTimeBlock.now(self._clock.time()), AddressBlock(address[1], address[0])],
-                          self._rng, 1024, max_padding=32)
+                          self._rng, min(1024, AMPLIFICATION_FACTOR * len(packet) - 112), max_padding=32)
         ciphertext = state.encrypt_and_hash(payload)
         pending.confirmed_key = hkdf(state.ck, b"", b"SessionConfirmed", 32)
         pending.state = state
         pending.created_packet = h.protect(created + y + ciphertext, self.intro_key, created_header_key, 48)
+        pending.received = len(packet)
+        pending.sent = len(pending.created_packet)
         self._pending[header.dest_id] = pending
         return [pending.created_packet]
 

@@ -101,6 +101,7 @@ class DataPhase:
         self.retransmissions = 0
         self.lost_messages = 0
         self.duplicates = 0
+        self.last_duplicate = False
 
     # --- sending
 
@@ -153,6 +154,12 @@ class DataPhase:
         self.send_closed = True
         self._queue.clear()
         return packet
+
+    def seal_now(self, blocks: list[Block]) -> bytes:
+        """One packet of `blocks` and an ACK, sent at once and not retransmitted (Path Challenge/Response)."""
+        if self._received:
+            blocks = [self._ack_block(), *blocks]
+        return self._seal(blocks, track=False)
 
     def _ack_block(self) -> AckBlock:
         return AckBlock.from_packets(self._received, self.settings.ack_ranges)
@@ -279,6 +286,7 @@ class DataPhase:
         if eliciting:
             due = self._clock.monotonic() + (0 if header.immediate_ack else self.settings.ack_delay)
             self._ack_due = due if self._ack_due is None else min(self._ack_due, due)
+        self.last_duplicate = duplicate
         if duplicate:
             self.duplicates += 1
             return []
@@ -296,10 +304,9 @@ class DataPhase:
             elif isinstance(block, TerminationBlock):
                 self.peer_termination = block
                 out.append(block)
-            elif isinstance(block, OpaqueBlock) and block.block_type == PATH_CHALLENGE:
-                self._queue.append(OpaqueBlock(PATH_RESPONSE, block.payload[:64]))
-            elif isinstance(block, OpaqueBlock) and block.block_type == RELAY_TAG_REQUEST:
-                out.append(block)            # for the endpoint's introducer
+            elif isinstance(block, OpaqueBlock) and block.block_type in (RELAY_TAG_REQUEST, PATH_CHALLENGE,
+                                                                         PATH_RESPONSE):
+                out.append(block)            # for the endpoint: its introducer, or path validation
             elif not isinstance(block, (PaddingBlock, OpaqueBlock)):
                 out.append(block)
         return out
