@@ -55,12 +55,14 @@ def test_apps_over_an_i2pd_sam_bridge_serve_a_site(newest_testnet, tmp_path):
     ns = ["ip", "netns", "exec", testnet.netns]
     web = subprocess.Popen([*ns, sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(SITE_PORT),
                             "--directory", str(site_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # the node's log goes to a file: a pipe nobody reads fills up and stops the node at its next log line
+    log = open(tmp_path / "node.log", "w")
     node = subprocess.Popen([*ns, sys.executable, "-m", "pyi2p", "run", "--datadir", str(datadir), "--apps-only",
                              "--sam", f"127.0.0.1:{testnet.sam_port('r3')}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=os.getcwd())
+                            stdout=subprocess.PIPE, stderr=log, text=True, cwd=os.getcwd())
     try:
         first = node.stdout.readline()
-        assert "apps running over the SAM bridge" in first, first + (node.stderr.read() if node.poll() else "")
+        assert "apps running over the SAM bridge" in first, first + (tmp_path / "node.log").read_text()[-2000:]
         b32 = keys.destination.b32_address
         page = ""
         deadline = time.monotonic() + 240
@@ -68,8 +70,10 @@ def test_apps_over_an_i2pd_sam_bridge_serve_a_site(newest_testnet, tmp_path):
             page = _fetch(testnet, testnet.router("r5").http_proxy, b32)
             if "served by pyi2p apps" not in page:
                 time.sleep(5)
-        assert "served by pyi2p apps over i2pd's SAM bridge" in page, page[:300]
+        assert "served by pyi2p apps over i2pd's SAM bridge" in page, \
+            page[:300] + "\nnode log:\n" + (tmp_path / "node.log").read_text()[-3000:]
     finally:
+        log.close()
         node.terminate()
         web.terminate()
         for proc in (node, web):

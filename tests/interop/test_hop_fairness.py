@@ -25,7 +25,10 @@ from core.router import Router
 from core.tunnel.service import TunnelSettings
 from tests.interop.test_streaming_i2pd import SamStreams
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop,
+              pytest.mark.i2pd_defect("i2pd 2.45.1 sometimes never publishes a fresh SAM destination's LeaseSet "
+                                      "(\"Destination is not ready\", testnet README pitfall 5): then even the "
+                                      "pair pinned to an i2pd hop never meets")]
 MIN_RATIO = 0.4
 
 SETTINGS = TunnelSettings(ip_restriction=0, test_interval_s=10.0, tick_s=0.2)

@@ -14,8 +14,8 @@ from core.config import load_config
 from core.router import Router
 from core.tunnel.service import TunnelSettings
 from tests.client.routers import free_port
-from tests.sam.test_real_clients_libtorrent import _session
-from tests.torrent.test_libtorrent import (digests, lt_add, lt_torrent, make_folder, stop_both,
+from tests.sam.test_real_clients_libtorrent import _session, drop_sessions
+from tests.torrent.test_libtorrent import (digests, lt_add, lt_torrent, make_folder,
                                           wait_until_all_seed)
 
 pytestmark = pytest.mark.interop
@@ -57,6 +57,8 @@ async def test_libtorrent_on_i2pd_sam_and_pyi2p_exchange_torrents(each_i2pd_test
             assert seeding.uploaded >= ours_meta.info.total_length
             assert {ours_meta.info_hash, theirs_meta.info_hash} <= set(service.tracker.swarms)
         finally:
-            await stop_both(session, service)
-            session = None
+            held, session = [session] if session is not None else [], None
+            await drop_sessions(held)
+            if service is not None:
+                await service.stop()
             await router.stop()
