@@ -36,7 +36,7 @@ class CpuMeter:
         self.start: dict[str, float] = {}
 
     def __call__(self, seconds: float | None) -> dict[str, float]:
-        now = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        now = {name: sum(cpu_seconds(pid)) for name, pid in self.pids.items()}   # user + system
         if seconds is None:
             self.start = now
             return {}
