@@ -25,12 +25,12 @@ from core.i2np.header import I2NPMessage  # noqa: E402
 from core.i2np.messages import Data, DatabaseLookup, DatabaseStore, LookupType  # noqa: E402
 from core.i2np.registry import parse_payload  # noqa: E402
 from core.router import Router  # noqa: E402
+from core.stats import cpu_times  # noqa: E402
 from pyi2p.testnet import Testnet, unavailable_reason  # noqa: E402
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_times(pid))
 
 
 async def transfer(net: Testnet, workdir: Path, megabytes: float, size: int) -> None:

@@ -31,6 +31,7 @@ from core.data.encoding import b64decode, b64encode  # noqa: E402
 from core.data.routerinfo import RouterInfo  # noqa: E402
 from core.i2np import I2NPMessage, MessageType  # noqa: E402
 from core.router import Router  # noqa: E402
+from core.stats import cpu_times  # noqa: E402
 from core.tunnel.service import TunnelService, TunnelSettings  # noqa: E402
 from pyi2p.testnet import Testnet, unavailable_reason  # noqa: E402
 
@@ -40,8 +41,7 @@ PAYLOAD = 900  # a Data message of 920 bytes: one TunnelData each with ROUTER de
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
     """User and system CPU seconds of a process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / os.sysconf("SC_CLK_TCK"), int(fields[12]) / os.sysconf("SC_CLK_TCK")
+    return cpu_times(pid)
 
 
 class Node:

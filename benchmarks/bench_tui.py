@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.control.client import ControlClient  # noqa: E402
 from core.control.config import read_control_config  # noqa: E402
-from core.stats import rss_mb  # noqa: E402
+from core.stats import cpu_times, rss_mb  # noqa: E402
 
 ZERO = "inbound.length = 0\noutbound.length = 0\n"
 CONFIG = ("port = 24681\nnetid = 42\ncontrol_port = 0\nsam_port = 0\nsam_udp_port = 0\n"
@@ -36,8 +36,7 @@ CONFIG = ("port = 24681\nnetid = 42\ncontrol_port = 0\nsam_port = 0\nsam_udp_por
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_times(pid))
 
 
 def capture(session: str) -> str:

@@ -1,7 +1,8 @@
 """Rates from running byte counters, sampled once a second (I2PControl's 1 s and 15 s bandwidth), and a
-process's resident memory (for benchmarks and memory-bound tests)."""
+process's resident memory and CPU times (for benchmarks and memory-bound tests)."""
 from __future__ import annotations
 
+import os
 from collections import deque
 
 
@@ -40,3 +41,10 @@ def rss_mb(pid: int | str = "self") -> float:
     except OSError:
         pass
     return 0.0
+
+
+def cpu_times(pid: int | str = "self") -> tuple[float, float]:
+    """User and system CPU seconds of a process, from /proc/PID/stat."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
