@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_transit_i2pd import cpu_seconds  # noqa: E402
-from pyi2p.testnet import Testnet, i2pd_version, unavailable_reason  # noqa: E402
+from pyi2p.testnet import Testnet, i2pd_version, private_netns_name, unavailable_reason  # noqa: E402
 from tests.interop import test_hop_fairness as fairness  # noqa: E402
 
 
@@ -76,7 +76,7 @@ def main() -> int:
         return 1
     fairness.TRANSFER = int(args.mb * 1e6)
     tmp = tempfile.mkdtemp(prefix="bench-hop-")
-    net = Testnet(Path(tmp) / "net", netns=f"pyi2p-bench{os.getpid()}", first_port=26700, die_with_parent=True,
+    net = Testnet(Path(tmp) / "net", netns=private_netns_name("bench"), first_port=26700, die_with_parent=True,
                   i2pd=args.i2pd, i2pd_loglevel=args.loglevel)
     try:
         net.up(wait=120)

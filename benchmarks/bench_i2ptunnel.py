@@ -31,7 +31,7 @@ from core.data.privatekeys import PrivateKeys  # noqa: E402
 from core.router import Router  # noqa: E402
 from core.stats import rss_mb  # noqa: E402
 from core.tunnel.service import TunnelSettings  # noqa: E402
-from pyi2p.testnet import Testnet, unavailable_reason  # noqa: E402
+from pyi2p.testnet import Testnet, private_netns_name, unavailable_reason  # noqa: E402
 from benchmarks.bench_streaming_testnet import send_bulk  # noqa: E402
 
 SETTINGS = TunnelSettings(ip_restriction=0, test_interval_s=10.0, tick_s=0.2)
@@ -197,7 +197,7 @@ async def i2pd_pair(testnet: Testnet, target: int, args: argparse.Namespace) -> 
 
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-i2ptunnel-") as tmp:
-        testnet = Testnet(Path(tmp) / "testnet", netns=f"pyi2p-bench{os.getpid()}", die_with_parent=True)
+        testnet = Testnet(Path(tmp) / "testnet", netns=private_netns_name("bench"), die_with_parent=True)
         rows: list[tuple[str, dict[str, str]]] = []
         try:
             testnet.up(wait=120)

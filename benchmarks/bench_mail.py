@@ -156,13 +156,13 @@ async def on_testnet(args: argparse.Namespace, tmp: Path) -> None:
     from core.config import load_config
     from core.router import Router
     from core.tunnel.service import TunnelSettings
-    from pyi2p.testnet import Testnet, unavailable_reason
+    from pyi2p.testnet import Testnet, private_netns_name, unavailable_reason
 
     reason = unavailable_reason()
     if reason:
         print(f"testnet unavailable: {reason}")
         return
-    testnet = Testnet(tmp / "testnet", netns=f"pyi2p-bench{os.getpid()}", die_with_parent=True)
+    testnet = Testnet(tmp / "testnet", netns=private_netns_name("bench"), die_with_parent=True)
     try:
         testnet.up(wait=120)
         addresses = [testnet.add_pyi2p_address() for _ in range(2)]

@@ -80,13 +80,13 @@ async def time_to_know_all(net, datadir: Path, address: str, port: int) -> tuple
 
 
 def testnet_figures(runs: int) -> None:
-    from pyi2p.testnet import Testnet, unavailable_reason
+    from pyi2p.testnet import Testnet, private_netns_name, unavailable_reason
     reason = unavailable_reason()
     if reason:
         print(f"testnet figures skipped: {reason}")
         return
     base = Path(tempfile.mkdtemp(prefix="bench-netdb-"))
-    net = Testnet(base, i2pd_count=5, pyi2p_count=3, netns=f"pyi2p-b{os.getpid()}", first_port=22000,
+    net = Testnet(base, i2pd_count=5, pyi2p_count=3, netns=private_netns_name("b"), first_port=22000,
                   address_prefix="198.18.2", die_with_parent=True)
     try:
         net.up(wait=120)

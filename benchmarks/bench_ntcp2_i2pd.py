@@ -26,7 +26,7 @@ from core.i2np.messages import Data, DatabaseLookup, DatabaseStore, LookupType  
 from core.i2np.registry import parse_payload  # noqa: E402
 from core.router import Router  # noqa: E402
 from core.stats import cpu_times  # noqa: E402
-from pyi2p.testnet import Testnet, unavailable_reason  # noqa: E402
+from pyi2p.testnet import Testnet, private_netns_name, unavailable_reason  # noqa: E402
 
 
 def cpu_seconds(pid: int) -> float:
@@ -89,7 +89,7 @@ def main() -> int:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory() as tmp:
-        net = Testnet(Path(tmp) / "net", i2pd_count=2, floodfills=2, netns=f"pyi2p-bench{os.getpid()}",
+        net = Testnet(Path(tmp) / "net", i2pd_count=2, floodfills=2, netns=private_netns_name("bench"),
                       first_port=26000, die_with_parent=True)
         try:
             net.up(wait=90)

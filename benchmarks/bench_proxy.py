@@ -36,7 +36,7 @@ from core.config import load_config  # noqa: E402
 from core.data.privatekeys import PrivateKeys  # noqa: E402
 from core.router import Router  # noqa: E402
 from core.tunnel.service import TunnelSettings  # noqa: E402
-from pyi2p.testnet import Testnet, unavailable_reason  # noqa: E402
+from pyi2p.testnet import Testnet, private_netns_name, unavailable_reason  # noqa: E402
 
 SETTINGS = TunnelSettings(ip_restriction=0, test_interval_s=10.0, tick_s=0.2)
 OPTIONS = {"inbound.length": "1", "outbound.length": "1", "inbound.quantity": "2", "outbound.quantity": "2"}
@@ -157,7 +157,7 @@ def report(args, proxies, big, page, fresh, direct) -> None:
 
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
-        testnet = Testnet(Path(tmp) / "testnet", netns=f"pyi2p-bench{os.getpid()}", die_with_parent=True,
+        testnet = Testnet(Path(tmp) / "testnet", netns=private_netns_name("bench"), die_with_parent=True,
                           i2pd=args.i2pd)
         try:
             testnet.up(wait=120)

@@ -25,7 +25,7 @@ from core.client import open_stream_session  # noqa: E402
 from core.config import load_config  # noqa: E402
 from core.router import Router  # noqa: E402
 from core.tunnel.service import TunnelSettings  # noqa: E402
-from pyi2p.testnet import Testnet, unavailable_reason  # noqa: E402
+from pyi2p.testnet import Testnet, private_netns_name, unavailable_reason  # noqa: E402
 from tests.interop.test_streaming_i2pd import SamStreams  # noqa: E402
 
 SETTINGS = TunnelSettings(ip_restriction=0, test_interval_s=10.0, tick_s=0.2)
@@ -173,7 +173,7 @@ async def i2pd_pair(testnet: Testnet, hops: int, mb: float, pings: int) -> tuple
 async def run(args: argparse.Namespace) -> None:
     hop_counts = [int(h) for h in args.hops.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-streaming-") as tmp:
-        testnet = Testnet(Path(tmp) / "testnet", netns=f"pyi2p-bench{os.getpid()}", die_with_parent=True)
+        testnet = Testnet(Path(tmp) / "testnet", netns=private_netns_name("bench"), die_with_parent=True)
         try:
             testnet.up(wait=120)
             addresses = [testnet.add_pyi2p_address() for _ in range(2)]

@@ -33,7 +33,7 @@ from core.i2np import I2NPMessage, MessageType  # noqa: E402
 from core.router import Router  # noqa: E402
 from core.stats import cpu_times  # noqa: E402
 from core.tunnel.service import TunnelService, TunnelSettings  # noqa: E402
-from pyi2p.testnet import Testnet, unavailable_reason  # noqa: E402
+from pyi2p.testnet import Testnet, private_netns_name, unavailable_reason  # noqa: E402
 
 SETTINGS = TunnelSettings(ip_restriction=0, tick_s=0.5)
 PAYLOAD = 900  # a Data message of 920 bytes: one TunnelData each with ROUTER delivery instructions
@@ -202,7 +202,7 @@ def main() -> int:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory() as tmp:
-        net = Testnet(Path(tmp) / "net", i2pd_count=2, floodfills=1, netns=f"pyi2p-bench{os.getpid()}",
+        net = Testnet(Path(tmp) / "net", i2pd_count=2, floodfills=1, netns=private_netns_name("bench"),
                       first_port=26500, die_with_parent=True)
         try:
             net.up(wait=90)

@@ -33,7 +33,7 @@ from core.data.encoding import b64encode  # noqa: E402
 from core.router import Router  # noqa: E402
 from core.stats import rss_mb  # noqa: E402
 from core.tunnel.service import TunnelSettings  # noqa: E402
-from pyi2p.testnet import Testnet, unavailable_reason  # noqa: E402
+from pyi2p.testnet import Testnet, private_netns_name, unavailable_reason  # noqa: E402
 
 SETTINGS = TunnelSettings(ip_restriction=0, test_interval_s=10.0, tick_s=0.2)
 OPTIONS = {"inbound.length": "2", "outbound.length": "2", "inbound.quantity": "2", "outbound.quantity": "2"}
@@ -69,7 +69,7 @@ def sample() -> tuple[float, int, int]:
 
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
-        testnet = Testnet(Path(tmp) / "testnet", netns=f"pyi2p-soak{os.getpid()}", die_with_parent=True,
+        testnet = Testnet(Path(tmp) / "testnet", netns=private_netns_name("soak"), die_with_parent=True,
                           i2pd=args.i2pd)
         try:
             testnet.up(wait=120)

@@ -159,6 +159,18 @@ def list_netns() -> list[str]:
         return []
 
 
+def private_netns_name(tag: str) -> str:
+    """A namespace name for one process's own testnet: `pyi2p-<tag><PID>-<random>`.
+
+    The PID tells a later run whether the owner is gone; the random part keeps two runs apart that got the
+    same PID (namespaces outlive processes, and a machine's PIDs repeat across boots and containers).
+    """
+    return f"pyi2p-{tag}{os.getpid()}-{os.urandom(3).hex()}"
+
+
+PRIVATE_NETNS_NAME = re.compile(r"pyi2p-[a-z]+(\d+)(?:-[0-9a-f]{6})?")   # group 1: the owner's PID
+
+
 def delete_netns(netns: str) -> None:
     if netns_exists(netns):
         _ip("netns", "del", netns)

@@ -7,17 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from pyi2p.testnet import Testnet, delete_netns, i2pd_binary, i2pd_version, list_netns, netns_pids, unavailable_reason
+from pyi2p.testnet import (PRIVATE_NETNS_NAME, Testnet, delete_netns, i2pd_binary, i2pd_version, list_netns,
+                           netns_pids, private_netns_name, unavailable_reason)
 
-TEST_NETNS_PREFIX = "pyi2p-t"         # + the pytest PID, so parallel runs never share a namespace
-TEST_NETNS_NAME = re.compile(r"pyi2p-[a-z]+(\d+)")   # every test namespace: pyi2p-<letters><pytest PID>
 TESTNET_WAIT_S = 100.0
 
 
 def remove_stale_test_namespaces() -> None:
     """Delete namespaces left by earlier test runs that were killed: their PID is gone and nothing runs there."""
     for name in list_netns():
-        m = TEST_NETNS_NAME.fullmatch(name)
+        m = PRIVATE_NETNS_NAME.fullmatch(name)
         if not m:
             continue
         owner = int(m.group(1))
@@ -51,7 +50,7 @@ def _version_id(binary: str | None) -> str:
 def _start_testnet(tmp_path_factory: pytest.TempPathFactory, i2pd: str | None = None, *,
                    wait: float = TESTNET_WAIT_S, **options) -> Testnet:
     """A testnet up and ready (`wait` 0: started, not waited for)."""
-    net = Testnet(tmp_path_factory.mktemp("testnet"), netns=f"{TEST_NETNS_PREFIX}{os.getpid()}",
+    net = Testnet(tmp_path_factory.mktemp("testnet"), netns=private_netns_name("t"),
                   die_with_parent=True, i2pd=i2pd, **options)
     try:
         net.up(wait=wait)

@@ -26,7 +26,7 @@ from core.config import load_config, read_sections
 from core.data.privatekeys import PrivateKeys
 from pyi2p.demo import ACCOUNTS, CHANNEL, NAMES, SITE_MARKER, TORRENT_NAME, Demo, DemoPorts, ngircd_binary
 from pyi2p.node import APPS
-from pyi2p.testnet import Testnet, TestnetError, netns_exists
+from pyi2p.testnet import Testnet, TestnetError, netns_exists, private_netns_name
 
 WAIT_S = 240                          # `up --demo` on a fresh base: about 30 s on a 2-core machine
 DEFAULT_PORTS = (4444, 6668, 7659, 7660)
@@ -95,7 +95,7 @@ def _our_processes(base: Path) -> list[str]:
 @pytest.mark.interop
 def test_demo_network_from_the_host(testnet_requirements, tmp_path):
     base = tmp_path / "demo"
-    netns = f"pyi2p-d{os.getpid()}"
+    netns = private_netns_name("d")
     proxy, irc, smtp, pop3 = _ports()
     started = time.monotonic()
     up = _pyi2p("testnet", "up", "--demo", "--base", str(base), "--netns", netns, "--first-port", "32000",

@@ -17,7 +17,7 @@ from core.data.errors import ProtocolError
 from core.data.routerinfo import RouterInfo
 from core.router import Router
 from core.tunnel.service import TunnelSettings
-from pyi2p.testnet import Testnet, netdb_file
+from pyi2p.testnet import Testnet, netdb_file, private_netns_name
 
 pytestmark = pytest.mark.interop
 
@@ -89,7 +89,7 @@ def pyi2p_floodfill_net(testnet_requirements, tmp_path_factory):
     """3 i2pd routers and one pyi2p router, the only floodfill; the i2pd routers restart once it runs,
     so their first publication (i2pd publishes at start, and does not retry with a single floodfill) finds it."""
     base = tmp_path_factory.mktemp("ffnet")
-    net = Testnet(base, i2pd_count=3, pyi2p_count=1, floodfills=0, netns=f"pyi2p-f{os.getpid()}",
+    net = Testnet(base, i2pd_count=3, pyi2p_count=1, floodfills=0, netns=private_netns_name("f"),
                   first_port=21000, address_prefix="198.18.1", die_with_parent=True)
     p1 = net.router("p1")
     floodfill_config(Path(p1.datadir), p1.port, net.netid)

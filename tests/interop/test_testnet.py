@@ -24,7 +24,7 @@ from core.data.encoding import b64encode
 from core.data.errors import ProtocolError
 from core.data.routerinfo import RouterInfo
 from pyi2p import testnet as tn
-from pyi2p.testnet import Router, RouterStatus, Testnet, TestnetError
+from pyi2p.testnet import Router, RouterStatus, Testnet, TestnetError, private_netns_name
 
 FIXTURE_RI = Path(__file__).parent.parent / "data" / "fixtures" / "i2pd-router.info"
 
@@ -155,6 +155,16 @@ def test_reseed_zip_holds_every_router_info_under_its_netdb_name():
         assert sorted(z.namelist()) == ["routerInfo-AAAA~.dat", "routerInfo-B-bb=.dat"]
         assert z.read("routerInfo-B-bb=.dat") == b"two" * 100
         assert z.testzip() is None
+
+
+def test_private_namespace_names_carry_the_owner_and_never_repeat():
+    names = {tn.private_netns_name("t") for _ in range(50)}
+    assert len(names) == 50
+    for name in names:
+        m = tn.PRIVATE_NETNS_NAME.fullmatch(name)
+        assert m and int(m.group(1)) == os.getpid() and len(name) <= 31
+    assert tn.PRIVATE_NETNS_NAME.fullmatch("pyi2p-t123").group(1) == "123"     # names of earlier runs
+    assert tn.PRIVATE_NETNS_NAME.fullmatch("pyi2p-testnet") is None
 
 
 def test_layout_gives_each_router_its_own_address_and_ports(tmp_path):
@@ -410,7 +420,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.interop
 def test_up_is_idempotent_and_down_leaves_no_process_and_no_namespace(testnet_requirements, tmp_path):
-    netns = f"pyi2p-d{os.getpid()}"
+    netns = private_netns_name("d")
     net = Testnet(tmp_path, i2pd_count=2, netns=netns, first_port=21000, die_with_parent=True)
     try:
         net.up(wait=0)
@@ -449,7 +459,7 @@ def test_pyi2p_router_that_writes_no_router_info_fails_clearly(testnet_requireme
         return [sys.executable, "-c", "import sys; sys.exit('cannot start')", "run", "--datadir", self.datadir]
     original = Router.command
     monkeypatch.setattr(Router, "command", broken_command)
-    net = Testnet(tmp_path, i2pd_count=1, pyi2p_count=1, floodfills=1, netns=f"pyi2p-d{os.getpid()}",
+    net = Testnet(tmp_path, i2pd_count=1, pyi2p_count=1, floodfills=1, netns=private_netns_name("d"),
                   first_port=22000, die_with_parent=True)
     try:
         with pytest.raises(TestnetError, match="pyi2p run wrote no router.info.*cannot start"):

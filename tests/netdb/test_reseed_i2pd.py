@@ -6,7 +6,6 @@ with reseed.file pointing at our .su3 and reseed.verify on; it is stopped by PID
 from __future__ import annotations
 
 import ctypes
-import os
 import signal
 import subprocess
 import time
@@ -14,7 +13,7 @@ import time
 import pytest
 
 from pyi2p import reseed as cli
-from pyi2p.testnet import Router as I2pdRouter
+from pyi2p.testnet import Router as I2pdRouter, private_netns_name
 from pyi2p.testnet import delete_netns, i2pd_binary, unavailable_reason, write_i2pd_datadir
 
 from .test_reseed_make import make_datadir
@@ -64,7 +63,7 @@ def netns():
     reason = unavailable_reason()
     if reason:
         pytest.skip(f"i2pd interop unavailable: {reason}")
-    name = f"pyi2p-r{os.getpid()}"
+    name = private_netns_name("r")
     delete_netns(name)
     subprocess.run(["ip", "netns", "add", name], check=True, timeout=20)
     try:
