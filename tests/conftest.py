@@ -6,7 +6,8 @@ from hypothesis import HealthCheck, settings
 
 settings.register_profile("default", max_examples=200, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
-# the long fuzzing run: PYI2P_FUZZ_EXAMPLES=100000 python -m pytest -m "not interop" -k "fuzz or hypothesis or random"
+# the long fuzzing run (every property test; hypothesis marks them):
+#   PYI2P_FUZZ_EXAMPLES=5000 python -m pytest -q -m "hypothesis and not interop" --hypothesis-seed=N
 settings.register_profile("long", max_examples=int(os.environ.get("PYI2P_FUZZ_EXAMPLES") or 200),
                           deadline=None, suppress_health_check=list(HealthCheck))
 settings.load_profile("long" if os.environ.get("PYI2P_FUZZ_EXAMPLES") else "default")
