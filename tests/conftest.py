@@ -8,9 +8,11 @@ settings.register_profile("default", max_examples=200, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 # the long fuzzing run (every property test; hypothesis marks them):
 #   PYI2P_FUZZ_EXAMPLES=5000 python -m pytest -q -m "hypothesis and not interop" --hypothesis-seed=N
-settings.register_profile("long", max_examples=int(os.environ.get("PYI2P_FUZZ_EXAMPLES") or 200),
+LONG_FUZZ_EXAMPLES = int(os.environ.get("PYI2P_FUZZ_EXAMPLES") or 0)
+settings.register_profile("long", max_examples=LONG_FUZZ_EXAMPLES or 200,
                           deadline=None, suppress_health_check=list(HealthCheck))
-settings.load_profile("long" if os.environ.get("PYI2P_FUZZ_EXAMPLES") else "default")
+settings.load_profile("long" if LONG_FUZZ_EXAMPLES else "default")
+
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +25,23 @@ def no_real_reseed_servers(monkeypatch):
 
 
 def pytest_collection_modifyitems(config, items):
+    raise_example_counts(items)
+    rerun_known_i2pd_defects(config, items)
+
+
+def raise_example_counts(items):
+    """In the long fuzzing run, tests that set their own (smaller) example count get the raised one too."""
+    if not LONG_FUZZ_EXAMPLES:
+        return
+    for item in items:
+        test = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
+        own = getattr(test, "_hypothesis_internal_use_settings", None)   # where @given keeps @settings
+        if own is not None and own.max_examples < LONG_FUZZ_EXAMPLES:
+            test._hypothesis_internal_use_settings = settings(own, max_examples=LONG_FUZZ_EXAMPLES,
+                                                              suppress_health_check=list(HealthCheck))
+
+
+def rerun_known_i2pd_defects(config, items):
     """An interop test is run once more only where it names a known i2pd defect that makes it fail now and
     then (`@pytest.mark.i2pd_defect("...")`); our own faults must show. Re-runs are listed in the summary."""
     if not config.pluginmanager.hasplugin("rerunfailures"):
