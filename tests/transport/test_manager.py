@@ -22,7 +22,7 @@ class FakeConnection:
         self.peer_router_info = b""
         self.closed = False
         self.sent: list = []
-        self.writes: list[list] = []   # one entry per send_nowait() or send_messages_nowait()
+        self.writes: list[list] = []   # one entry per send_nowait() or send_raw_nowait()
         self.receiver = None
         self.bytes_sent = self.bytes_received = 0
         self.close_reason = None
@@ -40,8 +40,8 @@ class FakeConnection:
         self.sent.extend(self.writes[-1])
         return True
 
-    def send_messages_nowait(self, messages) -> bool:
-        return self.send_nowait(messages)
+    def send_raw_nowait(self, messages) -> bool:
+        return self.send_nowait([I2NPMessage.from_raw(raw) for raw in messages])
 
     def set_receiver(self, receiver) -> None:
         self.receiver = receiver

@@ -12,7 +12,7 @@ from core.crypto.siphash import siphash24
 from core.data.errors import CryptoError, ParseError, ProtocolError
 
 from .blocks import (BLOCK_HEADER_SIZE, MAX_FRAME_PAYLOAD, Block, PaddingBlock, RawI2NP, TerminationBlock,
-                     TerminationReason, blocks_of, split_frame, termination)
+                     TerminationReason, blocks_of, encode_i2np_blocks, split_frame, termination)
 
 MAX_FRAME_SIZE = 65535              # ChaChaPoly frame incl. MAC; the 2-byte length field's limit
 MIN_FRAME_SIZE = TAG_LEN            # an empty frame is just the MAC
@@ -131,6 +131,10 @@ class DataPhase:
     def pack(self, blocks: Iterable[Block], *, pad: bool = True) -> bytes:
         """Frames holding `blocks` in order (each whole), filled up to frame_target, each with random padding."""
         return self.pack_encoded([block.to_bytes() for block in blocks], pad=pad)
+
+    def pack_i2np(self, messages: Iterable[RawI2NP], *, pad: bool = True) -> bytes:
+        """pack() of I2NP messages in short-header terms (the send path: no block objects)."""
+        return self.pack_encoded(encode_i2np_blocks(messages), pad=pad)
 
     def pack_encoded(self, encoded_blocks: Iterable[bytes], *, pad: bool = True) -> bytes:
         """pack() of blocks already encoded (the send path encodes I2NP blocks without block objects)."""
