@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_tunnel import _reveal_for_second_hop, make_router  # noqa: E402
+from bench_tunnel import make_router  # noqa: E402
 from core.clock import SystemClock  # noqa: E402
 from core.i2np import I2NPMessage, MessageType, TunnelData  # noqa: E402
 from core.transport.manager import TransportManager  # noqa: E402
@@ -30,6 +30,7 @@ from core.transport.ntcp2.handshake import HandshakeResult  # noqa: E402
 from core.transport.ntcp2.session import DataPhase, derive_data_phase_keys  # noqa: E402
 from core.tunnel.build import create_build  # noqa: E402
 from core.tunnel.service import TunnelService, TunnelSettings  # noqa: E402
+from tests.tunnel.helpers import reveal_for_second_hop  # noqa: E402
 
 
 class _Transport:
@@ -62,7 +63,8 @@ class _Writer:
         pass
 
 
-def _session(peer: bytes, reader: asyncio.StreamReader, writer: _Writer, initiator: bool) -> tuple[NTCP2Connection, DataPhase]:
+def _session(peer: bytes, reader: asyncio.StreamReader, writer: _Writer,
+             initiator: bool) -> tuple[NTCP2Connection, DataPhase]:
     """Our end of an established session with `peer` and the peer's DataPhase facing it."""
     ck, h = os.urandom(32), os.urandom(32)
     ours, theirs = derive_data_phase_keys(ck, h, initiator), derive_data_phase_keys(ck, h, not initiator)
@@ -98,7 +100,7 @@ async def run(count: int, per_frame: int, profile: str) -> None:
     # the hop joins as the second hop of a 2-hop inbound tunnel: a plain participant
     request = create_build([make_router()[0], hop_identity], inbound=True, our_hash=os.urandom(32), clock=clock,
                            rng=os.urandom)
-    service.transit.handle_build(I2NPMessage(MessageType.SHORT_TUNNEL_BUILD, 1, 0, _reveal_for_second_hop(request)),
+    service.transit.handle_build(I2NPMessage(MessageType.SHORT_TUNNEL_BUILD, 1, 0, reveal_for_second_hop(request)),
                                  previous)
     tunnel_id = request.pending.hops[1].receive_tunnel_id
     tunnel = service.transit._tunnels[tunnel_id]

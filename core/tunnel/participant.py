@@ -347,7 +347,7 @@ class TransitManager:
     def _expiration(self, lifetime_ms: int) -> int:
         return int(self._clock.time() * 1000) + lifetime_ms
 
-    def _expiration_s(self) -> int:
+    def expiration_s(self) -> int:
         """A relayed TunnelData message's expiration, in the short header's seconds."""
         return int(self._clock.time()) + TUNNEL_MESSAGE_EXPIRATION_MS // 1000
 
@@ -433,11 +433,12 @@ class TransitManager:
             return [SendToRouter(out[0], I2NPMessage.from_raw(out[1]))]
         return out
 
-    def relay(self, tunnel_id: int, payload: bytes, from_hash: bytes | None = None
-              ) -> tuple[bytes, RawI2NP] | list[TunnelEvent]:
+    def relay(self, tunnel_id: int, payload: bytes, from_hash: bytes | None = None, now: float | None = None,
+              expiration_s: int | None = None) -> tuple[bytes, RawI2NP] | list[TunnelEvent]:
         """A TunnelData message's fields, read without a TunnelData object. At a participant the answer is the
         next hop and the TunnelData to send it, in short-header terms (no object per message: the relay path);
-        at an outbound endpoint, events; for a message dropped, []."""
+        at an outbound endpoint, events; for a message dropped, []. A caller relaying a batch reads the clock
+        once: `now` (monotonic) and the `expiration_s` of the messages relayed (expiration_s())."""
         tunnel = self._tunnels.get(tunnel_id)
         if tunnel is None or tunnel.role == TransitRole.INBOUND_GATEWAY:
             self.stats.data_unknown_tunnel += 1
@@ -452,23 +453,26 @@ class TransitManager:
                 return []
         # the IV XOR the first block, so swapping them does not pass (tunnel-implementation.md)
         key = (int.from_bytes(payload[:16], "big") ^ int.from_bytes(payload[16:32], "big")).to_bytes(16, "big")
-        if self._data_replays.seen(key):
+        if self._data_replays.seen(key, now):
             self.stats.data_replayed += 1
             tunnel.dropped += 1
             return []
         tunnel.messages_in += 1
         tunnel.bytes_in += TunnelData.SIZE
         if tunnel.role == TransitRole.PARTICIPANT:
-            return self._forward_raw(tunnel, tunnel.layer.encrypt(payload, tunnel.next_tunnel_id_bytes))
+            return self._forward_raw(tunnel, tunnel.layer.encrypt(payload, tunnel.next_tunnel_id_bytes), expiration_s)
         return self._endpoint_deliver(tunnel, tunnel.layer.encrypt(payload))
 
-    def _forward_raw(self, tunnel: TransitTunnel, body: bytes) -> tuple[bytes, RawI2NP]:
+    def _forward_raw(self, tunnel: TransitTunnel, body: bytes, expiration_s: int | None = None
+                     ) -> tuple[bytes, RawI2NP]:
         """The TunnelData `body` (next tunnel id included) to the next hop, counted."""
         tunnel.messages_out += 1
         stats = self.stats
         stats.messages_forwarded += 1
         stats.bytes_forwarded += TunnelData.SIZE
-        return tunnel.next_hash, (MessageType.TUNNEL_DATA, self._new_msg_id(), self._expiration_s(), body)
+        if expiration_s is None:
+            expiration_s = self.expiration_s()
+        return tunnel.next_hash, (MessageType.TUNNEL_DATA, self._new_msg_id(), expiration_s, body)
 
     def _forward(self, tunnel: TransitTunnel, body: bytes) -> SendToRouter:
         next_hash, raw = self._forward_raw(tunnel, body)

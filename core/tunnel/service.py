@@ -671,8 +671,10 @@ class TunnelService:
         other blocks as they are), pass the TunnelData of transit tunnels on, with no object per message, and
         return the rest in order for handle_message(). The same TransitManager.relay() as handle_message()."""
         rest = []
-        relay = self.transit.relay
+        transit = self.transit
+        relay = transit.relay
         ends = self._inbound_ends
+        now, expiration_s = self.clock.monotonic(), transit.expiration_s()
         for item in items:
             if type(item) is not tuple or item[0] != MessageType.TUNNEL_DATA:
                 rest.append(item)
@@ -683,7 +685,7 @@ class TunnelService:
                 rest.append(item)   # malformed ones are told apart there, ours are read there
                 continue
             try:
-                out = relay(tunnel_id, body[4:], peer_hash)
+                out = relay(tunnel_id, body[4:], peer_hash, now, expiration_s)
                 if type(out) is tuple:
                     self._relay_send(*out)
                 elif out:
