@@ -6,6 +6,7 @@ per-tunnel lifetime, a replay filter for build records and one for tunnel messag
 """
 from __future__ import annotations
 
+import struct
 from array import array
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -26,6 +27,7 @@ from .crypto import LayerCipher
 from .events import SendBuildReply, SendToRouter, SendToTunnel, TunnelEvent
 from .fragment import LOCAL, TunnelDeliveryType, TunnelFragmenter, TunnelReassembler
 
+_MSG_IDS = struct.Struct(">256I")
 TRANSIT_LIFETIME = 660.0  # 10 minutes plus a minute for the creator's later start and clock skew
 MAX_REQUEST_AGE_MINUTES = 65  # legacy/tunnel-creation.rst: older requests are invalid ...
 MAX_REQUEST_AHEAD_MINUTES = 5  # ... and so are ones more than 5 minutes ahead
@@ -354,8 +356,7 @@ class TransitManager:
     def _new_msg_id(self) -> int:
         # one RNG call per 256 messages: ids drawn in advance
         if not self._msg_ids:
-            pool = self._rng(1024)
-            self._msg_ids = [int.from_bytes(pool[i:i + 4], "big") for i in range(0, 1024, 4)]
+            self._msg_ids = list(_MSG_IDS.unpack(self._rng(_MSG_IDS.size)))
         return self._msg_ids.pop()
 
     # --- builds

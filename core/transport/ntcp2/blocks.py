@@ -362,6 +362,8 @@ def split_frame(payload: bytes, structure: str = "NTCP2 frame") -> list[Block | 
                 raise ParseError(f"I2NP block size {size}, must be at least 9", structure=f"NTCP2 block {I2NP}",
                                  offset=start)
             items.append((*_I2NP_SHORT_HEADER.unpack_from(payload, start), payload[start + 9:stop]))
+        elif block_type == PADDING:  # once a frame: no Reader for it
+            items.append(PaddingBlock(payload[start:stop]))
         else:
             items.append(read_block(Reader(payload, structure, pos, stop)))
         pos, last_type = stop, block_type
