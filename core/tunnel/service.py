@@ -675,13 +675,14 @@ class TunnelService:
         relay = transit.relay
         ends = self._inbound_ends
         now, expiration_s = self.clock.monotonic(), transit.expiration_s()
+        tunnel_data, size = int(MessageType.TUNNEL_DATA), TunnelData.SIZE
         for item in items:
-            if type(item) is not tuple or item[0] != MessageType.TUNNEL_DATA:
+            if type(item) is not tuple or item[0] != tunnel_data:
                 rest.append(item)
                 continue
             body = item[3]
             tunnel_id = int.from_bytes(body[:4], "big")
-            if len(body) != TunnelData.SIZE or not tunnel_id or tunnel_id in ends:
+            if len(body) != size or not tunnel_id or tunnel_id in ends:
                 rest.append(item)   # malformed ones are told apart there, ours are read there
                 continue
             try:
