@@ -7,7 +7,7 @@ the hop as on a router, and the frames it writes to the next hop's connection ar
 (outside the measured time) to check that every message came out, in order. What it leaves out of the
 bench_transit_i2pd figure: the socket reads and writes and the event loop's polling.
 
-    python benchmarks/bench_transit_path.py [--messages 30000] [--per-frame 15] [--profile FILE]
+    python benchmarks/bench_transit_path.py [--messages 30000] [--per-frame 15] [--read 65536] [--profile FILE]
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def _session(peer: bytes, reader: asyncio.StreamReader, writer: _Writer,
     return conn, DataPhase(theirs, frame_target=DriverSettings().frame_target)
 
 
-async def run(count: int, per_frame: int, profile: str) -> None:
+async def run(count: int, per_frame: int, read_size: int, profile: str) -> None:
     clock = SystemClock()
     hop_identity, hop_static = make_router()
     previous, following = os.urandom(32), os.urandom(32)
@@ -119,7 +119,7 @@ async def run(count: int, per_frame: int, profile: str) -> None:
                                 tunnel_id.to_bytes(4, "big") + payloads[i % 64][:16] + i.to_bytes(16, "big")
                                 + payloads[i % 64][32:]) for i in range(count)]
     wire = [previous_phase.pack_encoded(blocks[i:i + per_frame]) for i in range(0, count, per_frame)]
-    chunk = 65536
+    chunk = read_size
     stream = b"".join(wire)
     reads = [stream[i:i + chunk] for i in range(0, len(stream), chunk)]
 
@@ -145,7 +145,8 @@ async def run(count: int, per_frame: int, profile: str) -> None:
     # the IV filter is a Bloom filter: now and then it takes a new IV for one seen (tunnel-implementation.md)
     assert len(out) == count - service.transit.stats.data_replayed, f"{len(out)} of {count} messages came out"
     assert all(m.msg_type == MessageType.TUNNEL_DATA and len(m.body) == TunnelData.SIZE for m in out)
-    print(f"{count} TunnelData messages in {len(wire)} frames ({per_frame} a frame), out in {frames} frames: "
+    print(f"{count} TunnelData messages in {len(wire)} frames ({per_frame} a frame, {len(reads)} reads), out in "
+          f"{frames} frames: "
           f"{count / wall:,.0f} msg/s, {1000 * cpu / count:.4f} CPU s per 1000 messages"
           f"{f' ({count - len(out)} taken for replays)' if len(out) < count else ''}")
     await transports.stop()
@@ -155,9 +156,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=30000)
     parser.add_argument("--per-frame", type=int, default=15)
+    parser.add_argument("--read", type=int, default=65536, help="bytes a read of the socket brings")
     parser.add_argument("--profile", default="", help="cProfile the measured part, stats to this file")
     args = parser.parse_args()
-    asyncio.run(run(args.messages, args.per_frame, args.profile))
+    asyncio.run(run(args.messages, args.per_frame, args.read, args.profile))
     return 0
 
 

@@ -28,6 +28,7 @@ from .events import SendBuildReply, SendToRouter, SendToTunnel, TunnelEvent
 from .fragment import LOCAL, TunnelDeliveryType, TunnelFragmenter, TunnelReassembler
 
 _MSG_IDS = struct.Struct(">256I")
+_TWO_BITS = [(1 << (i & 63)) | (1 << (i >> 6)) for i in range(4096)]  # two 6-bit bit numbers -> their mask
 TRANSIT_LIFETIME = 660.0  # 10 minutes plus a minute for the creator's later start and clock skew
 MAX_REQUEST_AGE_MINUTES = 65  # legacy/tunnel-creation.rst: older requests are invalid ...
 MAX_REQUEST_AHEAD_MINUTES = 5  # ... and so are ones more than 5 minutes ahead
@@ -122,9 +123,9 @@ class DecayingBloomFilter:
             self._rotate(now)
             if stale:
                 self._previous, self._previous_count = array("Q", bytes(8 * self._words)), 0
-        h = hash(self._salt + key) & 0xFFFFFFFFFFFFFFFF
+        h = hash(self._salt + key)  # signed 64 bits: & and >> read them as two's complement
         word = h & (self._words - 1)
-        bits = (1 << (h >> 40 & 63)) | (1 << (h >> 46 & 63)) | (1 << (h >> 52 & 63)) | (1 << (h >> 58))
+        bits = _TWO_BITS[h >> 40 & 4095] | _TWO_BITS[h >> 52 & 4095]
         current = self._current
         if current[word] & bits == bits or self._previous[word] & bits == bits:
             return True
