@@ -694,6 +694,8 @@ class TunnelService:
             except (ProtocolError, ValueError) as exc:
                 self.stats["malformed"] += 1
                 log.debug("tunnel message from %s dropped: %s", peer_hash.hex()[:8], exc)
+            except Exception:   # as on the message path: a bug costs the message, not the session
+                log.exception("relaying a tunnel message from %s failed", peer_hash.hex()[:8])
         return rest
 
     def _relay_send(self, target: bytes, raw: RawI2NP) -> None:
