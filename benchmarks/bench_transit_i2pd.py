@@ -65,7 +65,9 @@ class Node:
         await r.start()
         self.service = TunnelService(router_hash=r.hash, static_key=X25519Keypair(r.keys.keys.private_key),
                                      send=r.transports.send, netdb=r.netdb, clock=r.clock, rng=r.rng,
-                                     settings=SETTINGS, lookup_router_info=r.netdb_service.lookup_router_info)
+                                     settings=SETTINGS, lookup_router_info=r.netdb_service.lookup_router_info,
+                                     connected=r.transports.is_connected, send_raw=r.transports.send_raw)
+        r.transports.relay = self.service.relay_tunnel_data
         for pool in self.service.pools:
             pool.retry_at = float("inf")  # no exploratory builds: only the measured tunnel's traffic
 

@@ -20,6 +20,7 @@ from core.tunnel.build import create_build  # noqa: E402
 from core.tunnel.crypto import CreatorLayers, LayerCipher  # noqa: E402
 from core.tunnel.fragment import TunnelDelivery, TunnelFragmenter  # noqa: E402
 from core.tunnel.participant import TransitManager  # noqa: E402
+from tests.tunnel.helpers import reveal_for_second_hop  # noqa: E402
 
 
 def make_router():
@@ -58,7 +59,7 @@ def main() -> None:
                                        clock=clock, rng=os.urandom)
     # hand the hop its record directly: the second hop of a 2-hop inbound tunnel is a plain participant
     manager.handle_build(I2NPMessage(MessageType.SHORT_TUNNEL_BUILD, 1, 0,
-                                     _reveal_for_second_hop(participant_request)), previous)
+                                     reveal_for_second_hop(participant_request)), previous)
     participant_id = participant_request.pending.hops[1].receive_tunnel_id
     bodies = [TunnelData(participant_id, os.urandom(1024)).to_bytes() for _ in range(count)]
 
@@ -115,16 +116,6 @@ def main() -> None:
     measure("creator: create a 3-hop ShortTunnelBuild",
             lambda: [create_build([h[0] for h in hop_ids], inbound=True, our_hash=creator_hash, clock=clock,
                                   rng=os.urandom) for _ in range(300)], 300)
-
-
-def _reveal_for_second_hop(request) -> bytes:
-    """The build as the second hop receives it: the first hop's reply layer removed from its record."""
-    from core.tunnel.build import chacha_record
-    records = list(request.message.records)
-    first, second = request.pending.hops
-    index = second.record_index
-    records[index] = chacha_record(first.keys.reply_key, index, records[index])
-    return bytes((len(records),)) + b"".join(records)
 
 
 if __name__ == "__main__":

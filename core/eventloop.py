@@ -11,7 +11,7 @@ T = TypeVar("T")
 
 
 def uvloop_available() -> bool:
-    """uvloop is installed and asked for with PYI2P_UVLOOP=1 (it measured no faster on the transit path)."""
+    """uvloop is installed and asked for with PYI2P_UVLOOP=1 (on the relay path it measured within noise)."""
     if os.environ.get("PYI2P_UVLOOP", "0") != "1":
         return False
     return importlib.util.find_spec("uvloop") is not None

@@ -234,7 +234,9 @@ class Router:
             send=self.transports.send, netdb=self.netdb, clock=self.clock, rng=self.rng, profiles=self.profiles,
             settings=self.tunnel_settings or self.default_tunnel_settings(),
             lookup_router_info=self.netdb_service.lookup_router_info, garlic=self.garlic,
-            connected=self.transports.is_connected, ssu2=self.config.ssu2_enabled)
+            connected=self.transports.is_connected, ssu2=self.config.ssu2_enabled,
+            send_raw=self.transports.send_raw)
+        self.transports.relay = self.tunnel_service.relay_tunnel_data
         self.tunnel_service.on_local_message = lambda message: self.handle_message(self.hash, message)
         self.netdb_service.tunnels = NetDbTunnelPaths(self.tunnel_service)
         await self.tunnel_service.start()

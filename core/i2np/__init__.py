@@ -2,8 +2,8 @@
 from .build import (MAX_RECORDS, RECORD_SIZE, SHORT_RECORD_SIZE, OutboundTunnelBuildReply, ShortTunnelBuild,
                     TunnelBuild, TunnelBuildReply, VariableTunnelBuild, VariableTunnelBuildReply)
 from .garlic import (DeliveryType, GarlicClove, GarlicCloveBlock, GarlicCloveDeliveryInstructions, GarlicCloveSet)
-from .header import (SHORT_HEADER_SIZE, STANDARD_HEADER_SIZE, I2NPMessage, MessageType, checksum, decode_short,
-                     decode_standard, encode_short, encode_standard, read_short, read_standard)
+from .header import (SHORT_HEADER_SIZE, STANDARD_HEADER_SIZE, I2NPMessage, MessageType, RawI2NP, checksum,
+                     decode_short, decode_standard, encode_short, encode_standard, read_short, read_standard)
 from .messages import (MAX_ROUTER_INFO_SIZE, Data, DatabaseLookup, DatabaseSearchReply, DatabaseStore, DeliveryStatus,
                        Garlic, LookupType, ReplyEncryption, StoreType, TunnelData, TunnelGateway,
                        compress_router_info, decompress_router_info)
@@ -13,8 +13,8 @@ __all__ = [
     "MAX_RECORDS", "RECORD_SIZE", "SHORT_RECORD_SIZE", "OutboundTunnelBuildReply", "ShortTunnelBuild", "TunnelBuild",
     "TunnelBuildReply", "VariableTunnelBuild", "VariableTunnelBuildReply",
     "DeliveryType", "GarlicClove", "GarlicCloveBlock", "GarlicCloveDeliveryInstructions", "GarlicCloveSet",
-    "SHORT_HEADER_SIZE", "STANDARD_HEADER_SIZE", "I2NPMessage", "MessageType", "checksum", "decode_short",
-    "decode_standard", "encode_short", "encode_standard", "read_short", "read_standard",
+    "SHORT_HEADER_SIZE", "STANDARD_HEADER_SIZE", "I2NPMessage", "MessageType", "RawI2NP", "checksum",
+    "decode_short", "decode_standard", "encode_short", "encode_standard", "read_short", "read_standard",
     "MAX_ROUTER_INFO_SIZE", "Data", "DatabaseLookup", "DatabaseSearchReply", "DatabaseStore", "DeliveryStatus",
     "Garlic", "LookupType", "ReplyEncryption", "StoreType", "TunnelData", "TunnelGateway", "compress_router_info",
     "decompress_router_info",

@@ -19,6 +19,10 @@ _SHORT = struct.Struct(">BII")
 _U32_MASK = 0xFFFFFFFF
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
 
+# a message in the short header's terms, as the transports carry it: (type, msg_id, expiration seconds, body);
+# the relay path moves TunnelData this way, with no I2NPMessage per message
+RawI2NP = tuple[int, int, int, bytes]
+
 
 class MessageType(IntEnum):
     """i2np.rst "Messages" table."""
@@ -75,6 +79,14 @@ class I2NPMessage:
     def expiration_seconds(self) -> int:
         """The expiration as the short header carries it: seconds, rounded to nearest, wrapping in 2106."""
         return ((self.expiration_ms + 500) // 1000) & _U32_MASK
+
+    def raw(self) -> RawI2NP:
+        return self.type, self.msg_id, self.expiration_seconds, self.body
+
+    @classmethod
+    def from_raw(cls, raw: RawI2NP) -> Self:
+        msg_type, msg_id, expiration_s, body = raw
+        return cls(msg_type, msg_id, expiration_s * 1000, body)
 
 
 def checksum(body: bytes) -> int:

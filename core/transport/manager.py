@@ -12,7 +12,7 @@ from core.clock import Clock, Rng
 from core.data.encoding import b64encode
 from core.data.errors import ProtocolError
 from core.data.routerinfo import RouterInfo
-from core.i2np.header import I2NPMessage
+from core.i2np.header import I2NPMessage, RawI2NP
 from core.transport.ntcp2.blocks import (DateTimeBlock, I2NPBlock, RouterInfoBlock, TerminationBlock,
                                          TerminationReason)
 from core.transport.ntcp2.driver import ConnectionClosed, DriverSettings, NTCP2Connection, NTCP2Listener, connect
@@ -96,8 +96,11 @@ class TransportManager:
         self._dial_slots = asyncio.Semaphore(settings.max_concurrent_dials)
         self._tasks: set[asyncio.Task] = set()
         self._last_i2np: dict[bytes, float] = {}
-        self._outbox: dict[bytes, list[I2NPMessage]] = {}   # per peer with a session, until the loop's next turn
+        self._outbox: dict[bytes, list[RawI2NP]] = {}   # per peer with a session, until the loop's next turn
         self._flush_handle: asyncio.Handle | None = None
+        # the relay path: called with each read's items from a peer before on_message, it passes on the
+        # TunnelData it can and returns the rest in order (the router sets the tunnel service's)
+        self.relay: Callable[[bytes, list], list] | None = None
         self.listen_port: int | None = None
         self._local_host: str | None = None
         self._retired: set[Connection] = set()
@@ -160,18 +163,22 @@ class TransportManager:
 
     def send(self, peer_hash: bytes, message: I2NPMessage) -> bool:
         """Queue `message` for `peer_hash`, dialling if needed; False if it had to be dropped."""
+        return self.send_raw(peer_hash, message.raw())
+
+    def send_raw(self, peer_hash: bytes, raw: RawI2NP) -> bool:
+        """send() of a message in short-header terms (the relay path sends without I2NPMessage objects)."""
+        outbox = self._outbox.get(peer_hash)
+        if outbox is not None:   # a session's outbox this turn: the relay path's common case
+            outbox.append(raw)
+            return True
         if peer_hash == self.router_hash:
             return False
         conn = self.sessions.get(peer_hash)
         if conn is not None and not conn.closed:
-            self._last_i2np[peer_hash] = self.clock.monotonic()
             # what one turn of the event loop sends a peer leaves in one write, in order, in few frames
-            outbox = self._outbox.get(peer_hash)
-            if outbox is None:
-                outbox = self._outbox[peer_hash] = []
-                if self._flush_handle is None:
-                    self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_outboxes)
-            outbox.append(message)
+            self._outbox[peer_hash] = [raw]
+            if self._flush_handle is None:
+                self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_outboxes)
             return True
         state = self._peers.get(peer_hash)
         if state is None:
@@ -181,7 +188,7 @@ class TransportManager:
             state = self._peers[peer_hash] = _PeerState(deque(maxlen=self.settings.max_queued_per_peer))
         if len(state.queue) == state.queue.maxlen:
             self.dropped_messages += 1
-        state.queue.append(message)
+        state.queue.append(raw)
         if state.dial is None:
             if self.clock.monotonic() - state.last_failure < self.settings.dial_failure_backoff_s:
                 state.queue.clear()
@@ -208,19 +215,26 @@ class TransportManager:
     def _flush_outboxes(self) -> None:
         self._flush_handle = None
         outboxes, self._outbox = self._outbox, {}
+        now = self.clock.monotonic()
+        last_i2np = self._last_i2np
         for peer, messages in outboxes.items():
             conn = self.sessions.get(peer)
             if conn is None:
                 self.dropped_messages += len(messages)
             else:
+                last_i2np[peer] = now
                 self._send_now(conn, messages)
 
-    def _send_now(self, conn: Connection, messages) -> None:
+    def _send_now(self, conn: Connection, messages: list[RawI2NP]) -> None:
         try:
-            if not conn.send_messages_nowait(messages):
+            if not conn.send_raw_nowait(messages):
                 self.dropped_messages += len(messages)   # the peer has not read megabytes we sent: too slow
         except ConnectionClosed:
             self.dropped_messages += len(messages)
+        except ValueError as exc:   # a message too big for the session's blocks: none of this turn's go
+            self.dropped_messages += len(messages)
+            log.warning("%s: dropped a send to %s: %s", conn.transport_style, b64encode(conn.peer_router_hash)[:8],
+                        exc)
 
     async def _dial(self, peer_hash: bytes, state: _PeerState) -> None:
         # `state` may leave self._peers before this runs: an inbound session from the peer takes its queue
@@ -385,6 +399,7 @@ class TransportManager:
         if self.sessions.get(conn.peer_router_hash) is conn:
             del self.sessions[conn.peer_router_hash]
             self._last_i2np.pop(conn.peer_router_hash, None)
+            self.dropped_messages += len(self._outbox.pop(conn.peer_router_hash, ()))
             log.info("%s: session with %s closed (reason %s)", conn.transport_style, b64encode(conn.peer_router_hash)[:8],
                      conn.close_reason)
 
@@ -410,14 +425,16 @@ class TransportManager:
     def _received(self, conn: NTCP2Connection, items: list) -> None:
         """One read's blocks from a session, in order; each peer's reads take turns in the event loop."""
         peer = conn.peer_router_hash
+        count = len(items)
+        if self.relay is not None:
+            items = self.relay(peer, items)
+        i2np = len(items) < count
         on_message = self._on_message
-        i2np = False
         for item in items:
             if type(item) is tuple:
                 i2np = True
-                msg_type, msg_id, expiration, body = item
                 try:
-                    on_message(peer, I2NPMessage(msg_type, msg_id, expiration * 1000, body))
+                    on_message(peer, I2NPMessage.from_raw(item))
                 except ProtocolError as exc:
                     log.debug("NTCP2: bad I2NP message from %s: %s", b64encode(peer)[:8], exc)
                 except Exception:

@@ -20,37 +20,35 @@ ENCRYPTED_SIZE = PAYLOAD_SIZE - IV_SIZE
 class LayerCipher:
     """One hop's layer: every AES context built once per tunnel, none per message.
 
-    A CBC context cannot take a new IV, so encrypt() steers long-lived CBC contexts instead: a CBC
-    encryptor whose last output block is `s` turns the input block D(x) XOR s into x, so prefixing that
-    block makes the next output chain from any IV we choose. One update on the IV key's CBC context gives
-    E(IV) and E(E(IV)); one on the layer key's gives the data under E(IV).
+    A CBC context cannot take a new IV, so encrypt() steers a long-lived CBC encryptor instead: one whose last
+    output block is `s` turns the input block D(x) XOR s into x, so prefixing that block makes the next output
+    chain from any IV we choose. The steering block itself comes from a CBC decryptor of the layer key fed
+    s || E(IV), whose second output block is exactly D(E(IV)) XOR s: four AES calls a message, no arithmetic.
     """
 
-    __slots__ = ("_iv_cbc", "_iv_last", "_layer_cbc", "_layer_last", "_layer_ecb_dec", "_iv_dec")
+    __slots__ = ("_iv_ecb", "_layer_cbc", "_layer_steer", "_layer_last", "_layer_ecb_dec", "_iv_dec")
 
     def __init__(self, layer_key: bytes, iv_key: bytes):
         if len(layer_key) != 32 or len(iv_key) != 32:
             raise CryptoError("tunnel layer and IV keys are 32 bytes")
         zero = bytes(IV_SIZE)
-        self._iv_cbc = Cipher(algorithms.AES(iv_key), modes.CBC(zero)).encryptor()
+        self._iv_ecb = Cipher(algorithms.AES(iv_key), modes.ECB()).encryptor()
         self._layer_cbc = Cipher(algorithms.AES(layer_key), modes.CBC(zero)).encryptor()
-        self._iv_last = self._layer_last = 0  # the chaining block of each CBC context, as an integer
+        self._layer_steer = Cipher(algorithms.AES(layer_key), modes.CBC(zero)).decryptor()
+        self._layer_last = zero  # the layer encryptor's chaining block
         self._iv_dec = Cipher(algorithms.AES(iv_key), modes.ECB()).decryptor()
         self._layer_ecb_dec = Cipher(algorithms.AES(layer_key), modes.ECB()).decryptor()
 
-    def encrypt(self, payload: bytes) -> bytes:
-        """The participant's operation on IV || data (1024 bytes): E(E(IV)) || CBC-E(data) under E(IV)."""
+    def encrypt(self, payload: bytes, prefix: bytes = b"") -> bytes:
+        """The participant's operation on IV || data (1024 bytes): E(E(IV)) || CBC-E(data) under E(IV), after
+        `prefix` (the relay path puts the next tunnel id there, saving a copy)."""
         if len(payload) != PAYLOAD_SIZE:
             raise CryptoError(f"tunnel payload must be {PAYLOAD_SIZE} bytes, got {len(payload)}")
-        # block 1 (IV XOR chain) encrypts to E(IV); a zero block 2 then encrypts to E(E(IV))
-        first = (int.from_bytes(payload[:IV_SIZE], "big") ^ self._iv_last).to_bytes(IV_SIZE, "big")
-        ivs = self._iv_cbc.update(first + bytes(IV_SIZE))
-        self._iv_last = int.from_bytes(ivs[IV_SIZE:], "big")
-        # D_layer(E(IV)) XOR chain encrypts to E(IV): the data that follows is CBC under IV E(IV)
-        steer = (int.from_bytes(self._layer_ecb_dec.update(ivs[:IV_SIZE]), "big") ^ self._layer_last)
-        out = self._layer_cbc.update(steer.to_bytes(IV_SIZE, "big") + payload[IV_SIZE:])
-        self._layer_last = int.from_bytes(out[-IV_SIZE:], "big")
-        return ivs[IV_SIZE:] + out[IV_SIZE:]
+        iv = self._iv_ecb.update(payload[:IV_SIZE])
+        steer = self._layer_steer.update(self._layer_last + iv)
+        out = self._layer_cbc.update(steer[IV_SIZE:] + payload[IV_SIZE:])
+        self._layer_last = out[-IV_SIZE:]
+        return prefix + self._iv_ecb.update(iv) + out[IV_SIZE:]
 
     def decrypt(self, payload: bytes) -> bytes:
         """The inverse of encrypt(); CBC decryption as one ECB pass XORed with the shifted ciphertext."""

@@ -6,6 +6,7 @@ per-tunnel lifetime, a replay filter for build records and one for tunnel messag
 """
 from __future__ import annotations
 
+import struct
 from array import array
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -16,9 +17,9 @@ from core.crypto.hashes import sha256
 from core.crypto.x25519 import X25519Keypair
 from core.data.errors import ProtocolError
 from core.data.primitives import Mapping
-from core.i2np import (STANDARD_HEADER_SIZE, I2NPMessage, MessageType, OutboundTunnelBuildReply, ShortTunnelBuild, TunnelBuild,
-                       TunnelBuildReply, TunnelData, TunnelGateway, VariableTunnelBuild, VariableTunnelBuildReply,
-                       decode_standard)
+from core.i2np import (STANDARD_HEADER_SIZE, I2NPMessage, MessageType, OutboundTunnelBuildReply, RawI2NP,
+                       ShortTunnelBuild, TunnelBuild, TunnelBuildReply, TunnelData, TunnelGateway, VariableTunnelBuild,
+                       VariableTunnelBuildReply, decode_standard)
 
 from .build import (LAYER_ENCRYPTION_AES, AnyBuildRequestRecord, BuildRecordDecryptor, BuildStatus,
                     DecryptedBuildRequest)
@@ -26,6 +27,8 @@ from .crypto import LayerCipher
 from .events import SendBuildReply, SendToRouter, SendToTunnel, TunnelEvent
 from .fragment import LOCAL, TunnelDeliveryType, TunnelFragmenter, TunnelReassembler
 
+_MSG_IDS = struct.Struct(">256I")
+_TWO_BITS = [(1 << (i & 63)) | (1 << (i >> 6)) for i in range(4096)]  # two 6-bit bit numbers -> their mask
 TRANSIT_LIFETIME = 660.0  # 10 minutes plus a minute for the creator's later start and clock skew
 MAX_REQUEST_AGE_MINUTES = 65  # legacy/tunnel-creation.rst: older requests are invalid ...
 MAX_REQUEST_AHEAD_MINUTES = 5  # ... and so are ones more than 5 minutes ahead
@@ -110,53 +113,54 @@ class DecayingBloomFilter:
         self._current, self._count = array("Q", bytes(8 * self._words)), 0
         self._rotated_at = now
 
-    def seen(self, key: bytes) -> bool:
-        """True if `key` was (probably) seen before; otherwise remembers it and returns False."""
-        now = self._clock.monotonic()
+    def seen(self, key: bytes, now: float | None = None) -> bool:
+        """True if `key` was (probably) seen before; otherwise remembers it and returns False. `now` is the
+        clock's monotonic time when the caller has it already."""
+        if now is None:
+            now = self._clock.monotonic()
         if now - self._rotated_at >= self.period:
             stale = now - self._rotated_at >= 2 * self.period
             self._rotate(now)
             if stale:
                 self._previous, self._previous_count = array("Q", bytes(8 * self._words)), 0
-        h = hash(self._salt + key) & 0xFFFFFFFFFFFFFFFF
+        h = hash(self._salt + key)  # signed 64 bits: & and >> read them as two's complement
         word = h & (self._words - 1)
-        bits = (1 << (h >> 40 & 63)) | (1 << (h >> 46 & 63)) | (1 << (h >> 52 & 63)) | (1 << (h >> 58))
-        if self._current[word] & bits == bits or self._previous[word] & bits == bits:
+        bits = _TWO_BITS[h >> 40 & 4095] | _TWO_BITS[h >> 52 & 4095]
+        current = self._current
+        if current[word] & bits == bits or self._previous[word] & bits == bits:
             return True
         if self._count >= self.capacity:
             self._rotate(now)
             self.early_rotations += 1
-        self._current[word] |= bits
+            current = self._current
+        current[word] |= bits
         self._count += 1
         return False
 
 
 class _RateMeter:
-    """Bytes per second over the last one or two windows."""
+    """Bytes per second over the last one or two windows, from a running byte total read at window ends (the
+    relay path only adds to the total)."""
 
-    __slots__ = ("window", "_start", "_current", "_previous")
+    __slots__ = ("window", "_start", "_start_total", "_previous")
 
     def __init__(self, now: float, window: float = 10.0):
         self.window = window
         self._start = now
-        self._current = 0
-        self._previous = 0
+        self._start_total = 0
+        self._previous = 0.0  # bytes in the window before the current one
 
-    def _roll(self, now: float) -> None:
+    def roll(self, now: float, total: int) -> None:
         elapsed = now - self._start
         if elapsed >= self.window:
-            self._previous = self._current if elapsed < 2 * self.window else 0
-            self._current = 0
-            self._start = now - (elapsed % self.window)
+            # a window read late spreads its bytes over the time it covered
+            self._previous = (total - self._start_total) * self.window / elapsed
+            self._start, self._start_total = now, total
 
-    def add(self, size: int, now: float) -> None:
-        self._roll(now)
-        self._current += size
-
-    def rate(self, now: float) -> float:
-        self._roll(now)
+    def rate(self, now: float, total: int) -> float:
+        self.roll(now, total)
         fraction = min(max((now - self._start) / self.window, 0.0), 1.0)
-        return (self._previous * (1.0 - fraction) + self._current) / self.window
+        return (self._previous * (1.0 - fraction) + total - self._start_total) / self.window
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,16 +345,19 @@ class TransitManager:
         return list(self._tunnels.values())
 
     def load(self) -> TransitLoad:
-        return TransitLoad(len(self._tunnels), self._meter.rate(self._clock.monotonic()))
+        return TransitLoad(len(self._tunnels), self._meter.rate(self._clock.monotonic(), self.stats.bytes_forwarded))
 
     def _expiration(self, lifetime_ms: int) -> int:
         return int(self._clock.time() * 1000) + lifetime_ms
 
+    def expiration_s(self) -> int:
+        """A relayed TunnelData message's expiration, in the short header's seconds."""
+        return int(self._clock.time()) + TUNNEL_MESSAGE_EXPIRATION_MS // 1000
+
     def _new_msg_id(self) -> int:
         # one RNG call per 256 messages: ids drawn in advance
         if not self._msg_ids:
-            pool = self._rng(1024)
-            self._msg_ids = [int.from_bytes(pool[i:i + 4], "big") for i in range(0, 1024, 4)]
+            self._msg_ids = list(_MSG_IDS.unpack(self._rng(_MSG_IDS.size)))
         return self._msg_ids.pop()
 
     # --- builds
@@ -422,39 +429,56 @@ class TransitManager:
 
     def handle_tunnel_payload(self, tunnel_id: int, payload: bytes, from_hash: bytes | None = None
                               ) -> list[TunnelEvent]:
-        """A TunnelData message's fields (the relay path reads them without a TunnelData object)."""
+        """A TunnelData message's fields: relay()'s outcome as events."""
+        out = self.relay(tunnel_id, payload, from_hash)
+        if type(out) is tuple:
+            return [SendToRouter(out[0], I2NPMessage.from_raw(out[1]))]
+        return out
+
+    def relay(self, tunnel_id: int, payload: bytes, from_hash: bytes | None = None, now: float | None = None,
+              expiration_s: int | None = None) -> tuple[bytes, RawI2NP] | list[TunnelEvent]:
+        """A TunnelData message's fields, read without a TunnelData object. At a participant the answer is the
+        next hop and the TunnelData to send it, in short-header terms (no object per message: the relay path);
+        at an outbound endpoint, events; for a message dropped, []. A caller relaying a batch reads the clock
+        once: `now` (monotonic) and the `expiration_s` of the messages relayed (expiration_s())."""
         tunnel = self._tunnels.get(tunnel_id)
         if tunnel is None or tunnel.role == TransitRole.INBOUND_GATEWAY:
             self.stats.data_unknown_tunnel += 1
             return []
         if from_hash is not None:
-            if tunnel.previous_hop is None:
+            previous = tunnel.previous_hop
+            if previous is None:
                 tunnel.previous_hop = from_hash  # tunnel-implementation.md: fixed by the first message
-            elif tunnel.previous_hop != from_hash:
+            elif previous != from_hash:
                 self.stats.data_wrong_previous_hop += 1
                 tunnel.dropped += 1
                 return []
         # the IV XOR the first block, so swapping them does not pass (tunnel-implementation.md)
         key = (int.from_bytes(payload[:16], "big") ^ int.from_bytes(payload[16:32], "big")).to_bytes(16, "big")
-        if self._data_replays.seen(key):
+        if self._data_replays.seen(key, now):
             self.stats.data_replayed += 1
             tunnel.dropped += 1
             return []
         tunnel.messages_in += 1
         tunnel.bytes_in += TunnelData.SIZE
-        encrypted = tunnel.layer.encrypt(payload)
         if tunnel.role == TransitRole.PARTICIPANT:
-            return [self._forward(tunnel, encrypted)]
-        return self._endpoint_deliver(tunnel, encrypted)
+            return self._forward_raw(tunnel, tunnel.layer.encrypt(payload, tunnel.next_tunnel_id_bytes), expiration_s)
+        return self._endpoint_deliver(tunnel, tunnel.layer.encrypt(payload))
 
-    def _forward(self, tunnel: TransitTunnel, payload: bytes) -> SendToRouter:
+    def _forward_raw(self, tunnel: TransitTunnel, body: bytes, expiration_s: int | None = None
+                     ) -> tuple[bytes, RawI2NP]:
+        """The TunnelData `body` (next tunnel id included) to the next hop, counted."""
         tunnel.messages_out += 1
-        self.stats.messages_forwarded += 1
-        self.stats.bytes_forwarded += TunnelData.SIZE
-        self._meter.add(TunnelData.SIZE, self._clock.monotonic())
-        message = I2NPMessage(MessageType.TUNNEL_DATA, self._new_msg_id(),
-                              self._expiration(TUNNEL_MESSAGE_EXPIRATION_MS), tunnel.next_tunnel_id_bytes + payload)
-        return SendToRouter(tunnel.next_hash, message)
+        stats = self.stats
+        stats.messages_forwarded += 1
+        stats.bytes_forwarded += TunnelData.SIZE
+        if expiration_s is None:
+            expiration_s = self.expiration_s()
+        return tunnel.next_hash, (MessageType.TUNNEL_DATA, self._new_msg_id(), expiration_s, body)
+
+    def _forward(self, tunnel: TransitTunnel, body: bytes) -> SendToRouter:
+        next_hash, raw = self._forward_raw(tunnel, body)
+        return SendToRouter(next_hash, I2NPMessage.from_raw(raw))
 
     def _endpoint_deliver(self, tunnel: TransitTunnel, payload: bytes) -> list[TunnelEvent]:
         assert tunnel.reassembler is not None
@@ -483,7 +507,6 @@ class TransitManager:
             tunnel.messages_out += 1
             self.stats.messages_forwarded += 1
             self.stats.bytes_forwarded += size
-            self._meter.add(size, self._clock.monotonic())
         return events
 
     def handle_tunnel_gateway(self, gateway: TunnelGateway, from_hash: bytes | None = None, *,
@@ -519,12 +542,14 @@ class TransitManager:
 
     def _gateway_payloads(self, tunnel: TransitTunnel, partial: bool) -> list[TunnelEvent]:
         assert tunnel.fragmenter is not None
-        return [self._forward(tunnel, tunnel.layer.encrypt(payload))
+        prefix = tunnel.next_tunnel_id_bytes
+        return [self._forward(tunnel, tunnel.layer.encrypt(payload, prefix))
                 for payload in tunnel.fragmenter.flush(partial=partial)]
 
     def expire(self) -> int:
         """Drop tunnels past their lifetime and stale partial messages at our endpoints; returns tunnels dropped."""
         now = self._clock.monotonic()
+        self._meter.roll(now, self.stats.bytes_forwarded)
         stale = [tid for tid, tunnel in self._tunnels.items() if tunnel.expires_at <= now]
         for tid in stale:
             del self._tunnels[tid]

@@ -23,7 +23,7 @@ from core.data.keytypes import CRYPTO_X25519
 from core.data.routerinfo import RouterInfo
 from core.garlic.routers import RouterGarlicReceiver, encrypt_with_reply_key, wrap_for_router
 from core.i2np import (DeliveryStatus, DeliveryType, Garlic, GarlicCloveBlock, GarlicCloveDeliveryInstructions,
-                       I2NPMessage, MessageType, OutboundTunnelBuildReply, ShortTunnelBuild, TunnelBuildReply,
+                       I2NPMessage, MessageType, OutboundTunnelBuildReply, RawI2NP, ShortTunnelBuild, TunnelBuildReply,
                        TunnelData, TunnelGateway, VariableTunnelBuild, VariableTunnelBuildReply)
 from core.transport.ssu2.driver import dialable_ssu2
 
@@ -37,6 +37,7 @@ from .pool import Candidate, PeerTiers, PoolConfig, TunnelPool
 log = logging.getLogger(__name__)
 
 Send = Callable[[bytes, I2NPMessage], bool]
+SendRaw = Callable[[bytes, RawI2NP], bool]
 LookupRouterInfo = Callable[[bytes], Awaitable["RouterInfo | None"]]
 InboundHandler = Callable[[int, I2NPMessage], None]
 
@@ -157,10 +158,12 @@ class TunnelService:
                  rng: Rng = os.urandom, profiles: Any = None, settings: TunnelSettings = TunnelSettings(),
                  transit_policy: TransitPolicy | None = None, garlic: RouterGarlicReceiver | None = None,
                  lookup_router_info: LookupRouterInfo | None = None,
-                 connected: Callable[[bytes], bool] = lambda peer: False, ssu2: bool = False):
+                 connected: Callable[[bytes], bool] = lambda peer: False, ssu2: bool = False,
+                 send_raw: SendRaw | None = None):
         self.router_hash = router_hash
         self._ssu2 = ssu2             # SSU2-only routers can be hops too
         self._send = send
+        self._send_raw = send_raw     # the transport's send of short-header tuples, for the relay path
         self._lookup = lookup_router_info
         self._connected = connected   # a session to the peer is up: send without its RouterInfo
         self._waiting: dict[bytes, deque[I2NPMessage]] = {}  # next hops being looked up, with their messages
@@ -662,6 +665,45 @@ class TunnelService:
         else:
             self._schedule_gateway_flush()
         return handled
+
+    def relay_tunnel_data(self, peer_hash: bytes, items: list) -> list:
+        """The relay path: of one read's items from a directly connected peer (I2NP messages as RawI2NP tuples,
+        other blocks as they are), pass the TunnelData of transit tunnels on, with no object per message, and
+        return the rest in order for handle_message(). The same TransitManager.relay() as handle_message()."""
+        rest = []
+        transit = self.transit
+        relay = transit.relay
+        ends = self._inbound_ends
+        now, expiration_s = self.clock.monotonic(), transit.expiration_s()
+        tunnel_data, size = int(MessageType.TUNNEL_DATA), TunnelData.SIZE
+        for item in items:
+            if type(item) is not tuple or item[0] != tunnel_data:
+                rest.append(item)
+                continue
+            body = item[3]
+            tunnel_id = int.from_bytes(body[:4], "big")
+            if len(body) != size or not tunnel_id or tunnel_id in ends:
+                rest.append(item)   # malformed ones are told apart there, ours are read there
+                continue
+            try:
+                out = relay(tunnel_id, body[4:], peer_hash, now, expiration_s)
+                if type(out) is tuple:
+                    self._relay_send(*out)
+                elif out:
+                    self._dispatch(out)
+            except (ProtocolError, ValueError) as exc:
+                self.stats["malformed"] += 1
+                log.debug("tunnel message from %s dropped: %s", peer_hash.hex()[:8], exc)
+            except Exception:   # as on the message path: a bug costs the message, not the session
+                log.exception("relaying a tunnel message from %s failed", peer_hash.hex()[:8])
+        return rest
+
+    def _relay_send(self, target: bytes, raw: RawI2NP) -> None:
+        if self._send_raw is not None and self._connected(target):
+            if not self._send_raw(target, raw):
+                self.stats["send_failures"] += 1
+        else:
+            self._send_to(target, I2NPMessage.from_raw(raw))
 
     def _handle(self, peer: bytes, message: I2NPMessage, depth: int) -> tuple[bool, list[TunnelEvent]]:
         kind = message.type

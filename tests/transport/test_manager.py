@@ -22,7 +22,7 @@ class FakeConnection:
         self.peer_router_info = b""
         self.closed = False
         self.sent: list = []
-        self.writes: list[list] = []   # one entry per send_nowait() or send_messages_nowait()
+        self.writes: list[list] = []   # one entry per send_nowait() or send_raw_nowait()
         self.receiver = None
         self.bytes_sent = self.bytes_received = 0
         self.close_reason = None
@@ -40,8 +40,8 @@ class FakeConnection:
         self.sent.extend(self.writes[-1])
         return True
 
-    def send_messages_nowait(self, messages) -> bool:
-        return self.send_nowait(messages)
+    def send_raw_nowait(self, messages) -> bool:
+        return self.send_nowait([I2NPMessage.from_raw(raw) for raw in messages])
 
     def set_receiver(self, receiver) -> None:
         self.receiver = receiver
@@ -158,4 +158,46 @@ async def test_a_read_is_handled_in_order_and_a_bad_message_costs_only_itself():
     conn.receiver(conn, [(MessageType.DATA, i, 7, b"\x00\x00\x00\x01x") for i in range(1, 5)]
                   + [RouterInfoBlock(b"ri")])
     assert handled == [1, 2, 4] and infos == [b"ri"]
+    await m.stop()
+
+
+async def test_the_relay_path_takes_its_messages_first_and_the_rest_go_on_in_order():
+    handled: list[int] = []
+    relayed: list[int] = []
+    clock = FakeClock()
+
+    def relay(peer, items):
+        assert peer == PEER
+        relayed.extend(item[1] for item in items if type(item) is tuple and item[0] == MessageType.TUNNEL_DATA)
+        return [item for item in items if not (type(item) is tuple and item[0] == MessageType.TUNNEL_DATA)]
+
+    m = TransportManager(router_hash=b"\x01" * 32, static_key=None, iv=b"\x00" * 16, netid=99,
+                         router_info=lambda: b"", lookup_router_info=lambda peer: None,
+                         on_message=lambda peer, message: handled.append(message.msg_id),
+                         on_router_info=lambda peer, info: None, clock=clock)
+    m.relay = relay
+    conn = FakeConnection(PEER)
+    m._inbound(conn)
+    conn.receiver(conn, [(MessageType.TUNNEL_DATA, 1, 7, bytes(1028)), (MessageType.DATA, 2, 7, b"\x00\x00\x00\x01x"),
+                         (MessageType.TUNNEL_DATA, 3, 7, bytes(1028)), (MessageType.DATA, 4, 7, b"\x00\x00\x00\x01y")])
+    assert relayed == [1, 3] and handled == [2, 4]
+    clock.advance(100.0)
+    conn.receiver(conn, [(MessageType.TUNNEL_DATA, 5, 7, bytes(1028))])
+    assert m._last_i2np[PEER] == clock.monotonic()     # a session that only relays is not idle
+    await m.stop()
+
+
+async def test_raw_and_message_sends_share_one_outbox_in_order():
+    m = manager([])
+    conn = FakeConnection(PEER)
+    m._inbound(conn)
+    assert m.send_raw(PEER, (MessageType.TUNNEL_DATA, 1, 7, bytes(1028)))
+    assert m.send(PEER, I2NPMessage(MessageType.DATA, 2, 7000, b"\x00\x00\x00\x01x"))
+    assert m.send_raw(PEER, (MessageType.TUNNEL_DATA, 3, 7, bytes(1028)))
+    await asyncio.sleep(0)
+    assert len(conn.writes) == 1 and [msg.msg_id for msg in conn.writes[0]] == [1, 2, 3]
+    assert m.send_raw(PEER, (MessageType.TUNNEL_DATA, 4, 7, bytes(1028)))
+    await conn.close()             # closed before the loop turned: what waited is counted as dropped
+    await asyncio.sleep(0)
+    assert len(conn.writes) == 1 and m.dropped_messages == 1
     await m.stop()

@@ -227,3 +227,38 @@ def test_random_packing_and_chunking(blocks, frame_target, chunks):
         pos, i = pos + step, i + 1
     assert received == list(blocks) + [b.DateTimeBlock(3)]
     assert bob.buffered == 0 and bob.frames_received == alice.frames_sent
+
+
+def test_pack_i2np_coalesces_messages_into_few_frames_in_order_within_the_target():
+    alice, bob = pair(frame_target=16384, max_padding=15)
+    messages = [(18, i + 1, 1_750_000_010, i.to_bytes(4, "big") + bytes(1024)) for i in range(100)]
+    wire = alice.pack_i2np(messages)
+    frames = bob.feed(wire)
+    per_frame = 16384 // (b.I2NP_BLOCK_OVERHEAD + 1028)       # 15 whole 1040-byte blocks fit a 16 KB frame
+    assert len(frames) == alice.frames_sent == -(-100 // per_frame)
+    received = [blk for frame in frames for blk in frame if not isinstance(blk, b.PaddingBlock)]
+    assert [(blk.msg_type, blk.msg_id, blk.expiration, blk.body) for blk in received] == messages
+    assert all(sum(len(blk.to_bytes()) for blk in frame) <= 16384 + b.BLOCK_HEADER_SIZE + 15 for frame in frames)
+    assert alice.pack_i2np(messages) != wire    # same messages, next nonces: nothing is cached
+
+
+def test_pack_i2np_is_pack_of_i2np_blocks():
+    alice, _ = pair(frame_target=3000, max_padding=0)
+    alice2, _ = pair(frame_target=3000, max_padding=0)
+    messages = [(20, i, 7, bytes(range(i % 256)) * 3) for i in range(1, 30)]
+    assert alice.pack_i2np(messages) == alice2.pack([b.I2NPBlock(*m) for m in messages])
+    with pytest.raises(ValueError):
+        alice.pack_i2np([(20, 1, 2, bytes(b.MAX_BLOCK_DATA - 8))])
+
+
+def test_mixed_frames_of_a_peer_parse_in_order():
+    # a peer's frame may carry any blocks in any order, I2NP ones among them (ntcp2.rst "Data Phase")
+    alice, bob = pair()
+    first = [b.DateTimeBlock(9), b.I2NPBlock(18, 1, 5, bytes(1028)), b.RouterInfoBlock(b"R" * 200),
+             b.I2NPBlock(20, 2, 5, b"\x00\x00\x00\x01x"), b.OptionsBlock(0, 0, 0, 0, 0, 0, 0, 0, b"")]
+    second = [b.I2NPBlock(18, 3, 5, bytes(1028)), b.UnknownBlock(224, b"x"), b.PaddingBlock(bytes(7))]
+    bob.receive_data(alice.encrypt_frame(first) + alice.encrypt_frame(second))
+    assert bob.next_items() == [first[0], (18, 1, 5, bytes(1028)), first[2], (20, 2, 5, b"\x00\x00\x00\x01x"),
+                                first[4]]
+    assert bob.next_items() == [(18, 3, 5, bytes(1028)), *second[1:]]
+    assert bob.next_items() is None

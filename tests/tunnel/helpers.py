@@ -39,3 +39,14 @@ def routers(count: int) -> list[TestRouter]:
     while len(_ROUTERS) < count:
         _ROUTERS.append(TestRouter(_ROUTER_RNG))
     return _ROUTERS[:count]
+
+
+def reveal_for_second_hop(request) -> bytes:
+    """A 2-hop build's ShortTunnelBuild body as its second hop receives it: the first hop's reply layer taken
+    off its record, so the second hop can be handed the build directly."""
+    from core.tunnel.build import chacha_record
+    records = list(request.message.records)
+    first, second = request.pending.hops
+    index = second.record_index
+    records[index] = chacha_record(first.keys.reply_key, index, records[index])
+    return bytes((len(records),)) + b"".join(records)

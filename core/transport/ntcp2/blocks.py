@@ -8,7 +8,7 @@ from typing import ClassVar, Iterable, Self, Union
 
 from core.data.errors import ParseError
 from core.data.reader import Reader
-from core.i2np.header import I2NPMessage
+from core.i2np.header import I2NPMessage, RawI2NP
 
 BLOCK_HEADER_SIZE = 3
 MAX_FRAME_PAYLOAD = 65519           # 65535-byte ChaChaPoly frame minus the 16-byte MAC
@@ -27,9 +27,6 @@ _BLOCK_HEADER = struct.Struct(">BH")
 _I2NP_SHORT_HEADER = struct.Struct(">BII")
 _I2NP_BLOCK_HEADER = struct.Struct(">BHBII")  # block header, then the I2NP short header
 I2NP_BLOCK_OVERHEAD = _I2NP_BLOCK_HEADER.size
-
-# an I2NP block as the receive path hands it on: (msg_type, msg_id, expiration seconds, body)
-RawI2NP = tuple[int, int, int, bytes]
 
 
 class TerminationReason(IntEnum):
@@ -206,9 +203,19 @@ class I2NPBlock:
 
 def encode_i2np_block(msg_type: int, msg_id: int, expiration_s: int, body: bytes) -> bytes:
     """An I2NP block's bytes straight from the fields (the send path builds no block object)."""
-    if len(body) + 9 > MAX_BLOCK_DATA:
-        raise ValueError(f"NTCP2 block data of {len(body) + 9} bytes exceeds {MAX_BLOCK_DATA}")
-    return _I2NP_BLOCK_HEADER.pack(I2NP, len(body) + 9, msg_type, msg_id, expiration_s) + body
+    return encode_i2np_blocks([(msg_type, msg_id, expiration_s, body)])[0]
+
+
+def encode_i2np_blocks(messages: Iterable[RawI2NP]) -> list[bytes]:
+    """The I2NP blocks of messages in short-header terms, one loop for a whole send."""
+    pack = _I2NP_BLOCK_HEADER.pack
+    out = []
+    for msg_type, msg_id, expiration_s, body in messages:
+        size = len(body) + 9
+        if size > MAX_BLOCK_DATA:
+            raise ValueError(f"NTCP2 block data of {size} bytes exceeds {MAX_BLOCK_DATA}")
+        out.append(pack(I2NP, size, msg_type, msg_id, expiration_s) + body)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +362,8 @@ def split_frame(payload: bytes, structure: str = "NTCP2 frame") -> list[Block | 
                 raise ParseError(f"I2NP block size {size}, must be at least 9", structure=f"NTCP2 block {I2NP}",
                                  offset=start)
             items.append((*_I2NP_SHORT_HEADER.unpack_from(payload, start), payload[start + 9:stop]))
+        elif block_type == PADDING:  # once a frame: no Reader for it
+            items.append(PaddingBlock(payload[start:stop]))
         else:
             items.append(read_block(Reader(payload, structure, pos, stop)))
         pos, last_type = stop, block_type

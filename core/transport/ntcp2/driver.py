@@ -16,7 +16,7 @@ from core.data.errors import ProtocolError
 from core.i2np.header import I2NPMessage
 
 from .blocks import (Block, DateTimeBlock, I2NPBlock, OptionsBlock, PaddingBlock, RawI2NP, RouterInfoBlock,
-                     TerminationBlock, TerminationReason, UnknownBlock, blocks_of, encode_i2np_block)
+                     TerminationBlock, TerminationReason, UnknownBlock, blocks_of)
 from .handshake import HandshakeResult, Initiator, ReplayCache, Responder
 from .session import DataPhase, FrameError
 
@@ -220,15 +220,14 @@ class NTCP2Connection(BlockReceiver):
         if held:
             receiver(self, held)
 
-    def send_messages_nowait(self, messages: Iterable[I2NPMessage]) -> bool:
-        """send_nowait() for I2NP messages, encoding their blocks without block objects."""
+    def send_raw_nowait(self, messages: list[RawI2NP]) -> bool:
+        """send_nowait() for I2NP messages in short-header terms, encoding their blocks without block objects."""
         if self._closed:
             raise ConnectionClosed(self.close_reason)
         if self._writer.transport.get_write_buffer_size() > self._settings.max_write_buffer:
             return False
-        encoded = [encode_i2np_block(m.type, m.msg_id, m.expiration_seconds, m.body) for m in messages]
-        if encoded:
-            self._write(self.data_phase.pack_encoded(encoded))
+        if messages:
+            self._write(self.data_phase.pack_i2np(messages))
         return True
 
     def send_nowait(self, items: Block | I2NPMessage | Iterable[Block | I2NPMessage]) -> bool:

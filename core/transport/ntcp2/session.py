@@ -12,12 +12,13 @@ from core.crypto.siphash import siphash24
 from core.data.errors import CryptoError, ParseError, ProtocolError
 
 from .blocks import (BLOCK_HEADER_SIZE, MAX_FRAME_PAYLOAD, Block, PaddingBlock, RawI2NP, TerminationBlock,
-                     TerminationReason, blocks_of, split_frame, termination)
+                     TerminationReason, blocks_of, encode_i2np_blocks, split_frame, termination)
 
 MAX_FRAME_SIZE = 65535              # ChaChaPoly frame incl. MAC; the 2-byte length field's limit
 MIN_FRAME_SIZE = TAG_LEN            # an empty frame is just the MAC
 DEFAULT_FRAME_TARGET = 16384        # ntcp2.rst: keep frames to a few KB so receivers get MACs early
 DEFAULT_MAX_PADDING = 15
+_RANDOM_POOL = 4096                 # padding bytes and sizes drawn from the RNG at once
 _NONCE_LIMIT = 2**64 - 1            # ntcp2.rst "ChaCha20/Poly1305": 2**64-1 must never be sent
 
 
@@ -92,6 +93,7 @@ class DataPhase:
         self._tx_len = LengthObfuscator(keys.send_sip_key, keys.send_sip_iv)
         self._rx_len = LengthObfuscator(keys.receive_sip_key, keys.receive_sip_iv)
         self._rng = rng
+        self._random_pool, self._random_pos = b"", 0
         self.max_padding = max_padding
         self.frame_target = frame_target
         self.frames_sent = 0
@@ -125,12 +127,24 @@ class DataPhase:
         limit = min(self.max_padding, room - BLOCK_HEADER_SIZE)
         if limit < 0:
             return None
-        size = int.from_bytes(self._rng(2), "big") % (limit + 1)
-        return PaddingBlock(self._rng(size))
+        size = int.from_bytes(self._random(2), "big") % (limit + 1)
+        return PaddingBlock(self._random(size))
+
+    def _random(self, n: int) -> bytes:
+        """`n` bytes of the RNG, drawn a few KB at a time: a system call per frame cost more than its cipher."""
+        pos = self._random_pos
+        if pos + n > len(self._random_pool):
+            self._random_pool, pos = self._rng(max(n, _RANDOM_POOL)), 0
+        self._random_pos = pos + n
+        return self._random_pool[pos:pos + n]
 
     def pack(self, blocks: Iterable[Block], *, pad: bool = True) -> bytes:
         """Frames holding `blocks` in order (each whole), filled up to frame_target, each with random padding."""
         return self.pack_encoded([block.to_bytes() for block in blocks], pad=pad)
+
+    def pack_i2np(self, messages: Iterable[RawI2NP], *, pad: bool = True) -> bytes:
+        """pack() of I2NP messages in short-header terms (the send path: no block objects)."""
+        return self.pack_encoded(encode_i2np_blocks(messages), pad=pad)
 
     def pack_encoded(self, encoded_blocks: Iterable[bytes], *, pad: bool = True) -> bytes:
         """pack() of blocks already encoded (the send path encodes I2NP blocks without block objects)."""

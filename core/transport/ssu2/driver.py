@@ -15,7 +15,7 @@ from core.data.encoding import b64decode
 from core.data.errors import ProtocolError
 from core.data.routerinfo import RouterInfo
 from core.garlic.limits import KeyedBuckets
-from core.i2np.header import I2NPMessage
+from core.i2np.header import I2NPMessage, RawI2NP
 from core.transport.ntcp2.driver import _CLOSED, BlockReceiver, ConnectionClosed
 
 from . import header as h
@@ -115,9 +115,10 @@ class SSU2Connection(BlockReceiver):
 
     # sending
 
-    def send_messages_nowait(self, messages) -> bool:
-        """I2NP messages, as NTCP2Connection.send_messages_nowait (the transport manager's send path)."""
-        return self.send_nowait(list(messages))
+    def send_raw_nowait(self, messages: list[RawI2NP]) -> bool:
+        """I2NP messages in short-header terms, as NTCP2Connection.send_raw_nowait (the transport manager's
+        send path)."""
+        return self.send_nowait([I2NPMessage.from_raw(raw) for raw in messages])
 
     def send_nowait(self, items) -> bool:
         if self._closed:
