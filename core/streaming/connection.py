@@ -25,6 +25,9 @@ RTT_ALPHA = 0.125   # RFC 6298, streaming-api.md "Other Parameters"
 RTT_BETA = 0.25
 RTO_K = 4
 REORDER_FACTOR = 1.25
+UNCHOKES_TO_SEND = 8
+"""The unchoking endpoint sends several packets with an unchoke (streaming-api.md "Choking"): one alone may be
+lost, or overtaken by the older choke on a faster tunnel."""
 
 
 class State(enum.Enum):
@@ -103,6 +106,7 @@ class Connection:
         self.timeouts = 0   # retransmission timeouts: the path to the peer may be broken
         self._lost_before: float | None = None   # after a timeout: what was last sent before this is presumed lost
         self._peer_choked = False
+        self._delay_ack_through = -1   # ackThrough of the newest packet whose choke state we took
         # receive side
         self._recv_next = 0
         self._highest_received = -1
@@ -119,7 +123,7 @@ class Connection:
         self._ack_now = False
         self._ack_deadline: float | None = None
         self._choking = False
-        self._unchoke_pending = False
+        self._unchokes_left = 0
         # lifecycle
         self._state_terminated: State | None = None
         self._linger_deadline: float | None = None
@@ -282,7 +286,8 @@ class Connection:
         if not packet.flags & pk.NO_ACK and self._syn_sent:
             self._process_ack(packet, now)
         if packet.delay_requested is not None:
-            self._process_delay(packet.delay_requested, now, answer=not packet.is_plain_ack)
+            ack_through = -1 if packet.flags & pk.NO_ACK else packet.ack_through
+            self._process_delay(packet.delay_requested, now, answer=not packet.is_plain_ack, ack_through=ack_through)
         if packet.is_plain_ack:
             return
         if self._state_terminated is not None:
@@ -300,17 +305,24 @@ class Connection:
         except ProtocolError:
             return False  # a signing type we cannot check
 
-    def _process_delay(self, delay: int, now: float, *, answer: bool) -> None:
+    def _process_delay(self, delay: int, now: float, *, answer: bool, ack_through: int = -1) -> None:
+        # a packet that acknowledges less than the one whose choke state we took was sent before it: its state is old
+        current = ack_through >= self._delay_ack_through
         if delay > pk.MAX_DELAY:
-            if not self._peer_choked:
-                self.stats["choked_by_peer"] += 1
-            self._peer_choked = True
+            if current:
+                self._delay_ack_through = ack_through
+                if not self._peer_choked:
+                    self.stats["choked_by_peer"] += 1
+                self._peer_choked = True
             return
-        if self._peer_choked:
-            self._peer_choked = False
-            oldest = next(iter(self._unacked.values()), None)
-            if oldest is not None:
-                self._retransmit(oldest, now)
+        if current:
+            self._delay_ack_through = ack_through
+            if self._peer_choked:
+                self._peer_choked = False
+                oldest = next(iter(self._unacked.values()), None)
+                # resent only when the receiver has seen later packets (it dropped this one while full)
+                if oldest is not None and (ack_through < 0 or oldest.seq <= ack_through):
+                    self._retransmit(oldest, now)
         if not answer:
             return  # plain ACKs are never acknowledged
         if delay == 0:
@@ -352,7 +364,6 @@ class Connection:
             queued = self._ooo.pop(self._recv_next)
             self._ooo_bytes -= len(queued.payload)
             self._deliver(queued)
-        self._unchoke_pending = False
         if self._recv_bytes > self.config.inbound_buffer_size // 2:
             self._choke()  # only unread data: out-of-order data waits on the network, not the reader
 
@@ -388,7 +399,7 @@ class Connection:
     def _check_unchoke(self) -> None:
         if self._choking and self._recv_bytes <= self.config.inbound_buffer_size // 4:
             self._choking = False
-            self._unchoke_pending = True
+            self._unchokes_left = UNCHOKES_TO_SEND
             self._ack_now = True
 
     def _process_ack(self, packet: Packet, now: float) -> None:
@@ -642,8 +653,9 @@ class Connection:
     def _delay_option(self) -> int | None:
         if self._choking:
             return pk.CHOKE_DELAY
-        if self._unchoke_pending:
-            return 0  # until data flows again (streaming-api.md "Choking")
+        if self._unchokes_left:
+            self._unchokes_left -= 1
+            return 0
         return None
 
     def _resend_delay(self) -> int:

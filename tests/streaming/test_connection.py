@@ -423,3 +423,47 @@ def test_random_and_mutated_input_never_raises(alice, bob):
         pair.b.datagrams_to_send()
     assert pair.b.stats["dropped_malformed"] > 0
     assert len(pair.b.connections) <= pair.b.limits.max_concurrent_streams
+
+
+def test_a_lost_unchoke_is_repeated(alice, bob):
+    """The first unchoke is lost: later packets repeat it, so the sender resumes instead of probing forever."""
+    pair = Pair(alice, bob, config=StreamConfig(receive_buffer_size=40_000))
+    dropped = []
+
+    def lose_first_unchoke(to, datagram):
+        packet = Packet.parse(datagram.payload)
+        if to == alice.destination.hash and packet.delay_requested == 0 and not dropped:
+            dropped.append(packet)
+            return None
+        return datagram
+    client = pair.a.connect(bob.destination)
+    client.send(pair.rnd.randbytes(400_000))
+    server = pair.accept()
+    assert pair.run(lambda: client.peer_choked, timeout=30)
+    pair.net.tap = lose_first_unchoke
+    server.read()
+    assert pair.run(lambda: not client.peer_choked, timeout=5) and dropped
+
+
+def test_a_choke_older_than_the_unchoke_is_ignored(alice, bob):
+    """A choke overtaken by a later unchoke (another tunnel was faster) must not stop the sender."""
+    pair = Pair(alice, bob)
+    client = pair.a.connect(bob.destination)
+    client.send(pair.rnd.randbytes(20_000))
+    server = pair.accept()
+    assert pair.run(lambda: client.all_sent_acked and server.readable == 20_000)
+    last = client._next_seq - 1
+
+    def ack(ack_through, delay):
+        pair.a.receive(Packet(client.receive_stream_id, server.receive_stream_id, 0, ack_through,
+                              flags=pk.DELAY_REQUESTED, delay_requested=delay).to_bytes())
+    ack(last, pk.CHOKE_DELAY)
+    assert client.peer_choked
+    ack(last, 0)
+    assert not client.peer_choked
+    ack(last - 1, pk.CHOKE_DELAY)   # sent before the unchoke
+    assert not client.peer_choked
+    ack(last, pk.CHOKE_DELAY)
+    assert client.peer_choked
+    ack(last - 2, 0)                # sent before the choke
+    assert client.peer_choked
