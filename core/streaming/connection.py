@@ -124,6 +124,7 @@ class Connection:
         self._ack_deadline: float | None = None
         self._choking = False
         self._unchokes_left = 0
+        self._last_read: float | None = None
         # lifecycle
         self._state_terminated: State | None = None
         self._linger_deadline: float | None = None
@@ -233,6 +234,7 @@ class Connection:
                 self._recv_offset += need
                 need = 0
         self._recv_bytes -= max_bytes
+        self._last_read = self.clock.monotonic()
         self._check_unchoke()
         return b"".join(parts)
 
@@ -364,7 +366,7 @@ class Connection:
             queued = self._ooo.pop(self._recv_next)
             self._ooo_bytes -= len(queued.payload)
             self._deliver(queued)
-        if self._recv_bytes > self.config.inbound_buffer_size // 2:
+        if self._recv_bytes > self.config.inbound_buffer_size // 2 and not self._reader_keeps_up(now):
             self._choke()  # only unread data: out-of-order data waits on the network, not the reader
 
     def _deliver(self, packet: Packet) -> None:
@@ -389,6 +391,11 @@ class Connection:
         if self.srtt is None:
             return self.config.initial_ack_delay
         return max(0.001, min(self.config.initial_ack_delay, self.srtt / 4))
+
+    def _reader_keeps_up(self, now: float) -> bool:
+        """The application read within the last round trip: a burst that arrived in one turn of the loop is
+        read in the next, so only a full buffer chokes (as Java does); an idle reader is choked at half."""
+        return self._last_read is not None and now - self._last_read <= max(self.srtt or 0.0, self.config.min_rto)
 
     def _choke(self) -> None:
         if not self._choking:

@@ -467,3 +467,25 @@ def test_a_choke_older_than_the_unchoke_is_ignored(alice, bob):
     assert client.peer_choked
     ack(last - 2, 0)                # sent before the choke
     assert client.peer_choked
+
+
+def test_a_reader_that_keeps_up_is_not_choked_by_a_burst(alice, bob):
+    """A whole window arriving between two reads fills more than half the buffer; the reader reads every
+    50 ms, so the sender is not choked (an idle reader is: test_choke_when_the_reader_stalls)."""
+    pair = Pair(alice, bob)
+    client = pair.a.connect(bob.destination)
+    data = pair.rnd.randbytes(1_500_000)
+    client.send(data)
+    client.close()
+    server = pair.accept()
+    got = bytearray()
+    next_read = [0.0]
+
+    def read_every_50ms():
+        if pair.clock.monotonic() >= next_read[0]:
+            next_read[0] = pair.clock.monotonic() + 0.05
+            got.extend(server.read())
+        return server.at_eof
+    assert pair.run(read_every_50ms, timeout=120)
+    assert bytes(got) == data
+    assert client.cwnd >= 64 and pair.b.stats["chokes_sent"] == 0
