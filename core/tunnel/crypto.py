@@ -14,7 +14,6 @@ from core.data.errors import CryptoError
 
 IV_SIZE = 16
 PAYLOAD_SIZE = 1024  # IV + 1008 encrypted bytes (tunnel-message.rst "Tunnel Message (Encrypted)")
-ENCRYPTED_SIZE = PAYLOAD_SIZE - IV_SIZE
 
 
 class LayerCipher:
@@ -23,10 +22,11 @@ class LayerCipher:
     A CBC context cannot take a new IV, so encrypt() steers long-lived CBC contexts instead: a CBC
     encryptor whose last output block is `s` turns the input block D(x) XOR s into x, so prefixing that
     block makes the next output chain from any IV we choose. One update on the IV key's CBC context gives
-    E(IV) and E(E(IV)); one on the layer key's gives the data under E(IV).
+    E(IV) and E(E(IV)); one on the layer key's gives the data under E(IV). A CBC decryptor chains from the
+    ciphertext block it was last given, so decrypt() feeds it the IV first and drops that block's output.
     """
 
-    __slots__ = ("_iv_cbc", "_iv_last", "_layer_cbc", "_layer_last", "_layer_ecb_dec", "_iv_dec")
+    __slots__ = ("_iv_cbc", "_iv_last", "_layer_cbc", "_layer_last", "_layer_ecb_dec", "_iv_dec", "_layer_cbc_dec")
 
     def __init__(self, layer_key: bytes, iv_key: bytes):
         if len(layer_key) != 32 or len(iv_key) != 32:
@@ -37,6 +37,7 @@ class LayerCipher:
         self._iv_last = self._layer_last = 0  # the chaining block of each CBC context, as an integer
         self._iv_dec = Cipher(algorithms.AES(iv_key), modes.ECB()).decryptor()
         self._layer_ecb_dec = Cipher(algorithms.AES(layer_key), modes.ECB()).decryptor()
+        self._layer_cbc_dec = Cipher(algorithms.AES(layer_key), modes.CBC(zero)).decryptor()
 
     def encrypt(self, payload: bytes) -> bytes:
         """The participant's operation on IV || data (1024 bytes): E(E(IV)) || CBC-E(data) under E(IV)."""
@@ -53,15 +54,12 @@ class LayerCipher:
         return ivs[IV_SIZE:] + out[IV_SIZE:]
 
     def decrypt(self, payload: bytes) -> bytes:
-        """The inverse of encrypt(); CBC decryption as one ECB pass XORed with the shifted ciphertext."""
+        """The inverse of encrypt(): the data CBC-decrypted under D(IV), then the IV decrypted once more."""
         if len(payload) != PAYLOAD_SIZE:
             raise CryptoError(f"tunnel payload must be {PAYLOAD_SIZE} bytes, got {len(payload)}")
         iv = self._iv_dec.update(payload[:IV_SIZE])
-        data = payload[IV_SIZE:]
-        blocks = self._layer_ecb_dec.update(data)
-        chained = iv + data[:-IV_SIZE]
-        plain = (int.from_bytes(blocks, "big") ^ int.from_bytes(chained, "big")).to_bytes(ENCRYPTED_SIZE, "big")
-        return self._iv_dec.update(iv) + plain
+        plain = self._layer_cbc_dec.update(iv + payload[IV_SIZE:])   # block 0 is junk: it only sets the chain
+        return self._iv_dec.update(iv) + plain[IV_SIZE:]
 
 
 class CreatorLayers:
