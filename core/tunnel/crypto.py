@@ -22,11 +22,10 @@ class LayerCipher:
     A CBC context cannot take a new IV, so encrypt() steers long-lived CBC contexts instead: a CBC
     encryptor whose last output block is `s` turns the input block D(x) XOR s into x, so prefixing that
     block makes the next output chain from any IV we choose. One update on the IV key's CBC context gives
-    E(IV) and E(E(IV)); one on the layer key's gives the data under E(IV). A CBC decryptor chains from the
-    ciphertext block it was last given, so decrypt() feeds it the IV first and drops that block's output.
+    E(IV) and E(E(IV)); one on the layer key's gives the data under E(IV).
     """
 
-    __slots__ = ("_iv_cbc", "_iv_last", "_layer_cbc", "_layer_last", "_layer_ecb_dec", "_iv_dec", "_layer_cbc_dec")
+    __slots__ = ("_iv_cbc", "_iv_last", "_layer_cbc", "_layer_last", "_layer_ecb_dec", "_iv_dec", "_layer_steer")
 
     def __init__(self, layer_key: bytes, iv_key: bytes):
         if len(layer_key) != 32 or len(iv_key) != 32:
@@ -37,7 +36,7 @@ class LayerCipher:
         self._iv_last = self._layer_last = 0  # the chaining block of each CBC context, as an integer
         self._iv_dec = Cipher(algorithms.AES(iv_key), modes.ECB()).decryptor()
         self._layer_ecb_dec = Cipher(algorithms.AES(layer_key), modes.ECB()).decryptor()
-        self._layer_cbc_dec = Cipher(algorithms.AES(layer_key), modes.CBC(zero)).decryptor()
+        self._layer_steer = Cipher(algorithms.AES(layer_key), modes.CBC(zero)).decryptor()
 
     def encrypt(self, payload: bytes) -> bytes:
         """The participant's operation on IV || data (1024 bytes): E(E(IV)) || CBC-E(data) under E(IV)."""
@@ -54,11 +53,12 @@ class LayerCipher:
         return ivs[IV_SIZE:] + out[IV_SIZE:]
 
     def decrypt(self, payload: bytes) -> bytes:
-        """The inverse of encrypt(): the data CBC-decrypted under D(IV), then the IV decrypted once more."""
+        """The inverse of encrypt(): the data CBC-decrypted under D(IV), then the IV decrypted once more. The CBC
+        decryptor chains from the last block it was given, so it is fed D(IV) first and that block's output dropped."""
         if len(payload) != PAYLOAD_SIZE:
             raise CryptoError(f"tunnel payload must be {PAYLOAD_SIZE} bytes, got {len(payload)}")
         iv = self._iv_dec.update(payload[:IV_SIZE])
-        plain = self._layer_cbc_dec.update(iv + payload[IV_SIZE:])   # block 0 is junk: it only sets the chain
+        plain = self._layer_steer.update(iv + payload[IV_SIZE:])
         return self._iv_dec.update(iv) + plain[IV_SIZE:]
 
 
