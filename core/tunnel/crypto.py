@@ -14,6 +14,7 @@ from core.data.errors import CryptoError
 
 IV_SIZE = 16
 PAYLOAD_SIZE = 1024  # IV + 1008 encrypted bytes (tunnel-message.rst "Tunnel Message (Encrypted)")
+ENCRYPTED_SIZE = PAYLOAD_SIZE - IV_SIZE
 
 
 class LayerCipher:
