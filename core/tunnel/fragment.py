@@ -263,18 +263,34 @@ def max_message_size(delivery: TunnelDelivery) -> int:
 _MIN_FIRST_FRAGMENT = 64  # below this, a fragmented message starts in a fresh tunnel message
 
 
+def _first_instructions(delivery: TunnelDelivery, message_id: int | None) -> bytes:
+    """First-fragment delivery instructions up to the size field (flag, tunnel id, hash, message id)."""
+    flag = delivery.delivery_type << 5
+    parts = [b""]
+    if delivery.tunnel_id is not None:
+        parts.append(delivery.tunnel_id.to_bytes(4, "big"))
+    if delivery.to_hash is not None:
+        parts.append(delivery.to_hash)
+    if message_id is not None:
+        flag |= _FRAGMENTED
+        parts.append(message_id.to_bytes(4, "big"))
+    parts[0] = bytes((flag,))
+    return b"".join(parts)
+
+
 class TunnelFragmenter:
     """Gateway preprocessing: packs messages into 1024-byte cleartext payloads, fragmenting as needed.
 
     put() queues; flush() completes the partial payload and returns every finished one (IV random,
-    checksum set, nonzero padding in front).
+    checksum set, nonzero padding in front). Fragments are written as bytes (the layout FirstFragment and
+    FollowOnFragment encode), each payload joined once.
     """
 
-    __slots__ = ("_rng", "_current", "_room", "_done")
+    __slots__ = ("_rng", "_parts", "_room", "_done")
 
     def __init__(self, rng: Rng):
         self._rng = rng
-        self._current: list[Fragment] = []
+        self._parts: list[bytes] = []
         self._room = MAX_BODY_SIZE
         self._done: list[bytes] = []
 
@@ -285,27 +301,29 @@ class TunnelFragmenter:
     def put(self, data: bytes, delivery: TunnelDelivery, message_id: int) -> None:
         if not data:
             raise ValueError("empty message")
-        if len(data) > max_message_size(delivery):
-            raise ValueError(f"{len(data)}-byte message exceeds the {max_message_size(delivery)}-byte tunnel limit")
-        whole = delivery.instructions_size + 2 + len(data)
-        if whole <= self._room:
-            self._add(FirstFragment(delivery, data), whole)
-            return
-        if self._current and not self._fits_from_here(len(data), delivery):
+        size = len(data)
+        if size > max_message_size(delivery):
+            raise ValueError(f"{size}-byte message exceeds the {max_message_size(delivery)}-byte tunnel limit")
+        whole = delivery.instructions_size + 2 + size
+        if whole > self._room and self._parts and not self._fits_from_here(size, delivery):
             self._complete()
-        if whole <= self._room:
-            self._add(FirstFragment(delivery, data), whole)
+        if whole <= self._room:   # tunnel-message.rst "First Fragment Delivery Instructions", unfragmented
+            self._add(_first_instructions(delivery, None) + size.to_bytes(2, "big"), data, whole)
             return
         header = delivery.instructions_size + 4 + 2
         first_size = self._room - header
-        self._add(FirstFragment(delivery, data[:first_size], message_id), self._room)
+        self._add(_first_instructions(delivery, message_id) + first_size.to_bytes(2, "big"), data[:first_size],
+                  self._room)
         offset, number = first_size, 1
         chunk = MAX_BODY_SIZE - FOLLOW_ON_HEADER_SIZE
-        while offset < len(data):
+        msg_id = message_id.to_bytes(4, "big")
+        while offset < size:
             piece = data[offset:offset + chunk]
             offset += len(piece)
-            fragment = FollowOnFragment(message_id, number, offset >= len(data), piece)
-            self._add(fragment, FOLLOW_ON_HEADER_SIZE + len(piece))
+            # "Follow-on Fragment Delivery Instructions": flag (follow-on, number, last), message id, size
+            flag = _FOLLOW_ON | (number << 1) | (offset >= size)
+            self._add(bytes((flag,)) + msg_id + len(piece).to_bytes(2, "big"), piece,
+                      FOLLOW_ON_HEADER_SIZE + len(piece))
             number += 1
 
     def _fits_from_here(self, size: int, delivery: TunnelDelivery) -> bool:
@@ -317,25 +335,28 @@ class TunnelFragmenter:
         chunk = MAX_BODY_SIZE - FOLLOW_ON_HEADER_SIZE
         return -(-rest // chunk) <= MAX_FRAGMENT_NUMBER
 
-    def _add(self, fragment: Fragment, size: int) -> None:
+    def _add(self, instructions: bytes, data: bytes, size: int) -> None:
         if size > self._room:
             self._complete()
-        self._current.append(fragment)
+        self._parts.append(instructions)
+        self._parts.append(data)
         self._room -= size
         if self._room < FOLLOW_ON_HEADER_SIZE + 1:
             self._complete()
 
     def _complete(self) -> None:
-        if self._current:
-            message = TunnelMessage.create(self._rng(IV_SIZE), tuple(self._current), self._rng)
-            self._done.append(message.to_bytes())
-        self._current = []
+        if self._parts:
+            body = b"".join(self._parts)
+            iv = self._rng(IV_SIZE)
+            self._done.append(b"".join((iv, _checksum(body, iv), nonzero_padding(self._room, self._rng), b"\x00",
+                                        body)))
+        self._parts = []
         self._room = MAX_BODY_SIZE
 
     @property
     def partial(self) -> bool:
         """A payload is begun and has room left: flush() sends it padded, or later messages fill it."""
-        return bool(self._current)
+        return bool(self._parts)
 
     def flush(self, *, partial: bool = True) -> list[bytes]:
         """The finished payloads; with `partial`, the begun one too, padded (without, it stays open)."""
