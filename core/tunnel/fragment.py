@@ -105,6 +105,18 @@ class FirstFragment:
     def is_fragmented(self) -> bool:
         return self.message_id is not None
 
+    @property
+    def encoded_size(self) -> int:
+        """len(to_bytes()), without encoding."""
+        size = self.delivery.instructions_size + 2 + len(self.data)
+        if self.delay is not None:
+            size += 1
+        if self.message_id is not None:
+            size += 4
+        if self.extended_options is not None:
+            size += 1 + len(self.extended_options)
+        return size
+
     @classmethod
     def read(cls, r: Reader) -> Self:
         flag_offset = r.pos
@@ -187,6 +199,10 @@ class FollowOnFragment:
             raise r.error("fragment size 0", size_offset)
         return cls(message_id, number, bool(flag & 0x01), r.take(size))
 
+    @property
+    def encoded_size(self) -> int:
+        return FOLLOW_ON_HEADER_SIZE + len(self.data)
+
     def to_bytes(self) -> bytes:
         flag = _FOLLOW_ON | (self.fragment_number << 1) | (1 if self.is_last else 0)
         return (bytes((flag,)) + self.message_id.to_bytes(4, "big") + len(self.data).to_bytes(2, "big")
@@ -213,14 +229,14 @@ class TunnelMessage:
             raise ParseError("IV must be 16 bytes", structure="TunnelMessage")
         if 0 in self.padding:
             raise ParseError("padding must be nonzero", structure="TunnelMessage")
-        used = sum(len(f.to_bytes()) for f in self.fragments)
+        used = sum(f.encoded_size for f in self.fragments)
         if used + len(self.padding) != MAX_BODY_SIZE:
             raise ParseError(f"{used} bytes of fragments and {len(self.padding)} of padding do not fill the message",
                              structure="TunnelMessage")
 
     @classmethod
     def create(cls, iv: bytes, fragments: tuple[Fragment, ...], rng: Rng) -> Self:
-        used = sum(len(f.to_bytes()) for f in fragments)
+        used = sum(f.encoded_size for f in fragments)
         return cls(iv, fragments, nonzero_padding(MAX_BODY_SIZE - used, rng))
 
     @classmethod
@@ -488,8 +504,13 @@ class TunnelReassembler:
     def expire(self) -> int:
         """Drop partial messages past their deadline; returns how many."""
         now = self._clock.monotonic()
-        stale = [mid for mid, partial in self._pending.items() if partial.deadline <= now]
-        for mid in stale:
+        stale = 0
+        # deadlines grow in insertion order (one timeout from the first fragment): the oldest come first
+        while self._pending:
+            mid, partial = next(iter(self._pending.items()))
+            if partial.deadline > now:
+                break
             self._drop(mid)
-        self.expired_messages += len(stale)
-        return len(stale)
+            stale += 1
+        self.expired_messages += stale
+        return stale

@@ -258,3 +258,8 @@ def test_random_bodies_with_valid_checksum(body, iv):
         TunnelReassembler(FakeClock()).receive(payload)
     except ProtocolError:
         pass
+
+
+@given(st.one_of(first_fragments, follow_ons))
+def test_encoded_size_is_the_length_of_the_encoding(fragment):
+    assert fragment.encoded_size == len(fragment.to_bytes())
