@@ -80,23 +80,26 @@ class Packet:
         def require(ok: bool, message: str) -> None:
             if not ok:
                 raise ParseError(message, structure="Packet")
-        for name in ("send_stream_id", "receive_stream_id", "sequence_num", "ack_through"):
-            value = getattr(self, name)
-            require(type(value) is int and 0 <= value < 1 << 32, f"{name} must fit 4 bytes")
-        require(len(self.nacks) <= MAX_NACKS, "at most 255 NACKs")
-        require(all(0 <= n < 1 << 32 for n in self.nacks), "NACKs must fit 4 bytes")
+        for name, value in (("send_stream_id", self.send_stream_id), ("receive_stream_id", self.receive_stream_id),
+                            ("sequence_num", self.sequence_num), ("ack_through", self.ack_through)):
+            require(type(value) is int and 0 <= value <= 0xFFFFFFFF, f"{name} must fit 4 bytes")
+        if self.nacks:
+            require(len(self.nacks) <= MAX_NACKS, "at most 255 NACKs")
+            require(0 <= min(self.nacks) and max(self.nacks) <= 0xFFFFFFFF, "NACKs must fit 4 bytes")
         require(0 <= self.resend_delay < 256, "resend delay must fit 1 byte")
-        require(0 <= self.flags < 1 << 16, "flags must fit 2 bytes")
+        flags = self.flags
+        require(0 <= flags < 1 << 16, "flags must fit 2 bytes")
         for bit, value in ((DELAY_REQUESTED, self.delay_requested), (FROM_INCLUDED, self.from_destination),
                            (MAX_PACKET_SIZE_INCLUDED, self.max_packet_size),
                            (OFFLINE_SIGNATURE, self.offline_signature), (SIGNATURE_INCLUDED, self.signature)):
-            require(bool(self.flags & bit) == (value is not None), f"flag {FLAG_NAMES[bit]} and its option disagree")
+            require(bool(flags & bit) == (value is not None), f"flag {FLAG_NAMES[bit]} and its option disagree")
         if self.delay_requested is not None:
             require(0 <= self.delay_requested < 1 << 16, "delay must fit 2 bytes")
         if self.max_packet_size is not None:
             require(0 <= self.max_packet_size < 1 << 16, "max packet size must fit 2 bytes")
-        require(len(self.options_bytes(with_signature=False)) + len(self.signature or b"") < 1 << 16,
-                "options longer than 65535 bytes")
+        if flags & (FROM_INCLUDED | OFFLINE_SIGNATURE | SIGNATURE_INCLUDED):   # only these make options long
+            require(len(self.options_bytes(with_signature=False)) + len(self.signature or b"") < 1 << 16,
+                    "options longer than 65535 bytes")
 
     # ------------------------------------------------------------ flags
 
