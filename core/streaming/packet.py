@@ -47,6 +47,7 @@ REPLAY_NACK_COUNT = 8
 """A SYN with 8 NACKs carries the recipient's 32-byte hash (streaming.rst "Replay prevention")."""
 
 _HEADER = struct.Struct(">IIIIB")
+_TAIL = struct.Struct(">BHH")   # resendDelay, flags, option size
 
 
 def hash_to_nacks(destination_hash: bytes) -> tuple[int, ...]:
@@ -156,11 +157,12 @@ class Packet:
         `peer` is the far end's Destination from an earlier SYN, which sizes the signature and the
         offline signature of packets that carry no FROM.
         """
-        send_id, receive_id, seq, ack, nack_count = _HEADER.unpack(r.take(17))
+        send_id, receive_id, seq, ack, nack_count = _HEADER.unpack(r.take(_HEADER.size))
         nacks = struct.unpack(f">{nack_count}I", r.take(4 * nack_count)) if nack_count else ()
-        resend_delay = r.u8()
-        flags = r.u16()
-        options = r.sub(r.u16(), "Packet options")
+        resend_delay, flags, options_size = _TAIL.unpack(r.take(_TAIL.size))
+        if not options_size and not flags & OPTION_FLAGS:   # most data packets and ACKs: no options at all
+            return cls(send_id, receive_id, seq, ack, nacks, resend_delay, flags, payload=r.rest())
+        options = r.sub(options_size, "Packet options")
         delay = from_dest = max_size = offline = signature = None
         if flags & DELAY_REQUESTED:
             delay = options.u16()
