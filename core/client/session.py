@@ -17,7 +17,7 @@ from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
-from core.clock import Clock, Rng
+from core.clock import BufferedRng, Clock, Rng
 from core.crypto import elgamal, x25519
 from core.data.errors import ProtocolError
 from core.data.identity import Destination
@@ -187,6 +187,7 @@ class ClientSession:
         self.network = network
         self.clock = clock
         self.rng = rng
+        self._ids = BufferedRng(rng)   # I2NP message ids, two a message sent
         self.stats: Counter[str] = Counter()
         self.skm = SessionKeyManager(self._static_keys(), clock=clock, rng=rng)
         elgamal_key = elgamal.generate_private(rng) if CRYPTO_ELGAMAL in self.options.crypto_types else None
@@ -464,7 +465,7 @@ class ClientSession:
         self._send_garlic(leaseset, [clove])
 
     def _message(self, payload) -> I2NPMessage:
-        msg_id = int.from_bytes(self.rng(4), "big")
+        msg_id = int.from_bytes(self._ids(4), "big")
         return I2NPMessage.build(payload, msg_id, int(self.clock.time() * 1000) + MESSAGE_LIFETIME_MS)
 
     def _send_garlic(self, leaseset: RemoteLeaseSet, cloves: list[GarlicCloveBlock]) -> bool:
