@@ -315,6 +315,9 @@ class Connection:
                 self._delay_ack_through = ack_through
                 if not self._peer_choked:
                     self.stats["choked_by_peer"] += 1
+                    # the far end's buffer held less than we sent: halve the window as our estimate of it
+                    # (streaming-api.md "Transmit/Receive Windows and Choking", for windows above 128)
+                    self._congestion(self._next_seq - 1)
                 self._peer_choked = True
             return
         if current:

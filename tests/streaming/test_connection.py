@@ -457,8 +457,9 @@ def test_a_choke_older_than_the_unchoke_is_ignored(alice, bob):
     def ack(ack_through, delay):
         pair.a.receive(Packet(client.receive_stream_id, server.receive_stream_id, 0, ack_through,
                               flags=pk.DELAY_REQUESTED, delay_requested=delay).to_bytes())
+    window = client.cwnd
     ack(last, pk.CHOKE_DELAY)
-    assert client.peer_choked
+    assert client.peer_choked and client.cwnd == max(window / 2, 2.0)   # its buffer is smaller than our window
     ack(last, 0)
     assert not client.peer_choked
     ack(last - 1, pk.CHOKE_DELAY)   # sent before the unchoke
