@@ -144,26 +144,31 @@ class FirstFragment:
                    extended)
 
     def to_bytes(self) -> bytes:
-        delivery = self.delivery
-        flag = delivery.delivery_type << 5
-        parts = [b""]
-        if delivery.tunnel_id is not None:
-            parts.append(delivery.tunnel_id.to_bytes(4, "big"))
-        if delivery.to_hash is not None:
-            parts.append(delivery.to_hash)
-        if self.delay is not None:
-            flag |= _DELAY
-            parts.append(bytes((self.delay,)))
-        if self.message_id is not None:
-            flag |= _FRAGMENTED
-            parts.append(self.message_id.to_bytes(4, "big"))
-        if self.extended_options is not None:
-            flag |= _EXTENDED
-            parts.append(bytes((len(self.extended_options),)) + self.extended_options)
-        parts[0] = bytes((flag,))
-        parts.append(len(self.data).to_bytes(2, "big"))
-        parts.append(self.data)
-        return b"".join(parts)
+        return b"".join((_first_instructions(self.delivery, self.message_id, self.delay, self.extended_options),
+                         len(self.data).to_bytes(2, "big"), self.data))
+
+
+def _first_instructions(delivery: TunnelDelivery, message_id: int | None, delay: int | None = None,
+                        extended_options: bytes | None = None) -> bytes:
+    """First-fragment delivery instructions up to the size field: flag, tunnel id, hash, delay, message id,
+    extended options."""
+    flag = delivery.delivery_type << 5
+    parts = [b""]
+    if delivery.tunnel_id is not None:
+        parts.append(delivery.tunnel_id.to_bytes(4, "big"))
+    if delivery.to_hash is not None:
+        parts.append(delivery.to_hash)
+    if delay is not None:
+        flag |= _DELAY
+        parts.append(bytes((delay,)))
+    if message_id is not None:
+        flag |= _FRAGMENTED
+        parts.append(message_id.to_bytes(4, "big"))
+    if extended_options is not None:
+        flag |= _EXTENDED
+        parts.append(bytes((len(extended_options),)) + extended_options)
+    parts[0] = bytes((flag,))
+    return b"".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,21 +282,6 @@ def max_message_size(delivery: TunnelDelivery) -> int:
 
 
 _MIN_FIRST_FRAGMENT = 64  # below this, a fragmented message starts in a fresh tunnel message
-
-
-def _first_instructions(delivery: TunnelDelivery, message_id: int | None) -> bytes:
-    """First-fragment delivery instructions up to the size field (flag, tunnel id, hash, message id)."""
-    flag = delivery.delivery_type << 5
-    parts = [b""]
-    if delivery.tunnel_id is not None:
-        parts.append(delivery.tunnel_id.to_bytes(4, "big"))
-    if delivery.to_hash is not None:
-        parts.append(delivery.to_hash)
-    if message_id is not None:
-        flag |= _FRAGMENTED
-        parts.append(message_id.to_bytes(4, "big"))
-    parts[0] = bytes((flag,))
-    return b"".join(parts)
 
 
 class TunnelFragmenter:
