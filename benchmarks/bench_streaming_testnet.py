@@ -161,6 +161,11 @@ async def pyi2p_pair(routers: list[Router], pids: list[int], hops: int, mb: floa
                 for task in watchers:
                     task.cancel()
             if show_stats:
+                ours = {router.hash: f"p{i}" for i, router in enumerate(routers)}
+                for side, pool in (("A outbound", a._handle[1]), ("B inbound", b._handle[0])):
+                    tunnels = list(pool.outbound.values()) + list(pool.inbound.values())
+                    print(f"  {hops} hops {side} tunnels: " + ", ".join(
+                        "-".join(ours.get(hop, "i2pd") for hop in tunnel.hops) for tunnel in tunnels))
                 for side, stream, session in (("A", client, a), ("B", server, b)):
                     print(f"  {hops} hops {side} streaming: {dict(sorted(stream.stats.items()))}")
                     print(f"  {hops} hops {side} session: {dict(sorted(session.stats.items()))}", flush=True)

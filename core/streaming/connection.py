@@ -105,6 +105,9 @@ class Connection:
         self._rto_deadline: float | None = None
         self.timeouts = 0   # retransmission timeouts: the path to the peer may be broken
         self._lost_before: float | None = None   # after a timeout: what was last sent before this is presumed lost
+        self._frto = 0                # F-RTO (RFC 5682) after a timeout: 1 awaits the first ack, 2 the second
+        self._extra_new = 0           # new packets F-RTO may send beyond the window
+        self._undo: tuple[float, float] | None = None   # (cwnd, ssthresh) before the timeout
         self._peer_choked = False
         self._delay_ack_through = -1   # ackThrough of the newest packet whose choke state we took
         # receive side
@@ -420,15 +423,21 @@ class Connection:
         nacks = set(packet.nacks) if packet.nacks and not packet.is_syn else ()
         newly_acked = 0
         sample = None
+        lost_before = self._lost_before
+        originals = nacked_old = False   # acked first transmissions / NACKed packets, sent before the timeout
         for seq in [s for s in self._unacked if s <= ack_through]:
             sent = self._unacked[seq]
             if seq in nacks:
                 sent.nacks += 1
+                if lost_before is not None and sent.first_sent < lost_before:
+                    nacked_old = True
                 continue
             del self._unacked[seq]
             newly_acked += 1
             if sent.transmissions == 1:
                 sample = now - sent.first_sent  # Karn: retransmitted packets give no sample
+                if lost_before is not None and sent.first_sent < lost_before:
+                    originals = True
             if sent.flags & pk.SYNCHRONIZE:
                 self._syn_acked = True
             if seq == self._fin_seq:
@@ -439,7 +448,7 @@ class Connection:
             self._grow_window(newly_acked)
             self._rto_deadline = now + self.rto if self._unacked else None
             if self._lost_before is not None:
-                self._resend_lost(now)
+                self._after_timeout_ack(originals, nacked_old, now)
         for seq in nacks:
             sent = self._unacked.get(seq)
             if sent is None or sent.nacks < self.config.fast_retransmit_nacks or self._peer_choked:
@@ -452,6 +461,28 @@ class Connection:
                 self._congestion(seq)
                 self._retransmit(sent, now)
         self._check_finished()
+
+    def _after_timeout_ack(self, originals: bool, nacked_old: bool, now: float) -> None:
+        """F-RTO (RFC 5682): an ack after a timeout that acknowledges first transmissions may mean the path was
+        only slow (its queue grew faster than the RTO in slow start). Two such acks in a row, the second after
+        new data went out, and nothing sent before the timeout NACKed: the timeout was spurious, the window is
+        restored and nothing more is resent. Otherwise what was sent before the timeout goes again."""
+        if originals and not nacked_old and self._frto == 1 and self._send_buffer:
+            self._frto = 2
+            self._extra_new = 2   # its ack tells a slow path (more first transmissions) from a lost window (NACKs)
+            return
+        if originals and not nacked_old and self._frto == 2:
+            self.stats["spurious_timeouts"] += 1
+            self._frto = self._extra_new = 0
+            self._lost_before = None
+            if self._undo is not None:
+                self.cwnd, self.ssthresh = max(self.cwnd, self._undo[0]), self._undo[1]
+                self._undo = None
+            if self.srtt is not None:
+                self._update_rto()   # the timeout's backoff goes too
+            return
+        self._frto = self._extra_new = 0
+        self._resend_lost(now)
 
     def _resend_lost(self, now: float) -> None:
         """After a timeout, each ack that moves lets the next packets sent before it go again, as many as the
@@ -556,6 +587,9 @@ class Connection:
             return
         self.stats["timeouts"] += 1
         self.timeouts += 1
+        self._undo = (self.cwnd, self.ssthresh)
+        self._frto = 0 if self._peer_choked else 1
+        self._extra_new = 0
         self._congestion(oldest.seq)
         cap = self.config.max_rto
         if self.config.max_timeout_backoff:
@@ -615,9 +649,11 @@ class Connection:
             return False
         if self._unacked and self._next_seq - next(iter(self._unacked)) >= self.config.max_window_size:
             return False  # selectively acked packets still fill the receiver's buffer
-        return len(self._unacked) < max(int(self.cwnd), self.config.min_window_size)
+        return len(self._unacked) < max(int(self.cwnd), self.config.min_window_size) + self._extra_new
 
     def _send_new(self, now: float, flags: int) -> None:
+        if self._extra_new and len(self._unacked) >= max(int(self.cwnd), self.config.min_window_size):
+            self._extra_new -= 1
         payload = bytes(self._send_buffer[:self.mtu])
         del self._send_buffer[:len(payload)]
         if self._fin_queued and not self._send_buffer:

@@ -490,3 +490,23 @@ def test_a_reader_that_keeps_up_is_not_choked_by_a_burst(alice, bob):
     assert pair.run(read_every_50ms, timeout=120)
     assert bytes(got) == data
     assert client.cwnd >= 64 and pair.b.stats["chokes_sent"] == 0
+
+
+def test_a_spurious_timeout_restores_the_window_instead_of_resending_it(alice, bob):
+    """The path slows down (its queue grew) past the RTO: the first transmissions' acks still come, so F-RTO
+    calls the timeout spurious; the window is not sent twice and is restored."""
+    pair = Pair(alice, bob, impairments=Impairments(delay=0.02))
+    client = pair.a.connect(bob.destination)
+    server = pair.accept()
+    data = pair.rnd.randbytes(3_000_000)
+    client.send(data)
+    got = bytearray()
+    assert pair.run(lambda: got.extend(server.read()) or client.cwnd >= 100, timeout=60)
+    assert client.timeouts == 0
+    pair.net._impairer.impairments = Impairments(delay=0.4)   # a hop's queue: RTT 40 ms -> 800 ms
+    assert pair.run(lambda: got.extend(server.read()) or client.timeouts >= 1, timeout=30)
+    in_flight = client.in_flight
+    assert pair.run(lambda: got.extend(server.read()) or len(got) == len(data), timeout=300)
+    assert bytes(got) == data
+    assert pair.a.stats["spurious_timeouts"] >= 1
+    assert client.packets_resent <= 2 * client.timeouts < in_flight // 4   # not the whole window again
