@@ -312,10 +312,11 @@ class Connection:
 
     def _process_delay(self, delay: int, now: float, *, answer: bool, ack_through: int = -1) -> None:
         # a packet that acknowledges less than the one whose choke state we took was sent before it: its state is old
-        current = ack_through >= self._delay_ack_through
+        # (without an ack, NO_ACK, there is no order to go by)
+        current = ack_through < 0 or ack_through >= self._delay_ack_through
         if delay > pk.MAX_DELAY:
             if current:
-                self._delay_ack_through = ack_through
+                self._delay_ack_through = max(ack_through, self._delay_ack_through)
                 if not self._peer_choked:
                     self.stats["choked_by_peer"] += 1
                     # the far end's buffer held less than we sent: halve the window as our estimate of it
@@ -324,7 +325,7 @@ class Connection:
                 self._peer_choked = True
             return
         if current:
-            self._delay_ack_through = ack_through
+            self._delay_ack_through = max(ack_through, self._delay_ack_through)
             if self._peer_choked:
                 self._peer_choked = False
                 oldest = next(iter(self._unacked.values()), None)
