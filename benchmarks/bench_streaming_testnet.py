@@ -4,9 +4,14 @@
 and i2pd to i2pd (SAM STREAM sessions on r3 and r4), in the same testnet in the same run.
 
 Per hop count and pair: MB/s for --mb megabytes A->B (first byte written until B confirms the last),
-and the median of --pings 64-byte echo round trips on an open stream.
+CPU seconds per MB during that transfer (this process, which holds both pyi2p routers, and the sum of
+all i2pd routers, which carry the transit hops of both pairs), and the median of --pings 64-byte echo
+round trips on an open stream.
 
-    python benchmarks/bench_streaming_testnet.py [--mb 5] [--pings 20] [--hops 1,2,3]
+    python benchmarks/bench_streaming_testnet.py [--mb 5] [--pings 20] [--hops 1,2,3] [--pairs pyi2p,i2pd]
+                                                 [--stats]
+
+--stats prints the pyi2p streaming and client-session counters (resends, timeouts, drops) after each pyi2p pair.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.client import open_stream_session  # noqa: E402
 from core.config import load_config  # noqa: E402
 from core.router import Router  # noqa: E402
+from core.stats import cpu_times  # noqa: E402
 from core.tunnel.service import TunnelSettings  # noqa: E402
 from pyi2p.testnet import Testnet, private_netns_name, unavailable_reason  # noqa: E402
 from tests.interop.test_streaming_i2pd import SamStreams  # noqa: E402
@@ -75,10 +81,22 @@ async def send_bulk(reader, writer, size: int, timeout: float = 300) -> float:
     return size / (time.monotonic() - started) / 1e6
 
 
-async def measure(connect, mb: float, pings: int) -> tuple[float, float]:
-    """(MB/s, median round trip in ms) over two fresh streams from `connect()`."""
+def cpu_seconds(pids: list[int]) -> tuple[float, float]:
+    """(this process, the sum of `pids`) user + system CPU seconds."""
+    def total(pid) -> float:
+        try:
+            return sum(cpu_times(pid))
+        except OSError:   # a router that died counts nothing
+            return 0.0
+    return total("self"), sum(total(pid) for pid in pids)
+
+
+async def measure(connect, mb: float, pings: int, pids: list[int]) -> tuple[float, float, float, float]:
+    """(MB/s, pyi2p process CPU s/MB, i2pd CPU s/MB, median round trip in ms) over two fresh streams."""
     reader, writer = await connect()
+    (own0, i2pd0) = cpu_seconds(pids)
     rate = await send_bulk(reader, writer, int(mb * 1e6))
+    (own1, i2pd1) = cpu_seconds(pids)
     writer.close()
 
     reader, writer = await connect()
@@ -92,7 +110,7 @@ async def measure(connect, mb: float, pings: int) -> tuple[float, float]:
         assert await asyncio.wait_for(reader.readexactly(PING), 30) == payload
         rtts.append(time.monotonic() - started)
     writer.close()
-    return rate, statistics.median(rtts) * 1000
+    return rate, (own1 - own0) / mb, (i2pd1 - i2pd0) / mb, statistics.median(rtts) * 1000
 
 
 async def warm_up(routers: list[Router], timeout: float = 90.0) -> None:
@@ -107,8 +125,17 @@ async def warm_up(routers: list[Router], timeout: float = 90.0) -> None:
             await session.close()
 
 
-async def pyi2p_pair(routers: list[Router], hops: int, mb: float, pings: int) -> tuple[float, float, float]:
-    """Two destinations, one on each in-process router; returns (ready seconds, MB/s, ms)."""
+async def watch(conn, every: float = 1.0) -> None:
+    """The sender's window, RTT estimate and buffers, once a second (--stats)."""
+    while not conn.is_terminated:
+        print(f"    {conn!r} srtt={conn.srtt or 0:.3f} buffered={conn.send_buffered} resent={conn.packets_resent}",
+              flush=True)
+        await asyncio.sleep(every)
+
+
+async def pyi2p_pair(routers: list[Router], pids: list[int], hops: int, mb: float, pings: int,
+                     show_stats: bool = False) -> tuple[float, float, float, float, float]:
+    """Two destinations, one on each in-process router; returns (ready seconds, `measure`'s figures)."""
     opened = time.monotonic()
     a, b = await asyncio.gather(*(r.client.open_session(options=tunnel_options(hops), name=f"bench{hops}{i}")
                                   for i, r in enumerate(routers)))
@@ -121,17 +148,38 @@ async def pyi2p_pair(routers: list[Router], hops: int, mb: float, pings: int) ->
         client, server = open_stream_session(a), open_stream_session(b)
         await server.start_server(sink)
         try:
-            rate, rtt = await measure(lambda: asyncio.wait_for(client.open_connection(b.destination), 60), mb, pings)
+            watchers: list[asyncio.Task] = []
+
+            async def connect():
+                reader, writer = await asyncio.wait_for(client.open_connection(b.destination), 60)
+                if show_stats and not watchers:
+                    watchers.append(asyncio.create_task(watch(writer.get_extra_info("connection"))))
+                return reader, writer
+            try:
+                figures = await measure(connect, mb, pings, pids)
+            finally:
+                for task in watchers:
+                    task.cancel()
+            if show_stats:
+                ours = {router.hash: f"p{i}" for i, router in enumerate(routers)}
+                for side, pool in (("A outbound", a._handle[1]), ("B inbound", b._handle[0])):
+                    tunnels = list(pool.outbound.values()) + list(pool.inbound.values())
+                    print(f"  {hops} hops {side} tunnels: " + ", ".join(
+                        "-".join(ours.get(hop, "i2pd") for hop in tunnel.hops) for tunnel in tunnels))
+                for side, stream, session in (("A", client, a), ("B", server, b)):
+                    print(f"  {hops} hops {side} streaming: {dict(sorted(stream.stats.items()))}")
+                    print(f"  {hops} hops {side} session: {dict(sorted(session.stats.items()))}", flush=True)
         finally:
             await client.close()
             await server.close()
-        return ready, rate, rtt
+        return ready, *figures
     finally:
         await a.close()
         await b.close()
 
 
-async def i2pd_pair(testnet: Testnet, hops: int, mb: float, pings: int) -> tuple[float, float, float]:
+async def i2pd_pair(testnet: Testnet, pids: list[int], hops: int, mb: float,
+                    pings: int) -> tuple[float, float, float, float, float]:
     """SAM STREAM sessions on r3 (A) and r4 (B); B accepts and serves `sink` on each accepted socket."""
     opened = time.monotonic()
     a = SamStreams(testnet.sam_port("r3"), f"a{hops}", tunnel_options(hops))
@@ -161,8 +209,7 @@ async def i2pd_pair(testnet: Testnet, hops: int, mb: float, pings: int) -> tuple
                         pass
         raise ConnectionError("i2pd A could not reach B")
     try:
-        rate, rtt = await measure(connect, mb, pings)
-        return ready, rate, rtt
+        return ready, *await measure(connect, mb, pings, pids)
     finally:
         for task in serving:
             task.cancel()
@@ -178,6 +225,7 @@ async def run(args: argparse.Namespace) -> None:
             testnet.up(wait=120)
             addresses = [testnet.add_pyi2p_address() for _ in range(2)]
             rows = []
+            pids = [r.pid for r in testnet.i2pd_routers if r.pid]
             with testnet.in_netns():
                 routers = [Router(load_config(Path(tmp) / f"pyi2p{i}", {
                     "netid": testnet.netid, "host": address, "port": 24400 + i, "reseed_file": str(testnet.seed_file),
@@ -188,22 +236,29 @@ async def run(args: argparse.Namespace) -> None:
                     # fresh routers first need the i2pd floodfills to hold their RouterInfos and tunnels of their own
                     await warm_up(routers)
                     for hops in hop_counts:
-                        for name, pair in (("pyi2p -> pyi2p", lambda h: pyi2p_pair(routers, h, args.mb, args.pings)),
-                                           ("i2pd -> i2pd", lambda h: i2pd_pair(testnet, h, args.mb, args.pings))):
+                        pairs = {
+                            "pyi2p": ("pyi2p -> pyi2p",
+                                      lambda h: pyi2p_pair(routers, pids, h, args.mb, args.pings, args.stats)),
+                            "i2pd": ("i2pd -> i2pd", lambda h: i2pd_pair(testnet, pids, h, args.mb, args.pings))}
+                        for name, pair in (pairs[key] for key in args.pairs.split(",")):
                             try:
-                                ready, rate, rtt = await pair(hops)
-                                rows.append((hops, name, f"{ready:.1f}", f"{rate:.2f}", f"{rtt:.1f}"))
+                                ready, rate, own, i2pd, rtt = await pair(hops)
+                                rows.append((hops, name, f"{ready:.1f}", f"{rate:.2f}", f"{own:.2f}", f"{i2pd:.2f}",
+                                             f"{rtt:.1f}"))
                             except Exception as e:   # one failed pair must not lose the other figures
-                                rows.append((hops, name, "-", "-", f"failed: {type(e).__name__} {e}"[:60]))
+                                rows.append((hops, name, "-", "-", "-", "-", f"failed: {type(e).__name__} {e}"[:60]))
                             print(*rows[-1], sep="\t", flush=True)
                 finally:
                     for router in routers:
                         await router.stop()
             print(f"\n{args.mb:g} MB A->B, median of {args.pings} x 64-byte round trips; session ready = "
                   "LeaseSets published (pyi2p) / SESSION CREATE answered (i2pd, polls every 20 s)")
-            print(f"{'hops':>4}  {'pair':<15} {'ready s':>8} {'MB/s':>7} {'RTT ms':>8}")
-            for hops, name, ready, rate, rtt in rows:
-                print(f"{hops:>4}  {name:<15} {ready:>8} {rate:>7} {rtt:>8}")
+            print("CPU s/MB during the bulk transfer: pyi2p = this process (both pyi2p routers), "
+                  "i2pd = all i2pd routers together")
+            print(f"{'hops':>4}  {'pair':<15} {'ready s':>8} {'MB/s':>7} {'pyi2p CPU':>10} {'i2pd CPU':>9} "
+                  f"{'RTT ms':>8}")
+            for hops, name, ready, rate, own, i2pd, rtt in rows:
+                print(f"{hops:>4}  {name:<15} {ready:>8} {rate:>7} {own:>10} {i2pd:>9} {rtt:>8}")
         finally:
             testnet.down()
 
@@ -213,6 +268,8 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=5.0)
     parser.add_argument("--pings", type=int, default=20)
     parser.add_argument("--hops", default="1,2,3")
+    parser.add_argument("--pairs", default="pyi2p,i2pd", help="which pairs, of pyi2p and i2pd")
+    parser.add_argument("--stats", action="store_true", help="print the pyi2p pair's counters")
     args = parser.parse_args()
     reason = unavailable_reason()
     if reason:

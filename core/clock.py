@@ -44,3 +44,27 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self.now += seconds
         self.mono += seconds
+
+
+class BufferedRng:
+    """An Rng drawing from `source` a block at a time: one system call for many IVs, paddings and message ids.
+    For values sent in the clear or short-lived; keys take their bytes from the source directly."""
+
+    __slots__ = ("_source", "_block", "_buf", "_pos")
+
+    def __init__(self, source: Rng, block: int = 4096):
+        self._source = source
+        self._block = block
+        self._buf = b""
+        self._pos = 0
+
+    def __call__(self, n: int) -> bytes:
+        pos = self._pos
+        end = pos + n
+        if end > len(self._buf):
+            if n > self._block:
+                return self._source(n)
+            self._buf = self._source(self._block)
+            pos, end = 0, n
+        self._pos = end
+        return self._buf[pos:end]

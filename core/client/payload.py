@@ -13,6 +13,10 @@ from core.data.errors import ParseError
 
 MAX_PAYLOAD = 65536           # i2cp.rst "Payload": the actual limit is about 64 KB; also the gunzip bound
 COMPRESS_THRESHOLD = 64       # below this, deflate cannot win back its own framing
+ALWAYS_TRY_BELOW = 1024       # short messages (streaming SYNs among them) are always offered to deflate
+MISSES_BEFORE_SKIPPING = 4    # payloads in a row deflate did not shrink...
+SKIP_AFTER_MISSES = 32        # ...before this many long ones are stored without trying
+_STORED_BLOCK = 0xFFFF        # RFC 1951 "Non-compressed blocks": LEN is 2 bytes
 _MAGIC = b"\x1f\x8b\x08"
 _HEADER = struct.Struct(">3sBHHBB")
 _TRAILER = struct.Struct("<II")
@@ -39,19 +43,20 @@ class ClientPayload:
         if len(self.data) > MAX_PAYLOAD:
             raise ValueError(f"payload of {len(self.data)} bytes exceeds {MAX_PAYLOAD}")
 
-    def to_bytes(self, *, compress: bool = True, level: int = 6) -> bytes:
-        """The gzip member; deflated when asked and it helps, else stored blocks (gzip effort 0)."""
+    def to_bytes(self, *, compress: bool | Compressor = True, level: int = 6) -> bytes:
+        """The gzip member; deflated when asked and it helps, else stored blocks (gzip effort 0). A Compressor
+        decides per message from how well the last ones compressed."""
         header = _HEADER.pack(_MAGIC, 0, self.src_port, self.dst_port, _XFLAGS, self.protocol)
+        data = self.data
         body = None
-        if compress and len(self.data) >= COMPRESS_THRESHOLD:
-            deflater = zlib.compressobj(level, zlib.DEFLATED, -15)
-            body = deflater.compress(self.data) + deflater.flush()
-            if len(body) >= len(self.data):
+        if isinstance(compress, Compressor):
+            body = compress.deflate(data)
+        elif compress and len(data) >= COMPRESS_THRESHOLD:
+            body = zlib.compress(data, level, -15)
+            if len(body) >= len(data):
                 body = None
-        if body is None:
-            deflater = zlib.compressobj(0, zlib.DEFLATED, -15)
-            body = deflater.compress(self.data) + deflater.flush()
-        return header + body + _TRAILER.pack(zlib.crc32(self.data), len(self.data) & 0xFFFFFFFF)
+        return b"".join((header, _stored(data) if body is None else body,
+                         _TRAILER.pack(zlib.crc32(data), len(data) & 0xFFFFFFFF)))
 
     @classmethod
     def parse(cls, data: bytes, max_size: int = MAX_PAYLOAD) -> "ClientPayload":
@@ -84,6 +89,50 @@ class ClientPayload:
         if size != len(out) & 0xFFFFFFFF:
             raise ParseError("gzip size mismatch", structure=_STRUCTURE, offset=trailer_offset + 4)
         return cls(out, protocol, src_port, dst_port)
+
+
+class Compressor:
+    """The gzip effort per message (i2cp-overview.md "I2CP Payload Data Format": efforts may differ per message,
+    from an assessment of compressibility): after a few long payloads in a row that deflate did not shrink
+    (encrypted or already compressed streams), only every SKIP_AFTER_MISSES-th long one is tried again."""
+
+    __slots__ = ("level", "_misses", "_skip")
+
+    def __init__(self, level: int = 6):
+        self.level = level
+        self._misses = 0
+        self._skip = 0
+
+    def deflate(self, data: bytes) -> bytes | None:
+        """`data` deflated, or None when it is to be stored (not tried, or deflate did not help)."""
+        size = len(data)
+        if size < COMPRESS_THRESHOLD:
+            return None
+        if size >= ALWAYS_TRY_BELOW and self._skip:
+            self._skip -= 1
+            return None
+        body = zlib.compress(data, self.level, -15)
+        if len(body) < size:
+            self._misses = 0
+            return body
+        if size >= ALWAYS_TRY_BELOW:
+            self._misses += 1
+            if self._misses >= MISSES_BEFORE_SKIPPING:
+                self._misses = 0
+                self._skip = SKIP_AFTER_MISSES
+        return None
+
+
+def _stored(data: bytes) -> bytes:
+    """Raw deflate of stored blocks only (RFC 1951 3.2.4): a trivial effort-0 gzip, no zlib stream set up."""
+    size = len(data)
+    parts = []
+    for start in range(0, size, _STORED_BLOCK) if size else (0,):
+        chunk = data[start:start + _STORED_BLOCK]
+        final = start + _STORED_BLOCK >= size
+        parts.append(struct.pack("<BHH", final, len(chunk), len(chunk) ^ 0xFFFF))
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _skip_optional_fields(data: bytes, flags: int, pos: int) -> int:

@@ -17,7 +17,7 @@ from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
-from core.clock import Clock, Rng
+from core.clock import BufferedRng, Clock, Rng
 from core.crypto import elgamal, x25519
 from core.data.errors import ProtocolError
 from core.data.identity import Destination
@@ -32,7 +32,7 @@ from core.garlic.session import SUPPORTED_CRYPTO_TYPES, MessageKind, ReceivedGar
 from core.i2np import (Data, DatabaseStore, DeliveryStatus, DeliveryType, Garlic, GarlicClove, GarlicCloveBlock,
                        GarlicCloveDeliveryInstructions, GarlicCloveSet, I2NPMessage, MessageType)
 
-from .payload import ClientPayload
+from .payload import ClientPayload, Compressor
 
 if TYPE_CHECKING:
     from .api import ClientAPI
@@ -165,6 +165,7 @@ class _Peer:
     lease_failed: bool = False               # the peer's streaming timed out on `lease`: take another
     failed_leases: set = field(default_factory=set)   # (gateway, tunnel id) given up since the last full round
     refreshed_at: float = -1e9               # when we last asked the floodfills for its LeaseSet afresh
+    compressor: Compressor = field(default_factory=Compressor)   # how well what we send it deflates
 
 
 @dataclass(slots=True)
@@ -186,6 +187,7 @@ class ClientSession:
         self.network = network
         self.clock = clock
         self.rng = rng
+        self._ids = BufferedRng(rng)   # I2NP message ids, two a message sent
         self.stats: Counter[str] = Counter()
         self.skm = SessionKeyManager(self._static_keys(), clock=clock, rng=rng)
         elgamal_key = elgamal.generate_private(rng) if CRYPTO_ELGAMAL in self.options.crypto_types else None
@@ -204,6 +206,7 @@ class ClientSession:
         self._remote: OrderedDict[bytes, RemoteLeaseSet] = OrderedDict()
         self._by_static_key: OrderedDict[bytes, bytes] = OrderedDict()
         self._peers: OrderedDict[bytes, _Peer] = OrderedDict()
+        self._compressor = Compressor()   # for destinations we hold no state of yet
         self._pending: dict[bytes, _PendingLookup] = {}
         self._refreshes: dict[bytes, asyncio.Task] = {}
         self._failed_lookups: OrderedDict[bytes, float] = OrderedDict()
@@ -380,7 +383,11 @@ class ClientSession:
         if self.network is None:
             self.stats["dropped_no_network"] += 1
             return
-        data = message.to_bytes(compress=self.options.gzip)
+        compress: bool | Compressor = False
+        if self.options.gzip:
+            peer = self._peers.get(dest_hash)
+            compress = peer.compressor if peer is not None else self._compressor
+        data = message.to_bytes(compress=compress)
         leaseset = self._remote_leaseset(dest_hash)
         if leaseset is not None:
             self._send_data(leaseset, data)
@@ -458,7 +465,7 @@ class ClientSession:
         self._send_garlic(leaseset, [clove])
 
     def _message(self, payload) -> I2NPMessage:
-        msg_id = int.from_bytes(self.rng(4), "big")
+        msg_id = int.from_bytes(self._ids(4), "big")
         return I2NPMessage.build(payload, msg_id, int(self.clock.time() * 1000) + MESSAGE_LIFETIME_MS)
 
     def _send_garlic(self, leaseset: RemoteLeaseSet, cloves: list[GarlicCloveBlock]) -> bool:

@@ -385,11 +385,11 @@ def parse_payload(data: bytes, kind: PayloadKind) -> tuple[Block, ...]:
     return tuple(blocks)
 
 
+_BLOCK_NAMES = {t.value: f"{t.name.title().replace('_', '')}Block" for t in BlockType}
+
+
 def _block_name(kind_byte: int) -> str:
-    try:
-        return f"{BlockType(kind_byte).name.title().replace('_', '')}Block"
-    except ValueError:
-        return f"Block{kind_byte}"
+    return _BLOCK_NAMES.get(kind_byte) or f"Block{kind_byte}"
 
 
 def padding_for(rng, max_len: int) -> Padding | None:

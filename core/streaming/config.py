@@ -17,7 +17,9 @@ class StreamConfig:
     max_message_size: int = DEFAULT_MTU
     initial_window_size: int = 6
     min_window_size: int = 1
-    max_window_size: int = 128
+    max_window_size: int = 256
+    """Java and older i2pd stop at 128; more (up to the 255 NACKs a packet can carry) keeps a busy path full, and a
+    far end whose buffer is smaller chokes, which halves our window (streaming-api.md "Transmit/Receive Windows")."""
     slow_start_growth_rate_factor: int = 1
     congestion_avoidance_growth_rate_factor: int = 1
     initial_rto: float = 9.0
@@ -35,7 +37,8 @@ class StreamConfig:
     """Peer-requested ack delays are capped ("a few seconds at most")."""
     ack_frequency: int = 2
     """Acknowledge at once after this many unacknowledged in-order packets."""
-    send_buffer_size: int = 64 * 1024
+    send_buffer_size: int = 128 * 1024
+    """Bytes a writer may queue before drain() waits: enough to refill the window an ack of ~50 packets opens."""
     receive_buffer_size: int = 0
     """0 means max_message_size * (max_window_size + 2) ("INBOUND_BUFFER_SIZE")."""
     max_receive_ahead: int = 512

@@ -25,6 +25,9 @@ RTT_ALPHA = 0.125   # RFC 6298, streaming-api.md "Other Parameters"
 RTT_BETA = 0.25
 RTO_K = 4
 REORDER_FACTOR = 1.25
+UNCHOKES_TO_SEND = 8
+"""The unchoking endpoint sends several packets with an unchoke (streaming-api.md "Choking"): one alone may be
+lost, or overtaken by the older choke on a faster tunnel."""
 
 
 class State(enum.Enum):
@@ -102,7 +105,11 @@ class Connection:
         self._rto_deadline: float | None = None
         self.timeouts = 0   # retransmission timeouts: the path to the peer may be broken
         self._lost_before: float | None = None   # after a timeout: what was last sent before this is presumed lost
+        self._frto = 0                # F-RTO (RFC 5682) after a timeout: 1 awaits the first ack, 2 the second
+        self._extra_new = 0           # new packets F-RTO may send beyond the window
+        self._undo: tuple[float, float] | None = None   # (cwnd, ssthresh) before the timeout
         self._peer_choked = False
+        self._delay_ack_through = -1   # ackThrough of the newest packet whose choke state we took
         # receive side
         self._recv_next = 0
         self._highest_received = -1
@@ -119,7 +126,8 @@ class Connection:
         self._ack_now = False
         self._ack_deadline: float | None = None
         self._choking = False
-        self._unchoke_pending = False
+        self._unchokes_left = 0
+        self._last_read: float | None = None
         # lifecycle
         self._state_terminated: State | None = None
         self._linger_deadline: float | None = None
@@ -229,6 +237,7 @@ class Connection:
                 self._recv_offset += need
                 need = 0
         self._recv_bytes -= max_bytes
+        self._last_read = self.clock.monotonic()
         self._check_unchoke()
         return b"".join(parts)
 
@@ -282,7 +291,8 @@ class Connection:
         if not packet.flags & pk.NO_ACK and self._syn_sent:
             self._process_ack(packet, now)
         if packet.delay_requested is not None:
-            self._process_delay(packet.delay_requested, now, answer=not packet.is_plain_ack)
+            ack_through = -1 if packet.flags & pk.NO_ACK else packet.ack_through
+            self._process_delay(packet.delay_requested, now, answer=not packet.is_plain_ack, ack_through=ack_through)
         if packet.is_plain_ack:
             return
         if self._state_terminated is not None:
@@ -300,17 +310,28 @@ class Connection:
         except ProtocolError:
             return False  # a signing type we cannot check
 
-    def _process_delay(self, delay: int, now: float, *, answer: bool) -> None:
+    def _process_delay(self, delay: int, now: float, *, answer: bool, ack_through: int = -1) -> None:
+        # a packet that acknowledges less than the one whose choke state we took was sent before it: its state is old
+        # (without an ack, NO_ACK, there is no order to go by)
+        current = ack_through < 0 or ack_through >= self._delay_ack_through
         if delay > pk.MAX_DELAY:
-            if not self._peer_choked:
-                self.stats["choked_by_peer"] += 1
-            self._peer_choked = True
+            if current:
+                self._delay_ack_through = max(ack_through, self._delay_ack_through)
+                if not self._peer_choked:
+                    self.stats["choked_by_peer"] += 1
+                    # the far end's buffer held less than we sent: halve the window as our estimate of it
+                    # (streaming-api.md "Transmit/Receive Windows and Choking", for windows above 128)
+                    self._congestion(self._next_seq - 1)
+                self._peer_choked = True
             return
-        if self._peer_choked:
-            self._peer_choked = False
-            oldest = next(iter(self._unacked.values()), None)
-            if oldest is not None:
-                self._retransmit(oldest, now)
+        if current:
+            self._delay_ack_through = max(ack_through, self._delay_ack_through)
+            if self._peer_choked:
+                self._peer_choked = False
+                oldest = next(iter(self._unacked.values()), None)
+                # resent only when the receiver has seen later packets (it dropped this one while full)
+                if oldest is not None and (ack_through < 0 or oldest.seq <= ack_through):
+                    self._retransmit(oldest, now)
         if not answer:
             return  # plain ACKs are never acknowledged
         if delay == 0:
@@ -352,8 +373,7 @@ class Connection:
             queued = self._ooo.pop(self._recv_next)
             self._ooo_bytes -= len(queued.payload)
             self._deliver(queued)
-        self._unchoke_pending = False
-        if self._recv_bytes > self.config.inbound_buffer_size // 2:
+        if self._recv_bytes > self.config.inbound_buffer_size // 2 and not self._reader_keeps_up(now):
             self._choke()  # only unread data: out-of-order data waits on the network, not the reader
 
     def _deliver(self, packet: Packet) -> None:
@@ -379,6 +399,11 @@ class Connection:
             return self.config.initial_ack_delay
         return max(0.001, min(self.config.initial_ack_delay, self.srtt / 4))
 
+    def _reader_keeps_up(self, now: float) -> bool:
+        """The application read within the last round trip: a burst that arrived in one turn of the loop is
+        read in the next, so only a full buffer chokes (as Java does); an idle reader is choked at half."""
+        return self._last_read is not None and now - self._last_read <= max(self.srtt or 0.0, self.config.min_rto)
+
     def _choke(self) -> None:
         if not self._choking:
             self._choking = True
@@ -388,7 +413,7 @@ class Connection:
     def _check_unchoke(self) -> None:
         if self._choking and self._recv_bytes <= self.config.inbound_buffer_size // 4:
             self._choking = False
-            self._unchoke_pending = True
+            self._unchokes_left = UNCHOKES_TO_SEND
             self._ack_now = True
 
     def _process_ack(self, packet: Packet, now: float) -> None:
@@ -399,15 +424,21 @@ class Connection:
         nacks = set(packet.nacks) if packet.nacks and not packet.is_syn else ()
         newly_acked = 0
         sample = None
+        lost_before = self._lost_before
+        originals = nacked_old = False   # acked first transmissions / NACKed packets, sent before the timeout
         for seq in [s for s in self._unacked if s <= ack_through]:
             sent = self._unacked[seq]
             if seq in nacks:
                 sent.nacks += 1
+                if lost_before is not None and sent.first_sent < lost_before:
+                    nacked_old = True
                 continue
             del self._unacked[seq]
             newly_acked += 1
             if sent.transmissions == 1:
                 sample = now - sent.first_sent  # Karn: retransmitted packets give no sample
+                if lost_before is not None and sent.first_sent < lost_before:
+                    originals = True
             if sent.flags & pk.SYNCHRONIZE:
                 self._syn_acked = True
             if seq == self._fin_seq:
@@ -418,7 +449,7 @@ class Connection:
             self._grow_window(newly_acked)
             self._rto_deadline = now + self.rto if self._unacked else None
             if self._lost_before is not None:
-                self._resend_lost(now)
+                self._after_timeout_ack(originals, nacked_old, now)
         for seq in nacks:
             sent = self._unacked.get(seq)
             if sent is None or sent.nacks < self.config.fast_retransmit_nacks or self._peer_choked:
@@ -431,6 +462,28 @@ class Connection:
                 self._congestion(seq)
                 self._retransmit(sent, now)
         self._check_finished()
+
+    def _after_timeout_ack(self, originals: bool, nacked_old: bool, now: float) -> None:
+        """F-RTO (RFC 5682): an ack after a timeout that acknowledges first transmissions may mean the path was
+        only slow (its queue grew faster than the RTO in slow start). Two such acks in a row, the second after
+        new data went out, and nothing sent before the timeout NACKed: the timeout was spurious, the window is
+        restored and nothing more is resent. Otherwise what was sent before the timeout goes again."""
+        if originals and not nacked_old and self._frto == 1 and self._send_buffer:
+            self._frto = 2
+            self._extra_new = 2   # its ack tells a slow path (more first transmissions) from a lost window (NACKs)
+            return
+        if originals and not nacked_old and self._frto == 2:
+            self.stats["spurious_timeouts"] += 1
+            self._frto = self._extra_new = 0
+            self._lost_before = None
+            if self._undo is not None:
+                self.cwnd, self.ssthresh = max(self.cwnd, self._undo[0]), self._undo[1]
+                self._undo = None
+            if self.srtt is not None:
+                self._update_rto()   # the timeout's backoff goes too
+            return
+        self._frto = self._extra_new = 0
+        self._resend_lost(now)
 
     def _resend_lost(self, now: float) -> None:
         """After a timeout, each ack that moves lets the next packets sent before it go again, as many as the
@@ -535,6 +588,9 @@ class Connection:
             return
         self.stats["timeouts"] += 1
         self.timeouts += 1
+        self._undo = (self.cwnd, self.ssthresh)
+        self._frto = 0 if self._peer_choked else 1
+        self._extra_new = 0
         self._congestion(oldest.seq)
         cap = self.config.max_rto
         if self.config.max_timeout_backoff:
@@ -594,9 +650,11 @@ class Connection:
             return False
         if self._unacked and self._next_seq - next(iter(self._unacked)) >= self.config.max_window_size:
             return False  # selectively acked packets still fill the receiver's buffer
-        return len(self._unacked) < max(int(self.cwnd), self.config.min_window_size)
+        return len(self._unacked) < max(int(self.cwnd), self.config.min_window_size) + self._extra_new
 
     def _send_new(self, now: float, flags: int) -> None:
+        if self._extra_new and len(self._unacked) >= max(int(self.cwnd), self.config.min_window_size):
+            self._extra_new -= 1
         payload = bytes(self._send_buffer[:self.mtu])
         del self._send_buffer[:len(payload)]
         if self._fin_queued and not self._send_buffer:
@@ -642,8 +700,9 @@ class Connection:
     def _delay_option(self) -> int | None:
         if self._choking:
             return pk.CHOKE_DELAY
-        if self._unchoke_pending:
-            return 0  # until data flows again (streaming-api.md "Choking")
+        if self._unchokes_left:
+            self._unchokes_left -= 1
+            return 0
         return None
 
     def _resend_delay(self) -> int:

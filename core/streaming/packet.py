@@ -47,6 +47,7 @@ REPLAY_NACK_COUNT = 8
 """A SYN with 8 NACKs carries the recipient's 32-byte hash (streaming.rst "Replay prevention")."""
 
 _HEADER = struct.Struct(">IIIIB")
+_TAIL = struct.Struct(">BHH")   # resendDelay, flags, option size
 
 
 def hash_to_nacks(destination_hash: bytes) -> tuple[int, ...]:
@@ -80,23 +81,26 @@ class Packet:
         def require(ok: bool, message: str) -> None:
             if not ok:
                 raise ParseError(message, structure="Packet")
-        for name in ("send_stream_id", "receive_stream_id", "sequence_num", "ack_through"):
-            value = getattr(self, name)
-            require(type(value) is int and 0 <= value < 1 << 32, f"{name} must fit 4 bytes")
-        require(len(self.nacks) <= MAX_NACKS, "at most 255 NACKs")
-        require(all(0 <= n < 1 << 32 for n in self.nacks), "NACKs must fit 4 bytes")
+        for name, value in (("send_stream_id", self.send_stream_id), ("receive_stream_id", self.receive_stream_id),
+                            ("sequence_num", self.sequence_num), ("ack_through", self.ack_through)):
+            require(type(value) is int and 0 <= value <= 0xFFFFFFFF, f"{name} must fit 4 bytes")
+        if self.nacks:
+            require(len(self.nacks) <= MAX_NACKS, "at most 255 NACKs")
+            require(0 <= min(self.nacks) and max(self.nacks) <= 0xFFFFFFFF, "NACKs must fit 4 bytes")
         require(0 <= self.resend_delay < 256, "resend delay must fit 1 byte")
-        require(0 <= self.flags < 1 << 16, "flags must fit 2 bytes")
+        flags = self.flags
+        require(0 <= flags < 1 << 16, "flags must fit 2 bytes")
         for bit, value in ((DELAY_REQUESTED, self.delay_requested), (FROM_INCLUDED, self.from_destination),
                            (MAX_PACKET_SIZE_INCLUDED, self.max_packet_size),
                            (OFFLINE_SIGNATURE, self.offline_signature), (SIGNATURE_INCLUDED, self.signature)):
-            require(bool(self.flags & bit) == (value is not None), f"flag {FLAG_NAMES[bit]} and its option disagree")
+            require(bool(flags & bit) == (value is not None), f"flag {FLAG_NAMES[bit]} and its option disagree")
         if self.delay_requested is not None:
             require(0 <= self.delay_requested < 1 << 16, "delay must fit 2 bytes")
         if self.max_packet_size is not None:
             require(0 <= self.max_packet_size < 1 << 16, "max packet size must fit 2 bytes")
-        require(len(self.options_bytes(with_signature=False)) + len(self.signature or b"") < 1 << 16,
-                "options longer than 65535 bytes")
+        if flags & (FROM_INCLUDED | OFFLINE_SIGNATURE | SIGNATURE_INCLUDED):   # only these make options long
+            require(len(self.options_bytes(with_signature=False)) + len(self.signature or b"") < 1 << 16,
+                    "options longer than 65535 bytes")
 
     # ------------------------------------------------------------ flags
 
@@ -153,11 +157,12 @@ class Packet:
         `peer` is the far end's Destination from an earlier SYN, which sizes the signature and the
         offline signature of packets that carry no FROM.
         """
-        send_id, receive_id, seq, ack, nack_count = _HEADER.unpack(r.take(17))
+        send_id, receive_id, seq, ack, nack_count = _HEADER.unpack(r.take(_HEADER.size))
         nacks = struct.unpack(f">{nack_count}I", r.take(4 * nack_count)) if nack_count else ()
-        resend_delay = r.u8()
-        flags = r.u16()
-        options = r.sub(r.u16(), "Packet options")
+        resend_delay, flags, options_size = _TAIL.unpack(r.take(_TAIL.size))
+        if not options_size and not flags & OPTION_FLAGS:   # most data packets and ACKs: no options at all
+            return cls(send_id, receive_id, seq, ack, nacks, resend_delay, flags, payload=r.rest())
+        options = r.sub(options_size, "Packet options")
         delay = from_dest = max_size = offline = signature = None
         if flags & DELAY_REQUESTED:
             delay = options.u16()

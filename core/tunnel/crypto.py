@@ -26,7 +26,7 @@ class LayerCipher:
     s || E(IV), whose second output block is exactly D(E(IV)) XOR s: four AES calls a message, no arithmetic.
     """
 
-    __slots__ = ("_iv_ecb", "_layer_cbc", "_layer_steer", "_layer_last", "_layer_ecb_dec", "_iv_dec")
+    __slots__ = ("_iv_ecb", "_layer_cbc", "_layer_steer", "_layer_last", "_iv_dec")
 
     def __init__(self, layer_key: bytes, iv_key: bytes):
         if len(layer_key) != 32 or len(iv_key) != 32:
@@ -37,7 +37,6 @@ class LayerCipher:
         self._layer_steer = Cipher(algorithms.AES(layer_key), modes.CBC(zero)).decryptor()
         self._layer_last = zero  # the layer encryptor's chaining block
         self._iv_dec = Cipher(algorithms.AES(iv_key), modes.ECB()).decryptor()
-        self._layer_ecb_dec = Cipher(algorithms.AES(layer_key), modes.ECB()).decryptor()
 
     def encrypt(self, payload: bytes, prefix: bytes = b"") -> bytes:
         """The participant's operation on IV || data (1024 bytes): E(E(IV)) || CBC-E(data) under E(IV), after
@@ -51,15 +50,13 @@ class LayerCipher:
         return prefix + self._iv_ecb.update(iv) + out[IV_SIZE:]
 
     def decrypt(self, payload: bytes) -> bytes:
-        """The inverse of encrypt(); CBC decryption as one ECB pass XORed with the shifted ciphertext."""
+        """The inverse of encrypt(): the data CBC-decrypted under D(IV), then the IV decrypted once more. The CBC
+        decryptor chains from the last block it was given, so it is fed D(IV) first and that block's output dropped."""
         if len(payload) != PAYLOAD_SIZE:
             raise CryptoError(f"tunnel payload must be {PAYLOAD_SIZE} bytes, got {len(payload)}")
         iv = self._iv_dec.update(payload[:IV_SIZE])
-        data = payload[IV_SIZE:]
-        blocks = self._layer_ecb_dec.update(data)
-        chained = iv + data[:-IV_SIZE]
-        plain = (int.from_bytes(blocks, "big") ^ int.from_bytes(chained, "big")).to_bytes(ENCRYPTED_SIZE, "big")
-        return self._iv_dec.update(iv) + plain
+        plain = self._layer_steer.update(iv + payload[IV_SIZE:])
+        return self._iv_dec.update(iv) + plain[IV_SIZE:]
 
 
 class CreatorLayers:

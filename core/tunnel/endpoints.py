@@ -4,7 +4,7 @@ Both come from a successful build (`from_build`) or are zero-hop (no remote hops
 """
 from __future__ import annotations
 
-from core.clock import Clock, Rng
+from core.clock import BufferedRng, Clock, Rng
 from core.data.errors import ProtocolError
 from core.i2np import I2NPMessage, MessageType, TunnelData, TunnelGateway, decode_standard
 
@@ -28,6 +28,7 @@ class OutboundTunnel:
         self.first_hop = hops[0] if hops else None
         self.first_tunnel_id = first_tunnel_id
         self._layers = CreatorLayers(layer_keys)
+        rng = BufferedRng(rng)   # IVs, padding and message ids: several per message, all seen by the hops
         self._fragmenter = TunnelFragmenter(rng)
         self._clock = clock
         self._rng = rng

@@ -105,6 +105,18 @@ class FirstFragment:
     def is_fragmented(self) -> bool:
         return self.message_id is not None
 
+    @property
+    def encoded_size(self) -> int:
+        """len(to_bytes()), without encoding."""
+        size = self.delivery.instructions_size + 2 + len(self.data)
+        if self.delay is not None:
+            size += 1
+        if self.message_id is not None:
+            size += 4
+        if self.extended_options is not None:
+            size += 1 + len(self.extended_options)
+        return size
+
     @classmethod
     def read(cls, r: Reader) -> Self:
         flag_offset = r.pos
@@ -132,26 +144,31 @@ class FirstFragment:
                    extended)
 
     def to_bytes(self) -> bytes:
-        delivery = self.delivery
-        flag = delivery.delivery_type << 5
-        parts = [b""]
-        if delivery.tunnel_id is not None:
-            parts.append(delivery.tunnel_id.to_bytes(4, "big"))
-        if delivery.to_hash is not None:
-            parts.append(delivery.to_hash)
-        if self.delay is not None:
-            flag |= _DELAY
-            parts.append(bytes((self.delay,)))
-        if self.message_id is not None:
-            flag |= _FRAGMENTED
-            parts.append(self.message_id.to_bytes(4, "big"))
-        if self.extended_options is not None:
-            flag |= _EXTENDED
-            parts.append(bytes((len(self.extended_options),)) + self.extended_options)
-        parts[0] = bytes((flag,))
-        parts.append(len(self.data).to_bytes(2, "big"))
-        parts.append(self.data)
-        return b"".join(parts)
+        return b"".join((_first_instructions(self.delivery, self.message_id, self.delay, self.extended_options),
+                         len(self.data).to_bytes(2, "big"), self.data))
+
+
+def _first_instructions(delivery: TunnelDelivery, message_id: int | None, delay: int | None = None,
+                        extended_options: bytes | None = None) -> bytes:
+    """First-fragment delivery instructions up to the size field: flag, tunnel id, hash, delay, message id,
+    extended options."""
+    flag = delivery.delivery_type << 5
+    parts = [b""]
+    if delivery.tunnel_id is not None:
+        parts.append(delivery.tunnel_id.to_bytes(4, "big"))
+    if delivery.to_hash is not None:
+        parts.append(delivery.to_hash)
+    if delay is not None:
+        flag |= _DELAY
+        parts.append(bytes((delay,)))
+    if message_id is not None:
+        flag |= _FRAGMENTED
+        parts.append(message_id.to_bytes(4, "big"))
+    if extended_options is not None:
+        flag |= _EXTENDED
+        parts.append(bytes((len(extended_options),)) + extended_options)
+    parts[0] = bytes((flag,))
+    return b"".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +204,10 @@ class FollowOnFragment:
             raise r.error("fragment size 0", size_offset)
         return cls(message_id, number, bool(flag & 0x01), r.take(size))
 
+    @property
+    def encoded_size(self) -> int:
+        return FOLLOW_ON_HEADER_SIZE + len(self.data)
+
     def to_bytes(self) -> bytes:
         flag = _FOLLOW_ON | (self.fragment_number << 1) | (1 if self.is_last else 0)
         return (bytes((flag,)) + self.message_id.to_bytes(4, "big") + len(self.data).to_bytes(2, "big")
@@ -213,14 +234,14 @@ class TunnelMessage:
             raise ParseError("IV must be 16 bytes", structure="TunnelMessage")
         if 0 in self.padding:
             raise ParseError("padding must be nonzero", structure="TunnelMessage")
-        used = sum(len(f.to_bytes()) for f in self.fragments)
+        used = sum(f.encoded_size for f in self.fragments)
         if used + len(self.padding) != MAX_BODY_SIZE:
             raise ParseError(f"{used} bytes of fragments and {len(self.padding)} of padding do not fill the message",
                              structure="TunnelMessage")
 
     @classmethod
     def create(cls, iv: bytes, fragments: tuple[Fragment, ...], rng: Rng) -> Self:
-        used = sum(len(f.to_bytes()) for f in fragments)
+        used = sum(f.encoded_size for f in fragments)
         return cls(iv, fragments, nonzero_padding(MAX_BODY_SIZE - used, rng))
 
     @classmethod
@@ -267,14 +288,15 @@ class TunnelFragmenter:
     """Gateway preprocessing: packs messages into 1024-byte cleartext payloads, fragmenting as needed.
 
     put() queues; flush() completes the partial payload and returns every finished one (IV random,
-    checksum set, nonzero padding in front).
+    checksum set, nonzero padding in front). Fragments are written as bytes (the layout FirstFragment and
+    FollowOnFragment encode), each payload joined once.
     """
 
-    __slots__ = ("_rng", "_current", "_room", "_done")
+    __slots__ = ("_rng", "_parts", "_room", "_done")
 
     def __init__(self, rng: Rng):
         self._rng = rng
-        self._current: list[Fragment] = []
+        self._parts: list[bytes] = []
         self._room = MAX_BODY_SIZE
         self._done: list[bytes] = []
 
@@ -285,27 +307,29 @@ class TunnelFragmenter:
     def put(self, data: bytes, delivery: TunnelDelivery, message_id: int) -> None:
         if not data:
             raise ValueError("empty message")
-        if len(data) > max_message_size(delivery):
-            raise ValueError(f"{len(data)}-byte message exceeds the {max_message_size(delivery)}-byte tunnel limit")
-        whole = delivery.instructions_size + 2 + len(data)
-        if whole <= self._room:
-            self._add(FirstFragment(delivery, data), whole)
-            return
-        if self._current and not self._fits_from_here(len(data), delivery):
+        size = len(data)
+        if size > max_message_size(delivery):
+            raise ValueError(f"{size}-byte message exceeds the {max_message_size(delivery)}-byte tunnel limit")
+        whole = delivery.instructions_size + 2 + size
+        if whole > self._room and self._parts and not self._fits_from_here(size, delivery):
             self._complete()
-        if whole <= self._room:
-            self._add(FirstFragment(delivery, data), whole)
+        if whole <= self._room:   # tunnel-message.rst "First Fragment Delivery Instructions", unfragmented
+            self._add(_first_instructions(delivery, None) + size.to_bytes(2, "big"), data, whole)
             return
         header = delivery.instructions_size + 4 + 2
         first_size = self._room - header
-        self._add(FirstFragment(delivery, data[:first_size], message_id), self._room)
+        self._add(_first_instructions(delivery, message_id) + first_size.to_bytes(2, "big"), data[:first_size],
+                  self._room)
         offset, number = first_size, 1
         chunk = MAX_BODY_SIZE - FOLLOW_ON_HEADER_SIZE
-        while offset < len(data):
+        msg_id = message_id.to_bytes(4, "big")
+        while offset < size:
             piece = data[offset:offset + chunk]
             offset += len(piece)
-            fragment = FollowOnFragment(message_id, number, offset >= len(data), piece)
-            self._add(fragment, FOLLOW_ON_HEADER_SIZE + len(piece))
+            # "Follow-on Fragment Delivery Instructions": flag (follow-on, number, last), message id, size
+            flag = _FOLLOW_ON | (number << 1) | (offset >= size)
+            self._add(bytes((flag,)) + msg_id + len(piece).to_bytes(2, "big"), piece,
+                      FOLLOW_ON_HEADER_SIZE + len(piece))
             number += 1
 
     def _fits_from_here(self, size: int, delivery: TunnelDelivery) -> bool:
@@ -317,25 +341,28 @@ class TunnelFragmenter:
         chunk = MAX_BODY_SIZE - FOLLOW_ON_HEADER_SIZE
         return -(-rest // chunk) <= MAX_FRAGMENT_NUMBER
 
-    def _add(self, fragment: Fragment, size: int) -> None:
+    def _add(self, instructions: bytes, data: bytes, size: int) -> None:
         if size > self._room:
             self._complete()
-        self._current.append(fragment)
+        self._parts.append(instructions)
+        self._parts.append(data)
         self._room -= size
         if self._room < FOLLOW_ON_HEADER_SIZE + 1:
             self._complete()
 
     def _complete(self) -> None:
-        if self._current:
-            message = TunnelMessage.create(self._rng(IV_SIZE), tuple(self._current), self._rng)
-            self._done.append(message.to_bytes())
-        self._current = []
+        if self._parts:
+            body = b"".join(self._parts)
+            iv = self._rng(IV_SIZE)
+            self._done.append(b"".join((iv, _checksum(body, iv), nonzero_padding(self._room, self._rng), b"\x00",
+                                        body)))
+        self._parts = []
         self._room = MAX_BODY_SIZE
 
     @property
     def partial(self) -> bool:
         """A payload is begun and has room left: flush() sends it padded, or later messages fill it."""
-        return bool(self._current)
+        return bool(self._parts)
 
     def flush(self, *, partial: bool = True) -> list[bytes]:
         """The finished payloads; with `partial`, the begun one too, padded (without, it stays open)."""
@@ -467,8 +494,13 @@ class TunnelReassembler:
     def expire(self) -> int:
         """Drop partial messages past their deadline; returns how many."""
         now = self._clock.monotonic()
-        stale = [mid for mid, partial in self._pending.items() if partial.deadline <= now]
-        for mid in stale:
+        stale = 0
+        # deadlines grow in insertion order (one timeout from the first fragment): the oldest come first
+        while self._pending:
+            mid, partial = next(iter(self._pending.items()))
+            if partial.deadline > now:
+                break
             self._drop(mid)
-        self.expired_messages += len(stale)
-        return len(stale)
+            stale += 1
+        self.expired_messages += stale
+        return stale

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.client.payload import MAX_PAYLOAD, ClientPayload
+from core.client.payload import (ALWAYS_TRY_BELOW, MAX_PAYLOAD, MISSES_BEFORE_SKIPPING, SKIP_AFTER_MISSES,
+                                 ClientPayload, Compressor)
 from core.data.errors import ParseError, ProtocolError
 
 payloads = st.builds(ClientPayload, st.binary(max_size=3000), st.integers(0, 255), st.integers(0, 0xFFFF),
@@ -37,6 +38,32 @@ def test_compression_used_only_when_it_helps():
     stored = noise.to_bytes()
     assert len(stored) <= 5000 + 10 + 8 + 5 * 2   # stored blocks: 5 bytes per block of up to 64 KB
     assert len(text.to_bytes(compress=False)) > 5000
+
+
+@pytest.mark.parametrize("size", [0, 1, 63, 65535, 65536])
+def test_stored_members_are_standard_gzip(size):
+    body = os.urandom(size)
+    member = ClientPayload(body, 6).to_bytes(compress=False)
+    assert gzip.decompress(member) == body
+    assert len(member) == 10 + 8 + size + 5 * max(1, -(-size // 65535))
+
+
+def test_compressor_stops_trying_on_incompressible_data_and_probes_again():
+    compressor = Compressor()
+    text = ClientPayload(b"GET / HTTP/1.1\r\n" * 120, 6)
+    assert len(text.to_bytes(compress=compressor)) < len(text.data) // 4
+    for _ in range(MISSES_BEFORE_SKIPPING):
+        noise = ClientPayload(os.urandom(1730), 6)
+        assert ClientPayload.parse(noise.to_bytes(compress=compressor)) == noise
+    # skipping now: compressible data too is stored until the next probe
+    skipped = text.to_bytes(compress=compressor)
+    assert len(skipped) > len(text.data) and ClientPayload.parse(skipped) == text
+    short = ClientPayload(b"x" * (ALWAYS_TRY_BELOW - 1), 6)   # short ones (SYNs among them) are always tried
+    assert len(short.to_bytes(compress=compressor)) < 100
+    sizes = [len(text.to_bytes(compress=compressor)) for _ in range(SKIP_AFTER_MISSES)]
+    assert all(size > len(text.data) for size in sizes[:-1])
+    assert sizes[-1] < len(text.data) // 4   # the probe found it compressible: trying goes on
+    assert len(text.to_bytes(compress=compressor)) < len(text.data) // 4
 
 
 def test_reads_standard_gzip_with_ports_patched_in():

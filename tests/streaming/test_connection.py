@@ -423,3 +423,90 @@ def test_random_and_mutated_input_never_raises(alice, bob):
         pair.b.datagrams_to_send()
     assert pair.b.stats["dropped_malformed"] > 0
     assert len(pair.b.connections) <= pair.b.limits.max_concurrent_streams
+
+
+def test_a_lost_unchoke_is_repeated(alice, bob):
+    """The first unchoke is lost: later packets repeat it, so the sender resumes instead of probing forever."""
+    pair = Pair(alice, bob, config=StreamConfig(receive_buffer_size=40_000))
+    dropped = []
+
+    def lose_first_unchoke(to, datagram):
+        packet = Packet.parse(datagram.payload)
+        if to == alice.destination.hash and packet.delay_requested == 0 and not dropped:
+            dropped.append(packet)
+            return None
+        return datagram
+    client = pair.a.connect(bob.destination)
+    client.send(pair.rnd.randbytes(400_000))
+    server = pair.accept()
+    assert pair.run(lambda: client.peer_choked, timeout=30)
+    pair.net.tap = lose_first_unchoke
+    server.read()
+    assert pair.run(lambda: not client.peer_choked, timeout=5) and dropped
+
+
+def test_a_choke_older_than_the_unchoke_is_ignored(alice, bob):
+    """A choke overtaken by a later unchoke (another tunnel was faster) must not stop the sender."""
+    pair = Pair(alice, bob)
+    client = pair.a.connect(bob.destination)
+    client.send(pair.rnd.randbytes(20_000))
+    server = pair.accept()
+    assert pair.run(lambda: client.all_sent_acked and server.readable == 20_000)
+    last = client._next_seq - 1
+
+    def ack(ack_through, delay):
+        pair.a.receive(Packet(client.receive_stream_id, server.receive_stream_id, 0, ack_through,
+                              flags=pk.DELAY_REQUESTED, delay_requested=delay).to_bytes())
+    window = client.cwnd
+    ack(last, pk.CHOKE_DELAY)
+    assert client.peer_choked and client.cwnd == max(window / 2, 2.0)   # its buffer is smaller than our window
+    ack(last, 0)
+    assert not client.peer_choked
+    ack(last - 1, pk.CHOKE_DELAY)   # sent before the unchoke
+    assert not client.peer_choked
+    ack(last, pk.CHOKE_DELAY)
+    assert client.peer_choked
+    ack(last - 2, 0)                # sent before the choke
+    assert client.peer_choked
+
+
+def test_a_reader_that_keeps_up_is_not_choked_by_a_burst(alice, bob):
+    """A whole window arriving between two reads fills more than half the buffer; the reader reads every
+    50 ms, so the sender is not choked (an idle reader is: test_choke_when_the_reader_stalls)."""
+    pair = Pair(alice, bob)
+    client = pair.a.connect(bob.destination)
+    data = pair.rnd.randbytes(1_500_000)
+    client.send(data)
+    client.close()
+    server = pair.accept()
+    got = bytearray()
+    next_read = [0.0]
+
+    def read_every_50ms():
+        if pair.clock.monotonic() >= next_read[0]:
+            next_read[0] = pair.clock.monotonic() + 0.05
+            got.extend(server.read())
+        return server.at_eof
+    assert pair.run(read_every_50ms, timeout=120)
+    assert bytes(got) == data
+    assert client.cwnd >= 64 and pair.b.stats["chokes_sent"] == 0
+
+
+def test_a_spurious_timeout_restores_the_window_instead_of_resending_it(alice, bob):
+    """The path slows down (its queue grew) past the RTO: the first transmissions' acks still come, so F-RTO
+    calls the timeout spurious; the window is not sent twice and is restored."""
+    pair = Pair(alice, bob, impairments=Impairments(delay=0.02))
+    client = pair.a.connect(bob.destination)
+    server = pair.accept()
+    data = pair.rnd.randbytes(3_000_000)
+    client.send(data)
+    got = bytearray()
+    assert pair.run(lambda: got.extend(server.read()) or client.cwnd >= 100, timeout=60)
+    assert client.timeouts == 0
+    pair.net._impairer.impairments = Impairments(delay=0.4)   # a hop's queue: RTT 40 ms -> 800 ms
+    assert pair.run(lambda: got.extend(server.read()) or client.timeouts >= 1, timeout=30)
+    in_flight = client.in_flight
+    assert pair.run(lambda: got.extend(server.read()) or len(got) == len(data), timeout=300)
+    assert bytes(got) == data
+    assert pair.a.stats["spurious_timeouts"] >= 1
+    assert client.packets_resent <= 2 * client.timeouts < in_flight // 4   # not the whole window again

@@ -59,6 +59,7 @@ def test_layer_objects_are_reused_across_messages():
     for _ in range(5):
         payload = rng(1024)
         assert layer.encrypt(payload) == _reference_hop(layer_key, iv_key, payload)
+        assert layer.decrypt(_reference_hop(layer_key, iv_key, payload)) == payload   # chains from each IV anew
 
 
 def test_size_and_key_checks():

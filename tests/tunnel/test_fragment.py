@@ -133,6 +133,17 @@ def test_many_messages_any_order(specs, order_seed):
     assert reassembler.pending_count == 0
 
 
+@settings(max_examples=40)
+@given(st.lists(st.tuples(st.integers(1, 5000), deliveries), min_size=1, max_size=8), st.integers(0, 100))
+def test_fragmenter_bytes_are_what_the_fragment_structures_encode(specs, seed):
+    rng = seeded_rng(seed)
+    fragmenter = TunnelFragmenter(rng)
+    for message_id, (size, delivery) in enumerate(specs, start=1):
+        fragmenter.put(rng(size), delivery, message_id)
+    for payload in fragmenter.flush():
+        assert len(payload) == 1024 and TunnelMessage.parse(payload).to_bytes() == payload
+
+
 def test_small_messages_share_a_tunnel_message():
     payloads, out, _ = _round_trip([b"a" * 100] * 8, LOCAL)
     assert len(payloads) == 1 and len(out) == 8
@@ -247,3 +258,8 @@ def test_random_bodies_with_valid_checksum(body, iv):
         TunnelReassembler(FakeClock()).receive(payload)
     except ProtocolError:
         pass
+
+
+@given(st.one_of(first_fragments, follow_ons))
+def test_encoded_size_is_the_length_of_the_encoding(fragment):
+    assert fragment.encoded_size == len(fragment.to_bytes())

@@ -5,7 +5,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from core.clock import Rng
+from core.clock import BufferedRng, Rng
 from core.crypto.chacha import ChaChaPoly, TAG_LEN
 from core.crypto.hashes import hmac_sha256
 from core.crypto.siphash import siphash24
@@ -18,7 +18,6 @@ MAX_FRAME_SIZE = 65535              # ChaChaPoly frame incl. MAC; the 2-byte len
 MIN_FRAME_SIZE = TAG_LEN            # an empty frame is just the MAC
 DEFAULT_FRAME_TARGET = 16384        # ntcp2.rst: keep frames to a few KB so receivers get MACs early
 DEFAULT_MAX_PADDING = 15
-_RANDOM_POOL = 4096                 # padding bytes and sizes drawn from the RNG at once
 _NONCE_LIMIT = 2**64 - 1            # ntcp2.rst "ChaCha20/Poly1305": 2**64-1 must never be sent
 
 
@@ -92,8 +91,7 @@ class DataPhase:
         self._rx = ChaChaPoly(keys.receive_key)
         self._tx_len = LengthObfuscator(keys.send_sip_key, keys.send_sip_iv)
         self._rx_len = LengthObfuscator(keys.receive_sip_key, keys.receive_sip_iv)
-        self._rng = rng
-        self._random_pool, self._random_pos = b"", 0
+        self._random = BufferedRng(rng)   # padding sizes and bytes: a system call per frame cost more than its cipher
         self.max_padding = max_padding
         self.frame_target = frame_target
         self.frames_sent = 0
@@ -129,14 +127,6 @@ class DataPhase:
             return None
         size = int.from_bytes(self._random(2), "big") % (limit + 1)
         return PaddingBlock(self._random(size))
-
-    def _random(self, n: int) -> bytes:
-        """`n` bytes of the RNG, drawn a few KB at a time: a system call per frame cost more than its cipher."""
-        pos = self._random_pos
-        if pos + n > len(self._random_pool):
-            self._random_pool, pos = self._rng(max(n, _RANDOM_POOL)), 0
-        self._random_pos = pos + n
-        return self._random_pool[pos:pos + n]
 
     def pack(self, blocks: Iterable[Block], *, pad: bool = True) -> bytes:
         """Frames holding `blocks` in order (each whole), filled up to frame_target, each with random padding."""
