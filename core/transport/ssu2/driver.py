@@ -94,6 +94,7 @@ class SSU2Connection(BlockReceiver):
         self._closed = False
         self._close_callbacks: list[Callable[[SSU2Connection], None]] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._flush_scheduled = False
         self.path = PathValidator(address, clock=clock, rng=endpoint.rng, settings=endpoint.settings.path)
 
@@ -160,14 +161,23 @@ class SSU2Connection(BlockReceiver):
             self.bytes_sent += len(packet)
 
     def _arm_timer(self) -> None:
+        deadline = self.data_phase.next_deadline()
+        path = self.path.next_deadline()
+        if path is not None and (deadline is None or path < deadline):
+            deadline = path
+        if deadline is None or self._closed:
+            return
         if self._timer is not None:
+            if self._timer_at <= deadline:
+                return              # an earlier timer runs _flush, which arms the next one: no churn per packet
             self._timer.cancel()
-            self._timer = None
-        deadlines = [d for d in (self.data_phase.next_deadline(), self.path.next_deadline()) if d is not None]
-        deadline = min(deadlines) if deadlines else None
-        if deadline is not None and not self._closed:
-            delay = max(0.0, deadline - self._endpoint.clock.monotonic())
-            self._timer = asyncio.get_running_loop().call_later(delay, self._flush)
+        self._timer_at = deadline
+        delay = max(0.0, deadline - self._endpoint.clock.monotonic())
+        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._flush()
 
     # receiving
 
@@ -217,7 +227,7 @@ class SSU2Connection(BlockReceiver):
                                           self.address)
                 self._shutdown(block.reason)
                 return
-        self._flush()
+        self._schedule_flush()        # the datagrams of one loop turn share one poll: ACKs and data batched
 
     def _path_block(self, block: OpaqueBlock, address) -> None:
         if block.block_type == PATH_RESPONSE:
