@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -45,6 +45,7 @@ class TransportSettings:
     first_introducer_s: float = 5.0
     introducer_check_s: float = 30.0
     introducer_lifetime_s: int = 3600       # the iexp we publish
+    ntcp2_failure_memory_s: float = 1800.0  # a peer whose NTCP2 failed and SSU2 worked is dialled over SSU2 first
 
 
 @dataclass(slots=True)
@@ -101,6 +102,7 @@ class TransportManager:
         self.listen_port: int | None = None
         self._local_host: str | None = None
         self._retired: set[Connection] = set()
+        self._ntcp2_failed: OrderedDict[bytes, float] = OrderedDict()    # peer -> when NTCP2 failed and SSU2 worked
         self.bytes_sent_closed = 0
         self.bytes_received_closed = 0
         self.dropped_messages = 0
@@ -239,6 +241,8 @@ class TransportManager:
                 for k, (style, address) in enumerate(choices):
                     try:
                         conn = await self._dial_one(style, address, peer_hash)
+                        if k and choices[0][0] == "NTCP2":
+                            self._remember_ntcp2_failure(peer_hash)     # SSU2 first next time, for a while
                         break
                     except (ProtocolError, OSError, TimeoutError) as exc:
                         if k == len(choices) - 1:
@@ -261,15 +265,32 @@ class TransportManager:
                 del self._peers[peer_hash]
 
     def _dial_choices(self, ri: RouterInfo) -> list[tuple[str, object]]:
-        """The transports to try, in order: with both, SSU2 or NTCP2 first at random, as i2pd does."""
+        """The transports to try, in order. With both published, NTCP2 first, as i2pd and Java bid: it carries bulk
+        at a fraction of SSU2's cost. SSU2 first only while we are firewalled and short of introducers (and the
+        peer introduces), or when NTCP2 to this peer failed and SSU2 then worked, lately."""
         ntcp2 = _dialable_ntcp2(ri)
         ssu2 = dialable_ssu2(ri) if self.ssu2 is not None else None
         introduced = introduced_ssu2(ri, self.clock.time()) if self.ssu2 is not None and ssu2 is None else None
         choices = [c for c in (("NTCP2", ntcp2), ("SSU2", ssu2), ("SSU2-introduced", introduced))
                    if c[1] is not None]
-        if len(choices) == 2 and (ssu2 is not None and self._wants_relay_tag(ssu2) or self.rng(1)[0] & 1):
-            choices.reverse()        # SSU2 first: at random, or always while firewalled and short of introducers
+        if len(choices) == 2 and ssu2 is not None and (self._wants_relay_tag(ssu2) or self._ssu2_preferred(ri.hash)):
+            choices.reverse()
         return choices
+
+    def _ssu2_preferred(self, peer: bytes) -> bool:
+        since = self._ntcp2_failed.get(peer)
+        if since is None:
+            return False
+        if self.clock.monotonic() - since > self.settings.ntcp2_failure_memory_s:
+            del self._ntcp2_failed[peer]
+            return False
+        return True
+
+    def _remember_ntcp2_failure(self, peer: bytes) -> None:
+        self._ntcp2_failed.pop(peer, None)
+        self._ntcp2_failed[peer] = self.clock.monotonic()
+        while len(self._ntcp2_failed) > self.settings.max_connections * 4:
+            self._ntcp2_failed.popitem(last=False)
 
     def _wants_relay_tag(self, address) -> bool:
         """Firewalled, short of introducers, and `address` (SSU2) offers introductions ("C")."""
