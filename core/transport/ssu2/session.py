@@ -16,8 +16,8 @@ from core.data.errors import HandshakeError, ParseError, ProtocolError
 from core.i2np.header import I2NPMessage
 
 from . import header as h
-from .blocks import (NOT_ACK_ELICITING, AckBlock, Block, CongestionBlock, DateTimeBlock, FirstFragmentBlock, FollowOnFragmentBlock,
-                     I2NPBlock, OpaqueBlock, PaddingBlock, PATH_CHALLENGE, PATH_RESPONSE, RELAY_TAG_REQUEST, TerminationBlock,
+from .blocks import (NOT_ACK_ELICITING, AckBlock, Block, CongestionBlock, DateTimeBlock, FirstFragmentBlock,
+                     FollowOnFragmentBlock, I2NPBlock, OpaqueBlock, PaddingBlock, PATH_CHALLENGE, PATH_RESPONSE, RELAY_TAG_REQUEST, TerminationBlock,
                      TerminationReason, parse_blocks)
 from .handshake import HandshakeResult, max_payload
 
@@ -299,9 +299,8 @@ class DataPhase:
                 if not retransmitted and self._tries and id(block) in self._tries:
                     retransmitted = True
             if blocks:
-                # ssu2.rst "Immediate ACK Flag": on the last packet of a burst, when the window fills,
-                # and on retransmissions
-                # and, so that the peer's ACKs stay few, only while no earlier request is unanswered
+                # ssu2.rst "Immediate ACK Flag": on retransmissions; on the last packet of a burst or the one that
+                # fills the window, while no earlier request is unanswered (so that the peer's ACKs stay few)
                 immediate = retransmitted or (not self._queue or self.in_flight + 1 >= self.cwnd) \
                     and self._immediate_pn not in self._sent
                 if immediate:
