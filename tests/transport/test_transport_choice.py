@@ -114,3 +114,52 @@ async def test_dial_uses_ntcp2_then_ssu2_when_ntcp2_is_unreachable():
     finally:
         await alice_mgr.stop()
         await bob_mgr.stop()
+
+
+async def test_a_session_of_the_other_transport_is_kept_beside_the_ntcp2_one_and_takes_over():
+    """i2pd keeps an NTCP2 and an SSU2 session with a peer at once (it comes over SSU2 for peer tests): neither
+    closes the other; we send on NTCP2, and the SSU2 session carries on when NTCP2 closes."""
+    clock = SystemClock()
+    infos, a_in, b_in = {}, [], []
+    managers = []
+    try:
+        routers = []
+        for name in ("alice", "bob"):
+            probe = make_ssu2_router(name, clock)
+            mgr = make_manager(probe, infos, a_in if name == "alice" else b_in, clock)
+            await mgr.start("127.0.0.1", 0)
+            managers.append(mgr)
+            router = dual_stack(name, clock, mgr.listen_port)
+            mgr._router_info = router.router_info.to_bytes
+            mgr.router_hash = router.router_hash
+            infos[router.router_hash] = router.router_info
+            routers.append(router)
+        (alice_mgr, bob_mgr), (alice, bob) = managers, routers
+        await send_and_wait(alice_mgr, bob.router_hash, b_in, 1)
+        ntcp2 = alice_mgr.sessions[bob.router_hash]
+        assert ntcp2.transport_style == "NTCP2"
+        # Bob comes over SSU2 as well (as i2pd does for a peer test)
+        address = alice_mgr._dial_choices(alice.router_info)[1][1]
+        ssu2 = await bob_mgr._dial_one("SSU2", address, alice.router_hash)
+        bob_mgr._register(ssu2)
+        async with asyncio.timeout(5):
+            while alice_mgr._ssu2_session(bob.router_hash) is None:
+                await asyncio.sleep(0.02)
+        assert alice_mgr.sessions[bob.router_hash] is ntcp2 and not ntcp2.closed      # NTCP2 still sent on
+        assert bob_mgr.sessions[alice.router_hash].transport_style == "NTCP2"
+        assert bob_mgr._secondary[alice.router_hash] is ssu2
+        await asyncio.sleep(0.2)
+        assert not ntcp2.closed and not ssu2.closed
+        await send_and_wait(alice_mgr, bob.router_hash, b_in, 2)
+        assert alice_mgr.sessions[bob.router_hash] is ntcp2
+        # NTCP2 closes: the SSU2 session carries the next message, no new dial
+        await ntcp2.close()
+        async with asyncio.timeout(5):
+            while not isinstance(alice_mgr.sessions.get(bob.router_hash), SSU2Connection):
+                await asyncio.sleep(0.02)
+        await send_and_wait(alice_mgr, bob.router_hash, b_in, 3)
+        assert isinstance(alice_mgr.sessions[bob.router_hash], SSU2Connection)
+        assert not alice_mgr._secondary
+    finally:
+        for mgr in managers:
+            await mgr.stop()
