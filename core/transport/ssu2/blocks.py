@@ -605,7 +605,7 @@ def read_block(r: Reader) -> Block:
 
 def parse_blocks(payload: bytes, structure: str = "SSU2 payload") -> list[Block]:
     """All blocks of a payload, enforcing ssu2.rst "Block Ordering Rules" (the NTCP2 rules)."""
-    return _parse_blocks(payload, structure, read_block)
+    return _parse_blocks(payload, structure, read_block, TERMINATION)
 
 
 __all__ = [name for name in dir() if name.endswith("Block") or name in (
