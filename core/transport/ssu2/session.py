@@ -16,9 +16,9 @@ from core.data.errors import HandshakeError, ParseError, ProtocolError
 from core.i2np.header import I2NPMessage
 
 from . import header as h
-from .blocks import (NOT_ACK_ELICITING, AckBlock, Block, CongestionBlock, DateTimeBlock, FirstFragmentBlock,
-                     FollowOnFragmentBlock, I2NPBlock, OpaqueBlock, PaddingBlock, PATH_CHALLENGE, PATH_RESPONSE, RELAY_TAG_REQUEST, TerminationBlock,
-                     TerminationReason, parse_blocks)
+from .blocks import (NOT_ACK_ELICITING, PATH_CHALLENGE, PATH_RESPONSE, RELAY_TAG_REQUEST, AckBlock, Block,
+                     CongestionBlock, DateTimeBlock, FirstFragmentBlock, FollowOnFragmentBlock, I2NPBlock, OpaqueBlock,
+                     PaddingBlock, TerminationBlock, TerminationReason, parse_blocks)
 from .handshake import HandshakeResult, max_payload
 
 
