@@ -85,7 +85,7 @@ control_port = 7650
 sam_port = 7656
 sam_udp_port = 7655
 
-# SSU2, the UDP transport, on the same port as NTCP2 over UDP (docs/ssu2.md). On by
+# SSU2, the UDP transport, on the NTCP2 port number (docs/ssu2.md). On by
 # default, as in i2pd and Java I2P; `enabled = false` leaves NTCP2 only.
 # [ssu2]
 # enabled = true
