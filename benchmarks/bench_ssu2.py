@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.clock import FakeClock, SystemClock  # noqa: E402
 from core.i2np.header import I2NPMessage  # noqa: E402
 from core.transport.ssu2.blocks import I2NPBlock  # noqa: E402
-from core.transport.ssu2.driver import SSU2Endpoint  # noqa: E402
+from core.transport.ssu2.driver import SSU2Endpoint, SSU2Settings  # noqa: E402
 from tests.transport.ssu2_support import ALICE_ADDR, handshake, initiator, make_ssu2_router, responder  # noqa: E402
 from tests.transport.test_ntcp2_support import NETID  # noqa: E402
 
@@ -29,7 +29,7 @@ def bench_memory_handshakes(alice, bob, clock, n: int) -> None:
         for _ in range(n):
             handshake(alice, bob, clock)
     report("handshakes in memory, with Token Request", n, "handshakes/s", meter)
-    resp = responder(bob, clock, max_pending=n + 1, max_pending_per_ip=n + 1)
+    resp = responder(bob, clock, max_pending=n + 1, max_pending_per_ip=n + 1, handshake_burst=n + 1)
     with Meter() as meter:
         for _ in range(n):
             ini = initiator(alice, bob, clock, token=resp.issue_token(ALICE_ADDR), rng=os.urandom)
@@ -59,10 +59,13 @@ def bench_memory_data(alice, bob, clock, megabytes: int, size: int) -> None:
 async def bench_loopback(alice, bob, handshakes: int, megabytes: int, sizes: tuple[int, ...]) -> None:
     clock = SystemClock()
     inbound = []
+    settings = SSU2Settings(handshake_burst=handshakes + 4)     # every handshake comes from one IP here
     ea = SSU2Endpoint(static_key=alice.static_key, intro_key=alice.intro_key, netid=NETID,
-                      router_info=alice.router_info.to_bytes, on_connection=inbound.append, clock=clock)
+                      router_info=alice.router_info.to_bytes, on_connection=inbound.append, clock=clock,
+                      settings=settings)
     eb = SSU2Endpoint(static_key=bob.static_key, intro_key=bob.intro_key, netid=NETID,
-                      router_info=bob.router_info.to_bytes, on_connection=inbound.append, clock=clock)
+                      router_info=bob.router_info.to_bytes, on_connection=inbound.append, clock=clock,
+                      settings=settings)
     await ea.start("127.0.0.1", 0)
     await eb.start("127.0.0.1", 0)
 

@@ -37,7 +37,11 @@ async def run(net: Testnet, name: str, megabytes: int, styles: tuple[str, ...]) 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ssu2-"))
     try:
         address = net.extra_addresses[0] if net.extra_addresses else net.add_pyi2p_address()
-        router = Router(load_config(tmp, {"netid": net.netid, "host": address, "port": 24190,
+        router = Router(load_config(tmp, {"netid": net.netid, "host": address,
+                                          # a fresh port each run: i2pd still dials the routers of earlier runs
+                                          # at their address, and takes our handshake from the same address
+                                          # and port for an answer to its own ("Unexpected message type")
+                                          "port": 24190 + int.from_bytes(os.urandom(2), "big") % 800,
                                           "reseed_file": str(net.seed_file), "control_port": 0, "sam_port": 0,
                                           "ssu2_enabled": True}))
         answers: asyncio.Queue = asyncio.Queue()

@@ -38,7 +38,7 @@ class RouterConfig:
     sam_udp_port: int = 7655         # SAM datagrams over UDP; 0: only on the control socket
     sam_users: tuple[str, ...] = ()  # "user:password" entries: SAM asks for them (required off loopback)
     log_level: str = "INFO"
-    ssu2_enabled: bool = False       # [ssu2] enabled: SSU2 on the same port over UDP (docs/ssu2.md)
+    ssu2_enabled: bool = True        # [ssu2] enabled: SSU2 on the same port over UDP (docs/ssu2.md)
 
     @property
     def config_path(self) -> Path:
@@ -85,9 +85,10 @@ control_port = 7650
 sam_port = 7656
 sam_udp_port = 7655
 
-# SSU2, the UDP transport, on the same port as NTCP2 (docs/ssu2.md).
+# SSU2, the UDP transport, on the NTCP2 port number (docs/ssu2.md). On by
+# default, as in i2pd and Java I2P; `enabled = false` leaves NTCP2 only.
 # [ssu2]
-# enabled = false
+# enabled = true
 
 # The applications each have a table; `enabled = false` turns one off. See docs/ for each
 # app's settings (docs/proxy.md, docs/naming.md, docs/mail.md, docs/torrent.md);

@@ -17,8 +17,9 @@ from .node import Node
 def add_router_options(parser) -> None:
     """The flags people and scripts start routers with; keep them stable."""
     parser.add_argument("--datadir", help="data folder (default ~/.pyi2p)")
-    parser.add_argument("--host", help="address to bind and publish for NTCP2")
-    parser.add_argument("--port", type=int, help="NTCP2 port (default: chosen at first start and kept)")
+    parser.add_argument("--host", help="address to bind and publish for NTCP2 and SSU2")
+    parser.add_argument("--port", type=int,
+                        help="NTCP2 (TCP) and SSU2 (UDP) port (default: chosen at first start and kept)")
     parser.add_argument("--netid", type=int, help="network id: 2 is the real network (default 2)")
     parser.add_argument("--reseed-file", help="reseed bundle read at start: .su3, zip of routerInfo-*.dat, or folder")
     parser.add_argument("--floodfill", action="store_true", default=None, help="act as a floodfill")
@@ -27,13 +28,15 @@ def add_router_options(parser) -> None:
     parser.add_argument("--sam-port", type=int, help="SAM v3 port on 127.0.0.1 (default 7656; 0: off)")
     parser.add_argument("--sam-udp-port", type=int,
                         help="SAM v3 datagram (UDP) port on 127.0.0.1 (default 7655; 0: datagrams on the socket only)")
+    parser.add_argument("--no-ssu2", dest="ssu2", action="store_false", default=None,
+                        help="NTCP2 only: no SSU2 (UDP) address or socket (config.toml: [ssu2] enabled = false)")
 
 
 def config_from_args(args):
     overrides = {"host": args.host, "port": args.port, "netid": args.netid, "reseed_file": args.reseed_file,
                  "floodfill": args.floodfill, "log_level": args.log_level,
                  "control_port": args.control_port, "sam_port": args.sam_port,
-                 "sam_udp_port": getattr(args, "sam_udp_port", None)}
+                 "sam_udp_port": getattr(args, "sam_udp_port", None), "ssu2_enabled": getattr(args, "ssu2", None)}
     return load_config(args.datadir, overrides)
 
 

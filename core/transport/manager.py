@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -45,6 +45,7 @@ class TransportSettings:
     first_introducer_s: float = 5.0
     introducer_check_s: float = 30.0
     introducer_lifetime_s: int = 3600       # the iexp we publish
+    ntcp2_failure_memory_s: float = 1800.0  # a peer whose NTCP2 failed and SSU2 worked is dialled over SSU2 first
 
 
 @dataclass(slots=True)
@@ -104,6 +105,8 @@ class TransportManager:
         self.listen_port: int | None = None
         self._local_host: str | None = None
         self._retired: set[Connection] = set()
+        self._secondary: dict[bytes, Connection] = {}   # per peer: a session of the transport not sent on
+        self._ntcp2_failed: OrderedDict[bytes, float] = OrderedDict()    # peer -> when NTCP2 failed and SSU2 worked
         self.bytes_sent_closed = 0
         self.bytes_received_closed = 0
         self.dropped_messages = 0
@@ -142,7 +145,7 @@ class TransportManager:
             await self._listener.stop()
         if self.ssu2 is not None:
             await self.ssu2.stop()
-        for conn in [*self.sessions.values(), *self._retired]:
+        for conn in [*self.sessions.values(), *self._secondary.values(), *self._retired]:
             await conn.close(TerminationReason.ROUTER_SHUTDOWN)
         for task in list(self._tasks):
             task.cancel()
@@ -253,6 +256,8 @@ class TransportManager:
                 for k, (style, address) in enumerate(choices):
                     try:
                         conn = await self._dial_one(style, address, peer_hash)
+                        if k and choices[0][0] == "NTCP2":
+                            self._remember_ntcp2_failure(peer_hash)     # SSU2 first next time, for a while
                         break
                     except (ProtocolError, OSError, TimeoutError) as exc:
                         if k == len(choices) - 1:
@@ -275,15 +280,32 @@ class TransportManager:
                 del self._peers[peer_hash]
 
     def _dial_choices(self, ri: RouterInfo) -> list[tuple[str, object]]:
-        """The transports to try, in order: with both, SSU2 or NTCP2 first at random, as i2pd does."""
+        """The transports to try, in order. With both published, NTCP2 first, as i2pd and Java bid: it carries bulk
+        at a fraction of SSU2's cost. SSU2 first only while we are firewalled and short of introducers (and the
+        peer introduces), or when NTCP2 to this peer failed and SSU2 then worked, lately."""
         ntcp2 = _dialable_ntcp2(ri)
         ssu2 = dialable_ssu2(ri) if self.ssu2 is not None else None
         introduced = introduced_ssu2(ri, self.clock.time()) if self.ssu2 is not None and ssu2 is None else None
         choices = [c for c in (("NTCP2", ntcp2), ("SSU2", ssu2), ("SSU2-introduced", introduced))
                    if c[1] is not None]
-        if len(choices) == 2 and (ssu2 is not None and self._wants_relay_tag(ssu2) or self.rng(1)[0] & 1):
-            choices.reverse()        # SSU2 first: at random, or always while firewalled and short of introducers
+        if len(choices) == 2 and ssu2 is not None and (self._wants_relay_tag(ssu2) or self._ssu2_preferred(ri.hash)):
+            choices.reverse()
         return choices
+
+    def _ssu2_preferred(self, peer: bytes) -> bool:
+        since = self._ntcp2_failed.get(peer)
+        if since is None:
+            return False
+        if self.clock.monotonic() - since > self.settings.ntcp2_failure_memory_s:
+            del self._ntcp2_failed[peer]
+            return False
+        return True
+
+    def _remember_ntcp2_failure(self, peer: bytes) -> None:
+        self._ntcp2_failed.pop(peer, None)
+        self._ntcp2_failed[peer] = self.clock.monotonic()
+        while len(self._ntcp2_failed) > self.settings.max_connections * 4:
+            self._ntcp2_failed.popitem(last=False)
 
     def _wants_relay_tag(self, address) -> bool:
         """Firewalled, short of introducers, and `address` (SSU2) offers introductions ("C")."""
@@ -309,12 +331,12 @@ class TransportManager:
         """ssu2.rst "Introducer Selection": through an introducer we have a session with, else the first we
         can dial."""
         address, introducers = choice
-        ordered = sorted(introducers, key=lambda i: not isinstance(self.sessions.get(i[0]), SSU2Connection))
+        ordered = sorted(introducers, key=lambda i: self._ssu2_session(i[0]) is None)
         failure: Exception = LookupError("no introducer reachable")
         for bob_hash, tag in ordered:
             try:
-                bob = self.sessions.get(bob_hash)
-                if not isinstance(bob, SSU2Connection) or bob.closed:
+                bob = self._ssu2_session(bob_hash)
+                if bob is None:
                     ri = self._lookup(bob_hash)
                     bob_address = dialable_ssu2(ri) if ri is not None else None
                     if bob_address is None:
@@ -344,10 +366,10 @@ class TransportManager:
         held = self.ssu2.introducers()
         if len(held) < self.settings.introducers:
             asked = 0
-            for peer, conn in list(self.sessions.items()):
+            for peer, conn in list(self._ssu2_sessions()):
                 if asked + len(held) >= self.settings.introducers:
                     break
-                ri = self._lookup(peer) if isinstance(conn, SSU2Connection) and not conn.closed else None
+                ri = self._lookup(peer)
                 address = dialable_ssu2(ri) if ri is not None else None
                 if address is not None and "C" in address.caps and peer not in {h for h, _ in held}:
                     self.ssu2.request_relay_tag(conn)
@@ -376,11 +398,22 @@ class TransportManager:
     def _register(self, conn: Connection) -> None:
         peer = conn.peer_router_hash
         old = self.sessions.get(peer)
-        if old is not None and old is not conn and not old.closed:
-            # the peer dialled again (restart, or both dialled at once): send on the newest session, and
-            # keep reading the old one a while so nothing already in flight on it is lost
-            self._spawn(self._retire(old), "ntcp2-retire")
-        self.sessions[peer] = conn
+        if old is not None and old is not conn and not old.closed and old.transport_style != conn.transport_style:
+            # one session per transport, as i2pd and Java keep: a peer that has NTCP2 with us may come over SSU2
+            # (its peer tests, relays). Both stay up; we send on NTCP2, the other is read and takes over if
+            # the first closes
+            primary, secondary = (old, conn) if old.transport_style == "NTCP2" else (conn, old)
+            self._set_secondary(peer, secondary)
+            self.sessions[peer] = primary
+        else:
+            if old is not None and old is not conn and not old.closed:
+                # the peer dialled again (restart, or both dialled at once): send on the newest session, and
+                # keep reading the old one a while so nothing already in flight on it is lost
+                self._spawn(self._retire(old), "ntcp2-retire")
+            self.sessions[peer] = conn
+            other = self._secondary.get(peer)
+            if other is not None and other.transport_style == conn.transport_style:
+                self._set_secondary(peer, None)
         self._last_i2np[peer] = self.clock.monotonic()
         conn.add_close_callback(self._closed)
         if conn.peer_router_info:
@@ -393,14 +426,29 @@ class TransportManager:
         if state is not None and state.queue:
             self._send_now(conn, list(state.queue))
 
+    def _set_secondary(self, peer: bytes, conn: Connection | None) -> None:
+        """The session of the other transport with `peer`; one that it replaces is retired."""
+        prev = self._secondary.pop(peer, None)
+        if prev is not None and prev is not conn and not prev.closed:
+            self._spawn(self._retire(prev), "ntcp2-retire")
+        if conn is not None:
+            self._secondary[peer] = conn
+
     def _closed(self, conn: Connection) -> None:
         self.bytes_sent_closed += conn.bytes_sent
         self.bytes_received_closed += conn.bytes_received
-        if self.sessions.get(conn.peer_router_hash) is conn:
-            del self.sessions[conn.peer_router_hash]
-            self._last_i2np.pop(conn.peer_router_hash, None)
-            self.dropped_messages += len(self._outbox.pop(conn.peer_router_hash, ()))
-            log.info("%s: session with %s closed (reason %s)", conn.transport_style, b64encode(conn.peer_router_hash)[:8],
+        peer = conn.peer_router_hash
+        if self._secondary.get(peer) is conn:
+            del self._secondary[peer]
+        if self.sessions.get(peer) is conn:
+            other = self._secondary.pop(peer, None)
+            if other is not None and not other.closed:
+                self.sessions[peer] = other          # the other transport's session carries on, with the outbox
+            else:
+                del self.sessions[peer]
+                self._last_i2np.pop(peer, None)
+                self.dropped_messages += len(self._outbox.pop(peer, ()))
+            log.info("%s: session with %s closed (reason %s)", conn.transport_style, b64encode(peer)[:8],
                      conn.close_reason)
 
     async def _retire(self, conn: Connection) -> None:
@@ -455,8 +503,8 @@ class TransportManager:
         its SSU2 caps); None when there is no such peer or SSU2 is off or unpublished."""
         if self.ssu2 is None or not self._local_host or self.listen_port is None:
             return None
-        for peer, conn in list(self.sessions.items()):
-            ri = self._lookup(peer) if isinstance(conn, SSU2Connection) and not conn.closed else None
+        for peer, conn in list(self._ssu2_sessions()):
+            ri = self._lookup(peer)
             address = dialable_ssu2(ri) if ri is not None else None
             if address is not None and "B" in address.caps:
                 return await self.ssu2.peer_test(conn, self._local_host, self.ssu2.port)
@@ -482,6 +530,9 @@ class TransportManager:
                     self._spawn(conn.close(TerminationReason.IDLE_TIMEOUT), "ntcp2-idle")
                 elif now - conn.last_sent > self.settings.keepalive_s:
                     self._spawn(self._keepalive(conn), "ntcp2-keepalive")
+            for conn in list(self._secondary.values()):     # not kept alive: closed when quiet both ways
+                if not conn.closed and now - max(conn.last_received, conn.last_sent) > self.settings.idle_timeout_s:
+                    self._spawn(conn.close(TerminationReason.IDLE_TIMEOUT), "ntcp2-idle")
 
     async def _keepalive(self, conn: Connection) -> None:
         try:
@@ -491,13 +542,28 @@ class TransportManager:
 
     # --- figures
 
+    def _ssu2_sessions(self):
+        """(peer, SSU2 session) for every live SSU2 session, whether we send on it or not."""
+        for sessions in (self.sessions, self._secondary):
+            for peer, conn in list(sessions.items()):
+                if isinstance(conn, SSU2Connection) and not conn.closed:
+                    yield peer, conn
+
+    def _ssu2_session(self, peer: bytes) -> SSU2Connection | None:
+        for conn in (self.sessions.get(peer), self._secondary.get(peer)):
+            if isinstance(conn, SSU2Connection) and not conn.closed:
+                return conn
+        return None
+
     @property
     def bytes_sent(self) -> int:
-        return self.bytes_sent_closed + sum(c.bytes_sent for c in self.sessions.values())
+        return self.bytes_sent_closed + sum(c.bytes_sent
+                                            for c in [*self.sessions.values(), *self._secondary.values()])
 
     @property
     def bytes_received(self) -> int:
-        return self.bytes_received_closed + sum(c.bytes_received for c in self.sessions.values())
+        return self.bytes_received_closed + sum(c.bytes_received
+                                                for c in [*self.sessions.values(), *self._secondary.values()])
 
 
 def _dialable_ntcp2(ri: RouterInfo):

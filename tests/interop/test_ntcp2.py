@@ -59,6 +59,8 @@ async def test_ntcp2_both_directions_with_i2pd(testnet, tmp_path):
                                        for h, c in router.transports.sessions.items()), 30)
             outbound = [h for h, c in router.transports.sessions.items() if not c.inbound]
             assert all(h in i2pd for h in outbound)
+            # SSU2 is on as well: the i2pd routers publish both, and NTCP2 is dialled first
+            assert all(router.transports.sessions[h].transport_style == "NTCP2" for h in outbound)
             # the first frames carry the peer's RouterInfo, and it verifies
             await wait_for(lambda: any(peer in outbound for peer, _ in received), 15)
             for peer, data in received:
@@ -89,8 +91,9 @@ async def test_ntcp2_both_directions_with_i2pd(testnet, tmp_path):
             finally:
                 await other.stop()
 
-            # sessions survive two minutes without I2NP traffic
-            watched = dict(router.transports.sessions)
+            # NTCP2 sessions survive two minutes without I2NP traffic (i2pd may have dialled us over SSU2)
+            watched = {h: c for h, c in router.transports.sessions.items() if c.transport_style == "NTCP2"}
+            assert watched
             await asyncio.sleep(IDLE_S)
             still = [h for h, c in watched.items() if not c.closed]
             assert still, "every NTCP2 session closed while idle"

@@ -1,4 +1,5 @@
 """The router's identity and data dir: created once, 0600, reloaded the same, RouterInfo signed."""
+import argparse
 import stat
 
 import pytest
@@ -9,6 +10,7 @@ from core.data.encoding import b64encode
 from core.data.routerinfo import RouterInfo
 from core.router import Router
 from core.transport.ssu2.driver import introduced_ssu2
+from pyi2p.run import add_router_options, config_from_args
 
 
 async def start_router(datadir, **overrides):
@@ -117,10 +119,8 @@ def test_floodfill_setting_takes_true_false_or_auto(tmp_path):
         load_config(tmp_path)
 
 
-async def test_ssu2_section_publishes_an_ssu2_address_with_its_own_private_keys(tmp_path, free_port):
-    load_config(tmp_path, {"port": free_port})          # writes config.toml
-    with open(tmp_path / "config.toml", "a") as f:
-        f.write("\n[ssu2]\nenabled = true\n")
+async def test_ssu2_is_on_by_default_on_the_ntcp2_port_with_its_own_private_keys(tmp_path, free_port):
+    load_config(tmp_path, {"port": free_port})          # writes config.toml, [ssu2] left as the default
     router = await start_router(tmp_path, netid=42, host="127.0.0.1")
     assert stat.S_IMODE((tmp_path / "ssu2.keys").stat().st_mode) == 0o600
     ri = RouterInfo.parse((tmp_path / "router.info").read_bytes())
@@ -128,11 +128,19 @@ async def test_ssu2_section_publishes_an_ssu2_address_with_its_own_private_keys(
     assert (address.host, address.port, address.v) == ("127.0.0.1", free_port, "2")
     assert address.s == router.keys.ssu2_static.public_bytes and address.i == router.keys.ssu2_intro
     assert address.caps == "BC"          # peer tests as Bob and Charlie, introductions as Bob
-    assert ri.addresses_of("NTCP2")
-    # off by default: no SSU2 address, no UDP socket
+    (ntcp2,) = ri.addresses_of("NTCP2")
+    assert ntcp2.port == address.port == router.transports.ssu2.port     # one port number, TCP and UDP
+    # `[ssu2] enabled = false` (or `pyi2p run --no-ssu2`): NTCP2 only, no SSU2 address, no UDP socket
+    load_config(tmp_path / "plain")
+    with open(tmp_path / "plain" / "config.toml", "a") as f:
+        f.write("\n[ssu2]\nenabled = false\n")
     plain = await start_router(tmp_path / "plain", netid=42)
     assert not RouterInfo.parse((tmp_path / "plain" / "router.info").read_bytes()).addresses_of("SSU2")
     assert plain.transports.ssu2 is None
+    args = argparse.ArgumentParser()
+    add_router_options(args)
+    assert config_from_args(args.parse_args(["--datadir", str(tmp_path / "flag"), "--no-ssu2"])).ssu2_enabled is False
+    assert config_from_args(args.parse_args(["--datadir", str(tmp_path / "flag")])).ssu2_enabled is True
 
 
 async def test_firewalled_ssu2_address_names_the_introducers_the_transports_hold(tmp_path):

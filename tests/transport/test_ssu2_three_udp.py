@@ -112,6 +112,10 @@ async def test_alice_reaches_a_firewalled_charlie_through_bob_over_udp():
                                                        peer_intro_key=r.intro_key)
         assert conn.peer_router_hash == r.router_hash and not conn.closed
         await until(lambda: any(c.peer_router_hash == alice.router.router_hash for c in charlie.inbound))
+        # Alice came: Charlie's Hole Punch is not sent again
+        assert charlie.endpoint.introduced.hole_punches == 1
+        charlie.endpoint._resend_hole_punches()
+        assert not charlie.endpoint._hole_punches
         # a wrong tag is refused by Bob (after his one-introduction-per-Alice-a-second limit)
         await asyncio.sleep(1.1)
         with pytest.raises(ConnectionError, match="code 5"):
@@ -125,3 +129,28 @@ async def test_alice_reaches_a_firewalled_charlie_through_bob_over_udp():
     finally:
         for node in nodes:
             await node.endpoint.stop()
+
+
+async def test_a_hole_punch_is_resent_until_alice_comes_or_the_resends_are_spent():
+    clock = SystemClock()
+    charlie = Node("charlie", clock)
+    await charlie.start()
+    got: list[bytes] = []
+
+    class Sink(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            got.append(data)
+    loop = asyncio.get_running_loop()
+    sink, _ = await loop.create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
+    alice = sink.get_extra_info("sockname")[:2]
+    try:
+        charlie.endpoint._hole_punches[alice] = [b"p" * 60, charlie.endpoint.settings.hole_punch_resends]
+        for _ in range(charlie.endpoint.settings.hole_punch_resends + 2):     # one housekeeping turn each
+            charlie.endpoint._resend_hole_punches()
+        await until(lambda: len(got) == charlie.endpoint.settings.hole_punch_resends)
+        assert not charlie.endpoint._hole_punches
+        await asyncio.sleep(0.1)
+        assert got == [b"p" * 60] * charlie.endpoint.settings.hole_punch_resends
+    finally:
+        sink.close()
+        await charlie.endpoint.stop()

@@ -314,23 +314,11 @@ def read_block(r: Reader, known: dict | None = None, unknown=None, name: str = "
     return block
 
 
-def parse_blocks(payload: bytes, structure: str = "NTCP2 frame", read=None) -> list[Block]:
+def parse_blocks(payload: bytes, structure: str = "NTCP2 frame", read=None, termination: int = TERMINATION
+                 ) -> list[Block]:
     """All blocks of a data-phase frame, enforcing ntcp2.rst "Block Ordering Rules" (SSU2's are the same);
-    `read` parses one block (SSU2 passes its own), NTCP2's go through split_frame."""
-    if read is None:
-        return blocks_of(split_frame(payload, structure))
-    r = Reader(payload, structure)
-    blocks: list[Block] = []
-    while r.remaining:
-        start = r.pos
-        if blocks:
-            last = blocks[-1]
-            if isinstance(last, PaddingBlock):
-                raise ParseError("a block follows the Padding block", structure=structure, offset=start)
-            if isinstance(last, TerminationBlock) and r.buf[start] != PADDING:
-                raise ParseError("a non-Padding block follows Termination", structure=structure, offset=start)
-        blocks.append(read(r))
-    return blocks
+    SSU2 passes its own `read` (one block) and Termination block type."""
+    return blocks_of(split_frame(payload, structure, read, termination))
 
 
 def blocks_of(items: list[Block | RawI2NP]) -> list[Block]:
@@ -338,15 +326,17 @@ def blocks_of(items: list[Block | RawI2NP]) -> list[Block]:
     return [I2NPBlock(*item) if type(item) is tuple else item for item in items]
 
 
-def split_frame(payload: bytes, structure: str = "NTCP2 frame") -> list[Block | RawI2NP]:
+def split_frame(payload: bytes, structure: str = "NTCP2 frame", read=None, termination: int = TERMINATION
+                ) -> list[Block | RawI2NP]:
     """parse_blocks() with each I2NP block left as a RawI2NP tuple: the receive path's per-message cost."""
+    read = read or read_block
     items: list[Block | RawI2NP] = []
     pos, end = 0, len(payload)
     last_type = -1
     while pos < end:
         if last_type == PADDING:
             raise ParseError("a block follows the Padding block", structure=structure, offset=pos)
-        if last_type == TERMINATION and payload[pos] != PADDING:
+        if last_type == termination and payload[pos] != PADDING:
             raise ParseError("a non-Padding block follows Termination", structure=structure, offset=pos)
         if end - pos < BLOCK_HEADER_SIZE:
             raise ParseError(f"truncated: need {BLOCK_HEADER_SIZE} bytes, have {end - pos}", structure=structure,
@@ -365,7 +355,7 @@ def split_frame(payload: bytes, structure: str = "NTCP2 frame") -> list[Block | 
         elif block_type == PADDING:  # once a frame: no Reader for it
             items.append(PaddingBlock(payload[start:stop]))
         else:
-            items.append(read_block(Reader(payload, structure, pos, stop)))
+            items.append(read(Reader(payload, structure, pos, stop)))
         pos, last_type = stop, block_type
     return items
 

@@ -270,35 +270,32 @@ class AckBlock(_Simple):
         if r.remaining < 5 or (r.remaining - 5) % 2:
             raise r.error(f"ACK block size {r.remaining}, must be 5 plus pairs")
         through, acnt = r.u32(), r.u8()
-        ranges = []
-        while r.remaining:
-            nack, ack = r.u8(), r.u8()
-            if nack == ack == 0:
-                raise r.error("ACK range with zero nacks and zero acks")
-            ranges.append((nack, ack))
-        return cls(through, acnt, tuple(ranges))
+        pairs = r.rest()
+        ranges = tuple(zip(pairs[0::2], pairs[1::2]))
+        if (0, 0) in ranges:
+            raise r.error("ACK range with zero nacks and zero acks")
+        return cls(through, acnt, ranges)
 
     def data(self) -> bytes:
         return (self.ack_through.to_bytes(4, "big") + bytes((self.acnt,))
                 + b"".join(bytes(pair) for pair in self.ranges))
 
-    def acked(self) -> list[int]:
-        """Every packet number this block acknowledges, highest first (never below 0)."""
+    def intervals(self) -> list[tuple[int, int]]:
+        """The acknowledged packet numbers as (high, low) runs, highest first (never below 0)."""
         out = []
         n = self.ack_through
-        for _ in range(self.acnt + 1):
-            if n < 0:
-                return out
-            out.append(n)
-            n -= 1
+        out.append((n, max(0, n - self.acnt)))
+        n -= self.acnt + 1
         for nack, ack in self.ranges:
             n -= nack
-            for _ in range(ack):
-                if n < 0:
-                    return out
-                out.append(n)
-                n -= 1
-        return out
+            if ack and n >= 0:
+                out.append((n, max(0, n - ack + 1)))
+            n -= ack
+        return [run for run in out if run[0] >= 0]
+
+    def acked(self) -> list[int]:
+        """Every packet number this block acknowledges, highest first (never below 0)."""
+        return [n for high, low in self.intervals() for n in range(high, low - 1, -1)]
 
     @classmethod
     def from_packets(cls, received: Iterable[int], max_ranges: int = 32) -> Self:
@@ -306,25 +303,31 @@ class AckBlock(_Simple):
         nums = sorted(set(received), reverse=True)
         if not nums:
             raise ValueError("nothing to acknowledge")
-        top = nums[0]
-        runs: list[list[int]] = []                 # [start (high), length] of consecutive runs, going down
+        runs: list[list[int]] = []                 # [high, low] of consecutive runs, going down
         for n in nums:
-            if runs and runs[-1][0] - runs[-1][1] == n:
-                runs[-1][1] += 1
+            if runs and runs[-1][1] - 1 == n:
+                runs[-1][1] = n
             else:
-                runs.append([n, 1])
-        first = runs[0]
-        acnt = min(first[1] - 1, 0xFF)
+                runs.append([n, n])
+        return cls.from_runs(runs, max_ranges)
+
+    @classmethod
+    def from_runs(cls, runs, max_ranges: int = 32) -> Self:
+        """The ACK for received packets given as (high, low) runs, highest first, not touching."""
+        if not runs:
+            raise ValueError("nothing to acknowledge")
+        cap = 0xFF * (max_ranges + 1)              # more than the ranges can carry is never sent
+        top, first_low = runs[0]
+        acnt = min(top - first_low, 0xFF)
         ranges: list[tuple[int, int]] = []
         low = top - acnt                            # lowest packet covered so far
-        rest_of_first = first[1] - 1 - acnt
-        pending_ack = rest_of_first
-        for start, length in runs[1:]:
-            gap = low - pending_ack - 1 - start
+        pending_ack = min(top - first_low - acnt, cap)
+        for high, run_low in runs[1:]:
+            gap = low - pending_ack - 1 - high
             _emit(ranges, 0, pending_ack)
             low -= pending_ack
-            _emit(ranges, gap, length)
-            low -= gap + length
+            _emit(ranges, min(gap, cap), min(high - run_low + 1, cap))
+            low = run_low
             pending_ack = 0
             if len(ranges) >= max_ranges:
                 break
@@ -602,7 +605,7 @@ def read_block(r: Reader) -> Block:
 
 def parse_blocks(payload: bytes, structure: str = "SSU2 payload") -> list[Block]:
     """All blocks of a payload, enforcing ssu2.rst "Block Ordering Rules" (the NTCP2 rules)."""
-    return _parse_blocks(payload, structure, read_block)
+    return _parse_blocks(payload, structure, read_block, TERMINATION)
 
 
 __all__ = [name for name in dir() if name.endswith("Block") or name in (

@@ -19,8 +19,8 @@ from core.i2np.header import I2NPMessage, RawI2NP
 from core.transport.ntcp2.driver import _CLOSED, BlockReceiver, ConnectionClosed
 
 from . import header as h
-from .blocks import (PATH_CHALLENGE, PATH_RESPONSE, DateTimeBlock, I2NPBlock, NewTokenBlock, OpaqueBlock,
-                     PeerTestBlock, RelayIntroBlock, RelayRequestBlock, RelayResponseBlock, RelayTagBlock,
+from .blocks import (PATH_CHALLENGE, PATH_RESPONSE, CongestionBlock, DateTimeBlock, I2NPBlock, NewTokenBlock,
+                     OpaqueBlock, PeerTestBlock, RelayIntroBlock, RelayRequestBlock, RelayResponseBlock, RelayTagBlock,
                      RouterInfoBlock, TerminationBlock, TerminationReason)
 from .handshake import HandshakeResult, Initiator, ReplayCache, Responder, new_token_block
 from .migration import PathSettings, PathValidator, path_response
@@ -53,6 +53,7 @@ class SSU2Settings:
     introducer: bool = True                  # hand out relay tags and introduce (needs sign and lookup)
     relay: RelayLimits = RelayLimits()
     relay_timeout: float = 5.0               # Alice: for the Relay Response or Hole Punch
+    hole_punch_resends: int = 3              # Charlie: a Hole Punch goes again 1, 2 and 3 s later unless Alice came
     # floods from one IP cost only that IP (ssu2.rst "Security Analysis": rate limits are left to routers)
     handshake_rate: float = 10.0             # Token/Session Requests per second per IP, before any DH
     handshake_burst: float = 40.0
@@ -88,12 +89,15 @@ class SSU2Connection(BlockReceiver):
         self.bytes_sent = 0
         self.bytes_received = 0
         self.refused_packets = 0
+        self.congestion_signals = 0
+        self._congestion_sent = -1e9
         self.close_reason: int | None = None
         self.peer_termination: TerminationBlock | None = None
         self._queue: asyncio.Queue = asyncio.Queue()
         self._closed = False
         self._close_callbacks: list[Callable[[SSU2Connection], None]] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._flush_scheduled = False
         self.path = PathValidator(address, clock=clock, rng=endpoint.rng, settings=endpoint.settings.path)
 
@@ -161,14 +165,23 @@ class SSU2Connection(BlockReceiver):
             self.bytes_sent += len(packet)
 
     def _arm_timer(self) -> None:
+        deadline = self.data_phase.next_deadline()
+        path = self.path.next_deadline()
+        if path is not None and (deadline is None or path < deadline):
+            deadline = path
+        if deadline is None or self._closed:
+            return
         if self._timer is not None:
+            if self._timer_at <= deadline:
+                return              # an earlier timer runs _flush, which arms the next one: no churn per packet
             self._timer.cancel()
-            self._timer = None
-        deadlines = [d for d in (self.data_phase.next_deadline(), self.path.next_deadline()) if d is not None]
-        deadline = min(deadlines) if deadlines else None
-        if deadline is not None and not self._closed:
-            delay = max(0.0, deadline - self._endpoint.clock.monotonic())
-            self._timer = asyncio.get_running_loop().call_later(delay, self._flush)
+        self._timer_at = deadline
+        delay = max(0.0, deadline - self._endpoint.clock.monotonic())
+        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._flush()
 
     # receiving
 
@@ -179,7 +192,13 @@ class SSU2Connection(BlockReceiver):
             return
         blocks = self.data_phase.receive(packet)      # ProtocolError goes to the endpoint: dropped, counted
         self.bytes_received += len(packet)
-        self.last_received = self._endpoint.clock.monotonic()
+        now = self.last_received = self._endpoint.clock.monotonic()
+        if self._queue.qsize() * 4 >= self._endpoint.settings.receive_queue_size * 3 \
+                and now - self._congestion_sent >= (self.data_phase.srtt or 0.1):
+            # ssu2.rst "Congestion": the reader falls behind; an ECN mark, once a round trip, before refusing packets
+            self._congestion_sent = now
+            self.congestion_signals += 1
+            self._send_path([([CongestionBlock(2)], self.address)])
         if not self.data_phase.last_duplicate:
             self._send_path(self.path.on_packet(address))    # from a new address: Path Challenge there
         for block in blocks:
@@ -218,7 +237,7 @@ class SSU2Connection(BlockReceiver):
                                           self.address)
                 self._shutdown(block.reason)
                 return
-        self._flush()
+        self._schedule_flush()        # the datagrams of one loop turn share one poll: ACKs and data batched
 
     def _path_block(self, block: OpaqueBlock, address) -> None:
         if block.block_type == PATH_RESPONSE:
@@ -327,6 +346,7 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
         self._introducer: Introducer | None = None
         self._introduced: Introduced | None = None
         self._introductions: dict[int, tuple[AliceRelay, asyncio.Event]] = {}   # ours as Alice, by nonce
+        self._hole_punches: OrderedDict[tuple, list] = OrderedDict()   # Alice's address -> [packet, resends left]
         self._our_hash: bytes | None = None
         self._router_infos: OrderedDict[bytes, RouterInfo] = OrderedDict()   # by hash, from RouterInfo blocks
 
@@ -364,7 +384,21 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
             self._introducer.expire()
         for packet, address in self.responder.retransmit():
             self.sendto(packet, address)
+        self._resend_hole_punches()
         self._housekeeping = asyncio.get_running_loop().call_later(1.0, self._housekeep)
+
+    def _resend_hole_punches(self) -> None:
+        """ssu2.rst "Relay" retransmissions: "Hole punch may be retransmitted", once a second (housekeeping), until
+        Alice's Session Request arrives from that address or the resends are spent."""
+        if not self._hole_punches:
+            return
+        reached = {c.address for c in self.sessions.values()} | self.responder.pending_addresses()
+        for address, entry in list(self._hole_punches.items()):
+            if address in reached or entry[1] <= 0:
+                del self._hole_punches[address]
+                continue
+            entry[1] -= 1
+            self.sendto(entry[0], address)
 
     def allow(self, kind: str, address) -> bool:
         """One more `kind` ("peer_test", "relay", "path") message from `address`'s IP, within its token bucket."""
@@ -738,9 +772,16 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
             return
         if isinstance(block, RelayIntroBlock):
             if self.introduced is not None:
-                self._act(self.introduced.on_relay_intro(peer, block, self.router_info_of(block.alice_hash),
+                actions = self.introduced.on_relay_intro(peer, block, self.router_info_of(block.alice_hash),
                                                          self.our_address(conn),
-                                                         self.session_with(block.alice_hash) is not None))
+                                                         self.session_with(block.alice_hash) is not None)
+                self._act(actions)
+                for action in actions:
+                    if isinstance(action, ToAddress):          # the Hole Punch: resent until Alice dials us
+                        self._hole_punches.pop(action.address, None)
+                        self._hole_punches[action.address] = [action.packet, self.settings.hole_punch_resends]
+                        while len(self._hole_punches) > self.settings.relay.max_pending:
+                            self._hole_punches.popitem(last=False)
             return
         introducer = self.introducer
         if introducer is None:

@@ -394,6 +394,10 @@ class Responder:
     def __contains__(self, receive_id: int) -> bool:
         return receive_id in self._pending
 
+    def pending_addresses(self) -> set:
+        """The addresses with an inbound handshake under way."""
+        return {p.address for p in self._pending.values()}
+
     def issue_token(self, address, lifetime: float = TOKEN_LIFETIME) -> int:
         """A fresh token for `address` (kept, bounded, oldest dropped first)."""
         token = _random_id(self._rng)

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar, Self
 
-from core.crypto.chacha import chacha20
+from core.crypto.chacha import ChaChaStream
 from core.data.errors import ParseError
 
 SESSION_REQUEST = 0
@@ -24,7 +25,6 @@ MIN_PACKET_SIZE = 40               # ssu2.rst "Messages": 1-39 bytes is invalid
 MAX_PACKET_SIZE = 1472             # IPv4 at a 1500 MTU
 _ZERO8 = bytes(8)
 _ZERO_NONCE = bytes(12)
-_COUNTER = 1     # the raw ChaCha20 of I2P starts at block 1, as in tunnel build records (i2pd and Java agree)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +84,14 @@ class LongHeader:
                 + self.source_id.to_bytes(8, "big") + self.token.to_bytes(8, "big"))
 
 
+# the raw ChaCha20 of I2P starts at block 1, as in tunnel build records (i2pd and Java agree)
+@lru_cache(maxsize=4096)        # one per intro key and session header key in use: bounded
+def _stream(key: bytes) -> ChaChaStream:
+    return ChaChaStream(key)
+
+
 def _mask(key: bytes, iv: bytes) -> bytes:
-    return chacha20(key, iv, _ZERO8, _COUNTER)
+    return _stream(key).xor(iv, _ZERO8)
 
 
 def _xor(a: bytes, b: bytes) -> bytes:
@@ -100,7 +106,7 @@ def protect(packet: bytes, k1: bytes, k2: bytes, extra: int = 0) -> bytes:
     n = len(packet)
     head = _xor(packet[:8], _mask(k1, packet[n - 24:n - 12])) + _xor(packet[8:16], _mask(k2, packet[n - 12:]))
     if extra:
-        return head + chacha20(k2, _ZERO_NONCE, packet[16:16 + extra], _COUNTER) + packet[16 + extra:]
+        return head + _stream(k2).xor(_ZERO_NONCE, packet[16:16 + extra]) + packet[16 + extra:]
     return head + packet[16:]
 
 
@@ -118,4 +124,4 @@ def unprotect_short(packet: bytes, k1: bytes, k2: bytes) -> bytes:
 
 def unprotect_rest(packet: bytes, k2: bytes, extra: int) -> bytes:
     """Bytes 16..16+extra decrypted (ChaCha20 with the zero nonce)."""
-    return chacha20(k2, _ZERO_NONCE, packet[16:16 + extra], _COUNTER)
+    return _stream(k2).xor(_ZERO_NONCE, packet[16:16 + extra])
