@@ -6,11 +6,11 @@ per-tunnel lifetime, a replay filter for build records and one for tunnel messag
 """
 from __future__ import annotations
 
-from array import array
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Callable, Hashable
 
+from core.bloom import DecayingBloomFilter
 from core.clock import Clock, Rng
 from core.crypto.hashes import sha256
 from core.crypto.x25519 import X25519Keypair
@@ -73,61 +73,6 @@ class ReplayFilter:
             self._rotated_at = now
             self.early_rotations += 1
         self._current.add(key)
-        return False
-
-
-class DecayingBloomFilter:
-    """Tunnel message IVs seen recently (tunnel-implementation.md: a decaying Bloom filter, as Java and i2pd keep).
-
-    Two generations of `bits_per_key` x `capacity` bits that rotate every `period` seconds, or early once one
-    holds `capacity` keys: a key is remembered at least `period` seconds unless a flood fills a generation
-    first, in fixed memory. Blocked: a key's 4 bits lie in one 64-bit word, one read per generation; with 64
-    bits per key a full generation wrongly calls about one key in 10,000 seen. The bits come from a salted
-    hash, so a sender cannot aim them at others' keys.
-    """
-
-    __slots__ = ("_clock", "period", "capacity", "_words", "_salt", "_current", "_previous", "_count",
-                 "_previous_count", "_rotated_at", "early_rotations")
-
-    def __init__(self, clock: Clock, period: float, capacity: int, salt: bytes, bits_per_key: int = 64):
-        self._clock = clock
-        self.period = period
-        self.capacity = capacity
-        self._words = 1 << max(4, (capacity * bits_per_key // 64 - 1).bit_length())
-        self._salt = salt
-        self._current = array("Q", bytes(8 * self._words))
-        self._previous = array("Q", bytes(8 * self._words))
-        self._count = self._previous_count = 0
-        self._rotated_at = clock.monotonic()
-        self.early_rotations = 0
-
-    def __len__(self) -> int:
-        """Keys held (both generations)."""
-        return self._count + self._previous_count
-
-    def _rotate(self, now: float) -> None:
-        self._previous, self._previous_count = self._current, self._count
-        self._current, self._count = array("Q", bytes(8 * self._words)), 0
-        self._rotated_at = now
-
-    def seen(self, key: bytes) -> bool:
-        """True if `key` was (probably) seen before; otherwise remembers it and returns False."""
-        now = self._clock.monotonic()
-        if now - self._rotated_at >= self.period:
-            stale = now - self._rotated_at >= 2 * self.period
-            self._rotate(now)
-            if stale:
-                self._previous, self._previous_count = array("Q", bytes(8 * self._words)), 0
-        h = hash(self._salt + key) & 0xFFFFFFFFFFFFFFFF
-        word = h & (self._words - 1)
-        bits = (1 << (h >> 40 & 63)) | (1 << (h >> 46 & 63)) | (1 << (h >> 52 & 63)) | (1 << (h >> 58))
-        if self._current[word] & bits == bits or self._previous[word] & bits == bits:
-            return True
-        if self._count >= self.capacity:
-            self._rotate(now)
-            self.early_rotations += 1
-        self._current[word] |= bits
-        self._count += 1
         return False
 
 
