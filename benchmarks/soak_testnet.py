@@ -11,18 +11,26 @@ With --diag, each sample also prints, per router: NTCP2 sessions, peers profiled
 pools' tunnels (inbound/outbound, with the hops' first letters and ages) and builds in flight, and how many
 of the leases in A's copy of B's LeaseSet are still B's tunnels (stale leases are dead paths).
 
+With --tracemalloc, Python allocations are traced from the start: a snapshot at --baseline minutes (5) and one
+at the end give the top 25 growths by 3-frame traceback, traced total against RSS, a census of every container
+reachable from the routers and sessions whose size grew, and sys._debugmallocstats() (pymalloc arenas, on
+stderr), which tells a Python-level leak from heap fragmentation.
+
     python benchmarks/soak_testnet.py [--minutes 60] [--churn 120] [--every 60] [--i2pd PATH] [--diag]
+                                      [--tracemalloc [--baseline 5]]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import gc
 import itertools
 import os
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -101,6 +109,8 @@ async def soak(args: argparse.Namespace, testnet: Testnet, routers: list[Router]
     next_churn = started + args.churn
     next_sample = started
     samples: list[tuple[float, float, int, int]] = []
+    baseline: tuple[tracemalloc.Snapshot, dict[str, int]] | None = None
+    roots = {"routerA": routers[0], "routerB": routers[1], "sessionA": a, "sessionB": b}
     print(f"{'min':>5} {'RSS MB':>7} {'tasks':>6} {'fds':>5} {'streams ok':>10} {'failed':>7} {'restarts':>8}",
           flush=True)
 
@@ -125,6 +135,10 @@ async def soak(args: argparse.Namespace, testnet: Testnet, routers: list[Router]
                 if args.diag:
                     print(diagnostics(routers, a, b, (client, server)), flush=True)
                 next_sample += args.every
+            if args.tracemalloc and baseline is None and now - started >= args.baseline * 60:
+                gc.collect()
+                baseline = (tracemalloc.take_snapshot(), census(roots))
+                print(f"      baseline: traced {tracemalloc.get_traced_memory()[0] / 2**20:.1f} MB", flush=True)
             if now >= next_churn:
                 name = next(i2pd)
                 if args.diag:
@@ -139,6 +153,8 @@ async def soak(args: argparse.Namespace, testnet: Testnet, routers: list[Router]
         await client.close()
         await server.close()
         await a.close()
+        if baseline is not None:
+            growth(baseline, roots)
         await b.close()
     report(samples, counts)
 
@@ -181,6 +197,63 @@ def diagnostics(routers: list[Router], a, b, streams) -> str:
     return "\n".join(lines)
 
 
+def census(roots: dict[str, object], depth: int = 5) -> dict[str, int]:
+    """Size of every dict/list/set/deque reachable through attributes (and dict values) from `roots`, by path."""
+    sizes: dict[str, int] = {}
+    seen: set[int] = set()
+
+    def walk(obj: object, path: str, level: int) -> None:
+        if id(obj) in seen or level > depth or isinstance(obj, (str, bytes, int, float, type)):
+            return
+        seen.add(id(obj))
+        if isinstance(obj, (dict, list, set, frozenset, tuple, collections.deque, collections.OrderedDict)):
+            sizes[path] = len(obj)
+            values = obj.values() if isinstance(obj, dict) else obj
+            for i, value in enumerate(itertools.islice(values, 50)):
+                walk(value, f"{path}[]", level + 1)
+            return
+        module = type(obj).__module__ or ""
+        if not module.startswith(("core", "apps", "pyi2p")):
+            return
+        attrs = dict(getattr(obj, "__dict__", {}))
+        for slot in getattr(type(obj), "__slots__", ()):
+            if hasattr(obj, slot):
+                attrs[slot] = getattr(obj, slot)
+        for name, value in attrs.items():
+            walk(value, f"{path}.{name}", level + 1)
+
+    for name, root in roots.items():
+        walk(root, name, 0)
+    return sizes
+
+
+def growth(baseline: tuple[tracemalloc.Snapshot, dict[str, int]], roots: dict[str, object]) -> None:
+    """Top 25 allocation growths since the baseline, containers that grew, traced total against RSS."""
+    gc.collect()
+    before, sizes_before = baseline
+    after = tracemalloc.take_snapshot()
+    filters = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    before, after = before.filter_traces(filters), after.filter_traces(filters)
+    print("\ntop 25 growths since the baseline (3-frame tracebacks):")
+    for stat in after.compare_to(before, "traceback")[:25]:
+        print(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks  (now {stat.size / 1024:.1f} KiB)")
+        for line in stat.traceback.format()[-6:]:
+            print(f"      {line}")
+    print("\ntop 15 growths by line:")
+    for stat in after.compare_to(before, "lineno")[:15]:
+        print(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks  {stat.traceback[0]}")
+    sizes = census(roots)
+    grown = sorted(((sizes[k] - sizes_before.get(k, 0), k) for k in sizes if sizes[k] > sizes_before.get(k, 0)),
+                   reverse=True)
+    print("\ncontainers that grew since the baseline (growth, now, path):")
+    for diff, path in grown[:40]:
+        print(f"  {diff:+7d} {sizes[path]:7d}  {path}")
+    current, peak = tracemalloc.get_traced_memory()
+    print(f"\ntraced {current / 2**20:.1f} MB (peak {peak / 2**20:.1f}), RSS {rss_mb():.1f} MB; "
+          "pymalloc statistics on stderr", flush=True)
+    sys._debugmallocstats()
+
+
 def report(samples: list[tuple[float, float, int, int]], counts: dict[str, int]) -> None:
     if not samples:
         return
@@ -200,7 +273,12 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=60.0, help="seconds between samples")
     parser.add_argument("--i2pd", default=None, help="the i2pd binary (default: $PYI2P_I2PD or Debian's)")
     parser.add_argument("--diag", action="store_true", help="per sample: sessions, tunnels, leases per router")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="trace allocations; print the growth between --baseline and the end")
+    parser.add_argument("--baseline", type=float, default=5.0, help="minute of the --tracemalloc baseline")
     args = parser.parse_args()
+    if args.tracemalloc:
+        tracemalloc.start(3)
     reason = unavailable_reason()
     if reason:
         sys.exit(f"testnet unavailable: {reason}")
