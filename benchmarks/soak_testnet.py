@@ -13,8 +13,9 @@ of the leases in A's copy of B's LeaseSet are still B's tunnels (stale leases ar
 
 With --tracemalloc, Python allocations are traced from the start: a snapshot at --baseline minutes (5) and one
 at the end give the top 25 growths by 3-frame traceback, traced total against RSS, a census of every container
-reachable from the routers and sessions whose size grew, and sys._debugmallocstats() (pymalloc arenas, on
-stderr), which tells a Python-level leak from heap fragmentation.
+reachable from the routers and sessions whose size grew, and the pymalloc arenas against the live objects in
+them (every sample shows these two as well): arenas growing while live objects do not is heap fragmentation,
+not a leak.
 
     python benchmarks/soak_testnet.py [--minutes 60] [--churn 120] [--every 60] [--i2pd PATH] [--diag]
                                       [--tracemalloc [--baseline 5]]
@@ -75,6 +76,26 @@ def sample() -> tuple[float, int, int]:
     return rss_mb(), len(asyncio.all_tasks()), len(os.listdir("/proc/self/fd"))
 
 
+def pymalloc() -> tuple[float, float] | None:
+    """(MB in pymalloc arenas, MB of live small objects in them) from sys._debugmallocstats(), which writes to
+    the C stderr; None while tracemalloc hooks the allocator. Arenas far above live objects is fragmentation."""
+    with tempfile.TemporaryFile("w+") as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        figures = {line.split("=")[0].strip("# ").strip(): int(line.split("=")[1].replace(",", ""))
+                   for line in out if line.startswith("# ") and "=" in line}
+    if "arenas allocated current" not in figures:
+        return None
+    return float(figures["arenas allocated current"]), figures["bytes in allocated blocks"] / 2**20   # 1 MiB arenas
+
+
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         testnet = Testnet(Path(tmp) / "testnet", netns=private_netns_name("soak"), die_with_parent=True,
@@ -111,8 +132,8 @@ async def soak(args: argparse.Namespace, testnet: Testnet, routers: list[Router]
     samples: list[tuple[float, float, int, int]] = []
     baseline: tuple[tracemalloc.Snapshot, dict[str, int]] | None = None
     roots = {"routerA": routers[0], "routerB": routers[1], "sessionA": a, "sessionB": b}
-    print(f"{'min':>5} {'RSS MB':>7} {'tasks':>6} {'fds':>5} {'streams ok':>10} {'failed':>7} {'restarts':>8}",
-          flush=True)
+    print(f"{'min':>5} {'RSS MB':>7} {'tasks':>6} {'fds':>5} {'streams ok':>10} {'failed':>7} {'restarts':>8}"
+          f" {'arenas MB':>9} {'in use MB':>9}", flush=True)
 
     async def traffic() -> None:
         while True:   # a few streams at once, then a pause: clients come and go
@@ -130,8 +151,9 @@ async def soak(args: argparse.Namespace, testnet: Testnet, routers: list[Router]
                 rss, tasks, fds = sample()
                 minute = (now - started) / 60
                 samples.append((minute, rss, tasks, fds))
+                arenas = pymalloc()
                 print(f"{minute:5.1f} {rss:7.1f} {tasks:6d} {fds:5d} {counts['ok']:10d} {counts['failed']:7d} "
-                      f"{counts['restarts']:8d}", flush=True)
+                      f"{counts['restarts']:8d}" + (f" {arenas[0]:9.1f} {arenas[1]:9.1f}" if arenas else ""), flush=True)
                 if args.diag:
                     print(diagnostics(routers, a, b, (client, server)), flush=True)
                 next_sample += args.every
@@ -249,9 +271,10 @@ def growth(baseline: tuple[tracemalloc.Snapshot, dict[str, int]], roots: dict[st
     for diff, path in grown[:40]:
         print(f"  {diff:+7d} {sizes[path]:7d}  {path}")
     current, peak = tracemalloc.get_traced_memory()
-    print(f"\ntraced {current / 2**20:.1f} MB (peak {peak / 2**20:.1f}), RSS {rss_mb():.1f} MB; "
-          "pymalloc statistics on stderr", flush=True)
-    sys._debugmallocstats()
+    tracemalloc.stop()
+    arenas = pymalloc()
+    print(f"\ntraced {current / 2**20:.1f} MB (peak {peak / 2**20:.1f}), RSS {rss_mb():.1f} MB; pymalloc arenas "
+          f"{arenas[0]:.1f} MB holding {arenas[1]:.1f} MB of live objects once tracing stopped", flush=True)
 
 
 def report(samples: list[tuple[float, float, int, int]], counts: dict[str, int]) -> None:
