@@ -1,6 +1,7 @@
 """A decaying Bloom filter: recently seen keys in fixed memory, sans-I/O (the clock is injected)."""
 from __future__ import annotations
 
+import ctypes
 from array import array
 
 from core.clock import Clock
@@ -37,8 +38,11 @@ class DecayingBloomFilter:
         return self._count + self._previous_count
 
     def _rotate(self, now: float) -> None:
-        self._previous, self._previous_count = self._current, self._count
-        self._current, self._count = array("Q", bytes(8 * self._words)), 0
+        # the old previous generation is cleared and reused: a fresh megabyte array at every rotation left
+        # the C heap larger each time (glibc serves a size it has freed once from the heap, not mmap)
+        self._previous, self._current = self._current, self._previous
+        self._previous_count, self._count = self._count, 0
+        _clear(self._current)
         self._rotated_at = now
 
     def _bits(self, key: bytes) -> tuple[int, int]:
@@ -48,7 +52,8 @@ class DecayingBloomFilter:
             stale = now - self._rotated_at >= 2 * self.period
             self._rotate(now)
             if stale:
-                self._previous, self._previous_count = array("Q", bytes(8 * self._words)), 0
+                _clear(self._previous)
+                self._previous_count = 0
         h = hash(self._salt + key) & 0xFFFFFFFFFFFFFFFF
         bits = (1 << (h >> 40 & 63)) | (1 << (h >> 46 & 63)) | (1 << (h >> 52 & 63)) | (1 << (h >> 58))
         return h & (self._words - 1), bits
@@ -79,3 +84,9 @@ class DecayingBloomFilter:
             return True
         self._set(word, bits)
         return False
+
+
+def _clear(words: array) -> None:
+    """Zeroes an array in place, allocating nothing."""
+    address, length = words.buffer_info()
+    ctypes.memset(address, 0, length * words.itemsize)

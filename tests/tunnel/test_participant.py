@@ -342,3 +342,22 @@ def test_decaying_bloom_filter_add_and_contains():
     bloom.add(b"tag")
     bloom.add(b"tag")
     assert b"tag" in bloom and len(bloom) == 1 and bloom.seen(b"tag")
+
+
+def test_decaying_bloom_filter_rotates_in_its_own_memory():
+    import tracemalloc
+    clock = FakeClock()
+    bloom = DecayingBloomFilter(clock, period=10.0, capacity=16384, salt=b"s" * 16)   # 128 KiB a generation
+    bloom.add(b"old")
+    tracemalloc.start()
+    try:
+        for i in range(3):
+            clock.advance(10)
+            bloom.add(bytes([i]))
+        clock.advance(25)        # idle: both generations cleared
+        bloom.add(b"new")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024, peak
+    assert b"old" not in bloom and b"new" in bloom and bytes([2]) not in bloom and len(bloom) == 1
