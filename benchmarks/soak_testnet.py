@@ -11,18 +11,27 @@ With --diag, each sample also prints, per router: NTCP2 sessions, peers profiled
 pools' tunnels (inbound/outbound, with the hops' first letters and ages) and builds in flight, and how many
 of the leases in A's copy of B's LeaseSet are still B's tunnels (stale leases are dead paths).
 
+With --tracemalloc, Python allocations are traced from the start: a snapshot at --baseline minutes (5) and one
+at the end give the top 25 growths by 3-frame traceback, traced total against RSS, a census of every container
+reachable from the routers and sessions whose size grew, and the pymalloc arenas against the live objects in
+them (every sample shows these two as well): arenas growing while live objects do not is heap fragmentation,
+not a leak.
+
     python benchmarks/soak_testnet.py [--minutes 60] [--churn 120] [--every 60] [--i2pd PATH] [--diag]
+                                      [--tracemalloc [--baseline 5]]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import gc
 import itertools
 import os
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -67,6 +76,26 @@ def sample() -> tuple[float, int, int]:
     return rss_mb(), len(asyncio.all_tasks()), len(os.listdir("/proc/self/fd"))
 
 
+def pymalloc() -> tuple[float, float] | None:
+    """(MB in pymalloc arenas, MB of live small objects in them) from sys._debugmallocstats(), which writes to
+    the C stderr; None while tracemalloc hooks the allocator. Arenas far above live objects is fragmentation."""
+    with tempfile.TemporaryFile("w+") as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        figures = {line.split("=")[0].strip("# ").strip(): int(line.split("=")[1].replace(",", ""))
+                   for line in out if line.startswith("# ") and "=" in line}
+    if "arenas allocated current" not in figures:
+        return None
+    return float(figures["arenas allocated current"]), figures["bytes in allocated blocks"] / 2**20   # 1 MiB arenas
+
+
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         testnet = Testnet(Path(tmp) / "testnet", netns=private_netns_name("soak"), die_with_parent=True,
@@ -101,8 +130,10 @@ async def soak(args: argparse.Namespace, testnet: Testnet, routers: list[Router]
     next_churn = started + args.churn
     next_sample = started
     samples: list[tuple[float, float, int, int]] = []
-    print(f"{'min':>5} {'RSS MB':>7} {'tasks':>6} {'fds':>5} {'streams ok':>10} {'failed':>7} {'restarts':>8}",
-          flush=True)
+    baseline: tuple[tracemalloc.Snapshot, dict[str, int]] | None = None
+    roots = {"routerA": routers[0], "routerB": routers[1], "sessionA": a, "sessionB": b}
+    print(f"{'min':>5} {'RSS MB':>7} {'tasks':>6} {'fds':>5} {'streams ok':>10} {'failed':>7} {'restarts':>8}"
+          f" {'arenas MB':>9} {'in use MB':>9}", flush=True)
 
     async def traffic() -> None:
         while True:   # a few streams at once, then a pause: clients come and go
@@ -120,11 +151,16 @@ async def soak(args: argparse.Namespace, testnet: Testnet, routers: list[Router]
                 rss, tasks, fds = sample()
                 minute = (now - started) / 60
                 samples.append((minute, rss, tasks, fds))
+                arenas = pymalloc()
                 print(f"{minute:5.1f} {rss:7.1f} {tasks:6d} {fds:5d} {counts['ok']:10d} {counts['failed']:7d} "
-                      f"{counts['restarts']:8d}", flush=True)
+                      f"{counts['restarts']:8d}" + (f" {arenas[0]:9.1f} {arenas[1]:9.1f}" if arenas else ""), flush=True)
                 if args.diag:
                     print(diagnostics(routers, a, b, (client, server)), flush=True)
                 next_sample += args.every
+            if args.tracemalloc and baseline is None and now - started >= args.baseline * 60:
+                gc.collect()
+                baseline = (tracemalloc.take_snapshot(), census(roots))
+                print(f"      baseline: traced {tracemalloc.get_traced_memory()[0] / 2**20:.1f} MB", flush=True)
             if now >= next_churn:
                 name = next(i2pd)
                 if args.diag:
@@ -139,6 +175,8 @@ async def soak(args: argparse.Namespace, testnet: Testnet, routers: list[Router]
         await client.close()
         await server.close()
         await a.close()
+        if baseline is not None:
+            growth(baseline, roots)
         await b.close()
     report(samples, counts)
 
@@ -181,6 +219,64 @@ def diagnostics(routers: list[Router], a, b, streams) -> str:
     return "\n".join(lines)
 
 
+def census(roots: dict[str, object], depth: int = 5) -> dict[str, int]:
+    """Size of every dict/list/set/deque reachable through attributes (and dict values) from `roots`, by path."""
+    sizes: dict[str, int] = {}
+    seen: set[int] = set()
+
+    def walk(obj: object, path: str, level: int) -> None:
+        if id(obj) in seen or level > depth or isinstance(obj, (str, bytes, int, float, type)):
+            return
+        seen.add(id(obj))
+        if isinstance(obj, (dict, list, set, frozenset, tuple, collections.deque, collections.OrderedDict)):
+            sizes[path] = len(obj)
+            values = obj.values() if isinstance(obj, dict) else obj
+            for i, value in enumerate(itertools.islice(values, 50)):
+                walk(value, f"{path}[]", level + 1)
+            return
+        module = type(obj).__module__ or ""
+        if not module.startswith(("core", "apps", "pyi2p")):
+            return
+        attrs = dict(getattr(obj, "__dict__", {}))
+        for slot in getattr(type(obj), "__slots__", ()):
+            if hasattr(obj, slot):
+                attrs[slot] = getattr(obj, slot)
+        for name, value in attrs.items():
+            walk(value, f"{path}.{name}", level + 1)
+
+    for name, root in roots.items():
+        walk(root, name, 0)
+    return sizes
+
+
+def growth(baseline: tuple[tracemalloc.Snapshot, dict[str, int]], roots: dict[str, object]) -> None:
+    """Top 25 allocation growths since the baseline, containers that grew, traced total against RSS."""
+    gc.collect()
+    before, sizes_before = baseline
+    after = tracemalloc.take_snapshot()
+    filters = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    before, after = before.filter_traces(filters), after.filter_traces(filters)
+    print("\ntop 25 growths since the baseline (3-frame tracebacks):")
+    for stat in after.compare_to(before, "traceback")[:25]:
+        print(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks  (now {stat.size / 1024:.1f} KiB)")
+        for line in stat.traceback.format()[-6:]:
+            print(f"      {line}")
+    print("\ntop 15 growths by line:")
+    for stat in after.compare_to(before, "lineno")[:15]:
+        print(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks  {stat.traceback[0]}")
+    sizes = census(roots)
+    grown = sorted(((sizes[k] - sizes_before.get(k, 0), k) for k in sizes if sizes[k] > sizes_before.get(k, 0)),
+                   reverse=True)
+    print("\ncontainers that grew since the baseline (growth, now, path):")
+    for diff, path in grown[:40]:
+        print(f"  {diff:+7d} {sizes[path]:7d}  {path}")
+    current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    arenas = pymalloc()
+    print(f"\ntraced {current / 2**20:.1f} MB (peak {peak / 2**20:.1f}), RSS {rss_mb():.1f} MB; pymalloc arenas "
+          f"{arenas[0]:.1f} MB holding {arenas[1]:.1f} MB of live objects once tracing stopped", flush=True)
+
+
 def report(samples: list[tuple[float, float, int, int]], counts: dict[str, int]) -> None:
     if not samples:
         return
@@ -200,7 +296,12 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=60.0, help="seconds between samples")
     parser.add_argument("--i2pd", default=None, help="the i2pd binary (default: $PYI2P_I2PD or Debian's)")
     parser.add_argument("--diag", action="store_true", help="per sample: sessions, tunnels, leases per router")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="trace allocations; print the growth between --baseline and the end")
+    parser.add_argument("--baseline", type=float, default=5.0, help="minute of the --tracemalloc baseline")
     args = parser.parse_args()
+    if args.tracemalloc:
+        tracemalloc.start(3)
     reason = unavailable_reason()
     if reason:
         sys.exit(f"testnet unavailable: {reason}")

@@ -1,4 +1,4 @@
-"""Bounded helpers that keep hostile input cheap: replay filter, token buckets (one or per key), recent-set."""
+"""Bounded helpers that keep hostile input cheap: replay filter, token buckets (one or per key)."""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -77,24 +77,3 @@ class KeyedBuckets:
         while len(self._buckets) > self.capacity:
             self._buckets.popitem(last=False)
         return bucket.take(now)
-
-
-class RecentSet:
-    """The last `capacity` keys added (used session tags: a replay is dropped before any NS trial)."""
-
-    __slots__ = ("capacity", "_keys")
-
-    def __init__(self, capacity: int):
-        self.capacity = capacity
-        self._keys: OrderedDict[bytes, None] = OrderedDict()
-
-    def __contains__(self, key: bytes) -> bool:
-        return key in self._keys
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def add(self, key: bytes) -> None:
-        self._keys[key] = None
-        if len(self._keys) > self.capacity:
-            self._keys.popitem(last=False)

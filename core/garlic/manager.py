@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections import Counter, OrderedDict
 
+from ..bloom import DecayingBloomFilter
 from ..clock import Clock, Rng
 from ..crypto import elligator2, mlkem, x25519
 from ..crypto.x25519 import X25519Keypair
@@ -16,7 +17,7 @@ from ..data.errors import ProtocolError
 from ..data.keytypes import CRYPTO_X25519
 from . import kdf
 from .blocks import Block, DateTime, encode_payload, padding_for
-from .limits import RecentSet, ReplayFilter, TokenBucket
+from .limits import ReplayFilter, TokenBucket
 from .routers import REPLY_KEY_LIFETIME, ReplyKeyStore, check_datetime
 from .session import (ES_OVERHEAD, KEY_LEN, SESSION_TAG_LEN, SUPPORTED_CRYPTO_TYPES, ZERO_KEY, MessageKind,
                       RatchetConfig, RatchetContext, RatchetSession, ReceivedGarlic, SentGarlic, SessionState,
@@ -44,7 +45,7 @@ class SessionKeyManager:
         self._pending_inbound: OrderedDict[int, RatchetSession] = OrderedDict()
         self._replay = ReplayFilter(config.ns_replay_window, config.ns_replay_capacity)
         self._ns_bucket = TokenBucket(config.ns_per_second, config.ns_burst)
-        self._used_tags = RecentSet(config.used_tag_memory)
+        self._used_tags = DecayingBloomFilter(clock, config.used_tag_window, config.used_tag_memory, rng(16))
         self._next_upkeep = 0.0
         # hybrid first: its NS is longer, and a failed hybrid trial falls back to X25519 (ecies-hybrid.rst)
         self._ns_order = sorted(self.ctx.static_keys, reverse=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections import Counter, OrderedDict
 
+from ..bloom import DecayingBloomFilter
 from ..clock import Clock, Rng
 from ..crypto.chacha import TAG_LEN, ChaChaPoly
 from ..crypto.x25519 import X25519Keypair
@@ -19,7 +20,7 @@ from ..i2np.header import I2NPMessage, MessageType
 from ..i2np.messages import Garlic
 from . import kdf
 from .blocks import Block, DateTime, PayloadKind, encode_payload, padding_for, parse_payload
-from .limits import RecentSet, ReplayFilter, TokenBucket
+from .limits import ReplayFilter, TokenBucket
 from .session import KEY_LEN, SESSION_TAG_LEN, MessageKind, RatchetConfig, ReceivedGarlic
 
 ROUTER_OVERHEAD = KEY_LEN + TAG_LEN
@@ -134,7 +135,7 @@ class RouterGarlicReceiver:
         self.reply_keys = ReplyKeyStore()
         self._replay = ReplayFilter(config.ns_replay_window, config.ns_replay_capacity)
         self._bucket = TokenBucket(config.ns_per_second, config.ns_burst)
-        self._used_tags = RecentSet(config.used_tag_memory)
+        self._used_tags = DecayingBloomFilter(clock, config.used_tag_window, config.used_tag_memory, os.urandom(16))
         self.stats: Counter[str] = Counter()
 
     def add_reply_key(self, reply_key: bytes, reply_tag: bytes, lifetime: float = REPLY_KEY_LIFETIME) -> None:

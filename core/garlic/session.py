@@ -62,7 +62,8 @@ class RatchetConfig:
     ns_burst: float = 100.0                    # ...with this burst
     ns_replay_window: float = 300.0            # "NS replay filter duration: 5 minutes"
     ns_replay_capacity: int = 65_536
-    used_tag_memory: int = 8192                # recently used tags, to drop replays without NS trial
+    used_tag_memory: int = 8192                # recently used tags, to drop replays without NS trial...
+    used_tag_window: float = 300.0             # ...for at least this long, in a fixed-size Bloom filter
 
 
 class MessageKind(Enum):

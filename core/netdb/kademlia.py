@@ -45,9 +45,12 @@ def closest(target: bytes, items: Iterable[T], count: int, exclude: Iterable[byt
 
 
 class RoutingKeys:
-    """Routing keys with a cache that resets when the UTC date changes (the keyspace rotates at midnight)."""
+    """Routing keys with a cache that resets when the UTC date changes (the keyspace rotates at midnight).
 
-    def __init__(self, max_entries: int = 4096):
+    Small: it spares the hash of keys looked up or flooded again and again; exploration's random keys never
+    repeat, and a large cache of them grew a running router for an hour before its first reset."""
+
+    def __init__(self, max_entries: int = 256):
         self.max_entries = max_entries
         self._date = b""
         self._cache: dict[bytes, bytes] = {}

@@ -7,11 +7,11 @@ per-tunnel lifetime, a replay filter for build records and one for tunnel messag
 from __future__ import annotations
 
 import struct
-from array import array
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Callable, Hashable
 
+from core.bloom import DecayingBloomFilter
 from core.clock import Clock, Rng
 from core.crypto.hashes import sha256
 from core.crypto.x25519 import X25519Keypair
@@ -28,7 +28,6 @@ from .events import SendBuildReply, SendToRouter, SendToTunnel, TunnelEvent
 from .fragment import LOCAL, TunnelDeliveryType, TunnelFragmenter, TunnelReassembler
 
 _MSG_IDS = struct.Struct(">256I")
-_TWO_BITS = [(1 << (i & 63)) | (1 << (i >> 6)) for i in range(4096)]  # two 6-bit bit numbers -> their mask
 TRANSIT_LIFETIME = 660.0  # 10 minutes plus a minute for the creator's later start and clock skew
 MAX_REQUEST_AGE_MINUTES = 65  # legacy/tunnel-creation.rst: older requests are invalid ...
 MAX_REQUEST_AHEAD_MINUTES = 5  # ... and so are ones more than 5 minutes ahead
@@ -76,65 +75,6 @@ class ReplayFilter:
             self._rotated_at = now
             self.early_rotations += 1
         self._current.add(key)
-        return False
-
-
-class DecayingBloomFilter:
-    """Tunnel message IVs seen recently (tunnel-implementation.md: a decaying Bloom filter, as Java and i2pd keep).
-
-    Two generations of `bits_per_key` x `capacity` bits that rotate every `period` seconds, or early once one
-    holds `capacity` keys: a key is remembered at least `period` seconds unless a flood fills a generation
-    first, in fixed memory. Blocked: a key's 4 bits lie in one 64-bit word, one read per generation; with 64
-    bits per key a full generation wrongly calls about one key in 10,000 seen. The bits come from a salted
-    hash, so a sender cannot aim them at others' keys.
-    """
-
-    __slots__ = ("_clock", "period", "capacity", "_words", "_salt", "_current", "_previous", "_count",
-                 "_previous_count", "_rotated_at", "early_rotations")
-
-    def __init__(self, clock: Clock, period: float, capacity: int, salt: bytes, bits_per_key: int = 64):
-        self._clock = clock
-        self.period = period
-        self.capacity = capacity
-        self._words = 1 << max(4, (capacity * bits_per_key // 64 - 1).bit_length())
-        self._salt = salt
-        self._current = array("Q", bytes(8 * self._words))
-        self._previous = array("Q", bytes(8 * self._words))
-        self._count = self._previous_count = 0
-        self._rotated_at = clock.monotonic()
-        self.early_rotations = 0
-
-    def __len__(self) -> int:
-        """Keys held (both generations)."""
-        return self._count + self._previous_count
-
-    def _rotate(self, now: float) -> None:
-        self._previous, self._previous_count = self._current, self._count
-        self._current, self._count = array("Q", bytes(8 * self._words)), 0
-        self._rotated_at = now
-
-    def seen(self, key: bytes, now: float | None = None) -> bool:
-        """True if `key` was (probably) seen before; otherwise remembers it and returns False. `now` is the
-        clock's monotonic time when the caller has it already."""
-        if now is None:
-            now = self._clock.monotonic()
-        if now - self._rotated_at >= self.period:
-            stale = now - self._rotated_at >= 2 * self.period
-            self._rotate(now)
-            if stale:
-                self._previous, self._previous_count = array("Q", bytes(8 * self._words)), 0
-        h = hash(self._salt + key)  # signed 64 bits: & and >> read them as two's complement
-        word = h & (self._words - 1)
-        bits = _TWO_BITS[h >> 40 & 4095] | _TWO_BITS[h >> 52 & 4095]
-        current = self._current
-        if current[word] & bits == bits or self._previous[word] & bits == bits:
-            return True
-        if self._count >= self.capacity:
-            self._rotate(now)
-            self.early_rotations += 1
-            current = self._current
-        current[word] |= bits
-        self._count += 1
         return False
 
 

@@ -85,6 +85,36 @@ def test_lookup_reply_by_reply_key_and_tag():
     assert len(receiver.reply_keys) == 0
 
 
+def test_used_tags_are_remembered_in_fixed_memory():
+    """Thousands of answered lookups: replays are still dropped, and the used-tag memory does not grow."""
+    import gc
+    import tracemalloc
+    clock = FakeClock()
+    rng = CountingRng(b"many lookups")
+    receiver = _receiver(clock, used_tag_memory=4096)
+    key = rng(32)
+    replies = [(tag, encrypt_with_reply_key(key, tag, [], rng=rng)) for tag in (rng(8) for _ in range(6000))]
+
+    def answer(batch):
+        for tag, data in batch:
+            receiver.add_reply_key(key, tag)
+            assert receiver.decrypt(data).kind is MessageKind.REPLY_KEY
+            clock.advance(0.01)
+
+    answer(replies[:100])
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        answer(replies[100:])
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024, grown   # 5,900 tags kept as objects took about 0.7 MB
+    assert receiver.decrypt(replies[-1][1]) is None and receiver.stats["replayed_tag"] == 1
+
+
 def test_reply_in_i2pd_layout_decrypts():
     """i2pd's reply: tag || ChaChaPoly(key, nonce 0, clove block + padding, ad = tag), no DateTime."""
     key, tag = bytes(32 * [3]), bytes(8 * [9])

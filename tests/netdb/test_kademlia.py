@@ -36,6 +36,13 @@ def test_routing_key_cache_follows_the_date():
     assert keys.get(KEY, MIDNIGHT) == sha256(KEY + b"20261103")
 
 
+def test_routing_key_cache_default_stays_small():
+    keys = RoutingKeys()
+    for i in range(5000):   # an hour of explorations: random keys that never come back
+        keys.get(i.to_bytes(32, "big"), MIDNIGHT)
+    assert len(keys._cache) <= 256
+
+
 def test_xor_distance_examples():
     assert xor_distance(bytes(32), bytes(32)) == 0
     assert xor_distance(b"\x80" + bytes(31), bytes(32)) == 1 << 255

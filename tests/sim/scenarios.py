@@ -208,10 +208,10 @@ def bounds(net: SimNetwork) -> dict[str, tuple[int, int]]:
               "own_tunnels": 4 * (tunnel_settings.exploratory_quantity + 2),
               "transit_tunnels": first.tunnels.transit.policy.max_tunnels, "next_hop_waits": MAX_LOOKUPS, "reply_keys": first.garlic.reply_keys.capacity,
               "sessions": net.settings.max_sessions,
-              # the tunnel layer's replay filters keep this period's keys and the last one's
+              # the decaying Bloom filters keep this period's keys and the last one's
               "build_replays": 2 * first.tunnels.transit._build_replays.capacity,
               "data_replays": 2 * first.tunnels.transit._data_replays.capacity,
-              "garlic_replays": first.garlic._replay.capacity, "used_tags": first.garlic._used_tags.capacity}
+              "garlic_replays": first.garlic._replay.capacity, "used_tags": 2 * first.garlic._used_tags.capacity}
     peaks = {key: 0 for key in limits}
     for router in net.routers:
         for key, value in router.state().items():

@@ -7,11 +7,12 @@ from core.clock import FakeClock
 from core.data.primitives import Mapping
 from core.i2np import (I2NPMessage, MessageType, OutboundTunnelBuildReply, ShortTunnelBuild, TunnelData,
                        TunnelGateway, VariableTunnelBuildReply, decode_standard)
+from core.bloom import DecayingBloomFilter
 from core.tunnel.build import BuildStatus, ShortBuildRequestRecord, create_build
 from core.tunnel.crypto import CreatorLayers
 from core.tunnel.events import SendBuildReply, SendToRouter, SendToTunnel
 from core.tunnel.fragment import TunnelDelivery, TunnelFragmenter, TunnelMessage, TunnelReassembler
-from core.tunnel.participant import (TRANSIT_LIFETIME, DecayingBloomFilter, ReplayFilter, TransitLoad,
+from core.tunnel.participant import (TRANSIT_LIFETIME, ReplayFilter, TransitLoad,
                                      TransitManager, TransitPolicy, TransitRole)
 
 from .helpers import routers, seeded_rng
@@ -333,3 +334,30 @@ def test_decaying_bloom_filter_capacity_and_error_rate():
     assert all(bloom.seen(key) for key in keys[-1000:])  # no false negatives for what it holds
     clock.advance(25)
     assert not bloom.seen(keys[-1])  # both generations dropped after a long idle time
+
+
+def test_decaying_bloom_filter_add_and_contains():
+    bloom = DecayingBloomFilter(FakeClock(), period=10.0, capacity=100, salt=b"s" * 16)
+    assert b"tag" not in bloom and b"tag" not in bloom  # asking does not remember
+    bloom.add(b"tag")
+    bloom.add(b"tag")
+    assert b"tag" in bloom and len(bloom) == 1 and bloom.seen(b"tag")
+
+
+def test_decaying_bloom_filter_rotates_in_its_own_memory():
+    import tracemalloc
+    clock = FakeClock()
+    bloom = DecayingBloomFilter(clock, period=10.0, capacity=16384, salt=b"s" * 16)   # 128 KiB a generation
+    bloom.add(b"old")
+    tracemalloc.start()
+    try:
+        for i in range(3):
+            clock.advance(10)
+            bloom.add(bytes([i]))
+        clock.advance(25)        # idle: both generations cleared
+        bloom.add(b"new")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024, peak
+    assert b"old" not in bloom and b"new" in bloom and bytes([2]) not in bloom and len(bloom) == 1
