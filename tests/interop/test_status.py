@@ -1,4 +1,4 @@
-"""`pyi2p status --json` on a router in the testnet reports the i2pd routers it is connected to."""
+"""`pyi2p status --json` on a router in the testnet reports the i2pd routers it is connected to (NTCP2 or SSU2)."""
 from __future__ import annotations
 
 import asyncio
@@ -32,7 +32,8 @@ async def test_status_json_lists_connected_i2pd_peers(testnet, tmp_path):
             out, err = await asyncio.wait_for(proc.communicate(), 60)
             assert proc.returncode == 0, err.decode()
             status = json.loads(out)
-            peers = {p["Hash"] for p in status["Peers"] if p["Transport"] == "NTCP2"}
+            assert {p["Transport"] for p in status["Peers"]} <= {"NTCP2", "SSU2"}   # both on by default
+            peers = {p["Hash"] for p in status["Peers"]}
             connected = {b64encode(h) for h in router.transports.sessions}
             assert len(peers) >= 2 and peers <= i2pd and peers <= connected
             assert status["Summary"]["RouterHash"] == b64encode(router.hash)
