@@ -314,24 +314,22 @@ class Connection:
         # a packet that acknowledges less than the one whose choke state we took was sent before it: its state is old
         # (without an ack, NO_ACK, there is no order to go by)
         current = ack_through < 0 or ack_through >= self._delay_ack_through
-        if delay > pk.MAX_DELAY:
-            if current:
-                self._delay_ack_through = max(ack_through, self._delay_ack_through)
-                if not self._peer_choked:
-                    self.stats["choked_by_peer"] += 1
-                    # the far end's buffer held less than we sent: halve the window as our estimate of it
-                    # (streaming-api.md "Transmit/Receive Windows and Choking", for windows above 128)
-                    self._congestion(self._next_seq - 1)
-                self._peer_choked = True
-            return
         if current:
             self._delay_ack_through = max(ack_through, self._delay_ack_through)
-            if self._peer_choked:
-                self._peer_choked = False
-                oldest = next(iter(self._unacked.values()), None)
-                # resent only when the receiver has seen later packets (it dropped this one while full)
-                if oldest is not None and (ack_through < 0 or oldest.seq <= ack_through):
-                    self._retransmit(oldest, now)
+        if delay > pk.MAX_DELAY:
+            if current and not self._peer_choked:
+                self.stats["choked_by_peer"] += 1
+                # the far end's buffer held less than we sent: halve the window as our estimate of it
+                # (streaming-api.md "Transmit/Receive Windows and Choking", for windows above 128)
+                self._congestion(self._next_seq - 1)
+                self._peer_choked = True
+            return
+        if current and self._peer_choked:
+            self._peer_choked = False
+            oldest = next(iter(self._unacked.values()), None)
+            # resent only when the receiver has seen later packets (it dropped this one while full)
+            if oldest is not None and (ack_through < 0 or oldest.seq <= ack_through):
+                self._retransmit(oldest, now)
         if not answer:
             return  # plain ACKs are never acknowledged
         if delay == 0:
