@@ -11,6 +11,12 @@ are routed to handlers by the TO_PORT the bridge reports (3.2+; without it, to p
 Datagrams are forwarded by the bridge to local UDP sockets and sent through its UDP port:
 as DATAGRAM and RAW sessions that share the destination (i2pd), else as subsessions of the
 PRIMARY session (Java, ours).
+
+With keys of our own the DATAGRAM and RAW sessions are asked for while the bridge is still
+making the PRIMARY session's destination, not after: i2pd (2.58, ClientContext::
+CreateNewLocalDestination) restarts a destination's streaming part for each further session on
+its keys, and a stream that reached the destination before that goes on being delivered to
+the old streaming part, which has no ACCEPT: every later incoming stream is lost.
 """
 from __future__ import annotations
 
@@ -188,17 +194,18 @@ class _Control:
 class _DatagramSocket(asyncio.DatagramProtocol):
     """A local UDP socket the bridge forwards one style of datagrams to (samv3.md "Forwarding...")."""
 
-    def __init__(self, session: SamSession, style: str, bridge_ip: str):
-        self.session = session
+    def __init__(self, style: str, bridge_ip: str):
+        self.session: SamSession | None = None
+        """Set once the session is made: what comes before is dropped."""
         self.style = style
         self.bridge_ip = bridge_ip
         self.raw_header = False
         self.transport: asyncio.DatagramTransport | None = None
 
     @classmethod
-    async def open(cls, session: SamSession, style: str, local_ip: str, bridge_ip: str) -> _DatagramSocket:
+    async def open(cls, style: str, local_ip: str, bridge_ip: str) -> _DatagramSocket:
         loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_datagram_endpoint(lambda: cls(session, style, bridge_ip),
+        _, protocol = await loop.create_datagram_endpoint(lambda: cls(style, bridge_ip),
                                                           local_addr=(local_ip, 0))
         return protocol
 
@@ -213,7 +220,7 @@ class _DatagramSocket(asyncio.DatagramProtocol):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        if addr[0] != self.bridge_ip:    # only the bridge forwards to us; anything else is spoofing
+        if addr[0] != self.bridge_ip or self.session is None:   # only the bridge forwards to us
             return
         try:
             if self.style == "RAW":
@@ -242,7 +249,8 @@ class SamSession:
     """One destination on the bridge (I2PSession)."""
 
     def __init__(self, network: SamNetwork, name: str, nickname: str, control: _Control, keys: sam.SessionKeys,
-                 destination: Destination):
+                 destination: Destination, udp: dict[str, _DatagramSocket] | None = None,
+                 datagram_sessions: asyncio.Task[list[_Control]] | None = None):
         self._network = network
         self.name = name
         self.nickname = nickname
@@ -258,7 +266,11 @@ class SamSession:
         self._datagrams = PortRouter()
         self._accept_tasks: set[asyncio.Task] = set()
         self._tasks = StreamTasks(name)
-        self._udp: dict[str, _DatagramSocket] = {}
+        self._udp: dict[str, _DatagramSocket] = udp if udp is not None else {}
+        for socket_ in self._udp.values():
+            socket_.session = self
+        self._datagram_sessions = datagram_sessions
+        """The DATAGRAM and RAW sessions asked for beside the PRIMARY one (SamNetwork.open_session)."""
         self._datagram_ids: dict[str, str] = {}
         self._datagram_mode = "off"
         self._datagram_ports = False
@@ -324,21 +336,21 @@ class SamSession:
 
     async def _setup_datagrams(self) -> None:
         network = self._network
-        sockname = self._control.connection.writer.get_extra_info("sockname")
-        peername = self._control.connection.writer.get_extra_info("peername")
-        for style in ("DATAGRAM", "RAW"):
-            self._udp[style] = await _DatagramSocket.open(self, style, sockname[0], peername[0])
-        ids = {"DATAGRAM": f"{self.nickname}-d", "RAW": f"{self.nickname}-r"}
+        ids = _datagram_ids(self.nickname)
         try:
             # i2pd: sessions with the same keys share one destination (ClientContext::CreateNewLocalDestination),
             # and its PRIMARY takes STREAM subsessions only; Java and ours answer DUPLICATED_DEST
-            for style in ("DATAGRAM", "RAW"):
-                host, port = self._udp[style].address
-                line = sam.session_create(style, ids[style], self._session_keys.b64, PORT=port, HOST=host)
-                control, _ = await network._open_control(lambda version, line=line: line, f"{self.name} {style}",
-                                                         self._control_closed, network.session_timeout)
+            opening, self._datagram_sessions = self._datagram_sessions, None
+            if opening is None:
+                opening = asyncio.ensure_future(network._open_datagram_sessions(
+                    self._control, self._session_keys.b64, {}, self.nickname, self.name, self._control_closed,
+                    self._udp))
+            controls = await opening
+            self._controls += controls
+            for control in controls:
                 control.on_datagram = self._deliver_datagram
-                self._controls.append(control)
+                if control.closed:
+                    raise SamClosed(f"the {control.label} session closed: {control.error}")
             self._datagram_mode = "sessions"
         except SamRefused as exc:
             if exc.result != sam.DUPLICATED_DEST or self.version < sam.PRIMARY_VERSION:
@@ -353,8 +365,10 @@ class SamSession:
             self._udp["RAW"].raw_header = True
             self._datagram_mode = "subsessions"
             self._datagram_ports = True
+        for socket_ in self._udp.values():
+            socket_.session = self
         self._datagram_ids = ids
-        network._bridge_udp = (peername[0], network.udp_port)
+        network._bridge_udp = (self._control.connection.writer.get_extra_info("peername")[0], network.udp_port)
 
     async def ping(self, to: str | Destination, *, timeout: float = 30.0) -> float:
         raise Unsupported("a streaming ping is not available over SAM (SAM v3 has no command for it)")
@@ -576,20 +590,57 @@ class SamNetwork:
         return connection
 
     async def _open_control(self, make_line: Callable[[tuple[int, int]], bytes], label: str,
-                            on_close: Callable[[str], None], timeout: float) -> tuple[_Control, bytes]:
+                            on_close: Callable[[str], None], timeout: float,
+                            sent: Callable[[_Control], None] | None = None) -> tuple[_Control, bytes]:
         """A connection holding a session: SESSION CREATE (made for the version HELLO gave) sent,
-        RESULT=OK read, the watcher running. Returns it and the SESSION STATUS line."""
+        RESULT=OK read, the watcher running. Returns it and the SESSION STATUS line.
+        `sent` is called once the CREATE is written, while the bridge makes the session."""
         control = _Control(await self._connect(self.reply_timeout, "SESSION CREATE"), label, on_close)
         control.start()
+        request: asyncio.Future[bytes] | None = None
         try:
-            reply = await control.request(make_line(control.connection.version), "SESSION", "STATUS", timeout,
-                                          "SESSION CREATE")
+            request = asyncio.ensure_future(control.request(make_line(control.connection.version), "SESSION",
+                                                            "STATUS", timeout, "SESSION CREATE"))
+            if sent is not None:
+                await asyncio.sleep(0)          # request() has written the line
+                sent(control)
+            reply = await request
             sam.parse_session_status(reply, f"the session {label}")
         except BaseException:
+            if request is not None:
+                request.cancel()
+                await asyncio.gather(request, return_exceptions=True)
             await control.close()
             raise
         control.holds_session = True
         return control, reply
+
+    async def _open_datagram_sessions(self, control: _Control, keys_b64: str, options: Mapping[str, str],
+                                      nickname: str, label: str, on_close: Callable[[str], None],
+                                      udp: dict[str, _DatagramSocket]) -> list[_Control]:
+        """DATAGRAM and RAW sessions on the keys of the session `control` holds, asked for together (the
+        module's docstring says why), each forwarding to a local UDP socket put in `udp`. All or none:
+        on a failure the one made is closed, and a DUPLICATED_DEST (Java, ours) is the error raised."""
+        local_ip = control.connection.writer.get_extra_info("sockname")[0]
+        bridge_ip = control.connection.writer.get_extra_info("peername")[0]
+        for style in ("DATAGRAM", "RAW"):
+            if style not in udp:
+                udp[style] = await _DatagramSocket.open(style, local_ip, bridge_ip)
+        ids = _datagram_ids(nickname)
+        lines = {style: sam.session_create(style, ids[style], keys_b64, options, PORT=udp[style].address[1],
+                                           HOST=udp[style].address[0]) for style in ("DATAGRAM", "RAW")}
+        results = await asyncio.gather(*(self._open_control(lambda version, line=line: line, f"{label} {style}",
+                                                            on_close, self.session_timeout)
+                                         for style, line in lines.items()), return_exceptions=True)
+        made = [result[0] for result in results if not isinstance(result, BaseException)]
+        failed = [result for result in results if isinstance(result, BaseException)]
+        if failed:
+            for made_control in made:
+                made_control.holds_session = False
+                await made_control.close()
+            refused = [exc for exc in failed if isinstance(exc, SamRefused) and exc.result == sam.DUPLICATED_DEST]
+            raise (refused or failed)[0]
+        return made
 
     async def open_session(self, keys: PrivateKeys | None = None, options: Mapping[str, str] | None = None,
                            name: str | None = None) -> SamSession:
@@ -608,7 +659,19 @@ class SamNetwork:
             return sam.session_create(style, nickname, sam.private_keys_b64(keys) if keys is not None else None,
                                       options)
 
-        control, reply = await self._open_control(create, label, closed, self.session_timeout)
+        udp: dict[str, _DatagramSocket] = {}
+        opening: list[asyncio.Task[list[_Control]]] = []
+
+        def sent(control: _Control) -> None:
+            if keys is not None and self.datagrams:     # made now, with the destination (the module docstring)
+                opening.append(asyncio.get_running_loop().create_task(self._open_datagram_sessions(
+                    control, sam.private_keys_b64(keys), options, nickname, label, closed, udp)))
+
+        try:
+            control, reply = await self._open_control(create, label, closed, self.session_timeout, sent)
+        except BaseException:
+            await _drop_datagram_sessions(opening, udp)
+            raise
         try:
             session_keys = sam.parse_session_keys(sam.parse_reply(reply, "SESSION", "STATUS"))
             if session_keys.keys is not None:
@@ -622,7 +685,8 @@ class SamNetwork:
                 destination = found
             if keys is not None and destination != keys.destination:
                 raise SamProtocolError("the SAM bridge opened another destination than the one asked for")
-            session = SamSession(self, label, nickname, control, session_keys, destination)
+            session = SamSession(self, label, nickname, control, session_keys, destination, udp,
+                                 opening[0] if opening else None)
             holder.append(session)
             if control.closed:
                 raise SamClosed(control.error or "closed")
@@ -632,6 +696,7 @@ class SamNetwork:
                 await holder[0].close()
             else:
                 await control.close()
+            await _drop_datagram_sessions(opening, udp)
             raise
         self._sessions.add(session)
         return session
@@ -673,6 +738,24 @@ class SamNetwork:
     async def close(self) -> None:
         for session in list(self._sessions):
             await session.close()
+
+
+def _datagram_ids(nickname: str) -> dict[str, str]:
+    """The SAM IDs of a session's DATAGRAM and RAW (sub)sessions."""
+    return {"DATAGRAM": f"{nickname}-d", "RAW": f"{nickname}-r"}
+
+
+async def _drop_datagram_sessions(opening: list[asyncio.Task[list[_Control]]], udp: dict[str, _DatagramSocket]) -> None:
+    """A session that failed to open: the DATAGRAM and RAW sessions asked for beside it go too."""
+    for task in opening:
+        task.cancel()
+        for result in await asyncio.gather(task, return_exceptions=True):
+            if isinstance(result, list):
+                for control in result:
+                    control.holds_session = False
+                    await control.close()
+    for socket_ in udp.values():
+        socket_.close()
 
 
 def _label(to: str | Destination) -> str:

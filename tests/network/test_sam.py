@@ -285,3 +285,40 @@ async def test_half_made_datagram_sessions_are_closed_and_the_session_lives_on()
         await network.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_datagram_sessions_are_asked_for_while_the_destination_is_made():
+    """A bridge sharing one destination among sessions on the same keys (i2pd) answers the PRIMARY's CREATE only
+    once the DATAGRAM and RAW CREATEs have come: they must be sent before that answer, not after (i2pd 2.58
+    restarts the destination's streaming part for each of them, losing streams that came in before)."""
+    keys = PrivateKeys.generate()
+    creates: dict[str, asyncio.Event] = {style: asyncio.Event() for style in ("MASTER", "DATAGRAM", "RAW")}
+    order: list[str] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        writer.write(b"HELLO REPLY RESULT=OK VERSION=3.3\n")
+        line = await reader.readline()
+        style = next(s for s in creates if f"STYLE={s} ".encode() in line)
+        order.append(style)
+        creates[style].set()
+        if style == "MASTER":
+            await asyncio.wait_for(asyncio.gather(creates["DATAGRAM"].wait(), creates["RAW"].wait()), 5)
+        writer.write(f"SESSION STATUS RESULT=OK DESTINATION={private_keys_b64(keys)}\n".encode())
+        if style == "MASTER":
+            await reader.readline()                  # SESSION ADD STREAM
+            writer.write(b"SESSION STATUS RESULT=OK\n")
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    network = SamNetwork("127.0.0.1", server.sockets[0].getsockname()[1], reply_timeout=2)
+    try:
+        session = await asyncio.wait_for(network.open_session(keys, {"inbound.length": "1"}), 10)
+        status = session.status()
+        assert status["state"] == "open" and status["datagrams"] == "sessions"
+        assert order[0] == "MASTER" and sorted(order[1:]) == ["DATAGRAM", "RAW"]
+    finally:
+        await network.close()
+        server.close()
+        await server.wait_closed()
