@@ -312,6 +312,23 @@ def test_process_ownership_needs_the_routers_own_command_line(tmp_path):
     assert not router.owns_process(fake.pid)
 
 
+def test_an_empty_command_line_read_is_tried_again(monkeypatch):
+    """/proc/PID/cmdline of a running i2pd sometimes reads empty: a router seen as stopped for one read made
+    the testnet stop every router while they wrote their identities."""
+    reads = iter([b"", b"", b"i2pd\0--conf\0/d/i2pd.conf\0"])
+
+    class Cmdline(io.BytesIO):
+        def __init__(self, *args):
+            super().__init__(next(reads))
+    monkeypatch.setattr(tn, "open", Cmdline, raising=False)
+    assert tn.process_argv(1234) == ["i2pd", "--conf", "/d/i2pd.conf"]
+    reads = iter([b""] * 5)
+    assert tn.process_argv(1234) == []                      # still empty: gone (an exiting process)
+    monkeypatch.undo()
+    assert tn.process_argv(os.getpid())                     # a live process: its argv
+    assert tn.process_argv(None) == [] and tn.process_argv(2 ** 22 + 1) == []
+
+
 def test_extra_processes_are_recorded_kept_and_stopped_by_down(tmp_path):
     net = Testnet(tmp_path, i2pd_count=1, floodfills=1, netns="pyi2p-x-none")   # no namespace: nothing to delete
     argv = [sys.executable, "-c", "import time; time.sleep(60)", "extra-of", str(tmp_path)]
