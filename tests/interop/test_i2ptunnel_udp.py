@@ -26,7 +26,10 @@ from core.router import Router
 from pyi2p.testnet import Testnet, TestnetError
 from tests.interop.test_i2ptunnel import (I2PD_SESSION, SESSION, SETTINGS, free_port, published, retry, wait_file)
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop,
+              pytest.mark.i2pd_defect("i2pd 2.45.1 sometimes never publishes a fresh udpclient's LeaseSet "
+                                      "(\"Destination is not ready\", testnet README pitfall 5): our udpserver "
+                                      "cannot find where to answer it")]
 
 PUBLISH_WAIT_S = 45.0        # i2pd publishes a LeaseSet within a second of having tunnels both ways...
 DEFECT_AFTER_S = 10.0        # ...so when it had them this long, has none on a floodfill and logged the line below,
