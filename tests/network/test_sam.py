@@ -160,6 +160,19 @@ async def fake_bridge(*answers: bytes | None):
         await server.wait_closed()
 
 
+@contextlib.asynccontextmanager
+async def scripted_bridge(serve):
+    """A SamNetwork on a TCP server that runs `serve` for each connection (a bridge's script)."""
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    network = SamNetwork("127.0.0.1", server.sockets[0].getsockname()[1], reply_timeout=2)
+    try:
+        yield network
+    finally:
+        await network.close()
+        server.close()
+        await server.wait_closed()
+
+
 @pytest.mark.parametrize("answers", [
     (b"garbage\n",),
     (b"\x00\xff\xfe\n",),
@@ -230,9 +243,7 @@ async def test_pings_and_datagrams_on_the_control_socket_then_a_bad_one_ends_the
         await reader.read()
         writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    network = SamNetwork("127.0.0.1", server.sockets[0].getsockname()[1], reply_timeout=2)
-    try:
+    async with scripted_bridge(serve) as network:
         session = await asyncio.wait_for(network.open_session(keys), 10)
         got: asyncio.Queue = asyncio.Queue()
         session.on_datagram(got.put_nowait, port=53)
@@ -247,10 +258,6 @@ async def test_pings_and_datagrams_on_the_control_socket_then_a_bad_one_ends_the
                 break
             await asyncio.sleep(0.02)
         assert session.status()["state"] == "failed" and "DATAGRAM" in session.status()["error"]
-    finally:
-        await network.close()
-        server.close()
-        await server.wait_closed()
 
 
 async def test_half_made_datagram_sessions_are_closed_and_the_session_lives_on():
@@ -272,19 +279,13 @@ async def test_half_made_datagram_sessions_are_closed_and_the_session_lives_on()
             datagram_closed.set()
         writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    network = SamNetwork("127.0.0.1", server.sockets[0].getsockname()[1], reply_timeout=2)
-    try:
+    async with scripted_bridge(serve) as network:
         session = await asyncio.wait_for(network.open_session(keys), 10)
         await asyncio.wait_for(datagram_closed.wait(), 5)
         status = session.status()
         assert status["state"] == "open" and "no RAW here" in status["datagrams"]
         with pytest.raises(NetworkError, match="no datagrams"):
             session.send_datagram(keys.destination, b"x")
-    finally:
-        await network.close()
-        server.close()
-        await server.wait_closed()
 
 
 async def test_datagram_sessions_are_asked_for_while_the_destination_is_made():
@@ -311,14 +312,8 @@ async def test_datagram_sessions_are_asked_for_while_the_destination_is_made():
         await reader.read()
         writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    network = SamNetwork("127.0.0.1", server.sockets[0].getsockname()[1], reply_timeout=2)
-    try:
+    async with scripted_bridge(serve) as network:
         session = await asyncio.wait_for(network.open_session(keys, {"inbound.length": "1"}), 10)
         status = session.status()
         assert status["state"] == "open" and status["datagrams"] == "sessions"
         assert order[0] == "MASTER" and sorted(order[1:]) == ["DATAGRAM", "RAW"]
-    finally:
-        await network.close()
-        server.close()
-        await server.wait_closed()
