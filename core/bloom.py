@@ -83,6 +83,7 @@ class DecayingBloomFilter:
         self._count += 1
         return False
 
+
 def _clear(words: array) -> None:
     """Zeroes an array in place, allocating nothing."""
     address, length = words.buffer_info()

@@ -222,7 +222,7 @@ class Router:
             ssu2_keys=(self.keys.ssu2_static, self.keys.ssu2_intro) if self.config.ssu2_enabled else None,
             sign=self.keys.sign, on_introducers=self._introducers_changed)
         # one receiver for garlic to our router: Noise N one-shots and replies under our reply keys
-        self.garlic = RouterGarlicReceiver(self.keys.keys.private_key, clock=self.clock)
+        self.garlic = RouterGarlicReceiver(self.keys.keys.private_key, clock=self.clock, rng=self.rng)
         self.netdb_service = NetDbService(
             self.netdb, self.profiles, own_hash=self.keys.hash, own_router_info=lambda: self.router_info,
             send=self._send_or_deliver, clock=self.clock, rng=self.rng, floodfill=self.floodfill_active,

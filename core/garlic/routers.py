@@ -128,14 +128,15 @@ class ReplyKeyStore:
 class RouterGarlicReceiver:
     """The router's context (ecies.rst "Session Context"): reply tags first, then a rate-limited Noise N trial."""
 
-    def __init__(self, static_private_key: bytes, *, clock: Clock, config: RatchetConfig = RatchetConfig()):
+    def __init__(self, static_private_key: bytes, *, clock: Clock, config: RatchetConfig = RatchetConfig(),
+                 rng: Rng = os.urandom):
         self.static_key = X25519Keypair(static_private_key)
         self.clock = clock
         self.config = config
         self.reply_keys = ReplyKeyStore()
         self._replay = ReplayFilter(config.ns_replay_window, config.ns_replay_capacity)
         self._bucket = TokenBucket(config.ns_per_second, config.ns_burst)
-        self._used_tags = DecayingBloomFilter(clock, config.used_tag_window, config.used_tag_memory, os.urandom(16))
+        self._used_tags = DecayingBloomFilter(clock, config.used_tag_window, config.used_tag_memory, rng(16))
         self.stats: Counter[str] = Counter()
 
     def add_reply_key(self, reply_key: bytes, reply_tag: bytes, lifetime: float = REPLY_KEY_LIFETIME) -> None:
