@@ -18,9 +18,10 @@ from pyi2p.testnet import Testnet
 
 from .conftest import _start_testnet, i2pd_binaries
 
-pytestmark = [pytest.mark.interop,
-              pytest.mark.i2pd_defect("i2pd 2.45.1 sometimes never publishes a fresh SAM destination's LeaseSet "
-                                      "(\"Destination is not ready\", testnet README pitfall 5)")]
+# the defect is 2.45.1's: run on a newer i2pd, a failure is ours to see, not to re-run
+pytestmark = [pytest.mark.interop] + ([] if len(i2pd_binaries()) > 1 else [
+    pytest.mark.i2pd_defect("i2pd 2.45.1 sometimes never publishes a fresh SAM destination's LeaseSet "
+                            "(\"Destination is not ready\", testnet README pitfall 5)")])
 
 SITE_PORT = 18080
 APPS_OFF = "".join(f"\n[{app}]\nenabled = false\n" for app in ("naming", "proxy", "mail", "torrent"))
