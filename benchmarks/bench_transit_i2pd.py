@@ -132,6 +132,10 @@ async def measure(a: Node, e: Node, hop_hash: bytes, hop_pid: int, name: str, co
         stall_until = time.perf_counter() + 5.0
         while e.local_count < start - 4 * batch and time.perf_counter() < stall_until:
             await asyncio.sleep(0.001)  # keep a few batches in flight, no more
+        if e.local_count < start - 4 * batch:
+            print(f"{name} hop: messages lost (5 s without progress), sending stopped after {start + batch}")
+            count = start + batch  # what was sent; waiting 5 s per batch for lost ones would measure nothing
+            break
     last, last_change = -1, time.perf_counter()
     while e.local_count < count and time.perf_counter() - last_change < 5.0:
         if e.local_count != last:
