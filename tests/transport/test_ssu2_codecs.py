@@ -3,6 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.crypto.chacha import ChaChaStream
 from core.data.errors import ParseError, ProtocolError
 from core.transport.ssu2 import blocks as b
 from core.transport.ssu2 import header as h
@@ -141,6 +142,13 @@ def test_header_protection_inverts(k1, k2, packet, extra):
     if extra:
         assert h.unprotect_rest(protected, k2, extra) == packet[16:16 + extra]
     assert protected[16 + extra:] == packet[16 + extra:]
+    # a session's keys as the ChaChaStream objects it keeps: the same masks as the key bytes
+    s1, s2 = ChaChaStream(k1), ChaChaStream(k2)
+    assert h.protect(packet, s1, s2, extra) == protected
+    assert h.unprotect_short(protected, s1, s2) == packet[:16]
+    assert h.unprotect_dest_id(protected, s1) == int.from_bytes(packet[:8], "big")
+    if extra:
+        assert h.unprotect_rest(protected, s2, extra) == packet[16:16 + extra]
 
 
 def test_short_header_fields():

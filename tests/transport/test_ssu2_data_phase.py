@@ -45,7 +45,7 @@ def exchange(a, b, clock, steps=50, dt=0.02):
 
 def flags_and_blocks(phase, packet):
     """Decrypt one of our packets with the peer's keys: (immediate-ack flag, blocks)."""
-    plain = h.unprotect_short(packet, phase._intro_key, phase._keys.receive_header_key)
+    plain = h.unprotect_short(packet, phase._intro_mask, phase._receive_header_mask)
     header = h.ShortHeader.parse(plain)
     payload = phase._rx.decrypt(header.packet_number, packet[16:], plain)
     return header.immediate_ack, parse_blocks(payload, "test")

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from core.clock import Clock, Rng
+from core.crypto.chacha import ChaChaStream
 from core.crypto.x25519 import X25519Keypair
 from core.data.encoding import b64decode
 from core.data.errors import ProtocolError
@@ -314,6 +315,7 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
                  lookup_router_info: Callable[[bytes], object] | None = None):
         self.static_key = static_key
         self.intro_key = intro_key
+        self._intro_mask = ChaChaStream(intro_key)   # every datagram's connection id is unmasked with it
         self.netid = netid
         self._router_info = router_info
         self._on_connection = on_connection
@@ -494,7 +496,7 @@ class SSU2Endpoint(asyncio.DatagramProtocol):
     def _dispatch(self, data: bytes, address) -> None:
         if len(data) < h.MIN_PACKET_SIZE:
             raise ProtocolError(f"{len(data)}-byte datagram", structure="SSU2 packet")
-        dest_id = h.unprotect_dest_id(data, self.intro_key)
+        dest_id = h.unprotect_dest_id(data, self._intro_mask)
         conn = self.sessions.get(dest_id)
         if conn is not None:
             conn._datagram(data, address)

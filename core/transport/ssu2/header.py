@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import ClassVar, Self
 
 from core.crypto.chacha import ChaChaStream
@@ -84,13 +83,17 @@ class LongHeader:
                 + self.source_id.to_bytes(8, "big") + self.token.to_bytes(8, "big"))
 
 
+# A header key: its bytes, or a ChaChaStream of them that a session keeps for its life (the per-packet keys: our
+# intro key, a session's header keys), so no cache outlives the keys it holds.
+HeaderKey = bytes | ChaChaStream
+
+
 # the raw ChaCha20 of I2P starts at block 1, as in tunnel build records (i2pd and Java agree)
-@lru_cache(maxsize=4096)        # one per intro key and session header key in use: bounded
-def _stream(key: bytes) -> ChaChaStream:
-    return ChaChaStream(key)
+def _stream(key: HeaderKey) -> ChaChaStream:
+    return key if type(key) is ChaChaStream else ChaChaStream(key)
 
 
-def _mask(key: bytes, iv: bytes) -> bytes:
+def _mask(key: HeaderKey, iv: bytes) -> bytes:
     return _stream(key).xor(iv, _ZERO8)
 
 
@@ -98,7 +101,7 @@ def _xor(a: bytes, b: bytes) -> bytes:
     return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
 
 
-def protect(packet: bytes, k1: bytes, k2: bytes, extra: int = 0) -> bytes:
+def protect(packet: bytes, k1: HeaderKey, k2: HeaderKey, extra: int = 0) -> bytes:
     """Encrypt bytes 0-15 of a finished packet with masks from its last 24 bytes, then, for long headers,
     bytes 16..16+extra with ChaCha20(k2, zero nonce) (extra = 16, or 48 with the ephemeral key)."""
     if len(packet) < MIN_PACKET_SIZE:
@@ -110,18 +113,18 @@ def protect(packet: bytes, k1: bytes, k2: bytes, extra: int = 0) -> bytes:
     return head + packet[16:]
 
 
-def unprotect_dest_id(packet: bytes, k1: bytes) -> int:
+def unprotect_dest_id(packet: bytes, k1: HeaderKey) -> int:
     """The destination connection id (bytes 0-7) under key k1."""
     n = len(packet)
     return int.from_bytes(_xor(packet[:8], _mask(k1, packet[n - 24:n - 12])), "big")
 
 
-def unprotect_short(packet: bytes, k1: bytes, k2: bytes) -> bytes:
+def unprotect_short(packet: bytes, k1: HeaderKey, k2: HeaderKey) -> bytes:
     """The 16 plain header bytes."""
     n = len(packet)
     return _xor(packet[:8], _mask(k1, packet[n - 24:n - 12])) + _xor(packet[8:16], _mask(k2, packet[n - 12:]))
 
 
-def unprotect_rest(packet: bytes, k2: bytes, extra: int) -> bytes:
+def unprotect_rest(packet: bytes, k2: HeaderKey, extra: int) -> bytes:
     """Bytes 16..16+extra decrypted (ChaCha20 with the zero nonce)."""
     return _stream(k2).xor(_ZERO_NONCE, packet[16:16 + extra])

@@ -11,7 +11,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from core.clock import Clock, Rng
-from core.crypto.chacha import ChaChaPoly, TAG_LEN, noise_nonce
+from core.crypto.chacha import ChaChaPoly, ChaChaStream, TAG_LEN, noise_nonce
 from core.data.errors import HandshakeError, ParseError, ProtocolError
 from core.i2np.header import I2NPMessage
 
@@ -132,8 +132,11 @@ class DataPhase:
         self._clock = clock
         self._rng = rng
         self.settings = settings
-        self._intro_key = intro_key
-        self._peer_intro_key = result.peer_intro_key
+        # the four header-protection keys of every packet, each as one ChaCha20 object for the session's life
+        self._intro_mask = ChaChaStream(intro_key)
+        self._peer_intro_mask = ChaChaStream(result.peer_intro_key)
+        self._send_header_mask = ChaChaStream(result.keys.send_header_key)
+        self._receive_header_mask = ChaChaStream(result.keys.receive_header_key)
         self._keys = result.keys
         self._tx = ChaChaPoly(result.keys.send_key)
         self._rx = ChaChaPoly(result.keys.receive_key)
@@ -257,7 +260,7 @@ class DataPhase:
             retransmittable = [b for b in blocks if type(b) is not AckBlock and type(b) is not PaddingBlock]
             tries = max((self._tries.get(id(b), 0) for b in retransmittable), default=0) if self._tries else 0
             self._sent[pn] = _Sent(self._clock.monotonic(), retransmittable, True, tries)
-        return h.protect(header + ciphertext, self._peer_intro_key, self._keys.send_header_key)
+        return h.protect(header + ciphertext, self._peer_intro_mask, self._send_header_mask)
 
     def poll(self) -> list[bytes]:
         """Datagrams due now."""
@@ -376,7 +379,7 @@ class DataPhase:
         """Decrypt and process one data packet; raises ProtocolError for anything not from the peer."""
         if len(packet) < h.MIN_PACKET_SIZE:
             raise ParseError(f"{len(packet)}-byte datagram", structure="SSU2 packet")
-        plain = h.unprotect_short(packet, self._intro_key, self._keys.receive_header_key)
+        plain = h.unprotect_short(packet, self._intro_mask, self._receive_header_mask)
         header = h.ShortHeader.parse(plain)
         if header.dest_id != self.receive_id:
             raise HandshakeError("connection id mismatch", structure="SSU2 data")
