@@ -1,27 +1,34 @@
 #!/usr/bin/env python3
 """Stream throughput and 64-byte round trip through 1-, 2- and 3-hop tunnels on a private testnet
-(needs root and i2pd): pyi2p to pyi2p (two in-process routers' destinations over the streaming library)
-and i2pd to i2pd (SAM STREAM sessions on r3 and r4), in the same testnet in the same run.
+(needs root and i2pd), for three pairs of routers in the same testnet in the same run:
+
+  pyi2p -> pyi2p   two pyi2p routers in this process, their destinations over the streaming library
+  pyi2p SAM        two `pyi2p run` routers (p1, p2), each its own process, through their SAM bridges
+  i2pd -> i2pd     two i2pd routers (r3, r4) through their SAM bridges
 
 Per hop count and pair: MB/s for --mb megabytes A->B (first byte written until B confirms the last),
-CPU seconds per MB during that transfer (this process, which holds both pyi2p routers, and the sum of
-all i2pd routers, which carry the transit hops of both pairs), and the median of --pings 64-byte echo
+CPU seconds per MB during that transfer of the pair's two routers ("ends") and of every other process of
+the run ("rest": the hops, and the SAM clients in this process), and the median of --pings 64-byte echo
 round trips on an open stream.
 
-    python benchmarks/bench_streaming_testnet.py [--mb 5] [--pings 20] [--hops 1,2,3] [--pairs pyi2p,i2pd]
-                                                 [--stats]
+    python benchmarks/bench_streaming_testnet.py [--mb 5] [--pings 20] [--hops 1,2,3]
+                                                 [--pairs pyi2p,pyi2p-sam,i2pd] [--stats] [--profile FILE]
 
---stats prints the pyi2p streaming and client-session counters (resends, timeouts, drops) after each pyi2p pair.
+--stats prints the in-process pyi2p pair's streaming and client-session counters (resends, timeouts, drops).
+--profile FILE runs the in-process pyi2p pair's bulk transfers under cProfile and writes the stats to FILE
+(read them with pstats).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
 import statistics
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -81,22 +88,28 @@ async def send_bulk(reader, writer, size: int, timeout: float = 300) -> float:
     return size / (time.monotonic() - started) / 1e6
 
 
-def cpu_seconds(pids: list[int]) -> tuple[float, float]:
-    """(this process, the sum of `pids`) user + system CPU seconds."""
+def cpu_seconds(pids: list) -> float:
+    """User + system CPU seconds of the processes `pids` ("self" for this one)."""
     def total(pid) -> float:
         try:
             return sum(cpu_times(pid))
         except OSError:   # a router that died counts nothing
             return 0.0
-    return total("self"), sum(total(pid) for pid in pids)
+    return sum(total(pid) for pid in pids)
 
 
-async def measure(connect, mb: float, pings: int, pids: list[int]) -> tuple[float, float, float, float]:
-    """(MB/s, pyi2p process CPU s/MB, i2pd CPU s/MB, median round trip in ms) over two fresh streams."""
+async def measure(connect, mb: float, pings: int, ends: list, rest: list, profiler=None
+                  ) -> tuple[float, float, float, float]:
+    """(MB/s, CPU s/MB of the processes `ends` and of `rest`, median round trip in ms) over two fresh streams; the
+    bulk transfer under `profiler` (a cProfile.Profile) if one is given."""
     reader, writer = await connect()
-    (own0, i2pd0) = cpu_seconds(pids)
+    ends0, rest0 = cpu_seconds(ends), cpu_seconds(rest)
+    if profiler is not None:
+        profiler.enable()
     rate = await send_bulk(reader, writer, int(mb * 1e6))
-    (own1, i2pd1) = cpu_seconds(pids)
+    if profiler is not None:
+        profiler.disable()
+    ends1, rest1 = cpu_seconds(ends), cpu_seconds(rest)
     writer.close()
 
     reader, writer = await connect()
@@ -110,7 +123,7 @@ async def measure(connect, mb: float, pings: int, pids: list[int]) -> tuple[floa
         assert await asyncio.wait_for(reader.readexactly(PING), 30) == payload
         rtts.append(time.monotonic() - started)
     writer.close()
-    return rate, (own1 - own0) / mb, (i2pd1 - i2pd0) / mb, statistics.median(rtts) * 1000
+    return rate, (ends1 - ends0) / mb, (rest1 - rest0) / mb, statistics.median(rtts) * 1000
 
 
 async def warm_up(routers: list[Router], timeout: float = 90.0) -> None:
@@ -134,7 +147,7 @@ async def watch(conn, every: float = 1.0) -> None:
 
 
 async def pyi2p_pair(routers: list[Router], pids: list[int], hops: int, mb: float, pings: int,
-                     show_stats: bool = False) -> tuple[float, float, float, float, float]:
+                     show_stats: bool = False, profiler=None) -> tuple[float, float, float, float, float]:
     """Two destinations, one on each in-process router; returns (ready seconds, `measure`'s figures)."""
     opened = time.monotonic()
     a, b = await asyncio.gather(*(r.client.open_session(options=tunnel_options(hops), name=f"bench{hops}{i}")
@@ -156,19 +169,19 @@ async def pyi2p_pair(routers: list[Router], pids: list[int], hops: int, mb: floa
                     watchers.append(asyncio.create_task(watch(writer.get_extra_info("connection"))))
                 return reader, writer
             try:
-                figures = await measure(connect, mb, pings, pids)
+                figures = await measure(connect, mb, pings, ["self"], pids, profiler)
             finally:
                 for task in watchers:
                     task.cancel()
-            if show_stats:
-                ours = {router.hash: f"p{i}" for i, router in enumerate(routers)}
-                for side, pool in (("A outbound", a._handle[1]), ("B inbound", b._handle[0])):
-                    tunnels = list(pool.outbound.values()) + list(pool.inbound.values())
-                    print(f"  {hops} hops {side} tunnels: " + ", ".join(
-                        "-".join(ours.get(hop, "i2pd") for hop in tunnel.hops) for tunnel in tunnels))
-                for side, stream, session in (("A", client, a), ("B", server, b)):
-                    print(f"  {hops} hops {side} streaming: {dict(sorted(stream.stats.items()))}")
-                    print(f"  {hops} hops {side} session: {dict(sorted(session.stats.items()))}", flush=True)
+                if show_stats:   # a failed transfer's counters too
+                    ours = {router.hash: f"p{i}" for i, router in enumerate(routers)}
+                    for side, pool in (("A outbound", a._handle[1]), ("B inbound", b._handle[0])):
+                        tunnels = list(pool.outbound.values()) + list(pool.inbound.values())
+                        print(f"  {hops} hops {side} tunnels: " + ", ".join(
+                            "-".join(ours.get(hop, "i2pd") for hop in tunnel.hops) for tunnel in tunnels))
+                    for side, stream, session in (("A", client, a), ("B", server, b)):
+                        print(f"  {hops} hops {side} streaming: {dict(sorted(stream.stats.items()))}")
+                        print(f"  {hops} hops {side} session: {dict(sorted(session.stats.items()))}", flush=True)
         finally:
             await client.close()
             await server.close()
@@ -178,12 +191,13 @@ async def pyi2p_pair(routers: list[Router], pids: list[int], hops: int, mb: floa
         await b.close()
 
 
-async def i2pd_pair(testnet: Testnet, pids: list[int], hops: int, mb: float,
-                    pings: int) -> tuple[float, float, float, float, float]:
-    """SAM STREAM sessions on r3 (A) and r4 (B); B accepts and serves `sink` on each accepted socket."""
+async def sam_pair(testnet: Testnet, a_name: str, b_name: str, hops: int, mb: float,
+                   pings: int) -> tuple[float, float, float, float, float]:
+    """SAM STREAM sessions on routers `a_name` (A) and `b_name` (B) of the testnet; B accepts and serves `sink` on
+    each accepted socket. Their processes are the ends, every other process of the run (this one too) the rest."""
     opened = time.monotonic()
-    a = SamStreams(testnet.sam_port("r3"), f"a{hops}", tunnel_options(hops))
-    b = SamStreams(testnet.sam_port("r4"), f"b{hops}", tunnel_options(hops))
+    a = SamStreams(testnet.sam_port(a_name), f"a{hops}", tunnel_options(hops))
+    b = SamStreams(testnet.sam_port(b_name), f"b{hops}", tunnel_options(hops))
     await asyncio.gather(a.create(), b.create())
     ready = time.monotonic() - opened
     serving: list[asyncio.Task] = []
@@ -207,9 +221,11 @@ async def i2pd_pair(testnet: Testnet, pids: list[int], hops: int, mb: float,
                         warm.close()
                     except (ConnectionError, asyncio.TimeoutError, TimeoutError):
                         pass
-        raise ConnectionError("i2pd A could not reach B")
+        raise ConnectionError(f"{a_name} could not reach {b_name}")
+    ends = [testnet.router(a_name).pid, testnet.router(b_name).pid]
+    rest = ["self"] + [r.pid for r in testnet.routers if r.pid and r.pid not in ends]
     try:
-        return ready, *await measure(connect, mb, pings, pids)
+        return ready, *await measure(connect, mb, pings, ends, rest)
     finally:
         for task in serving:
             task.cancel()
@@ -220,12 +236,15 @@ async def i2pd_pair(testnet: Testnet, pids: list[int], hops: int, mb: float,
 async def run(args: argparse.Namespace) -> None:
     hop_counts = [int(h) for h in args.hops.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-streaming-") as tmp:
-        testnet = Testnet(Path(tmp) / "testnet", netns=private_netns_name("bench"), die_with_parent=True)
+        pair_names = args.pairs.split(",")
+        testnet = Testnet(Path(tmp) / "testnet", pyi2p_count=2 if "pyi2p-sam" in pair_names else 0,
+                          netns=private_netns_name("bench"), die_with_parent=True)
         try:
             testnet.up(wait=120)
             addresses = [testnet.add_pyi2p_address() for _ in range(2)]
             rows = []
-            pids = [r.pid for r in testnet.i2pd_routers if r.pid]
+            profiler = cProfile.Profile() if args.profile else None
+            pids = [r.pid for r in testnet.routers if r.pid]
             with testnet.in_netns():
                 routers = [Router(load_config(Path(tmp) / f"pyi2p{i}", {
                     "netid": testnet.netid, "host": address, "port": 24400 + i, "reseed_file": str(testnet.seed_file),
@@ -237,28 +256,33 @@ async def run(args: argparse.Namespace) -> None:
                     await warm_up(routers)
                     for hops in hop_counts:
                         pairs = {
-                            "pyi2p": ("pyi2p -> pyi2p",
-                                      lambda h: pyi2p_pair(routers, pids, h, args.mb, args.pings, args.stats)),
-                            "i2pd": ("i2pd -> i2pd", lambda h: i2pd_pair(testnet, pids, h, args.mb, args.pings))}
-                        for name, pair in (pairs[key] for key in args.pairs.split(",")):
+                            "pyi2p": ("pyi2p -> pyi2p", lambda h: pyi2p_pair(routers, pids, h, args.mb, args.pings,
+                                                                             args.stats, profiler)),
+                            "pyi2p-sam": ("pyi2p SAM", lambda h: sam_pair(testnet, "p1", "p2", h, args.mb,
+                                                                          args.pings)),
+                            "i2pd": ("i2pd -> i2pd", lambda h: sam_pair(testnet, "r3", "r4", h, args.mb, args.pings))}
+                        for name, pair in (pairs[key] for key in pair_names):
                             try:
-                                ready, rate, own, i2pd, rtt = await pair(hops)
-                                rows.append((hops, name, f"{ready:.1f}", f"{rate:.2f}", f"{own:.2f}", f"{i2pd:.2f}",
+                                ready, rate, ends, rest, rtt = await pair(hops)
+                                rows.append((hops, name, f"{ready:.1f}", f"{rate:.2f}", f"{ends:.2f}", f"{rest:.2f}",
                                              f"{rtt:.1f}"))
                             except Exception as e:   # one failed pair must not lose the other figures
+                                traceback.print_exc()
                                 rows.append((hops, name, "-", "-", "-", "-", f"failed: {type(e).__name__} {e}"[:60]))
                             print(*rows[-1], sep="\t", flush=True)
                 finally:
                     for router in routers:
                         await router.stop()
+            if profiler is not None:
+                profiler.dump_stats(args.profile)
             print(f"\n{args.mb:g} MB A->B, median of {args.pings} x 64-byte round trips; session ready = "
-                  "LeaseSets published (pyi2p) / SESSION CREATE answered (i2pd, polls every 20 s)")
-            print("CPU s/MB during the bulk transfer: pyi2p = this process (both pyi2p routers), "
-                  "i2pd = all i2pd routers together")
-            print(f"{'hops':>4}  {'pair':<15} {'ready s':>8} {'MB/s':>7} {'pyi2p CPU':>10} {'i2pd CPU':>9} "
+                  "LeaseSets published (in process) / SESSION CREATE answered (SAM; i2pd's polls every 20 s)")
+            print("CPU s/MB during the bulk transfer: ends = the pair's two routers (this process for the in-process "
+                  "pair), rest = every other process of the run (hops, SAM clients)")
+            print(f"{'hops':>4}  {'pair':<15} {'ready s':>8} {'MB/s':>7} {'ends CPU':>9} {'rest CPU':>9} "
                   f"{'RTT ms':>8}")
-            for hops, name, ready, rate, own, i2pd, rtt in rows:
-                print(f"{hops:>4}  {name:<15} {ready:>8} {rate:>7} {own:>10} {i2pd:>9} {rtt:>8}")
+            for hops, name, ready, rate, ends, rest, rtt in rows:
+                print(f"{hops:>4}  {name:<15} {ready:>8} {rate:>7} {ends:>9} {rest:>9} {rtt:>8}")
         finally:
             testnet.down()
 
@@ -268,8 +292,10 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=5.0)
     parser.add_argument("--pings", type=int, default=20)
     parser.add_argument("--hops", default="1,2,3")
-    parser.add_argument("--pairs", default="pyi2p,i2pd", help="which pairs, of pyi2p and i2pd")
+    parser.add_argument("--pairs", default="pyi2p,pyi2p-sam,i2pd",
+                        help="which pairs, of pyi2p (in process), pyi2p-sam and i2pd")
     parser.add_argument("--stats", action="store_true", help="print the pyi2p pair's counters")
+    parser.add_argument("--profile", default="", help="cProfile the pyi2p bulk transfers, stats to this file")
     args = parser.parse_args()
     reason = unavailable_reason()
     if reason:

@@ -361,7 +361,7 @@ def _keys(path: Path) -> Destination:
 def _toml_head(r: Router) -> str:
     # everything shares the namespace's 127.0.0.1: SAM next to the router's own ports, no SAM UDP port
     return (f"# demo node {r.name}; written by `pyi2p testnet up --demo`\nport = {r.port}\ncontrol_port = "
-            f"{r.i2pcontrol}\nsam_port = {r.i2pcontrol + 1}\nsam_udp_port = 0\nbandwidth = \"X\"\n")
+            f"{r.i2pcontrol}\nsam_port = {r.sam or r.i2pcontrol + 1}\nsam_udp_port = 0\nbandwidth = \"X\"\n")
 
 
 def _inline(options: dict[str, str]) -> str:

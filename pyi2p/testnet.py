@@ -563,7 +563,7 @@ class Testnet:
             p = first_port + PORT_STRIDE * (i2pd_count + j - 1)
             self.routers.append(Router(
                 name=f"p{j}", kind="pyi2p", datadir=str(self.base / f"p{j}"),
-                address=f"{address_prefix}.{PYI2P_HOST_OFFSET + j}", port=p, i2pcontrol=p + 1))
+                address=f"{address_prefix}.{PYI2P_HOST_OFFSET + j}", port=p, i2pcontrol=p + 1, sam=p + 2))
 
     # ----- state
 
@@ -702,7 +702,8 @@ class Testnet:
                                    loglevel=self.i2pd_loglevel)
 
     def _write_pyi2p_config(self, r: Router) -> None:
-        """config.toml for `pyi2p run`: its own I2PControl port, since all routers share the namespace's 127.0.0.1."""
+        """config.toml for `pyi2p run`: its own I2PControl and SAM ports (no SAM UDP port), since all routers share
+        the namespace's 127.0.0.1."""
         path = Path(r.datadir) / "config.toml"
         try:
             text = path.read_text("utf-8")
@@ -712,6 +713,8 @@ class Testnet:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise TestnetError(f"{path}: {exc}") from None
         wanted = {"port": r.port, "netid": self.netid, "control_port": r.i2pcontrol, "bandwidth": "X"}
+        if r.sam:
+            wanted.update(sam_port=r.sam, sam_udp_port=0)
         missing = [f"{key} = {json.dumps(value)}" for key, value in wanted.items() if key not in settings]
         # the apps would all want the same 127.0.0.1 ports in the shared namespace: off unless configured
         tables = [f"[{app}]\nenabled = false" for app in PYI2P_APPS if app not in settings]

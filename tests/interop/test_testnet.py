@@ -175,7 +175,7 @@ def test_layout_gives_each_router_its_own_address_and_ports(tmp_path):
     assert [r.floodfill for r in net.routers] == [True, True, False, False, False]
     r3 = net.router("r3")
     assert (r3.port, r3.console, r3.sam, r3.http_proxy, r3.i2cp) == (30020, 30021, 30022, 30023, 30024)
-    assert net.router("p2").port == 30040 and net.router("p2").sam is None
+    assert (net.router("p2").port, net.router("p2").i2pcontrol, net.router("p2").sam) == (30040, 30041, 30042)
     ports = [p for r in net.routers for p in (r.port, r.console, r.sam, r.http_proxy, r.i2cp) if p]
     assert len(ports) == len(set(ports))
     with pytest.raises(TestnetError):
@@ -215,7 +215,7 @@ def test_i2pd_config_has_the_options_a_private_testnet_needs(tmp_path):
         assert main["logfile"] == f"{router.datadir}/i2pd.log"
 
 
-def test_pyi2p_routers_get_their_own_control_port_and_keep_what_is_set(tmp_path):
+def test_pyi2p_routers_get_their_own_control_and_sam_ports_and_keep_what_is_set(tmp_path):
     net = Testnet(tmp_path, i2pd_count=1, pyi2p_count=2, floodfills=1, netid=42, first_port=30000)
     p1, p2 = net.router("p1"), net.router("p2")
     Path(p2.datadir).mkdir(parents=True)
@@ -225,10 +225,11 @@ def test_pyi2p_routers_get_their_own_control_port_and_keep_what_is_set(tmp_path)
     first = tomllib.loads((Path(p1.datadir) / "config.toml").read_text())
     second = tomllib.loads((Path(p2.datadir) / "config.toml").read_text())
     apps_off = {app: {"enabled": False} for app in tn.PYI2P_APPS}   # the apps would share one 127.0.0.1
-    assert first == {"port": 30010, "netid": 42, "control_port": 30011, "bandwidth": "X", **apps_off}
+    assert first == {"port": 30010, "netid": 42, "control_port": 30011, "bandwidth": "X", "sam_port": 30012,
+                     "sam_udp_port": 0, **apps_off}
     assert second == {"port": 30020, "floodfill": True, "bandwidth": "O", "netid": 42, "control_port": 30021,
-                      **apps_off}
-    assert (p1.i2pcontrol, p2.i2pcontrol) == (30011, 30021)
+                      "sam_port": 30022, "sam_udp_port": 0, **apps_off}
+    assert (p1.i2pcontrol, p2.i2pcontrol, p1.sam, p2.sam) == (30011, 30021, 30012, 30022)
 
 
 def test_parse_main_page():
