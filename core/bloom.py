@@ -1,8 +1,8 @@
 """A decaying Bloom filter: recently seen keys in fixed memory, sans-I/O (the clock is injected)."""
 from __future__ import annotations
 
-import ctypes
-from array import array
+import mmap
+import sys
 
 from core.clock import Clock
 
@@ -29,8 +29,8 @@ class DecayingBloomFilter:
         self.capacity = capacity
         self._words = 1 << max(4, (capacity * bits_per_key // 64 - 1).bit_length())
         self._salt = salt
-        self._current = array("Q", bytes(8 * self._words))
-        self._previous = array("Q", bytes(8 * self._words))
+        self._current = _zeroed_words(self._words)
+        self._previous = _zeroed_words(self._words)
         self._count = self._previous_count = 0
         self._rotated_at = clock.monotonic()
         self.early_rotations = 0
@@ -84,7 +84,18 @@ class DecayingBloomFilter:
         return False
 
 
-def _clear(words: array) -> None:
-    """Zeroes an array in place, allocating nothing."""
-    address, length = words.buffer_info()
-    ctypes.memset(address, 0, length * words.itemsize)
+def _zeroed_words(count: int) -> memoryview:
+    """`count` zero 64-bit words of private anonymous memory: the kernel maps a page only once it is written, so
+    a filter that holds few keys (an idle router's) costs little resident memory."""
+    area = mmap.mmap(-1, 8 * count, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return memoryview(area).cast("Q")
+
+
+def _clear(words: memoryview) -> None:
+    """Zeroes a generation in place, allocating nothing: on Linux its pages go back to the kernel and read as
+    zero again (MADV_DONTNEED on a private anonymous mapping)."""
+    area = words.obj
+    if sys.platform == "linux":
+        area.madvise(mmap.MADV_DONTNEED)
+    else:
+        area[:] = bytes(len(area))

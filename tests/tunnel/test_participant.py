@@ -1,4 +1,7 @@
 """Transit hop processing: decisions, replays, stale requests, previous-hop checks, expiry, hostile input."""
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -361,3 +364,33 @@ def test_decaying_bloom_filter_rotates_in_its_own_memory():
         tracemalloc.stop()
     assert peak < 16 * 1024, peak
     assert b"old" not in bloom and b"new" in bloom and bytes([2]) not in bloom and len(bloom) == 1
+
+
+def _resident_kb(words) -> int:
+    """Resident KiB of the anonymous mapping behind a filter generation (mincore(2))."""
+    import ctypes
+    import mmap
+    area = words.obj
+    start = ctypes.addressof(ctypes.c_char.from_buffer(area))
+    pages = (len(area) + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    vec = (ctypes.c_ubyte * pages)()
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.mincore(ctypes.c_void_p(start), ctypes.c_size_t(len(area)), vec) == 0, ctypes.get_errno()
+    return sum(v & 1 for v in vec) * mmap.PAGESIZE // 1024
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="mincore(2) of Linux")
+def test_decaying_bloom_filter_holds_pages_only_for_what_it_holds():
+    clock = FakeClock()
+    bloom = DecayingBloomFilter(clock, period=10.0, capacity=250_000, salt=b"s" * 16)   # 2 MiB a generation
+    generation = bloom._current
+    for i in range(20):
+        bloom.add(i.to_bytes(4, "big"))
+    assert _resident_kb(generation) <= 20 * 4      # a page per key at most, not 2 MiB
+    for i in range(200_000):
+        bloom.add(i.to_bytes(4, "big"))
+    assert _resident_kb(generation) > 1900         # a busy generation is resident
+    clock.advance(25)                              # idle two periods: both generations cleared
+    assert b"x" not in bloom                       # the lookup rotates, then reads a page of each generation
+    assert _resident_kb(bloom._current) <= 4 and _resident_kb(bloom._previous) <= 4
+    assert 5 .to_bytes(4, "big") not in bloom and len(bloom) == 0
