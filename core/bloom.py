@@ -47,8 +47,8 @@ class DecayingBloomFilter:
         _clear(self._current)
         self._rotated_at = now
 
-    def _locate(self, key: bytes, now: float | None) -> tuple[int, int]:
-        """(word, bits) of `key`, after rotating the generations the clock has moved past."""
+    def _place(self, h: int, now: float | None) -> tuple[int, int]:
+        """(word, bits) of a key's salted hash `h`, after rotating the generations the clock has moved past."""
         if now is None:
             now = self._clock.monotonic()
         if now - self._rotated_at >= self.period:
@@ -57,12 +57,12 @@ class DecayingBloomFilter:
             if stale:
                 _clear(self._previous)
                 self._previous_count = 0
-        h = hash(self._salt + key)  # signed 64 bits: & and >> read them as two's complement
+        # h is signed (one hash: 64 bits, two summed: 65); & and >> read it as two's complement
         return h & (self._words - 1), _TWO_BITS[h >> 40 & 4095] | _TWO_BITS[h >> 52 & 4095]
 
     def __contains__(self, key: bytes) -> bool:
         """True if `key` was (probably) added, without adding it."""
-        word, bits = self._locate(key, None)
+        word, bits = self._place(hash(self._salt + key), None)
         return self._current[word] & bits == bits or self._previous[word] & bits == bits
 
     def add(self, key: bytes) -> None:
@@ -71,7 +71,16 @@ class DecayingBloomFilter:
     def seen(self, key: bytes, now: float | None = None) -> bool:
         """True if `key` was (probably) seen before; otherwise remembers it and returns False. `now` is the
         clock's monotonic time when the caller has it already (the relay path reads it once per read)."""
-        word, bits = self._locate(key, now)
+        return self._seen_hash(hash(self._salt + key), now)
+
+    def seen_pair(self, a: bytes, b: bytes, now: float | None = None) -> bool:
+        """seen() of the unordered pair (a, b): (b, a) counts as the same key. Two salted hashes summed, which
+        costs less than building one key of both."""
+        salt = self._salt
+        return self._seen_hash(hash(salt + a) + hash(salt + b), now)
+
+    def _seen_hash(self, h: int, now: float | None) -> bool:
+        word, bits = self._place(h, now)
         current = self._current
         if current[word] & bits == bits or self._previous[word] & bits == bits:
             return True

@@ -227,6 +227,10 @@ class TransitTunnel:
         self.reassembler = TunnelReassembler(clock) if self.role == TransitRole.OUTBOUND_ENDPOINT else None
 
 
+# module constants for the relay path: an enum member read through its class costs as much as the compare
+_PARTICIPANT, _INBOUND_GATEWAY = TransitRole.PARTICIPANT, TransitRole.INBOUND_GATEWAY
+_TUNNEL_DATA, _TUNNEL_DATA_SIZE = MessageType.TUNNEL_DATA, TunnelData.SIZE
+
 _BUILD_TYPES = {
     MessageType.SHORT_TUNNEL_BUILD: (ShortTunnelBuild, OutboundTunnelBuildReply),
     MessageType.VARIABLE_TUNNEL_BUILD: (VariableTunnelBuild, VariableTunnelBuildReply),
@@ -382,7 +386,7 @@ class TransitManager:
         at an outbound endpoint, events; for a message dropped, []. A caller relaying a batch reads the clock
         once: `now` (monotonic) and the `expiration_s` of the messages relayed (expiration_s())."""
         tunnel = self._tunnels.get(tunnel_id)
-        if tunnel is None or tunnel.role == TransitRole.INBOUND_GATEWAY:
+        if tunnel is None or tunnel.role is _INBOUND_GATEWAY:
             self.stats.data_unknown_tunnel += 1
             return []
         if from_hash is not None:
@@ -393,15 +397,14 @@ class TransitManager:
                 self.stats.data_wrong_previous_hop += 1
                 tunnel.dropped += 1
                 return []
-        # the IV XOR the first block, so swapping them does not pass (tunnel-implementation.md)
-        key = (int.from_bytes(payload[:16], "big") ^ int.from_bytes(payload[16:32], "big")).to_bytes(16, "big")
-        if self._data_replays.seen(key, now):
+        # the IV and the first block as an unordered pair, so swapping them does not pass (tunnel-implementation.md)
+        if self._data_replays.seen_pair(payload[:16], payload[16:32], now):
             self.stats.data_replayed += 1
             tunnel.dropped += 1
             return []
         tunnel.messages_in += 1
-        tunnel.bytes_in += TunnelData.SIZE
-        if tunnel.role == TransitRole.PARTICIPANT:
+        tunnel.bytes_in += _TUNNEL_DATA_SIZE
+        if tunnel.role is _PARTICIPANT:
             return self._forward_raw(tunnel, tunnel.layer.encrypt(payload, tunnel.next_tunnel_id_bytes), expiration_s)
         return self._endpoint_deliver(tunnel, tunnel.layer.encrypt(payload))
 
@@ -411,10 +414,10 @@ class TransitManager:
         tunnel.messages_out += 1
         stats = self.stats
         stats.messages_forwarded += 1
-        stats.bytes_forwarded += TunnelData.SIZE
+        stats.bytes_forwarded += _TUNNEL_DATA_SIZE
         if expiration_s is None:
             expiration_s = self.expiration_s()
-        return tunnel.next_hash, (MessageType.TUNNEL_DATA, self._new_msg_id(), expiration_s, body)
+        return tunnel.next_hash, (_TUNNEL_DATA, self._new_msg_id(), expiration_s, body)
 
     def _forward(self, tunnel: TransitTunnel, body: bytes) -> SendToRouter:
         next_hash, raw = self._forward_raw(tunnel, body)

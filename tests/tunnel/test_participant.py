@@ -191,6 +191,26 @@ def test_endpoint_delivers_and_checks_previous_hop_and_replays():
     assert tunnel.messages_in == 2 and tunnel.messages_out == 2
 
 
+def test_a_message_with_iv_and_first_block_swapped_is_a_replay():
+    clock, _, hop, creator, manager = _setup()
+    pending, tunnel = _participant(manager, clock, creator, hop)
+    message = I2NPMessage(MessageType.DATA, 5, 0, b"\x00\x00\x00\x03abc")
+    [data] = _outbound_payloads(pending, [(message, TunnelDelivery.to_router(b"\x33" * 32))], seeded_rng(4))
+    swapped = TunnelData(data.tunnel_id, data.data[16:32] + data.data[:16] + data.data[32:])
+    assert manager.handle_tunnel_data(data, creator.hash) != []
+    assert manager.handle_tunnel_data(swapped, creator.hash) == []   # tunnel-implementation.md
+    assert manager.stats.data_replayed == 1
+
+
+def test_decaying_bloom_filter_pairs_are_unordered():
+    bloom = DecayingBloomFilter(FakeClock(), period=10.0, capacity=1000, salt=b"s" * 16)
+    assert not bloom.seen_pair(b"a" * 16, b"b" * 16)
+    assert bloom.seen_pair(b"b" * 16, b"a" * 16)
+    assert bloom.seen_pair(b"a" * 16, b"b" * 16)
+    fresh = sum(not bloom.seen_pair(i.to_bytes(16, "big"), b"b" * 16) for i in range(500))
+    assert fresh >= 495 and not bloom.seen_pair(b"c" * 16, b"c" * 16) and bloom.seen_pair(b"c" * 16, b"c" * 16)
+
+
 def test_endpoint_drops_local_delivery_and_garbage():
     clock, _, hop, creator, manager = _setup()
     pending, tunnel = _participant(manager, clock, creator, hop)
