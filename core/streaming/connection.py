@@ -6,6 +6,7 @@ timers run on the injected clock: call `handle_timer()` at `next_deadline()`.
 from __future__ import annotations
 
 import enum
+import logging
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,6 +17,8 @@ from core.data.errors import ProtocolError
 from . import packet as pk
 from .config import MIN_MESSAGE_SIZE, PROFILE_INTERACTIVE, StreamConfig
 from .packet import Packet, hash_to_nacks
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from core.data.identity import Destination
@@ -582,6 +585,10 @@ class Connection:
             return
         if oldest.transmissions > self.config.max_resends and not self._peer_choked:
             self.stats["resend_failures"] += 1
+            log.info("stream to %s reset: packet %d sent %d times without an ack (%.1f s since its first; rto %.2f s, "
+                     "srtt %.3f s, %d timeouts, %d packets resent, %d in flight)", self.remote.hash.hex()[:8],
+                     oldest.seq, oldest.transmissions, now - oldest.first_sent, self.rto, self.srtt or 0.0,
+                     self.timeouts, self.packets_resent, len(self._unacked))
             self.reset("too many retransmissions")
             return
         self.stats["timeouts"] += 1

@@ -104,7 +104,8 @@ def test_rto_follows_rfc6298(alice, bob):
     assert client.rto >= client.srtt and client.config.min_rto <= client.rto <= client.config.max_rto
 
 
-def test_retransmissions_back_off_then_give_up(alice, bob):
+def test_retransmissions_back_off_then_give_up(alice, bob, caplog):
+    caplog.set_level("INFO", logger="core.streaming.connection")
     pair = Pair(alice, bob, config=StreamConfig(max_timeout_backoff=0))
     client = pair.a.connect(bob.destination)
     pair.accept()
@@ -114,6 +115,8 @@ def test_retransmissions_back_off_then_give_up(alice, bob):
     rtos = []
     assert pair.run(lambda: rtos.append(client.rto) or client.is_terminated, timeout=3600)
     assert client.state is State.RESET and client.error == "too many retransmissions"
+    [record] = [r for r in caplog.records if r.name == "core.streaming.connection"]
+    assert f"packet 1 sent {client.config.max_resends + 1} times without an ack" in record.getMessage()
     distinct = sorted(set(rtos))
     assert max(rtos) == client.config.max_rto
     assert sum(1 for low, high in zip(distinct, distinct[1:]) if high == pytest.approx(2 * low)) >= 3  # doubling
