@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import logging
 import os
 import statistics
 import sys
@@ -300,6 +301,8 @@ def main() -> None:
     reason = unavailable_reason()
     if reason:
         sys.exit(f"testnet unavailable: {reason}")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("core.streaming.connection").setLevel(logging.INFO)   # why a stream was reset
     asyncio.run(run(args))
 
 
