@@ -25,6 +25,7 @@ import asyncio
 import cProfile
 import logging
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -234,6 +235,18 @@ async def sam_pair(testnet: Testnet, a_name: str, b_name: str, hops: int, mb: fl
         b.close()
 
 
+def keep_logs(testnet: Testnet, pair: str, hops: int) -> None:
+    """A failed SAM pair's router logs, copied out of the testnet (whose folder goes at the end)."""
+    ends = {"pyi2p-sam": ("p1", "p2"), "i2pd": ("r3", "r4")}.get(pair, ())
+    if not ends:
+        return
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-streaming-{pair}-{hops}hops-"))
+    for name in ends:
+        for log in Path(testnet.router(name).datadir).glob("*.log"):
+            shutil.copy(log, folder / f"{name}-{log.name}")
+    print(f"the failed pair's router logs: {folder}", flush=True)
+
+
 async def run(args: argparse.Namespace) -> None:
     hop_counts = [int(h) for h in args.hops.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-streaming-") as tmp:
@@ -262,13 +275,14 @@ async def run(args: argparse.Namespace) -> None:
                             "pyi2p-sam": ("pyi2p SAM", lambda h: sam_pair(testnet, "p1", "p2", h, args.mb,
                                                                           args.pings)),
                             "i2pd": ("i2pd -> i2pd", lambda h: sam_pair(testnet, "r3", "r4", h, args.mb, args.pings))}
-                        for name, pair in (pairs[key] for key in pair_names):
+                        for key, (name, pair) in ((key, pairs[key]) for key in pair_names):
                             try:
                                 ready, rate, ends, rest, rtt = await pair(hops)
                                 rows.append((hops, name, f"{ready:.1f}", f"{rate:.2f}", f"{ends:.2f}", f"{rest:.2f}",
                                              f"{rtt:.1f}"))
                             except Exception as e:   # one failed pair must not lose the other figures
                                 traceback.print_exc()
+                                keep_logs(testnet, key, hops)
                                 rows.append((hops, name, "-", "-", "-", "-", f"failed: {type(e).__name__} {e}"[:60]))
                             print(*rows[-1], sep="\t", flush=True)
                 finally:
