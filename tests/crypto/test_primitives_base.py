@@ -1,7 +1,10 @@
 """RFC vectors for the primitives the transports stand on."""
+import hmac
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.crypto import aes, chacha, hashes, siphash, x25519
 from core.data.errors import CryptoError
@@ -55,6 +58,28 @@ def test_hkdf_rfc5869_case_1():
     okm = hashes.hkdf(salt, ikm, info, 42)
     assert okm.hex() == ("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
                          "34007208d5b887185865")
+
+
+def test_hkdf_rfc5869_case_3_no_salt_no_info():
+    okm = hashes.hkdf(b"", bytes([0x0B] * 22), b"", 42)
+    assert okm.hex() == ("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d"
+                         "9d201395faa4b61a96c8")
+
+
+@pytest.mark.parametrize("key, data, mac", [
+    # RFC 4231 test cases 1, 2 and 6 (a key longer than the block is hashed first)
+    (bytes([0x0B] * 20), b"Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+    (b"Jefe", b"what do ya want for nothing?", "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+    (bytes([0xAA] * 131), b"Test Using Larger Than Block-Size Key - Hash Key First",
+     "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
+])
+def test_hmac_sha256_rfc4231(key, data, mac):
+    assert hashes.hmac_sha256(key, data).hex() == mac
+
+
+@given(st.binary(max_size=200), st.binary(max_size=300))
+def test_hmac_sha256_matches_the_standard_library(key, data):
+    assert hashes.hmac_sha256(key, data) == hmac.digest(key, data, "sha256")
 
 
 @pytest.mark.parametrize("function", [siphash.siphash24, siphash.siphash24_python])
