@@ -12,7 +12,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 from core.clock import Clock, Rng
-from core.crypto.chacha import ChaChaPoly, TAG_LEN, noise_nonce
+from core.crypto.chacha import ChaChaPoly, ChaChaStream, TAG_LEN, noise_nonce
 from core.crypto.hashes import hkdf
 from core.crypto.noise import SymmetricState
 from core.crypto.x25519 import X25519Keypair
@@ -137,7 +137,7 @@ def open_long(packet: bytes, key: bytes) -> tuple[h.LongHeader, list[Block]]:
     return header, parse_blocks(payload)
 
 
-def peek_long(packet: bytes, key: bytes) -> h.LongHeader:
+def peek_long(packet: bytes, key: h.HeaderKey) -> h.LongHeader:
     """The long header of a packet whose header keys are both `key` (Session/Token Request, Retry)."""
     if len(packet) < h.MIN_PACKET_SIZE:
         raise ParseError(f"{len(packet)}-byte datagram", structure="SSU2 packet")
@@ -374,6 +374,7 @@ class Responder:
                  max_tracked_ips: int = 4096):
         self._static_key = static_key
         self.intro_key = intro_key
+        self._intro_mask = ChaChaStream(intro_key)   # unmasks every packet that reaches the responder
         self._netid = netid
         self._clock = clock
         self._rng = rng
@@ -434,7 +435,7 @@ class Responder:
     def receive(self, packet: bytes, address) -> tuple[list[bytes], HandshakeResult | None]:
         if len(packet) < h.MIN_PACKET_SIZE:
             raise ParseError(f"{len(packet)}-byte datagram", structure="SSU2 packet")
-        k = self.intro_key
+        k = self._intro_mask
         dest_id = h.unprotect_dest_id(packet, k)
         pending = self._pending.get(dest_id)
         if pending is not None and pending.created_packet:
@@ -531,7 +532,7 @@ class Responder:
 
     def _on_session_confirmed(self, packet: bytes, pending: _InboundHandshake,
                               address) -> tuple[list[bytes], HandshakeResult | None]:
-        plain = h.unprotect_short(packet, self.intro_key, pending.confirmed_key)
+        plain = h.unprotect_short(packet, self._intro_mask, pending.confirmed_key)
         header = h.ShortHeader.parse(plain)
         if header.type != h.SESSION_CONFIRMED:
             raise HandshakeError(f"type {header.type} while waiting for Session Confirmed", structure="SSU2")
