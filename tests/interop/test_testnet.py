@@ -432,6 +432,20 @@ def test_added_address_can_be_bound_inside_the_namespace(testnet):
             sock.bind((second, 0))
 
 
+def test_a_dead_i2pd_is_started_again_before_the_next_test(testnet):
+    from .conftest import restart_dead_i2pd
+    r5 = testnet.router("r5")
+    old_pid = r5.pid
+    os.kill(old_pid, signal.SIGKILL)                     # as i2pd 2.45.1's SAM thread segfault ends it
+    deadline = time.monotonic() + 10
+    while r5.running and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert restart_dead_i2pd(testnet) == ["r5"]
+    assert r5.running and r5.pid != old_pid
+    assert restart_dead_i2pd(testnet) == []             # all alive: nothing to do
+    assert testnet.router_status("r5").known_routers == len(testnet.routers)
+
+
 def _alive(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}") and Path(f"/proc/{pid}/cmdline").read_bytes() != b""
 
