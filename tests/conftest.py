@@ -43,7 +43,8 @@ def raise_example_counts(items):
 
 def rerun_known_i2pd_defects(config, items):
     """An interop test is run once more only where it names a known i2pd defect that makes it fail now and
-    then (`@pytest.mark.i2pd_defect("...")`); our own faults must show. Re-runs are listed in the summary."""
+    then (`@pytest.mark.i2pd_defect("...")`); our own faults must show. Re-runs are listed in the summary.
+    `version="2.45.1"` limits the re-run to the runs of a module on that i2pd (each_i2pd_testnet's "i2pd-2.45.1")."""
     if not config.pluginmanager.hasplugin("rerunfailures"):
         return
     for item in items:
@@ -51,6 +52,10 @@ def rerun_known_i2pd_defects(config, items):
         if item.get_closest_marker("interop") and defect and not item.get_closest_marker("flaky"):
             if not defect.args or not str(defect.args[0]).strip():
                 raise pytest.UsageError(f"{item.nodeid}: i2pd_defect needs the defect named")
+            version = defect.kwargs.get("version")
+            callspec = getattr(item, "callspec", None)
+            if version and callspec is not None and f"i2pd-{version}" not in callspec.id:
+                continue   # another i2pd: a failure there is ours to see
             item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=5))
 
 

@@ -36,7 +36,8 @@ from tests.client.routers import ClientRouter, two_hop_leases, wait_for
 # one pyi2p router for the module: each router a test stops stays in i2pd's netDb, a dead hop for its tunnels
 pytestmark = [pytest.mark.interop, pytest.mark.asyncio(loop_scope="module"),
               pytest.mark.i2pd_defect("i2pd 2.45.1 now and then dies after its SAM sessions close (a segfault in its "
-                                      "SAM thread), and a router of ours loses the tunnels through it")]
+                                      "SAM thread), and a router of ours loses the tunnels through it",
+                                      version="2.45.1")]
 
 OPTIONS = {"inbound.length": "2", "outbound.length": "2", "inbound.quantity": "2", "outbound.quantity": "2"}
 # the X25519 key pyi2p needs; i2pd 2.45.1 puts only the identity's (ElGamal) key in a SAM destination's LeaseSet
